@@ -1,0 +1,24 @@
+//! # daf-formatters
+//!
+//! How objects become bytes in a storage and back. A [`Persistable`] is any
+//! object daf can store; a [`Formatter`] writes, reads and updates one
+//! persistable type through the storages it supports; a [`FormatterRegistry`]
+//! finds formatters by persistable name or by Rust type; [`Persistence`] drives
+//! formatters over a list of storages inside one all-or-nothing transaction.
+//!
+//! Depends on `daf-base` and `daf-storages`. Start reading at [`Persistence`].
+
+pub mod error;
+pub mod formatter;
+pub mod persistable;
+pub mod persistence;
+pub mod registry;
+
+pub use error::FormatterError;
+pub use formatter::Formatter;
+pub use persistable::Persistable;
+pub use persistence::Persistence;
+pub use registry::FormatterRegistry;
+
+/// Result alias for formatter operations.
+pub type Result<T, E = FormatterError> = std::result::Result<T, E>;

@@ -1,0 +1,7 @@
+//! # daf-mappers
+//!
+//! Resolves (dataset type, data id) to storage locations: mapper policies in
+//! the Gen2 CameraMapper layout (YAML and legacy PAF), Python-`%`-style path
+//! templates, and dataset registries (SQLite, PostgreSQL, filesystem scan).
+//!
+//! Depends on `daf-base` and `daf-storages`.

@@ -1,0 +1,63 @@
+//! The `daf` command line: argument definitions and dispatch.
+//!
+//! Each area keeps its subcommands in its own module; this module assembles
+//! them into one [`Cli`].
+
+use clap::{Parser, Subcommand};
+
+/// The `daf` command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "daf",
+    version,
+    about = "daf: persistence, data butler and pipeline harness for survey data"
+)]
+pub struct Cli {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Every `daf` subcommand.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the version, the registered storages and formatters.
+    Info,
+}
+
+/// The error type of command handlers: a message for the user and an exit code.
+#[derive(Debug)]
+pub struct CliError {
+    /// What to tell the user.
+    pub message: String,
+    /// The process exit status.
+    pub code: i32,
+}
+
+impl CliError {
+    /// An error with exit status 1.
+    pub fn new(message: impl Into<String>) -> Self {
+        CliError {
+            message: message.into(),
+            code: 1,
+        }
+    }
+}
+
+impl<E: std::error::Error> From<E> for CliError {
+    fn from(e: E) -> Self {
+        CliError::new(e.to_string())
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Info => {
+            println!("daf {}", env!("CARGO_PKG_VERSION"));
+            let storages = daf_storages::StorageRegistry::with_defaults();
+            println!("storages: {}", storages.names().join(", "));
+            Ok(())
+        }
+    }
+}

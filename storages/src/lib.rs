@@ -1,0 +1,24 @@
+//! # daf-storages
+//!
+//! The persistence backends of daf. A [`Storage`] is one place objects are
+//! written to or read from — a Boost archive, an XML archive, a FITS file, a
+//! database — addressed by a [`LogicalLocation`] and used inside a
+//! transaction. A [`StorageRegistry`] creates storages by name.
+//!
+//! Depends on `daf-base` only. Start reading at [`Storage`], then
+//! [`atomic::AtomicFile`] (how file storages make writes atomic) and
+//! [`LogicalLocation`].
+
+pub mod atomic;
+pub mod error;
+pub mod location;
+pub mod registry;
+pub mod storage;
+
+pub use error::StorageError;
+pub use location::LogicalLocation;
+pub use registry::StorageRegistry;
+pub use storage::{Mode, Storage};
+
+/// Result alias for storage operations.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -1,0 +1,82 @@
+//! [`StorageRegistry`]: creates storages by name.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::error::StorageError;
+use crate::storage::Storage;
+use crate::Result;
+
+/// A factory making a fresh storage instance.
+pub type StorageFactory = Arc<dyn Fn() -> Box<dyn Storage> + Send + Sync>;
+
+/// Creates storages by name. A value, not a process global: build one (usually
+/// with [`StorageRegistry::with_defaults`]) and pass it where it is needed.
+///
+/// ```
+/// use daf_storages::StorageRegistry;
+/// let reg = StorageRegistry::new();
+/// let err = reg.create("NoSuchStorage").unwrap_err();
+/// assert!(err.to_string().contains("unknown storage \"NoSuchStorage\""));
+/// ```
+#[derive(Clone, Default)]
+pub struct StorageRegistry {
+    factories: BTreeMap<String, StorageFactory>,
+}
+
+impl StorageRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A registry with every built-in storage registered.
+    pub fn with_defaults() -> Self {
+        #[allow(unused_mut)]
+        let mut reg = Self::new();
+        // Built-in storages register themselves here as they are implemented.
+        reg
+    }
+
+    /// Registers a storage factory under `name`; a name registered twice is an error.
+    pub fn register(
+        &mut self,
+        name: &str,
+        factory: impl Fn() -> Box<dyn Storage> + Send + Sync + 'static,
+    ) -> Result<()> {
+        if self.factories.contains_key(name) {
+            return Err(StorageError::DuplicateStorage { name: name.into() });
+        }
+        self.factories.insert(name.to_string(), Arc::new(factory));
+        Ok(())
+    }
+
+    /// Creates a new storage by name; an unknown name lists the known ones.
+    pub fn create(&self, name: &str) -> Result<Box<dyn Storage>> {
+        match self.factories.get(name) {
+            Some(f) => Ok(f()),
+            None => Err(StorageError::UnknownStorage {
+                name: name.into(),
+                known: self.names(),
+            }),
+        }
+    }
+
+    /// The registered names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.factories.keys().cloned().collect()
+    }
+
+    /// Is `name` registered?
+    pub fn contains(&self, name: &str) -> bool {
+        self.factories.contains_key(name)
+    }
+}
+
+impl std::fmt::Debug for StorageRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageRegistry")
+            .field("names", &self.names())
+            .finish()
+    }
+}
