@@ -16,4 +16,5 @@ pub use daf_harness as harness;
 pub use daf_mappers as mappers;
 pub use daf_storages as storages;
 
+pub mod bench;
 pub mod cli;

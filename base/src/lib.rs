@@ -24,6 +24,8 @@ pub mod datetime;
 pub mod error;
 pub mod policy;
 pub mod property_set;
+#[doc(hidden)]
+pub mod testing;
 
 pub use data_id::{DataId, DataIdValue};
 pub use datetime::{DateTime, Timescale};
