@@ -5,3 +5,7 @@
 //! templates, and dataset registries (SQLite, PostgreSQL, filesystem scan).
 //!
 //! Depends on `daf-base` and `daf-storages`.
+
+pub mod mapper;
+
+pub use mapper::{ButlerLocation, KeyType, Mapper, MapperError};
