@@ -8,12 +8,15 @@
 //!
 //! Depends on `daf-base` and `daf-storages`. Start reading at [`Persistence`].
 
+pub mod catalog;
+mod defaults;
 pub mod error;
 pub mod formatter;
 pub mod persistable;
 pub mod persistence;
 pub mod registry;
 
+pub use catalog::SourceCatalog;
 pub use error::FormatterError;
 pub use formatter::Formatter;
 pub use persistable::Persistable;
