@@ -10,6 +10,7 @@
 //! [`LogicalLocation`].
 
 pub mod atomic;
+pub mod db;
 pub mod error;
 pub mod location;
 pub mod registry;
