@@ -170,8 +170,7 @@ impl DbAuth {
             reason: format!("line {line}: {what}"),
         };
         let mut stack: Vec<String> = Vec::new();
-        let mut current: Option<(Option<String>, Option<u16>, Option<String>, Option<String>)> =
-            None;
+        let mut current: Option<PafEntry> = None;
         let mut auth = DbAuth::new();
         for (i, raw) in text.lines().enumerate() {
             let n = i + 1;
@@ -224,6 +223,9 @@ impl DbAuth {
         Ok(auth)
     }
 }
+
+/// host, port, user, password of a PAF `authInfo` block being read.
+type PafEntry = (Option<String>, Option<u16>, Option<String>, Option<String>);
 
 #[cfg(unix)]
 fn check_private(path: &Path, is_dir: bool) -> Result<(), DbError> {

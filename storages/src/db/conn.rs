@@ -255,6 +255,7 @@ impl Conn {
                     .map_err(|e| sqlite_err(sql, e))?;
                 while let Some(r) = rows.next().map_err(|e| sqlite_err(sql, e))? {
                     let mut out = Vec::with_capacity(n);
+                    #[allow(clippy::needless_range_loop)]
                     for i in 0..n {
                         out.push(match r.get_ref(i).map_err(|e| sqlite_err(sql, e))? {
                             ValueRef::Null => DbValue::Null,

@@ -515,6 +515,7 @@ impl DbStorage {
     }
 
     /// Moves to the next result row; false when there are no more.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<bool> {
         let name = self.storage_name;
         let rs = self
