@@ -8,6 +8,14 @@ impl FormatterRegistry {
         #[allow(unused_mut)]
         let mut reg = FormatterRegistry::new();
         // Built-in formatters register themselves here as they are implemented.
+        reg.register::<daf_base::PropertySet>("PropertySet", |p| {
+            Box::new(crate::db_formatters::PropertySetFormatter::new(p))
+        })
+        .expect("fresh registry");
+        reg.register::<crate::catalog::SourceCatalog>("SourceCatalog", |p| {
+            Box::new(crate::db_formatters::SourceCatalogFormatter::new(p))
+        })
+        .expect("fresh registry");
         reg
     }
 }

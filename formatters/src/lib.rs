@@ -9,6 +9,8 @@
 //! Depends on `daf-base` and `daf-storages`. Start reading at [`Persistence`].
 
 pub mod catalog;
+pub mod db;
+pub mod db_formatters;
 mod defaults;
 pub mod error;
 pub mod formatter;
@@ -17,6 +19,7 @@ pub mod persistence;
 pub mod registry;
 
 pub use catalog::SourceCatalog;
+pub use db_formatters::{PropertySetFormatter, SourceCatalogFormatter};
 pub use error::FormatterError;
 pub use formatter::Formatter;
 pub use persistable::Persistable;
