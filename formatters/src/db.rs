@@ -242,20 +242,28 @@ pub fn write_catalog(
         sink.db()
             .create_table_from_template(&table, &template, true)?;
     }
-    sink.set_table(&table)?;
     let names: Vec<&str> = cat.fields().iter().map(|f| f.name.as_str()).collect();
     let cols = cat.columns();
+    let cell = |col: &Column, row: usize| match col {
+        Column::I64(v) => DbValue::I64(v[row]),
+        Column::I32(v) => DbValue::I32(v[row]),
+        Column::F64(v) => DbValue::F64(v[row]),
+        Column::F32(v) => DbValue::F32(v[row]),
+        Column::Flag(v) => DbValue::Bool(v[row]),
+        Column::String(v) => DbValue::String(v[row].clone()),
+    };
+    if let Sink::Row(db) = &mut sink {
+        // One prepared statement for every row.
+        db.insert_rows(&table, &names, cat.len(), |row, out| {
+            out.extend(cols.iter().map(|c| cell(c, row)));
+            Ok(())
+        })?;
+        return Ok(());
+    }
+    sink.set_table(&table)?;
     for row in 0..cat.len() {
         for (name, col) in names.iter().zip(cols) {
-            let v = match col {
-                Column::I64(v) => DbValue::I64(v[row]),
-                Column::I32(v) => DbValue::I32(v[row]),
-                Column::F64(v) => DbValue::F64(v[row]),
-                Column::F32(v) => DbValue::F32(v[row]),
-                Column::Flag(v) => DbValue::Bool(v[row]),
-                Column::String(v) => DbValue::String(v[row].clone()),
-            };
-            sink.set(name, v)?;
+            sink.set(name, cell(col, row))?;
         }
         sink.insert()?;
     }

@@ -22,6 +22,9 @@ pub(crate) struct ResultSet {
     pub rows: Vec<Vec<DbValue>>,
 }
 
+/// Writes row `i`'s parameters into the buffer.
+pub(crate) type RowFill<'a> = dyn FnMut(usize, &mut Vec<DbValue>) -> Result<(), DbError> + 'a;
+
 pub(crate) enum Conn {
     Sqlite(rusqlite::Connection),
     Pg {
@@ -235,6 +238,33 @@ impl Conn {
             n += self.execute(sql, &row?)?;
         }
         Ok(n)
+    }
+
+    /// SQLite: runs one prepared statement `n` times, `fill(i, row)` writing
+    /// row `i`'s parameters into a reused buffer. `None` for other backends.
+    pub fn sqlite_execute_each(
+        &mut self,
+        sql: &str,
+        n: usize,
+        fill: &mut RowFill<'_>,
+    ) -> Option<Result<u64, DbError>> {
+        let Conn::Sqlite(c) = self else {
+            return None;
+        };
+        let mut run = || -> Result<u64, DbError> {
+            let mut st = c.prepare_cached(sql).map_err(|e| sqlite_err(sql, e))?;
+            let mut row = Vec::new();
+            let mut total = 0;
+            for i in 0..n {
+                row.clear();
+                fill(i, &mut row)?;
+                total += st
+                    .execute(rusqlite::params_from_iter(row.iter()))
+                    .map_err(|e| sqlite_err(sql, e))? as u64;
+            }
+            Ok(total)
+        };
+        Some(run())
     }
 
     /// Runs a query with bound parameters and returns every row.
