@@ -420,8 +420,23 @@ impl PropertySet {
 
     /// The values held under `name`, if any.
     pub fn values(&self, name: &str) -> Option<&Values> {
+        if !name.contains('.') {
+            return self.entries_get(name);
+        }
         let (parent, leaf) = self.parent(name)?;
-        parent.entries.get(leaf)
+        parent.entries_get(leaf)
+    }
+
+    /// Looks up a top-level name: a linear scan for small sets (cheaper than
+    /// hashing a key), a hash lookup otherwise.
+    fn entries_get(&self, key: &str) -> Option<&Values> {
+        if self.entries.len() <= 12 {
+            self.entries
+                .iter()
+                .find_map(|(k, v)| (k.as_str() == key).then_some(v))
+        } else {
+            self.entries.get(key)
+        }
     }
 
     /// Like [`PropertySet::values`], but an error naming the key when absent.

@@ -3,6 +3,8 @@
 //! Each area keeps its subcommands in its own module; this module assembles
 //! them into one [`Cli`].
 
+pub mod bench;
+
 use clap::{Parser, Subcommand};
 
 /// The `daf` command line.
@@ -23,6 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the version, the registered storages and formatters.
     Info,
+    /// Measure an area's performance targets (ratios against a reference).
+    Bench(bench::BenchArgs),
 }
 
 /// The error type of command handlers: a message for the user and an exit code.
@@ -59,5 +63,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             println!("storages: {}", storages.names().join(", "));
             Ok(())
         }
+        Command::Bench(args) => bench::run(&args),
     }
 }
