@@ -20,7 +20,7 @@ pub mod yaml;
 
 use std::path::{Path, PathBuf};
 
-pub use dictionary::{Problem, ProblemCode, ValidationError};
+pub use dictionary::{Definition, Dictionary, Problem, ProblemCode, ValidationError, ValueKind};
 pub use error::PolicyError;
 pub use load::{Format, MAX_FILE_BYTES, MAX_INCLUDE_DEPTH, MAX_NESTING};
 
