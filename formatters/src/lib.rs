@@ -12,6 +12,7 @@ pub mod catalog;
 mod defaults;
 pub mod error;
 pub mod formatter;
+pub mod image;
 pub mod persistable;
 pub mod persistence;
 pub mod registry;
