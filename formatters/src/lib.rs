@@ -11,6 +11,7 @@
 pub mod catalog;
 mod defaults;
 pub mod error;
+pub mod fits;
 pub mod formatter;
 pub mod image;
 pub mod persistable;

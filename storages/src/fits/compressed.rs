@@ -20,7 +20,11 @@ fn is_compression_key(key: &str) -> bool {
     // ZIMAGE, ZBITPIX, ZNAXISn, ZTILEn, ZCMPTYPE, ZNAMEn, ZVALn, ZQUANTIZ,
     // ZDITHER0, ZSIMPLE, ZEXTEND, ZBLOCKED, ZPCOUNT, ZGCOUNT, ZTENSION,
     // ZHECKSUM, ZDATASUM, and the checksums of the compressed table.
-    (key.starts_with('Z') && key.len() > 1 && key != "ZENITH" && key != "ZD" && key != "ZEROPT"
+    (key.starts_with('Z')
+        && key.len() > 1
+        && key != "ZENITH"
+        && key != "ZD"
+        && key != "ZEROPT"
         && (key.starts_with("ZIMAGE")
             || key.starts_with("ZBITPIX")
             || key.starts_with("ZNAXIS")
@@ -95,7 +99,14 @@ pub fn decompress_to_bytes(path: &Path, file: &FitsFile) -> Result<Vec<u8>> {
         let mut naxes = [0 as std::ffi::c_long; 9];
         // SAFETY: naxes has room for 9 axes.
         unsafe {
-            sys::ffgipr(fits.0, 9, &mut bitpix, &mut naxis, naxes.as_mut_ptr(), &mut status)
+            sys::ffgipr(
+                fits.0,
+                9,
+                &mut bitpix,
+                &mut naxis,
+                naxes.as_mut_ptr(),
+                &mut status,
+            )
         };
         if status != 0 {
             return Err(cfitsio_error(path, "image parameters", status));
@@ -104,7 +115,11 @@ pub fn decompress_to_bytes(path: &Path, file: &FitsFile) -> Result<Vec<u8>> {
             .iter()
             .map(|&n| n.max(0) as usize)
             .collect();
-        let n: usize = if naxes.is_empty() { 0 } else { naxes.iter().product() };
+        let n: usize = if naxes.is_empty() {
+            0
+        } else {
+            naxes.iter().product()
+        };
         let mut cards = vec![
             Card::new("XTENSION", Value::Str("IMAGE".into())),
             Card::new("BITPIX", Value::Int(bitpix as i64)),

@@ -151,7 +151,9 @@ impl FitsFile {
             }
         })?;
         let mut magic = [0u8; 2];
-        let n = file.read(&mut magic).map_err(|e| StorageError::io(path, e))?;
+        let n = file
+            .read(&mut magic)
+            .map_err(|e| StorageError::io(path, e))?;
         let bytes = if n == 2 && magic == [0x1f, 0x8b] {
             let f = File::open(path).map_err(|e| StorageError::io(path, e))?;
             let mut dec = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f))
@@ -164,7 +166,10 @@ impl FitsFile {
             }
             Bytes::Owned(buf)
         } else {
-            let len = file.metadata().map_err(|e| StorageError::io(path, e))?.len();
+            let len = file
+                .metadata()
+                .map_err(|e| StorageError::io(path, e))?
+                .len();
             if len == 0 {
                 return Err(format_err(path, "empty file, not FITS"));
             }
@@ -224,10 +229,7 @@ impl FitsFile {
     /// The first HDU with data (the LSST default when no `[N]` is given);
     /// 0 if none has data.
     pub fn first_data_hdu(&self) -> usize {
-        self.hdus
-            .iter()
-            .position(|h| h.data_len > 0)
-            .unwrap_or(0)
+        self.hdus.iter().position(|h| h.data_len > 0).unwrap_or(0)
     }
 
     /// The index of the first HDU whose EXTNAME is `name`.
@@ -251,7 +253,11 @@ impl FitsFile {
         let (w, h) = hdu.image_dims().ok_or_else(|| {
             format_err(
                 &self.path,
-                format!("HDU {index} has {} axes {:?}; only 2-d images are supported", hdu.naxes.len(), hdu.naxes),
+                format!(
+                    "HDU {index} has {} axes {:?}; only 2-d images are supported",
+                    hdu.naxes.len(),
+                    hdu.naxes
+                ),
             )
         })?;
         Ok((hdu, w, h))
@@ -381,7 +387,9 @@ fn scan(path: &Path, bytes: &[u8]) -> Result<Vec<Hdu>> {
     let err = |m: String| format_err(path, m);
     if bytes.len() < BLOCK_LEN || !bytes.starts_with(b"SIMPLE  =") {
         if !bytes.starts_with(b"SIMPLE  =") {
-            return Err(err("not a FITS file (it does not start with SIMPLE  =)".into()));
+            return Err(err(
+                "not a FITS file (it does not start with SIMPLE  =)".into()
+            ));
         }
         return Err(err(format!(
             "truncated: {} bytes, less than one 2880-byte header block",
@@ -420,7 +428,12 @@ fn scan(path: &Path, bytes: &[u8]) -> Result<Vec<Hdu>> {
         };
         let header_end = (end / BLOCK_LEN + 1) * BLOCK_LEN;
         let cards = parse_cards(&bytes[off..end + CARD_LEN]);
-        let value = |k: &str| cards.iter().find(|c| c.key == k).and_then(|c| c.value.clone());
+        let value = |k: &str| {
+            cards
+                .iter()
+                .find(|c| c.key == k)
+                .and_then(|c| c.value.clone())
+        };
         let int = |k: &str| -> Result<i64> {
             match value(k) {
                 Some(Value::Int(i)) => Ok(i),

@@ -126,7 +126,13 @@ pub fn parse_cards(raw: &[u8]) -> Vec<Card> {
     for chunk in raw.chunks(CARD_LEN) {
         let text: String = chunk
             .iter()
-            .map(|&b| if (32..127).contains(&b) { b as char } else { '?' })
+            .map(|&b| {
+                if (32..127).contains(&b) {
+                    b as char
+                } else {
+                    '?'
+                }
+            })
             .collect();
         let key8 = text.get(..8.min(text.len())).unwrap_or("").trim_end();
         if key8 == "END" {
@@ -154,7 +160,10 @@ pub fn parse_cards(raw: &[u8]) -> Vec<Card> {
                 }
             }
             open_long = None;
-            cards.push(Card::commentary("CONTINUE", text.get(8..).unwrap_or("").trim_end()));
+            cards.push(Card::commentary(
+                "CONTINUE",
+                text.get(8..).unwrap_or("").trim_end(),
+            ));
             continue;
         }
         open_long = None;
@@ -172,7 +181,8 @@ pub fn parse_cards(raw: &[u8]) -> Vec<Card> {
                 }
                 None => Card::commentary("HIERARCH", rest.trim_end()),
             }
-        } else if text.get(8..10) == Some("= ") || (text.len() >= 9 && text.get(8..9) == Some("=")) {
+        } else if text.get(8..10) == Some("= ") || (text.len() >= 9 && text.get(8..9) == Some("="))
+        {
             let (v, comment) = parse_value(text.get(9..).unwrap_or(""));
             Card {
                 key: key8.trim().to_string(),
@@ -296,7 +306,11 @@ pub fn format_card(card: &Card, out: &mut Vec<u8>) -> Result<(), String> {
     let Some(value) = &card.value else {
         // Commentary: split long text over several cards.
         let text = sanitize(&card.comment);
-        let k = if key.is_empty() { String::new() } else { key.clone() };
+        let k = if key.is_empty() {
+            String::new()
+        } else {
+            key.clone()
+        };
         if k.len() > 8 {
             return Err(format!("commentary keyword {k:?} longer than 8 characters"));
         }
@@ -349,7 +363,11 @@ pub fn format_card(card: &Card, out: &mut Vec<u8>) -> Result<(), String> {
             while !rest.is_empty() {
                 let mut cut = rest.len().min(room);
                 // Never split a doubled quote.
-                let quotes = rest[..cut].bytes().rev().take_while(|&b| b == b'\'').count();
+                let quotes = rest[..cut]
+                    .bytes()
+                    .rev()
+                    .take_while(|&b| b == b'\'')
+                    .count();
                 if cut < rest.len() && quotes % 2 == 1 {
                     cut -= 1;
                 }
@@ -497,7 +515,11 @@ mod tests {
 
     #[test]
     fn fixed_format_values() {
-        let b = one(&Card::with_comment("EXPTIME", Value::Float(15.0), "seconds"));
+        let b = one(&Card::with_comment(
+            "EXPTIME",
+            Value::Float(15.0),
+            "seconds",
+        ));
         let s = std::str::from_utf8(&b).unwrap();
         assert_eq!(&s[..30], "EXPTIME =                 15.0");
         assert!(s.contains(" / seconds"));
@@ -529,7 +551,10 @@ mod tests {
         assert_eq!(back[5].comment, "hello");
         let ps = cards_to_property_set(&back, |_| false);
         assert_eq!(ps.get::<i32>("very.long.name.here").unwrap(), -3);
-        assert_eq!(ps.get_array::<String>("HISTORY").unwrap().concat(), "y".repeat(100));
+        assert_eq!(
+            ps.get_array::<String>("HISTORY").unwrap().concat(),
+            "y".repeat(100)
+        );
     }
 
     #[test]
@@ -538,7 +563,8 @@ mod tests {
         ps.set("NAXIS", 2).unwrap();
         ps.set("GAIN", 1.7741f32).unwrap();
         ps.set("BIGINT", 1i64 << 40).unwrap();
-        ps.set("NAMES", vec!["a".to_string(), "b".to_string()]).unwrap();
+        ps.set("NAMES", vec!["a".to_string(), "b".to_string()])
+            .unwrap();
         let cards = property_set_to_cards(&ps);
         assert_eq!(cards.len(), 4);
         let back = cards_to_property_set(&parse_cards(&format_header(&cards).unwrap()), |_| false);

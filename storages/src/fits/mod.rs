@@ -144,7 +144,12 @@ impl FitsStorage {
 
     fn write_header(&mut self, structural: Vec<Card>, cards: &[Card]) -> Result<()> {
         let mut all = structural;
-        all.extend(cards.iter().filter(|c| !header::is_structural(&c.key)).cloned());
+        all.extend(
+            cards
+                .iter()
+                .filter(|c| !header::is_structural(&c.key))
+                .cloned(),
+        );
         let path = self.path()?.to_path_buf();
         let bytes = format_header(&all).map_err(|m| file::format_err(&path, m))?;
         let w = self.writer()?;

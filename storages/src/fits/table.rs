@@ -231,11 +231,16 @@ impl FitsFile {
                 'L' | 'B' | 'I' | 'J' | 'K' | 'E' | 'D' => {
                     for k in 0..repeat {
                         let d = match code {
-                            'L' => ColumnData::Bool((0..rows).map(|r| cell(r, k)[0] == b'T').collect()),
+                            'L' => {
+                                ColumnData::Bool((0..rows).map(|r| cell(r, k)[0] == b'T').collect())
+                            }
                             'B' => ColumnData::U8((0..rows).map(|r| cell(r, k)[0]).collect()),
                             'I' if tzero == Some(32768.0) => ColumnData::I32(
                                 (0..rows)
-                                    .map(|r| i16::from_be_bytes([cell(r, k)[0], cell(r, k)[1]]) as i32 + 32768)
+                                    .map(|r| {
+                                        i16::from_be_bytes([cell(r, k)[0], cell(r, k)[1]]) as i32
+                                            + 32768
+                                    })
                                     .collect(),
                             ),
                             'I' => ColumnData::I16(
