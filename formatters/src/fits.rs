@@ -22,7 +22,7 @@
 //! [`read_metadata`] reads a header alone (registered as `PropertyList`).
 
 use daf_base::{DateTime, PropertySet, Timescale};
-use daf_storages::fits::header::{cards_to_property_set, property_set_to_cards};
+use daf_storages::fits::header::{cards_to_property_set, is_wcs_key, property_set_to_cards};
 use daf_storages::fits::{Card, ColumnData, FitsStorage, HduKind, TableColumn, Value};
 use daf_storages::Storage;
 
@@ -409,12 +409,16 @@ impl<T: ImagePixel> Formatter for MaskedImageFormatter<T> {
 
 const EXPOSURE_SKIP: [&str; 3] = ["EXTNAME", "LTV1", "LTV2"];
 
-fn exposure_cards<T>(e: &Exposure<T>) -> Vec<Card> {
+/// The primary-header cards of an exposure and the WCS cards that go with
+/// its image plane.
+fn exposure_cards<T>(e: &Exposure<T>) -> (Vec<Card>, Vec<Card>) {
     let mut md = e.metadata.clone();
     for k in ["FILTER", "EXPTIME", "DATE-OBS"] {
         md.remove(k);
     }
-    let mut cards = property_set_to_cards(&md);
+    let (wcs, mut cards): (Vec<Card>, Vec<Card>) = property_set_to_cards(&md)
+        .into_iter()
+        .partition(|c| is_wcs_key(&c.key));
     if let Some(f) = &e.filter {
         cards.push(Card::new("FILTER", Value::Str(f.clone())));
     }
@@ -435,7 +439,7 @@ fn exposure_cards<T>(e: &Exposure<T>) -> Vec<Card> {
             cards.push(Card::new("TIMESYS", Value::Str("UTC".into())));
         }
     }
-    cards
+    (cards, wcs)
 }
 
 /// Takes `FILTER`, `EXPTIME` and `DATE-OBS` (or TAI `MJD-OBS`) out of `md`.
@@ -490,8 +494,9 @@ impl<T: ImagePixel> Formatter for ExposureFormatter<T> {
     ) -> Result<()> {
         let e = expect_object::<Exposure<T>>(self, obj)?;
         let s = fits(self, storage)?;
-        s.write_empty(&exposure_cards(e))?;
-        write_planes(s, &e.masked_image, &[])
+        let (primary, wcs) = exposure_cards(e);
+        s.write_empty(&primary)?;
+        write_planes(s, &e.masked_image, &wcs)
     }
     fn read(&self, storage: &mut dyn Storage, ad: &PropertySet) -> Result<Box<dyn Persistable>> {
         let s = fits(self, storage)?;

@@ -132,15 +132,21 @@ pub fn decompress_to_bytes(path: &Path, file: &FitsFile) -> Result<Vec<u8>> {
         cards.push(Card::new("GCOUNT", Value::Int(1)));
         for c in &hdu.cards {
             if c.key == "BSCALE" || c.key == "BZERO" || c.key == "BLANK" {
-                cards.push(c.clone());
+                // Integer images keep their scaling (we read stored values);
+                // float images are read already scaled (and de-quantised).
+                if bitpix > 0 {
+                    cards.push(c.clone());
+                }
             } else if !is_structural(&c.key) && !is_compression_key(&c.key) {
                 cards.push(c.clone());
             }
         }
         out.extend(format_header(&cards).map_err(|m| format_err(path, m))?);
-        // Stored values: switch scaling off, read in the stored type.
-        // SAFETY: open file positioned at the image.
-        unsafe { sys::ffpscl(fits.0, 1.0, 0.0, &mut status) };
+        // Integers: switch scaling off and read the stored values.
+        if bitpix > 0 {
+            // SAFETY: open file positioned at the image.
+            unsafe { sys::ffpscl(fits.0, 1.0, 0.0, &mut status) };
+        }
         let size = (bitpix.unsigned_abs() / 8) as usize;
         let mut raw = vec![0u8; n * size];
         let datatype = match bitpix {

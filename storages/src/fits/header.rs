@@ -98,9 +98,9 @@ impl Card {
 
 /// Keywords that describe the data layout; they are managed by the storage.
 pub fn is_structural(key: &str) -> bool {
-    const FIXED: [&str; 14] = [
+    const FIXED: [&str; 15] = [
         "SIMPLE", "BITPIX", "NAXIS", "EXTEND", "PCOUNT", "GCOUNT", "XTENSION", "BZERO", "BSCALE",
-        "END", "TFIELDS", "THEAP", "GROUPS", "BLANK",
+        "END", "TFIELDS", "THEAP", "GROUPS", "BLANK", "LONGSTRN",
     ];
     if FIXED.contains(&key) {
         return true;
@@ -115,6 +115,33 @@ pub fn is_structural(key: &str) -> bool {
     ]
     .iter()
     .any(|p| numbered(p))
+}
+
+/// Keywords of a World Coordinate System (FITS WCS papers I–III, SIP), with
+/// or without an alternate-description letter: they belong in the header of
+/// the image they describe.
+pub fn is_wcs_key(key: &str) -> bool {
+    let k = key
+        .strip_suffix(|c: char| c.is_ascii_uppercase())
+        .filter(|k| k.ends_with(|c: char| c.is_ascii_digit()))
+        .unwrap_or(key);
+    const PLAIN: [&str; 10] = [
+        "WCSAXES", "RADESYS", "RADECSYS", "EQUINOX", "EPOCH", "LONPOLE", "LATPOLE", "WCSNAME",
+        "A_ORDER", "B_ORDER",
+    ];
+    if PLAIN.contains(&k) || PLAIN.contains(&key) || key == "AP_ORDER" || key == "BP_ORDER" {
+        return true;
+    }
+    let numbered = |p: &str| {
+        k.strip_prefix(p)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit() || b == b'_'))
+    };
+    [
+        "CTYPE", "CRVAL", "CRPIX", "CDELT", "CUNIT", "CROTA", "CD", "PC", "PV", "PS",
+    ]
+    .iter()
+    .any(|p| numbered(p))
+        || ["A_", "B_", "AP_", "BP_"].iter().any(|p| numbered(p))
 }
 
 /// Parses the cards of one header (up to and excluding `END`). Text that is
@@ -412,10 +439,25 @@ pub fn format_card(card: &Card, out: &mut Vec<u8>) -> Result<(), String> {
 }
 
 /// Formats cards followed by `END`, padded with blanks to whole blocks.
+/// When a long string needed `CONTINUE` cards, a `LONGSTRN = 'OGIP 1.0'`
+/// card declares the convention (as cfitsio does).
 pub fn format_header(cards: &[Card]) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(BLOCK_LEN);
+    let mut continued = false;
     for c in cards {
+        let before = out.len();
         format_card(c, &mut out)?;
+        continued |= c.value.is_some() && out.len() - before > CARD_LEN;
+    }
+    if continued {
+        format_card(
+            &Card::with_comment(
+                "LONGSTRN",
+                Value::Str("OGIP 1.0".into()),
+                "The OGIP long string convention may be used",
+            ),
+            &mut out,
+        )?;
     }
     pad_card("END", &mut out);
     let rem = out.len() % BLOCK_LEN;
@@ -572,5 +614,24 @@ mod tests {
         assert_eq!(back.get::<f64>("GAIN").unwrap(), 1.7741);
         assert_eq!(back.get::<i64>("BIGINT").unwrap(), 1 << 40);
         assert_eq!(back.get_array::<String>("NAMES").unwrap(), vec!["a", "b"]);
+    }
+}
+
+#[cfg(test)]
+mod wcs_tests {
+    use super::is_wcs_key;
+    #[test]
+    fn wcs_keys() {
+        for k in [
+            "CTYPE1", "CRVAL2A", "CD1_2", "PC2_1", "PV1_3", "RADESYS", "A_ORDER", "A_0_2",
+            "BP_1_1", "EQUINOX",
+        ] {
+            assert!(is_wcs_key(k), "{k}");
+        }
+        for k in [
+            "FILTER", "CD", "CRVAL", "EXPTIME", "AIRMASS", "OBSID", "A_X",
+        ] {
+            assert!(!is_wcs_key(k), "{k}");
+        }
     }
 }
