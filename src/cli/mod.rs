@@ -4,6 +4,7 @@
 //! them into one [`Cli`].
 
 pub mod bench;
+pub mod policy;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +28,8 @@ pub enum Command {
     Info,
     /// Measure an area's performance targets (ratios against a reference).
     Bench(bench::BenchArgs),
+    /// Check policy files against dictionaries, dump them as YAML or PAF.
+    Policy(policy::PolicyArgs),
 }
 
 /// The error type of command handlers: a message for the user and an exit code.
@@ -64,5 +67,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Bench(args) => bench::run(&args),
+        Command::Policy(args) => policy::run(args),
     }
 }
