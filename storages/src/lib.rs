@@ -7,7 +7,8 @@
 //!
 //! Depends on `daf-base` only. Start reading at [`Storage`], then
 //! [`atomic::AtomicFile`] (how file storages make writes atomic) and
-//! [`LogicalLocation`].
+//! [`LogicalLocation`] (LSST's `%04d(key)` location templates; parse once
+//! with [`LocationTemplate`] to fill many times).
 
 pub mod atomic;
 pub mod error;
@@ -17,7 +18,7 @@ pub mod registry;
 pub mod storage;
 
 pub use error::StorageError;
-pub use location::LogicalLocation;
+pub use location::{LocationError, LocationTemplate, LogicalLocation};
 pub use registry::StorageRegistry;
 pub use storage::{Mode, Storage};
 
