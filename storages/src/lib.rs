@@ -10,6 +10,7 @@
 //! [`LogicalLocation`].
 
 pub mod atomic;
+pub mod boost;
 pub mod error;
 pub mod location;
 pub mod registry;
