@@ -11,11 +11,13 @@
 
 pub mod atomic;
 pub mod boost;
+pub mod boost_storage;
 pub mod error;
 pub mod location;
 pub mod registry;
 pub mod storage;
 
+pub use boost_storage::{BoostStorage, XmlStorage};
 pub use error::StorageError;
 pub use location::LogicalLocation;
 pub use registry::StorageRegistry;
