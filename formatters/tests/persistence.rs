@@ -227,8 +227,7 @@ fn formatter_registry_by_name_and_type_duplicates_and_unknowns() {
 
     let dup = reg
         .register::<PropertySet>("PropertySet", |_| Box::new(PropertySetFormatter::new()))
-        .err()
-        .expect("duplicate name is an error");
+        .expect_err("duplicate name is an error");
     assert!(
         matches!(&dup, FormatterError::DuplicateName { name } if name == "PropertySet"),
         "{dup}"
