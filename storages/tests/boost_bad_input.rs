@@ -59,8 +59,14 @@ fn read_all(f: &Fixture, bytes: &[u8]) -> Result<Case, ArchiveError> {
 /// Where the last token of a text archive starts (a text archive cut inside
 /// its last number, or before its final newline, is still a valid archive).
 fn last_token_start(bytes: &[u8]) -> usize {
-    let end = bytes.iter().rposition(|c| !c.is_ascii_whitespace()).unwrap_or(0);
-    bytes[..end].iter().rposition(|c| c.is_ascii_whitespace()).map_or(0, |p| p + 1)
+    let end = bytes
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .unwrap_or(0);
+    bytes[..end]
+        .iter()
+        .rposition(|c| c.is_ascii_whitespace())
+        .map_or(0, |p| p + 1)
 }
 
 #[test]
@@ -72,7 +78,13 @@ fn every_truncated_prefix_is_an_error() {
         let limit = match f.kind {
             ArchiveKind::Text => last_token_start(&f.bytes),
             // Only the trailing whitespace of an XML archive may go.
-            ArchiveKind::Xml => f.bytes.iter().rposition(|c| !c.is_ascii_whitespace()).unwrap() + 1,
+            ArchiveKind::Xml => {
+                f.bytes
+                    .iter()
+                    .rposition(|c| !c.is_ascii_whitespace())
+                    .unwrap()
+                    + 1
+            }
             ArchiveKind::Binary => f.bytes.len(),
         };
         for n in (0..f.bytes.len()).step_by(step) {
@@ -92,7 +104,10 @@ fn huge_length_prefixes_are_refused_before_allocating() {
     let mut bin = std::fs::read(data_dir().join("boost-1.74/strings.bin")).unwrap();
     bin[40..48].copy_from_slice(&(1u64 << 62).to_le_bytes());
     let err = IArchive::from_bytes(&bin, |ar| ar.field::<String>("escaped")).unwrap_err();
-    assert!(matches!(err, ArchiveError::LengthTooLarge { len, .. } if len == 1 << 62), "{err}");
+    assert!(
+        matches!(err, ArchiveError::LengthTooLarge { len, .. } if len == 1 << 62),
+        "{err}"
+    );
 
     // A vector<double> count of 2^61 (the raw block would be 16 EiB).
     let mut bin = std::fs::read(data_dir().join("boost-1.74/large_doubles.bin")).unwrap();
@@ -102,7 +117,8 @@ fn huge_length_prefixes_are_refused_before_allocating() {
 
     // The same in text and XML archives.
     let txt = "22 serialization::archive 18 99999999999999 0 1.0\n";
-    let err = IArchive::from_bytes(txt.as_bytes(), |ar| ar.field::<Vec<f64>>("values")).unwrap_err();
+    let err =
+        IArchive::from_bytes(txt.as_bytes(), |ar| ar.field::<Vec<f64>>("values")).unwrap_err();
     assert!(matches!(err, ArchiveError::LengthTooLarge { .. }), "{err}");
     let txt = "22 serialization::archive 18 9999999999 abc\n";
     let err = IArchive::from_bytes(txt.as_bytes(), |ar| ar.field::<String>("s")).unwrap_err();
@@ -114,7 +130,9 @@ fn huge_length_prefixes_are_refused_before_allocating() {
     assert!(matches!(err, ArchiveError::LengthTooLarge { .. }), "{err}");
 
     // PropertySet item counts too.
-    let mut bin = std::fs::read(data_dir().join("boost-1.74/persistable-tracked/propertyset_lsst.bin")).unwrap();
+    let mut bin =
+        std::fs::read(data_dir().join("boost-1.74/persistable-tracked/propertyset_lsst.bin"))
+            .unwrap();
     // nitems follows: PropertySet preamble (5), Persistable preamble (5) and object id (4).
     bin[54..62].copy_from_slice(&u64::MAX.to_le_bytes());
     let err = IArchive::from_bytes(&bin, |ar| {
@@ -128,19 +146,30 @@ fn huge_length_prefixes_are_refused_before_allocating() {
 fn wrong_xml_element_names_are_named() {
     let xml = std::fs::read_to_string(data_dir().join("boost-1.74/record.xml")).unwrap();
     let err = IArchive::from_bytes(xml.as_bytes(), |ar| ar.field::<Rec>("other")).unwrap_err();
-    assert!(err.to_string().contains("<other>") && err.to_string().contains("<r1>"), "{err}");
+    assert!(
+        err.to_string().contains("<other>") && err.to_string().contains("<r1>"),
+        "{err}"
+    );
 }
 
 #[test]
 fn garbage_is_not_an_archive() {
-    for junk in [&b""[..], b"hello world", b"\x16\0\0\0\0\0\0\0serialization::archivX", b"<?xml version='1.0'?><x/>"] {
+    for junk in [
+        &b""[..],
+        b"hello world",
+        b"\x16\0\0\0\0\0\0\0serialization::archivX",
+        b"<?xml version='1.0'?><x/>",
+    ] {
         assert!(IArchive::new(junk).is_err());
     }
     // A binary header from a big-endian or Windows machine.
     let mut bin = std::fs::read(data_dir().join("boost-1.74/record.bin")).unwrap();
     bin[33] = 4; // sizeof(long) = 4 (Windows)
     let err = IArchive::new(&bin).unwrap_err();
-    assert!(err.to_string().contains("incompatible native format"), "{err}");
+    assert!(
+        err.to_string().contains("incompatible native format"),
+        "{err}"
+    );
 }
 
 proptest! {
