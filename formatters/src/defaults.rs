@@ -12,6 +12,7 @@ impl FormatterRegistry {
             Box::new(crate::property_set_formatter::PropertySetFormatter::from_policy(p))
         })
         .expect("first registration");
+        crate::fits::register_fits_formatters(&mut reg).expect("fresh registry");
         reg
     }
 }

@@ -39,6 +39,8 @@ impl StorageRegistry {
             .expect("first registration");
         reg.register("XmlStorage", || Box::new(crate::XmlStorage::xml()))
             .expect("first registration");
+        reg.register("FitsStorage", || Box::new(crate::fits::FitsStorage::new()))
+            .expect("fresh registry");
         reg
     }
 
