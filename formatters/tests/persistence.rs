@@ -233,8 +233,8 @@ fn formatter_registry_by_name_and_type_duplicates_and_unknowns() {
         "{dup}"
     );
 
-    let err = reg.lookup_by_name("ExposureF", None).err().unwrap();
-    assert!(err.to_string().contains("ExposureF"), "{err}");
+    let err = reg.lookup_by_name("NoSuchPersistable", None).err().unwrap();
+    assert!(err.to_string().contains("NoSuchPersistable"), "{err}");
     let err = reg.lookup_by_type::<Note>(None).err().unwrap();
     assert!(err.to_string().contains("Note"), "{err}");
 
