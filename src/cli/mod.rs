@@ -5,7 +5,9 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod boost;
 pub mod policy;
+pub mod show;
 
 /// The `daf` command line.
 #[derive(Debug, Parser)]
@@ -27,6 +29,12 @@ pub enum Command {
     Info,
     /// Check policy files against dictionaries, dump them as YAML or PAF.
     Policy(policy::PolicyArgs),
+    /// Show what a file holds: a PropertySet archive (Boost binary, text or
+    /// XML; detected) or a FITS header, as YAML (or JSON) with each value's type.
+    Show(show::ShowArgs),
+    /// Convert a PropertySet between YAML/JSON and Boost binary, text and
+    /// XML archives (`--boost-version 1.74|1.81|18|19`; default: the input's).
+    Convert(boost::ConvertArgs),
 }
 
 /// The error type of command handlers: a message for the user and an exit code.
@@ -64,5 +72,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Policy(args) => policy::run(args),
+        Command::Show(args) => show::run(args),
+        Command::Convert(args) => boost::run_convert(args),
     }
 }
