@@ -4,7 +4,9 @@
 //! them into one [`Cli`].
 
 pub mod bench;
+pub mod boost;
 pub mod policy;
+pub mod show;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +32,12 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Check policy files against dictionaries, dump them as YAML or PAF.
     Policy(policy::PolicyArgs),
+    /// Show what a file holds: a PropertySet archive (Boost binary, text or
+    /// XML; detected) or a FITS header, as YAML (or JSON) with each value's type.
+    Show(show::ShowArgs),
+    /// Convert a PropertySet between YAML/JSON and Boost binary, text and
+    /// XML archives (`--boost-version 1.74|1.81|18|19`; default: the input's).
+    Convert(boost::ConvertArgs),
 }
 
 /// The error type of command handlers: a message for the user and an exit code.
@@ -68,5 +76,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Bench(args) => bench::run(&args),
         Command::Policy(args) => policy::run(args),
+        Command::Show(args) => show::run(args),
+        Command::Convert(args) => boost::run_convert(args),
     }
 }
