@@ -1,66 +1,77 @@
-//! `daf bench <area>`: benchmark tables, each figure a ratio against a
-//! reference measured in the same run.
+//! `daf bench <area>`: performance figures as ratios against a reference
+//! measured in the same run. Each area adds a [`BenchArea`] variant and a
+//! match arm in [`run`], with its code in `crate::bench::<area>`.
 
-use std::path::PathBuf;
-
-use clap::{Args, Subcommand};
+use clap::{Args, ValueEnum};
 
 use super::CliError;
+use crate::bench::format_table;
 
-/// `daf bench` arguments.
+/// Arguments of `daf bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// The area to measure.
-    #[command(subcommand)]
+    /// Which area to measure.
+    #[arg(value_enum)]
     pub area: BenchArea,
-}
-
-/// The benchmark areas.
-#[derive(Debug, Subcommand)]
-pub enum BenchArea {
-    /// Database storages: SQLite, PostgreSQL and MariaDB inserts and bulk loads.
-    Db(DbBenchArgs),
-}
-
-/// `daf bench db` arguments.
-#[derive(Debug, Args)]
-pub struct DbBenchArgs {
-    /// SourceCatalog rows for SQLite and the bulk loads.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub rows: usize,
-    /// Rows for the (slow) server row-insert baselines.
-    #[arg(long, default_value_t = 50_000)]
-    pub row_insert_rows: usize,
-    /// PostgreSQL location (default: env DAF_TEST_POSTGRES_URL; none skips).
+    /// Fewer iterations: a quick, noisier run.
+    #[arg(long)]
+    pub quick: bool,
+    /// db: SourceCatalog rows for SQLite and the bulk loads (default
+    /// 1,000,000; 100,000 with --quick).
+    #[arg(long)]
+    pub rows: Option<usize>,
+    /// db: rows for the (slow) server row-insert baselines (default 50,000;
+    /// 10,000 with --quick).
+    #[arg(long)]
+    pub row_insert_rows: Option<usize>,
+    /// db: PostgreSQL location (default: env DAF_TEST_POSTGRES_URL; none skips).
     #[arg(long)]
     pub postgres: Option<String>,
-    /// MariaDB/MySQL location (default: env DAF_TEST_MYSQL_URL; none skips).
+    /// db: MariaDB/MySQL location (default: env DAF_TEST_MYSQL_URL; none skips).
     #[arg(long)]
     pub mysql: Option<String>,
-    /// Auth file (default ~/.daf/db-auth.yaml if present, else password-less
-    /// users postgres / root).
+    /// db: auth file (default ~/.daf/db-auth.yaml if present, else
+    /// password-less users postgres / root).
     #[arg(long)]
-    pub auth: Option<PathBuf>,
+    pub auth: Option<std::path::PathBuf>,
 }
 
-/// Runs `daf bench <area>`.
-pub fn run(args: BenchArgs) -> Result<(), CliError> {
-    match args.area {
-        BenchArea::Db(a) => run_db(a),
-    }
+/// The areas `daf bench` can measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchArea {
+    /// LogicalLocation template filling against a hand-written `format!`.
+    Foundation,
+    /// Database storages: SQLite DbStorage vs rusqlite, PostgreSQL COPY and
+    /// MariaDB bulk loads vs row inserts and `psql \copy`.
+    Db,
 }
 
-fn run_db(a: DbBenchArgs) -> Result<(), CliError> {
+/// Runs `daf bench`.
+pub fn run(args: &BenchArgs) -> Result<(), CliError> {
+    let (title, rows) = match args.area {
+        BenchArea::Foundation => (
+            "daf bench foundation",
+            crate::bench::foundation::run(args.quick),
+        ),
+        BenchArea::Db => ("daf bench db", run_db(args)?),
+    };
+    print!("{}", format_table(title, &rows));
+    Ok(())
+}
+
+fn run_db(a: &BenchArgs) -> Result<Vec<crate::bench::Row>, CliError> {
     let env = |v: &str| std::env::var(v).ok().filter(|s| !s.is_empty());
-    let postgres = a.postgres.or_else(|| env("DAF_TEST_POSTGRES_URL"));
-    let mysql = a.mysql.or_else(|| env("DAF_TEST_MYSQL_URL"));
+    let postgres = a.postgres.clone().or_else(|| env("DAF_TEST_POSTGRES_URL"));
+    let mysql = a.mysql.clone().or_else(|| env("DAF_TEST_MYSQL_URL"));
     let auth =
         crate::bench::db::bench_auth(a.auth.as_deref(), postgres.as_deref(), mysql.as_deref())
             .map_err(CliError::new)?;
     let dir = tempfile::tempdir()?;
     let cfg = crate::bench::db::DbBenchConfig {
-        rows: a.rows,
-        row_insert_rows: a.row_insert_rows,
+        rows: a.rows.unwrap_or(if a.quick { 100_000 } else { 1_000_000 }),
+        row_insert_rows: a
+            .row_insert_rows
+            .unwrap_or(if a.quick { 10_000 } else { 50_000 }),
         postgres_url: postgres.clone(),
         mysql_url: mysql.clone(),
         auth,
@@ -72,13 +83,6 @@ fn run_db(a: DbBenchArgs) -> Result<(), CliError> {
     if mysql.is_none() {
         eprintln!("note: no MariaDB location (--mysql or DAF_TEST_MYSQL_URL): skipped");
     }
-    let rows = crate::bench::db::run(&cfg).map_err(CliError::new)?;
-    print!(
-        "{}",
-        crate::bench::format_table(
-            &format!("daf bench db ({} SourceCatalog rows)", a.rows),
-            &rows
-        )
-    );
-    Ok(())
+    eprintln!("measuring {} SourceCatalog rows ...", cfg.rows);
+    crate::bench::db::run(&cfg).map_err(CliError::new)
 }
