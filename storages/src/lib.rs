@@ -8,7 +8,8 @@
 //! Depends on `daf-base` only. Start reading at [`Storage`], then
 //! [`atomic::AtomicFile`] (how file storages make writes atomic) and
 //! [`LogicalLocation`] (LSST's `%04d(key)` location templates; parse once
-//! with [`LocationTemplate`] to fill many times).
+//! with [`LocationTemplate`] to fill many times). The database storages
+//! (`DbStorage`, `DbTsvStorage`, credentials in `DbAuth`) live in [`db`].
 
 pub mod atomic;
 pub mod boost;
