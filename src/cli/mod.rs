@@ -5,6 +5,8 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod show;
+
 /// The `daf` command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -23,6 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the version, the registered storages and formatters.
     Info,
+    /// Describe a stored file (FITS: every HDU, its header and pixel statistics).
+    Show(show::ShowArgs),
 }
 
 /// The error type of command handlers: a message for the user and an exit code.
@@ -59,5 +63,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             println!("storages: {}", storages.names().join(", "));
             Ok(())
         }
+        Command::Show(args) => show::run(&args),
     }
 }
