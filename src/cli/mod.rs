@@ -76,7 +76,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Bench(args) => bench::run(&args),
         Command::Policy(args) => policy::run(args),
-        Command::Show(args) => show::run(args),
+        Command::Show(args) => show::run(&args),
         Command::Convert(args) => boost::run_convert(args),
     }
 }
