@@ -74,7 +74,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             println!("storages: {}", storages.names().join(", "));
             Ok(())
         }
-        Command::Bench(args) => bench::run(&args),
+        Command::Bench(args) => bench::run(args),
         Command::Policy(args) => policy::run(args),
         Command::Show(args) => show::run(&args),
         Command::Convert(args) => boost::run_convert(args),
