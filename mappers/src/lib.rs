@@ -6,6 +6,12 @@
 //!
 //! Depends on `daf-base` and `daf-storages`.
 
+pub mod fits_header;
+mod fmtspec;
 pub mod mapper;
+pub mod registry;
+pub mod template;
 
 pub use mapper::{ButlerLocation, KeyType, Mapper, MapperError};
+pub use registry::{open_registry, PgRegistry, PosixRegistry, Registry, SqliteRegistry};
+pub use template::{KeyRewrites, PathTemplate};
