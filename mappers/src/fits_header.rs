@@ -254,6 +254,32 @@ fn read_hdu(r: &mut impl Read, hdu: usize) -> io::Result<Header> {
     read_one(r)
 }
 
+/// Writes a minimal FITS file (primary HDU, no data) whose header holds
+/// `cards` as `(keyword, value text)`; the value text is written verbatim
+/// (quote strings yourself: `'g       '`). For tests, examples and benches.
+pub fn write_test_fits(path: &Path, cards: &[(&str, String)]) -> io::Result<()> {
+    let mut h = String::with_capacity(BLOCK);
+    let mut push = |s: String| {
+        let mut s = s;
+        s.truncate(80);
+        h.push_str(&format!("{s:<80}"));
+    };
+    push(format!("{:<8}= {:>20}", "SIMPLE", "T"));
+    push(format!("{:<8}= {:>20}", "BITPIX", "8"));
+    push(format!("{:<8}= {:>20}", "NAXIS", "0"));
+    for (k, v) in cards {
+        push(format!("{k:<8}= {v:>20}"));
+    }
+    push("END".to_string());
+    let mut bytes = h.into_bytes();
+    let padded = bytes.len().div_ceil(BLOCK) * BLOCK;
+    bytes.resize(padded, b' ');
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(path, bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,30 +336,4 @@ mod tests {
         std::fs::write(&p, b"garbage").unwrap();
         assert!(read_header(&p, 0).is_err());
     }
-}
-
-/// Writes a minimal FITS file (primary HDU, no data) whose header holds
-/// `cards` as `(keyword, value text)`; the value text is written verbatim
-/// (quote strings yourself: `'g       '`). For tests, examples and benches.
-pub fn write_test_fits(path: &Path, cards: &[(&str, String)]) -> io::Result<()> {
-    let mut h = String::with_capacity(BLOCK);
-    let mut push = |s: String| {
-        let mut s = s;
-        s.truncate(80);
-        h.push_str(&format!("{s:<80}"));
-    };
-    push(format!("{:<8}= {:>20}", "SIMPLE", "T"));
-    push(format!("{:<8}= {:>20}", "BITPIX", "8"));
-    push(format!("{:<8}= {:>20}", "NAXIS", "0"));
-    for (k, v) in cards {
-        push(format!("{k:<8}= {v:>20}"));
-    }
-    push("END".to_string());
-    let mut bytes = h.into_bytes();
-    let padded = bytes.len().div_ceil(BLOCK) * BLOCK;
-    bytes.resize(padded, b' ');
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(path, bytes)
 }
