@@ -225,6 +225,36 @@ impl CameraMapper {
                 }
                 if !provided.contains(&k.as_str()) && !self.policy.given_keys.contains(k) {
                     let tables: Vec<&String> = d.reference.iter().chain(d.tables.iter()).collect();
+                    let missing: Vec<&&String> = tables
+                        .iter()
+                        .filter(|t| {
+                            let cols = if is_calib
+                                && self.calib_registry.is_some()
+                                && !d.reference.contains(t)
+                            {
+                                self.calib_columns.get(t.as_str())
+                            } else {
+                                self.columns.get(t.as_str())
+                            };
+                            cols.is_none_or(|c| c.is_empty())
+                        })
+                        .collect();
+                    if !missing.is_empty() {
+                        return Err(MapperError::Registry {
+                            registry: reg.describe(),
+                            message: format!(
+                                "{}: {}.{}: no such table: {}",
+                                self.policy.source,
+                                d.kind.section(),
+                                d.name,
+                                missing
+                                    .iter()
+                                    .map(|t| t.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        });
+                    }
                     return Err(MapperError::Policy(format!(
                         "{}: key {}.{}.template: key {k:?} of template {:?} is in none of the tables {tables:?} of {} (add it to givenKeys if callers always supply it)",
                         self.policy.source,

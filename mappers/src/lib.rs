@@ -9,6 +9,7 @@
 pub mod camera_mapper;
 pub mod fits_header;
 mod fmtspec;
+pub mod ingest;
 pub mod mapper;
 pub mod paf;
 pub mod policy;

@@ -5,6 +5,8 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod registry;
+
 /// The `daf` command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -23,6 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the version, the registered storages and formatters.
     Info,
+    /// Registry management (`daf registry create POLICY ROOT`).
+    Registry(registry::RegistryArgs),
 }
 
 /// The error type of command handlers: a message for the user and an exit code.
@@ -59,5 +63,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             println!("storages: {}", storages.names().join(", "));
             Ok(())
         }
+        Command::Registry(args) => registry::run(args),
     }
 }

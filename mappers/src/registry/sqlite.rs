@@ -76,6 +76,32 @@ impl SqliteRegistry {
         Self::finish(conn, path)
     }
 
+    /// Opens (creating if absent) a registry for a one-shot bulk build: no
+    /// journal and no syncs until [`SqliteRegistry::finish_bulk`]. Only for a
+    /// file nobody else sees yet (registry creation writes a temp file and
+    /// renames it when complete).
+    pub fn create_bulk(path: impl AsRef<Path>) -> Result<Self, MapperError> {
+        let path = path.as_ref();
+        let conn = Connection::open(path).map_err(|e| err(path, e))?;
+        conn.pragma_update(None, "journal_mode", "OFF")
+            .map_err(|e| err(path, e))?;
+        conn.pragma_update(None, "synchronous", "OFF")
+            .map_err(|e| err(path, e))?;
+        Self::finish(conn, path)
+    }
+
+    /// Ends a bulk build: analyzes the tables, switches to WAL mode and
+    /// syncs the file.
+    pub fn finish_bulk(&self) -> Result<(), MapperError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        conn.execute_batch("ANALYZE;").map_err(|e| self.e(e))?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(|e| self.e(e))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| self.e(e))?;
+        Ok(())
+    }
+
     /// A private in-memory registry (tests, examples).
     pub fn in_memory() -> Result<Self, MapperError> {
         let conn = Connection::open_in_memory().map_err(|e| err(Path::new(":memory:"), e))?;
