@@ -18,7 +18,7 @@ fn registry_create_from_headers_and_from_a_table() {
         "raw_v2_fg.fits.gz",
         "raw_v3_fr.fits.gz",
     ] {
-        std::fs::copy(data.join("raw_headers").join(f), root.join("raw").join(f)).unwrap();
+        std::fs::copy(data.join("input/raw").join(f), root.join("raw").join(f)).unwrap();
     }
     let policy = dir.path().join("mapper.yaml");
     std::fs::write(

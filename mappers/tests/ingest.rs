@@ -42,7 +42,7 @@ fn obs_test_root() -> tempfile::TempDir {
         "raw_v3_fr.fits.gz",
     ] {
         std::fs::copy(
-            data().join("raw_headers").join(f),
+            data().join("input/raw").join(f),
             dir.path().join("raw").join(f),
         )
         .unwrap();

@@ -5,6 +5,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod policy;
 pub mod registry;
 
 /// The `daf` command line.
@@ -27,6 +28,8 @@ pub enum Command {
     Info,
     /// Registry management (`daf registry create POLICY ROOT`).
     Registry(registry::RegistryArgs),
+    /// Check policy files against dictionaries, dump them as YAML or PAF.
+    Policy(policy::PolicyArgs),
 }
 
 /// The error type of command handlers: a message for the user and an exit code.
@@ -64,5 +67,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Registry(args) => registry::run(args),
+        Command::Policy(args) => policy::run(args),
     }
 }
