@@ -11,12 +11,16 @@
 //! with [`LocationTemplate`] to fill many times).
 
 pub mod atomic;
+pub mod boost;
+pub mod boost_storage;
+pub mod db;
 pub mod error;
 pub mod fits;
 pub mod location;
 pub mod registry;
 pub mod storage;
 
+pub use boost_storage::{BoostStorage, XmlStorage};
 pub use error::StorageError;
 pub use location::{LocationError, LocationTemplate, LogicalLocation};
 pub use registry::StorageRegistry;
