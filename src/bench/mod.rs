@@ -4,6 +4,9 @@
 //! same run (a plain `std::fs::read`, a hand-written SQL loop ...), never an
 //! absolute time, so figures stay meaningful on any machine.
 
+pub mod db;
+pub mod foundation;
+
 use std::time::{Duration, Instant};
 
 /// Runs `f` `runs` times (after one warm-up) and returns the median duration.
