@@ -5,6 +5,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
 pub mod boost;
 pub mod policy;
 pub mod show;
@@ -35,6 +36,9 @@ pub enum Command {
     /// Convert a PropertySet between YAML/JSON and Boost binary, text and
     /// XML archives (`--boost-version 1.74|1.81|18|19`; default: the input's).
     Convert(boost::ConvertArgs),
+    /// Run a benchmark area and print its table (ratios against the
+    /// physical limit measured in the same run).
+    Bench(bench::BenchArgs),
 }
 
 /// The error type of command handlers: a message for the user and an exit code.
@@ -74,5 +78,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Policy(args) => policy::run(args),
         Command::Show(args) => show::run(args),
         Command::Convert(args) => boost::run_convert(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
