@@ -7,7 +7,7 @@ use super::CliError;
 /// The benchmark areas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BenchArea {
-    /// Boost archives: Vec<f64> binary vs plain file I/O, records, text doubles.
+    /// Boost archives: `Vec<f64>` binary vs plain file I/O, records, text doubles.
     Boost,
 }
 
@@ -20,7 +20,7 @@ pub struct BenchArgs {
     /// Timed runs per measurement (the median is reported).
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
-    /// Boost: MiB of doubles in the binary Vec<f64> archive.
+    /// Boost: MiB of doubles in the binary `Vec<f64>` archive.
     #[arg(long, default_value_t = 100)]
     pub vec_mib: usize,
     /// Boost: number of records.

@@ -7,7 +7,9 @@
 //!
 //! Depends on `daf-base` only. Start reading at [`Storage`], then
 //! [`atomic::AtomicFile`] (how file storages make writes atomic) and
-//! [`LogicalLocation`].
+//! [`LogicalLocation`]. Archives byte-compatible with C++
+//! Boost.Serialization live in [`boost`] (the engine) and
+//! [`boost_storage`] ([`BoostStorage`], [`XmlStorage`]).
 
 pub mod atomic;
 pub mod boost;
