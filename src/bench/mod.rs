@@ -5,6 +5,8 @@
 //! absolute time, so figures stay meaningful on any machine.
 
 pub mod boost;
+pub mod db;
+pub mod foundation;
 
 use std::time::{Duration, Instant};
 

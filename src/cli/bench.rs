@@ -1,43 +1,100 @@
-//! `daf bench <area>`: runs an area's measurements and prints the table.
+//! `daf bench <area>`: benchmark tables, each figure a ratio against a
+//! reference measured in the same run.
 
-use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
 
 use super::CliError;
 
-/// The benchmark areas.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BenchArea {
-    /// Boost archives: `Vec<f64>` binary vs plain file I/O, records, text doubles.
-    Boost,
-}
-
-/// Arguments of `daf bench`.
+/// `daf bench` arguments.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// The area to measure.
-    #[arg(value_enum)]
+    #[command(subcommand)]
     pub area: BenchArea,
+}
+
+/// The benchmark areas.
+#[derive(Debug, Subcommand)]
+pub enum BenchArea {
+    /// LogicalLocation template filling against a hand-written `format!`.
+    Foundation(QuickArgs),
+    /// Database storages: SQLite, PostgreSQL and MariaDB inserts and bulk loads.
+    Db(DbBenchArgs),
+    /// Boost archives: a binary `Vec<f64>` against plain file I/O, records,
+    /// doubles in a text archive.
+    Boost(BoostBenchArgs),
+}
+
+/// `daf bench boost` arguments.
+#[derive(Debug, Args)]
+pub struct BoostBenchArgs {
     /// Timed runs per measurement (the median is reported).
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
-    /// Boost: MiB of doubles in the binary `Vec<f64>` archive.
+    /// MiB of doubles in the binary `Vec<f64>` archive.
     #[arg(long, default_value_t = 100)]
     pub vec_mib: usize,
-    /// Boost: number of records.
+    /// Number of records.
     #[arg(long, default_value_t = 1_000_000)]
     pub records: usize,
-    /// Boost: MiB of doubles in the text archive.
+    /// MiB of doubles in the text archive.
     #[arg(long, default_value_t = 8)]
     pub text_mib: usize,
     /// Folder for the benchmark files (default: a temporary folder).
     #[arg(long)]
-    pub dir: Option<std::path::PathBuf>,
+    pub dir: Option<PathBuf>,
 }
 
-/// Runs `daf bench`.
+/// Arguments of areas that only have a quick mode.
+#[derive(Debug, Args)]
+pub struct QuickArgs {
+    /// Fewer iterations: a quick, noisier run.
+    #[arg(long)]
+    pub quick: bool,
+}
+
+/// `daf bench db` arguments.
+#[derive(Debug, Args)]
+pub struct DbBenchArgs {
+    /// SourceCatalog rows for SQLite and the bulk loads.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rows: usize,
+    /// Rows for the (slow) server row-insert baselines.
+    #[arg(long, default_value_t = 50_000)]
+    pub row_insert_rows: usize,
+    /// PostgreSQL location (default: env DAF_TEST_POSTGRES_URL; none skips).
+    #[arg(long)]
+    pub postgres: Option<String>,
+    /// MariaDB/MySQL location (default: env DAF_TEST_MYSQL_URL; none skips).
+    #[arg(long)]
+    pub mysql: Option<String>,
+    /// Auth file (default ~/.daf/db-auth.yaml if present, else password-less
+    /// users postgres / root).
+    #[arg(long)]
+    pub auth: Option<PathBuf>,
+}
+
+/// Runs `daf bench <area>`.
 pub fn run(args: BenchArgs) -> Result<(), CliError> {
+    match args.area {
+        BenchArea::Foundation(a) => {
+            let rows = crate::bench::foundation::run(a.quick);
+            print!(
+                "{}",
+                crate::bench::format_table("daf bench foundation", &rows)
+            );
+            Ok(())
+        }
+        BenchArea::Db(a) => run_db(a),
+        BenchArea::Boost(a) => run_boost(a),
+    }
+}
+
+fn run_boost(a: BoostBenchArgs) -> Result<(), CliError> {
     let tmp;
-    let dir = match &args.dir {
+    let dir = match &a.dir {
         Some(d) => {
             std::fs::create_dir_all(d)?;
             d.clone()
@@ -47,17 +104,46 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
             tmp.path().to_path_buf()
         }
     };
-    match args.area {
-        BenchArea::Boost => {
-            let cfg = crate::bench::boost::BoostBenchConfig {
-                vec_mib: args.vec_mib,
-                records: args.records,
-                text_mib: args.text_mib,
-                runs: args.runs,
-            };
-            let rows = crate::bench::boost::run(&cfg, &dir).map_err(CliError::new)?;
-            print!("{}", crate::bench::format_table("daf bench boost", &rows));
-        }
+    let cfg = crate::bench::boost::BoostBenchConfig {
+        vec_mib: a.vec_mib,
+        records: a.records,
+        text_mib: a.text_mib,
+        runs: a.runs,
+    };
+    let rows = crate::bench::boost::run(&cfg, &dir).map_err(CliError::new)?;
+    print!("{}", crate::bench::format_table("daf bench boost", &rows));
+    Ok(())
+}
+
+fn run_db(a: DbBenchArgs) -> Result<(), CliError> {
+    let env = |v: &str| std::env::var(v).ok().filter(|s| !s.is_empty());
+    let postgres = a.postgres.or_else(|| env("DAF_TEST_POSTGRES_URL"));
+    let mysql = a.mysql.or_else(|| env("DAF_TEST_MYSQL_URL"));
+    let auth =
+        crate::bench::db::bench_auth(a.auth.as_deref(), postgres.as_deref(), mysql.as_deref())
+            .map_err(CliError::new)?;
+    let dir = tempfile::tempdir()?;
+    let cfg = crate::bench::db::DbBenchConfig {
+        rows: a.rows,
+        row_insert_rows: a.row_insert_rows,
+        postgres_url: postgres.clone(),
+        mysql_url: mysql.clone(),
+        auth,
+        work_dir: dir.path().to_path_buf(),
+    };
+    if postgres.is_none() {
+        eprintln!("note: no PostgreSQL location (--postgres or DAF_TEST_POSTGRES_URL): skipped");
     }
+    if mysql.is_none() {
+        eprintln!("note: no MariaDB location (--mysql or DAF_TEST_MYSQL_URL): skipped");
+    }
+    let rows = crate::bench::db::run(&cfg).map_err(CliError::new)?;
+    print!(
+        "{}",
+        crate::bench::format_table(
+            &format!("daf bench db ({} SourceCatalog rows)", a.rows),
+            &rows
+        )
+    );
     Ok(())
 }
