@@ -5,6 +5,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
 pub mod show;
 
 /// The `daf` command line.
@@ -25,6 +26,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the version, the registered storages and formatters.
     Info,
+    /// Run an area's benchmarks and print a table of ratios.
+    Bench(bench::BenchArgs),
     /// Describe a stored file (FITS: every HDU, its header and pixel statistics).
     Show(show::ShowArgs),
 }
@@ -64,5 +67,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Show(args) => show::run(&args),
+        Command::Bench(args) => bench::run(&args),
     }
 }

@@ -45,15 +45,17 @@ macro_rules! int_pixel {
             }
             fn decode_be(src: &[u8], dst: &mut [Self]) {
                 const N: usize = std::mem::size_of::<$t>();
-                for (d, s) in dst.iter_mut().zip(src.chunks_exact(N)) {
-                    let raw = <$t>::from_be_bytes(s.try_into().expect("chunk size"));
-                    *d = raw ^ $flip;
+                // Fixed-size arrays let the compiler vectorise the byte swap.
+                let (chunks, _) = src.as_chunks::<N>();
+                for (d, s) in dst.iter_mut().zip(chunks) {
+                    *d = <$t>::from_be_bytes(*s) ^ $flip;
                 }
             }
             fn encode_be(src: &[Self], dst: &mut [u8]) {
                 const N: usize = std::mem::size_of::<$t>();
-                for (s, d) in src.iter().zip(dst.chunks_exact_mut(N)) {
-                    d.copy_from_slice(&(*s ^ $flip).to_be_bytes());
+                let (chunks, _) = dst.as_chunks_mut::<N>();
+                for (s, d) in src.iter().zip(chunks) {
+                    *d = (*s ^ $flip).to_be_bytes();
                 }
             }
         }
@@ -84,14 +86,16 @@ macro_rules! float_pixel {
             }
             fn decode_be(src: &[u8], dst: &mut [Self]) {
                 const N: usize = std::mem::size_of::<$t>();
-                for (d, s) in dst.iter_mut().zip(src.chunks_exact(N)) {
-                    *d = <$t>::from_bits(<$bits>::from_be_bytes(s.try_into().expect("chunk size")));
+                let (chunks, _) = src.as_chunks::<N>();
+                for (d, s) in dst.iter_mut().zip(chunks) {
+                    *d = <$t>::from_bits(<$bits>::from_be_bytes(*s));
                 }
             }
             fn encode_be(src: &[Self], dst: &mut [u8]) {
                 const N: usize = std::mem::size_of::<$t>();
-                for (s, d) in src.iter().zip(dst.chunks_exact_mut(N)) {
-                    d.copy_from_slice(&s.to_bits().to_be_bytes());
+                let (chunks, _) = dst.as_chunks_mut::<N>();
+                for (s, d) in src.iter().zip(chunks) {
+                    *d = s.to_bits().to_be_bytes();
                 }
             }
         }
