@@ -1,44 +1,126 @@
-//! `daf bench <area>`: runs an area's measurements and prints a table of
-//! ratios against references measured in the same run.
+//! `daf bench <area>`: benchmark tables, each figure a ratio against a
+//! reference measured in the same run.
 
 use std::path::PathBuf;
 
-use super::CliError;
-use crate::bench::format_table;
+use clap::{Args, Subcommand};
 
-/// Arguments of `daf bench`.
-#[derive(Debug, clap::Args)]
+use super::CliError;
+
+/// `daf bench` arguments.
+#[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// The area to measure: `fits`.
-    pub area: String,
+    /// The area to measure.
+    #[command(subcommand)]
+    pub area: BenchArea,
+}
+
+/// The benchmark areas.
+#[derive(Debug, Subcommand)]
+pub enum BenchArea {
+    /// LogicalLocation template filling against a hand-written `format!`.
+    Foundation(QuickArgs),
+    /// Database storages: SQLite, PostgreSQL and MariaDB inserts and bulk loads.
+    Db(DbBenchArgs),
+    /// FITS: image write/read bandwidth, cut-outs, peak memory.
+    Fits(FitsBenchArgs),
+}
+
+/// `daf bench fits` arguments.
+#[derive(Debug, Args)]
+pub struct FitsBenchArgs {
     /// Timed runs per measurement (median taken).
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
-    /// Folder for temporary files (default: a fresh temporary folder).
+    /// Folder for the temporary files (default: a fresh temporary folder).
     #[arg(long)]
     pub dir: Option<PathBuf>,
 }
 
-/// Runs `daf bench`.
-pub fn run(args: &BenchArgs) -> Result<(), CliError> {
-    let tmp = match &args.dir {
-        Some(_) => None,
-        None => Some(tempfile::tempdir()?),
-    };
-    let dir = args
-        .dir
-        .clone()
-        .unwrap_or_else(|| tmp.as_ref().expect("temp dir").path().to_path_buf());
-    match args.area.as_str() {
-        "fits" => {
-            let mut cfg = crate::bench::fits::Config::new(&dir);
-            cfg.runs = args.runs.max(1);
-            let rows = crate::bench::fits::run(&cfg);
-            print!("{}", format_table("daf bench fits", &rows));
+/// Arguments of areas that only have a quick mode.
+#[derive(Debug, Args)]
+pub struct QuickArgs {
+    /// Fewer iterations: a quick, noisier run.
+    #[arg(long)]
+    pub quick: bool,
+}
+
+/// `daf bench db` arguments.
+#[derive(Debug, Args)]
+pub struct DbBenchArgs {
+    /// SourceCatalog rows for SQLite and the bulk loads.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rows: usize,
+    /// Rows for the (slow) server row-insert baselines.
+    #[arg(long, default_value_t = 50_000)]
+    pub row_insert_rows: usize,
+    /// PostgreSQL location (default: env DAF_TEST_POSTGRES_URL; none skips).
+    #[arg(long)]
+    pub postgres: Option<String>,
+    /// MariaDB/MySQL location (default: env DAF_TEST_MYSQL_URL; none skips).
+    #[arg(long)]
+    pub mysql: Option<String>,
+    /// Auth file (default ~/.daf/db-auth.yaml if present, else password-less
+    /// users postgres / root).
+    #[arg(long)]
+    pub auth: Option<PathBuf>,
+}
+
+/// Runs `daf bench <area>`.
+pub fn run(args: BenchArgs) -> Result<(), CliError> {
+    match args.area {
+        BenchArea::Foundation(a) => {
+            let rows = crate::bench::foundation::run(a.quick);
+            print!(
+                "{}",
+                crate::bench::format_table("daf bench foundation", &rows)
+            );
             Ok(())
         }
-        other => Err(CliError::new(format!(
-            "unknown bench area {other:?}; known areas: fits"
-        ))),
+        BenchArea::Db(a) => run_db(a),
+        BenchArea::Fits(a) => run_fits(a),
     }
+}
+
+fn run_fits(a: FitsBenchArgs) -> Result<(), CliError> {
+    let tmp = tempfile::tempdir()?;
+    let dir = a.dir.unwrap_or_else(|| tmp.path().to_path_buf());
+    let mut cfg = crate::bench::fits::Config::new(&dir);
+    cfg.runs = a.runs.max(1);
+    let rows = crate::bench::fits::run(&cfg);
+    print!("{}", crate::bench::format_table("daf bench fits", &rows));
+    Ok(())
+}
+
+fn run_db(a: DbBenchArgs) -> Result<(), CliError> {
+    let env = |v: &str| std::env::var(v).ok().filter(|s| !s.is_empty());
+    let postgres = a.postgres.or_else(|| env("DAF_TEST_POSTGRES_URL"));
+    let mysql = a.mysql.or_else(|| env("DAF_TEST_MYSQL_URL"));
+    let auth =
+        crate::bench::db::bench_auth(a.auth.as_deref(), postgres.as_deref(), mysql.as_deref())
+            .map_err(CliError::new)?;
+    let dir = tempfile::tempdir()?;
+    let cfg = crate::bench::db::DbBenchConfig {
+        rows: a.rows,
+        row_insert_rows: a.row_insert_rows,
+        postgres_url: postgres.clone(),
+        mysql_url: mysql.clone(),
+        auth,
+        work_dir: dir.path().to_path_buf(),
+    };
+    if postgres.is_none() {
+        eprintln!("note: no PostgreSQL location (--postgres or DAF_TEST_POSTGRES_URL): skipped");
+    }
+    if mysql.is_none() {
+        eprintln!("note: no MariaDB location (--mysql or DAF_TEST_MYSQL_URL): skipped");
+    }
+    let rows = crate::bench::db::run(&cfg).map_err(CliError::new)?;
+    print!(
+        "{}",
+        crate::bench::format_table(
+            &format!("daf bench db ({} SourceCatalog rows)", a.rows),
+            &rows
+        )
+    );
+    Ok(())
 }

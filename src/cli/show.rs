@@ -3,7 +3,8 @@
 //! FITS files (recognised by `SIMPLE  =`, gzip magic, or a `.fits`, `.fit`,
 //! `.fz`, `.gz` name) list every HDU — type, BITPIX, shape, EXTNAME — with
 //! its header cards and, for images, min / max / mean of the scaled pixels.
-//! Other kinds of file are dispatched here as their areas add them.
+//! Every other file is read as a PropertySet Boost archive (binary, text or
+//! XML, detected) and shown as YAML or JSON with each value's type.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -29,7 +30,7 @@ pub struct ShowArgs {
 pub enum FileKind {
     /// A FITS file (possibly gzip- or tile-compressed).
     Fits,
-    /// Something `daf show` does not know.
+    /// Anything else (tried as a Boost archive).
     Unknown,
 }
 
@@ -69,10 +70,13 @@ pub fn run(args: &ShowArgs) -> Result<(), CliError> {
             print!("{out}");
             Ok(())
         }
-        FileKind::Unknown => Err(CliError::new(format!(
-            "{}: not a file daf show understands (FITS files start with \"SIMPLE  =\")",
-            args.file.display()
-        ))),
+        // Everything else is tried as a PropertySet Boost archive (binary,
+        // text or XML, detected from its header).
+        FileKind::Unknown => {
+            let bytes = std::fs::read(&args.file)
+                .map_err(|e| CliError::new(format!("cannot read {}: {e}", args.file.display())))?;
+            super::boost::show_archive(&args.file, &bytes, args.json)
+        }
     }
 }
 
