@@ -6,6 +6,7 @@
 
 pub mod boost;
 pub mod db;
+pub mod fits;
 pub mod foundation;
 
 use std::time::{Duration, Instant};

@@ -25,6 +25,19 @@ pub enum BenchArea {
     /// Boost archives: a binary `Vec<f64>` against plain file I/O, records,
     /// doubles in a text archive.
     Boost(BoostBenchArgs),
+    /// FITS: image write/read bandwidth, cut-outs, peak memory.
+    Fits(FitsBenchArgs),
+}
+
+/// `daf bench fits` arguments.
+#[derive(Debug, Args)]
+pub struct FitsBenchArgs {
+    /// Timed runs per measurement (median taken).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Folder for the temporary files (default: a fresh temporary folder).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
 }
 
 /// `daf bench boost` arguments.
@@ -89,6 +102,7 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
         }
         BenchArea::Db(a) => run_db(a),
         BenchArea::Boost(a) => run_boost(a),
+        BenchArea::Fits(a) => run_fits(a),
     }
 }
 
@@ -145,5 +159,15 @@ fn run_db(a: DbBenchArgs) -> Result<(), CliError> {
             &rows
         )
     );
+    Ok(())
+}
+
+fn run_fits(a: FitsBenchArgs) -> Result<(), CliError> {
+    let tmp = tempfile::tempdir()?;
+    let dir = a.dir.unwrap_or_else(|| tmp.path().to_path_buf());
+    let mut cfg = crate::bench::fits::Config::new(&dir);
+    cfg.runs = a.runs.max(1);
+    let rows = crate::bench::fits::run(&cfg);
+    print!("{}", crate::bench::format_table("daf bench fits", &rows));
     Ok(())
 }
