@@ -71,12 +71,15 @@ pub struct QuickArgs {
 /// `daf bench db` arguments.
 #[derive(Debug, Args)]
 pub struct DbBenchArgs {
-    /// SourceCatalog rows for SQLite and the bulk loads.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub rows: usize,
-    /// Rows for the (slow) server row-insert baselines.
-    #[arg(long, default_value_t = 50_000)]
-    pub row_insert_rows: usize,
+    /// A quick run: 100,000 rows (10,000 for the server row-insert baselines).
+    #[arg(long)]
+    pub quick: bool,
+    /// SourceCatalog rows for SQLite and the bulk loads (default 1,000,000).
+    #[arg(long)]
+    pub rows: Option<usize>,
+    /// Rows for the (slow) server row-insert baselines (default 50,000).
+    #[arg(long)]
+    pub row_insert_rows: Option<usize>,
     /// PostgreSQL location (default: env DAF_TEST_POSTGRES_URL; none skips).
     #[arg(long)]
     pub postgres: Option<String>,
@@ -131,15 +134,17 @@ fn run_boost(a: BoostBenchArgs) -> Result<(), CliError> {
 
 fn run_db(a: DbBenchArgs) -> Result<(), CliError> {
     let env = |v: &str| std::env::var(v).ok().filter(|s| !s.is_empty());
-    let postgres = a.postgres.or_else(|| env("DAF_TEST_POSTGRES_URL"));
-    let mysql = a.mysql.or_else(|| env("DAF_TEST_MYSQL_URL"));
+    let postgres = a.postgres.clone().or_else(|| env("DAF_TEST_POSTGRES_URL"));
+    let mysql = a.mysql.clone().or_else(|| env("DAF_TEST_MYSQL_URL"));
     let auth =
         crate::bench::db::bench_auth(a.auth.as_deref(), postgres.as_deref(), mysql.as_deref())
             .map_err(CliError::new)?;
     let dir = tempfile::tempdir()?;
     let cfg = crate::bench::db::DbBenchConfig {
-        rows: a.rows,
-        row_insert_rows: a.row_insert_rows,
+        rows: a.rows.unwrap_or(if a.quick { 100_000 } else { 1_000_000 }),
+        row_insert_rows: a
+            .row_insert_rows
+            .unwrap_or(if a.quick { 10_000 } else { 50_000 }),
         postgres_url: postgres.clone(),
         mysql_url: mysql.clone(),
         auth,
@@ -155,7 +160,7 @@ fn run_db(a: DbBenchArgs) -> Result<(), CliError> {
     print!(
         "{}",
         crate::bench::format_table(
-            &format!("daf bench db ({} SourceCatalog rows)", a.rows),
+            &format!("daf bench db ({} SourceCatalog rows)", cfg.rows),
             &rows
         )
     );
