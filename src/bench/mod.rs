@@ -4,6 +4,8 @@
 //! same run (a plain `std::fs::read`, a hand-written SQL loop ...), never an
 //! absolute time, so figures stay meaningful on any machine.
 
+pub mod registry;
+
 use std::time::{Duration, Instant};
 
 /// Runs `f` `runs` times (after one warm-up) and returns the median duration.

@@ -5,6 +5,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
 pub mod policy;
 pub mod registry;
 
@@ -26,6 +27,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the version, the registered storages and formatters.
     Info,
+    /// Measure performance against in-run references (`daf bench registry`).
+    Bench(bench::BenchArgs),
     /// Registry management (`daf registry create POLICY ROOT`).
     Registry(registry::RegistryArgs),
     /// Check policy files against dictionaries, dump them as YAML or PAF.
@@ -66,6 +69,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             println!("storages: {}", storages.names().join(", "));
             Ok(())
         }
+        Command::Bench(args) => bench::run(args),
         Command::Registry(args) => registry::run(args),
         Command::Policy(args) => policy::run(args),
     }
