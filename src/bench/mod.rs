@@ -8,6 +8,7 @@ pub mod boost;
 pub mod db;
 pub mod fits;
 pub mod foundation;
+pub mod registry;
 
 use std::time::{Duration, Instant};
 

@@ -27,6 +27,8 @@ pub enum BenchArea {
     Boost(BoostBenchArgs),
     /// FITS: image write/read bandwidth, cut-outs, peak memory.
     Fits(FitsBenchArgs),
+    /// Registries: partial data-id completion, template mapping, registry creation.
+    Registry(QuickArgs),
 }
 
 /// `daf bench fits` arguments.
@@ -106,6 +108,19 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
         BenchArea::Db(a) => run_db(a),
         BenchArea::Boost(a) => run_boost(a),
         BenchArea::Fits(a) => run_fits(a),
+        BenchArea::Registry(a) => {
+            let opts = if a.quick {
+                crate::bench::registry::Options::quick()
+            } else {
+                crate::bench::registry::Options::full()
+            };
+            let rows = crate::bench::registry::run(opts);
+            print!(
+                "{}",
+                crate::bench::format_table("daf bench registry", &rows)
+            );
+            Ok(())
+        }
     }
 }
 
