@@ -5,3 +5,13 @@
 //! checksums, and ingest.
 //!
 //! Depends on `daf-base`, `daf-storages`, `daf-formatters` and `daf-mappers`.
+//! Start reading at [`repository`] (where data lives) and
+//! [`file_registry::FileRegistry`] (what was written).
+
+pub mod error;
+pub mod file_registry;
+pub mod repository;
+
+pub use error::ButlerError;
+pub use file_registry::FileRegistry;
+pub use repository::{Repository, RepositoryArgs, RepositoryCfg, RepositorySet};
