@@ -299,8 +299,7 @@ impl FileRegistry {
     /// Records `rec` (its `id` is ignored), replacing an existing row with the
     /// same dataset type, data id and run. Returns the row id.
     pub fn insert(&mut self, rec: &DatasetRecord) -> Result<i64, ButlerError> {
-        self.insert_many(std::slice::from_ref(rec))
-            .map(|v| v[0])
+        self.insert_many(std::slice::from_ref(rec)).map(|v| v[0])
     }
 
     /// Records many rows in one transaction.
@@ -337,7 +336,10 @@ impl FileRegistry {
 
     /// Removes a row.
     pub fn remove(&mut self, id: i64) -> Result<(), ButlerError> {
-        self.write_txn(|tx| tx.execute("DELETE FROM datasets WHERE id = ?1", [id]).map(|_| ()))
+        self.write_txn(|tx| {
+            tx.execute("DELETE FROM datasets WHERE id = ?1", [id])
+                .map(|_| ())
+        })
     }
 
     /// The file of `dataset_type` with exactly `data_id`, from `run` (or the
@@ -411,7 +413,9 @@ impl FileRegistry {
     /// The row ingested from `source` (an absolute path), if any.
     pub fn find_by_source(&self, source: &str) -> Result<Option<DatasetRecord>, ButlerError> {
         self.conn
-            .prepare_cached(&format!("SELECT {COLS} FROM datasets WHERE source = ?1 LIMIT 1"))
+            .prepare_cached(&format!(
+                "SELECT {COLS} FROM datasets WHERE source = ?1 LIMIT 1"
+            ))
             .and_then(|mut st| st.query_row([source], row_to_record).optional())
             .map_err(|e| self.err(e))
     }
@@ -548,7 +552,16 @@ mod tests {
         let v = reg.verify().unwrap();
         assert_eq!(v.len(), 2);
         assert!(matches!(v[0].problem, Problem::Checksum { .. }), "{v:?}");
-        assert!(matches!(v[1].problem, Problem::Size { expected: 7, actual: 1 }), "{v:?}");
+        assert!(
+            matches!(
+                v[1].problem,
+                Problem::Size {
+                    expected: 7,
+                    actual: 1
+                }
+            ),
+            "{v:?}"
+        );
         std::fs::remove_file(root.join("second.bin")).unwrap();
         let v = reg.verify().unwrap();
         assert_eq!(v[1].problem, Problem::Missing);
@@ -579,6 +592,9 @@ mod tests {
             &data_id! {visit: 1, filter: "g"},
             &data_id! {visit: 1.0}
         ));
-        assert!(!matches_partial(&data_id! {visit: 1}, &data_id! {visit: "1"}));
+        assert!(!matches_partial(
+            &data_id! {visit: 1},
+            &data_id! {visit: "1"}
+        ));
     }
 }

@@ -15,3 +15,9 @@ pub mod repository;
 pub use error::ButlerError;
 pub use file_registry::FileRegistry;
 pub use repository::{Repository, RepositoryArgs, RepositoryCfg, RepositorySet};
+pub mod butler;
+pub mod simple_mapper;
+#[doc(hidden)]
+pub mod testing;
+
+pub use butler::{Butler, ButlerBuilder, DataRef, GetOptions, MapperFactory, Origin, PutOptions};

@@ -179,7 +179,9 @@ impl Repository {
         } else {
             return Err(ButlerError::repo(
                 &root,
-                format!("not a repository (no {CFG_FILE}, no _mapper); create it with `daf create`"),
+                format!(
+                    "not a repository (no {CFG_FILE}, no _mapper); create it with `daf create`"
+                ),
             ));
         };
         let base = match &cfg.root {
@@ -365,26 +367,34 @@ impl RepositorySet {
                 }
                 r
             } else {
-                let mapper = match &a.mapper {
-                    Some(m) => Some(m.clone()),
-                    None => {
-                        let names: HashSet<Option<&String>> = opened_inputs
-                            .iter()
-                            .map(|r| r.cfg.mapper.as_ref())
-                            .collect();
-                        match names.len() {
-                            0 => None,
-                            1 => names.into_iter().next().flatten().cloned(),
-                            _ => {
-                                return Err(ButlerError::repo(
+                let mapper =
+                    match &a.mapper {
+                        Some(m) => Some(m.clone()),
+                        None => {
+                            let names: HashSet<Option<&String>> = opened_inputs
+                                .iter()
+                                .map(|r| r.cfg.mapper.as_ref())
+                                .collect();
+                            match names.len() {
+                                0 => None,
+                                1 => names.into_iter().next().flatten().cloned(),
+                                _ => return Err(ButlerError::repo(
                                     &root,
                                     "the inputs use different mappers; name the output's mapper",
-                                ))
+                                )),
                             }
                         }
-                    }
+                    };
+                // An output that inherits its mapper also inherits its arguments.
+                let args = if a.mapper.is_none() && a.mapper_args.is_empty() {
+                    opened_inputs
+                        .first()
+                        .map(|r| r.cfg.mapper_args.clone())
+                        .unwrap_or_default()
+                } else {
+                    a.mapper_args.clone()
                 };
-                Repository::create(&root, mapper.as_deref(), a.mapper_args.clone(), &input_roots)?
+                Repository::create(&root, mapper.as_deref(), args, &input_roots)?
             };
             opened_outputs.push(repo);
         }
@@ -473,8 +483,8 @@ mod tests {
 
         // output c over inputs b: search c, b, a
         let c = d.path().join("c");
-        let set = RepositorySet::resolve(&[RepositoryArgs::new(&b)], &[RepositoryArgs::new(&c)])
-            .unwrap();
+        let set =
+            RepositorySet::resolve(&[RepositoryArgs::new(&b)], &[RepositoryArgs::new(&c)]).unwrap();
         assert_eq!(set.roots(), vec![c.clone(), b.clone(), a.clone()]);
         assert_eq!(set.outputs, vec![0]);
         assert_eq!(set.search[0].mode, Mode::Write);
@@ -494,9 +504,8 @@ mod tests {
         Repository::create(&base, None, BTreeMap::new(), &[]).unwrap();
         Repository::create(&x, None, BTreeMap::new(), std::slice::from_ref(&base)).unwrap();
         Repository::create(&y, None, BTreeMap::new(), std::slice::from_ref(&base)).unwrap();
-        let set =
-            RepositorySet::resolve(&[RepositoryArgs::new(&x), RepositoryArgs::new(&y)], &[])
-                .unwrap();
+        let set = RepositorySet::resolve(&[RepositoryArgs::new(&x), RepositoryArgs::new(&y)], &[])
+            .unwrap();
         assert_eq!(set.roots(), vec![x, base, y]);
         assert!(set.outputs.is_empty());
     }
@@ -541,7 +550,10 @@ mod tests {
 
         std::fs::write(r.join(CFG_FILE), "mapper: M\nparents: [../gone]\n").unwrap();
         let e = Repository::open(&r, Mode::Read).unwrap_err().to_string();
-        assert!(e.contains("parent \"../gone\"") && e.contains("does not exist"), "{e}");
+        assert!(
+            e.contains("parent \"../gone\"") && e.contains("does not exist"),
+            "{e}"
+        );
 
         let e = Repository::open(&d.path().join("nothing"), Mode::Read)
             .unwrap_err()
