@@ -10,6 +10,7 @@
 
 pub mod error;
 pub mod file_registry;
+pub mod ingest;
 pub mod repository;
 
 pub use error::ButlerError;
