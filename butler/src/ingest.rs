@@ -239,8 +239,10 @@ fn data_id_for(path: &Path, abs: &Path, opts: &IngestOptions) -> Result<DataId, 
     }
 }
 
-fn transfer(src: &Path, dst: &Path, mode: Transfer) -> io::Result<()> {
-    if mode == Transfer::Direct {
+/// Puts `src` at `dst` by `mode` (nothing for [`Transfer::Direct`]); an
+/// existing `dst` is an error.
+pub fn transfer_file(src: &Path, dst: &Path, mode: Transfer) -> io::Result<()> {
+    if mode == Transfer::Direct || src == dst {
         return Ok(());
     }
     if dst.exists() || dst.symlink_metadata().is_ok() {
@@ -395,7 +397,7 @@ pub fn ingest(
                 };
                 // checksum the source before a move takes it away
                 let (checksum, size) = checksum_file(&abs).map_err(|e| e.to_string())?;
-                transfer(&abs, &stored, opts.transfer).map_err(|e| e.to_string())?;
+                transfer_file(&abs, &stored, opts.transfer).map_err(|e| e.to_string())?;
                 Ok(Outcome::Done(
                     DatasetRecord {
                         id: 0,

@@ -9,8 +9,10 @@
 //! [`file_registry::FileRegistry`] (what was written).
 
 pub mod error;
+pub mod export;
 pub mod file_registry;
 pub mod ingest;
+pub mod query;
 pub mod repository;
 
 pub use error::ButlerError;

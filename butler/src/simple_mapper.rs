@@ -276,9 +276,7 @@ pub fn normalize_data_id(
             },
             (KeyType::Float, _) => DataIdValue::Float(v.as_f64().expect("numeric")),
             (KeyType::Str, DataIdValue::Str(_)) => v.clone(),
-            (KeyType::Str, _) => {
-                return Err(bad(format!("key {k:?} must be a string, got {v}")));
-            }
+            (KeyType::Str, _) => DataIdValue::Str(v.to_string()),
             (KeyType::Int, _) => return Err(bad(format!("key {k:?} must be an integer, got {v}"))),
         };
         out.insert(k, conv);

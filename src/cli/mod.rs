@@ -5,6 +5,8 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod butler;
+
 /// The `daf` command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -23,6 +25,22 @@ pub struct Cli {
 pub enum Command {
     /// Print the version, the registered storages and formatters.
     Info,
+    /// Create a repository.
+    Create(butler::CreateArgs),
+    /// Ingest files into a repository (data ids from FITS headers or a table).
+    Ingest(butler::IngestArgs),
+    /// List datasets, or distinct data-id values, with an optional --where filter.
+    Query(butler::QueryArgs),
+    /// Read one dataset and print a summary (type, shape, header or fields).
+    Get(butler::GetArgs),
+    /// Print the fully merged dataset definitions of a repository chain.
+    DumpPolicy(butler::DumpPolicyArgs),
+    /// Re-check sizes and checksums of every registered file.
+    Verify(butler::VerifyArgs),
+    /// Write a YAML listing of datasets and their files.
+    Export(butler::ExportArgs),
+    /// Import the datasets of an export listing.
+    Import(butler::ImportArgs),
 }
 
 /// The error type of command handlers: a message for the user and an exit code.
@@ -59,5 +77,13 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             println!("storages: {}", storages.names().join(", "));
             Ok(())
         }
+        Command::Create(a) => butler::create(a),
+        Command::Ingest(a) => butler::ingest(a),
+        Command::Query(a) => butler::query(a),
+        Command::Get(a) => butler::get(a),
+        Command::DumpPolicy(a) => butler::dump_policy(a),
+        Command::Verify(a) => butler::verify(a),
+        Command::Export(a) => butler::export(a),
+        Command::Import(a) => butler::import(a),
     }
 }
