@@ -6,6 +6,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod butler;
+pub mod policy;
 
 /// The `daf` command line.
 #[derive(Debug, Parser)]
@@ -41,6 +42,8 @@ pub enum Command {
     Export(butler::ExportArgs),
     /// Import the datasets of an export listing.
     Import(butler::ImportArgs),
+    /// Check policy files against dictionaries, dump them as YAML or PAF.
+    Policy(policy::PolicyArgs),
 }
 
 /// The error type of command handlers: a message for the user and an exit code.
@@ -85,5 +88,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Verify(a) => butler::verify(a),
         Command::Export(a) => butler::export(a),
         Command::Import(a) => butler::import(a),
+        Command::Policy(args) => policy::run(args),
     }
 }
