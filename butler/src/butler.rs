@@ -539,6 +539,19 @@ impl Butler {
                 .map_err(FormatterError::from)?;
         }
         mapper.standardize(&base, &loc.data_id, &mut additional);
+        let persistable = match &component {
+            Some(c) => component_persistable(&loc.persistable, c).ok_or_else(|| {
+                ButlerError::BadDataId {
+                    dataset_type: resolved.clone(),
+                    data_id: data_id.clone(),
+                    message: format!(
+                        "{} has no component {c:?}; components are metadata, image, mask, variance",
+                        loc.persistable
+                    ),
+                }
+            })?,
+            None => loc.persistable.clone(),
+        };
         let mut storages = Vec::with_capacity(loc.locations.len());
         for p in loc.locations_with_root() {
             storages.push(self.persistence.retrieve_storage(
@@ -548,7 +561,7 @@ impl Butler {
         }
         Ok(self
             .persistence
-            .retrieve(&loc.persistable, &mut storages, &additional)?)
+            .retrieve(&persistable, &mut storages, &additional)?)
     }
 
     /// Reads a dataset as `T`.
@@ -967,6 +980,23 @@ impl Butler {
             });
         }
         Ok(refs.remove(0))
+    }
+}
+
+/// The persistable that reads `component` of a file holding `persistable`:
+/// `metadata` → `PropertyList` (the header alone), `mask` → `Mask`,
+/// `variance` → `ImageF`, `image` → the `Image*` of the same pixel type.
+/// The FITS formatters read only that HDU (additional data `component`).
+pub fn component_persistable(persistable: &str, component: &str) -> Option<String> {
+    let suffix = ["MaskedImage", "Exposure", "DecoratedImage", "Image"]
+        .iter()
+        .find_map(|p| persistable.strip_prefix(p));
+    match component {
+        "metadata" | "md" => Some("PropertyList".into()),
+        "mask" => suffix.map(|_| "Mask".into()),
+        "variance" => suffix.map(|_| "ImageF".into()),
+        "image" => suffix.map(|s| format!("Image{s}")),
+        _ => None,
     }
 }
 
