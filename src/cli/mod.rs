@@ -5,6 +5,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
 pub mod butler;
 pub mod policy;
 
@@ -26,6 +27,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the version, the registered storages and formatters.
     Info,
+    /// Measure performance against references in the same run.
+    Bench(bench::BenchArgs),
     /// Create a repository.
     Create(butler::CreateArgs),
     /// Ingest files into a repository (data ids from FITS headers or a table).
@@ -80,6 +83,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             println!("storages: {}", storages.names().join(", "));
             Ok(())
         }
+        Command::Bench(a) => bench::run(&a),
         Command::Create(a) => butler::create(a),
         Command::Ingest(a) => butler::ingest(a),
         Command::Query(a) => butler::query(a),
