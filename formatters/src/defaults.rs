@@ -8,6 +8,10 @@ impl FormatterRegistry {
         #[allow(unused_mut)]
         let mut reg = FormatterRegistry::new();
         // Built-in formatters register themselves here as they are implemented.
+        reg.register::<daf_base::PropertySet>("PropertySet", |p| {
+            Box::new(crate::property_set_formatter::PropertySetFormatter::from_policy(p))
+        })
+        .expect("first registration");
         crate::fits::register_fits_formatters(&mut reg).expect("fresh registry");
         reg
     }

@@ -16,6 +16,7 @@ pub mod formatter;
 pub mod image;
 pub mod persistable;
 pub mod persistence;
+pub mod property_set_formatter;
 pub mod registry;
 
 pub use catalog::SourceCatalog;
@@ -23,6 +24,7 @@ pub use error::FormatterError;
 pub use formatter::Formatter;
 pub use persistable::Persistable;
 pub use persistence::Persistence;
+pub use property_set_formatter::PropertySetFormatter;
 pub use registry::FormatterRegistry;
 
 /// Result alias for formatter operations.

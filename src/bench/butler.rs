@@ -194,7 +194,12 @@ pub fn run(quick: bool) -> Vec<Row> {
         std::hint::black_box(reg.find("meta", &env.id, None).expect("find"));
     });
     let map = median_time(runs, || {
-        std::hint::black_box(env.butler.mapper(0).map("meta", &env.id, false).expect("map"));
+        std::hint::black_box(
+            env.butler
+                .mapper(0)
+                .map("meta", &env.id, false)
+                .expect("map"),
+        );
     });
     let decode = median_time(runs, || {
         std::hint::black_box(serde_json::from_slice::<PropertySet>(&env.bytes).expect("json"));

@@ -21,6 +21,8 @@ pub struct BenchArgs {
 /// The areas `daf bench` can measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BenchArea {
+    /// LogicalLocation template filling against a hand-written `format!`.
+    Foundation,
     /// Butler get/put against plain file I/O, get_many and ingest rates.
     Butler,
 }
@@ -28,6 +30,10 @@ pub enum BenchArea {
 /// Runs `daf bench`.
 pub fn run(args: &BenchArgs) -> Result<(), CliError> {
     let (title, rows) = match args.area {
+        BenchArea::Foundation => (
+            "daf bench foundation",
+            crate::bench::foundation::run(args.quick),
+        ),
         BenchArea::Butler => ("daf bench butler", crate::bench::butler::run(args.quick)),
     };
     print!("{}", format_table(title, &rows));

@@ -3,11 +3,13 @@
 //! Each area keeps its subcommands in its own module; this module assembles
 //! them into one [`Cli`].
 
-use clap::{Parser, Subcommand};
-
 pub mod bench;
+pub mod boost;
 pub mod butler;
 pub mod policy;
+pub mod show;
+
+use clap::{Parser, Subcommand};
 
 /// The `daf` command line.
 #[derive(Debug, Parser)]
@@ -27,8 +29,6 @@ pub struct Cli {
 pub enum Command {
     /// Print the version, the registered storages and formatters.
     Info,
-    /// Measure performance against references in the same run.
-    Bench(bench::BenchArgs),
     /// Create a repository.
     Create(butler::CreateArgs),
     /// Ingest files into a repository (data ids from FITS headers or a table).
@@ -45,8 +45,16 @@ pub enum Command {
     Export(butler::ExportArgs),
     /// Import the datasets of an export listing.
     Import(butler::ImportArgs),
+    /// Measure an area's performance targets (ratios against a reference).
+    Bench(bench::BenchArgs),
     /// Check policy files against dictionaries, dump them as YAML or PAF.
     Policy(policy::PolicyArgs),
+    /// Show what a file holds: a PropertySet archive (Boost binary, text or
+    /// XML; detected) or a FITS header, as YAML (or JSON) with each value's type.
+    Show(show::ShowArgs),
+    /// Convert a PropertySet between YAML/JSON and Boost binary, text and
+    /// XML archives (`--boost-version 1.74|1.81|18|19`; default: the input's).
+    Convert(boost::ConvertArgs),
 }
 
 /// The error type of command handlers: a message for the user and an exit code.
@@ -83,7 +91,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             println!("storages: {}", storages.names().join(", "));
             Ok(())
         }
-        Command::Bench(a) => bench::run(&a),
         Command::Create(a) => butler::create(a),
         Command::Ingest(a) => butler::ingest(a),
         Command::Query(a) => butler::query(a),
@@ -92,6 +99,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Verify(a) => butler::verify(a),
         Command::Export(a) => butler::export(a),
         Command::Import(a) => butler::import(a),
+        Command::Bench(args) => bench::run(&args),
         Command::Policy(args) => policy::run(args),
+        Command::Show(args) => show::run(&args),
+        Command::Convert(args) => boost::run_convert(args),
     }
 }

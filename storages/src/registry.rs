@@ -35,6 +35,10 @@ impl StorageRegistry {
         #[allow(unused_mut)]
         let mut reg = Self::new();
         // Built-in storages register themselves here as they are implemented.
+        reg.register("BoostStorage", || Box::new(crate::BoostStorage::new()))
+            .expect("first registration");
+        reg.register("XmlStorage", || Box::new(crate::XmlStorage::xml()))
+            .expect("first registration");
         reg.register("FitsStorage", || Box::new(crate::fits::FitsStorage::new()))
             .expect("fresh registry");
         reg
