@@ -2,8 +2,8 @@
 //! a plain read / a plain temp+fsync+rename of the same bytes, `get_many` of
 //! many small datasets, and ingest of many FITS files.
 //!
-//! The small dataset is stored with the JSON PropertySet storage of
-//! `daf_butler::testing` until the Boost storage is available to the butler.
+//! The small dataset is a PropertySet in a Boost binary archive
+//! (`BoostStorage`), read and written with the built-in formatters.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,7 +13,6 @@ use daf_base::{data_id, DataId, PropertySet};
 use daf_butler::ingest::{ingest, DataIdSource, IngestOptions, Transfer};
 use daf_butler::simple_mapper::{SimpleDataset, SimpleMapper};
 use daf_butler::{testing, Butler, GetOptions, PutOptions, Repository};
-use daf_mappers::Mapper;
 
 use crate::bench::{median_time, Row, Target};
 
@@ -53,7 +52,7 @@ pub fn setup() -> Env {
     let m = SimpleMapper::new([
         (
             "meta",
-            SimpleDataset::new("meta/v%(visit)d.json", "PropertySet", "JsonStorage"),
+            SimpleDataset::new("meta/v%(visit)d.boost", "PropertySet", "BoostStorage"),
         ),
         (
             "raw",
@@ -64,7 +63,6 @@ pub fn setup() -> Env {
     Repository::create(&root, Some("SimpleMapper"), m.to_args(), &[]).expect("create");
     let butler = Butler::builder()
         .output(root.as_path())
-        .persistence(testing::json_persistence())
         .build()
         .expect("butler");
     let object = small_object();
@@ -100,8 +98,8 @@ pub fn put_once(env: &Env) {
 
 /// The reference: temp file + write + fsync + rename of the same bytes.
 pub fn write_once(env: &Env) {
-    let target = env.dir.path().join("plain.json");
-    let tmp = env.dir.path().join(".plain.json.tmp");
+    let target = env.dir.path().join("plain.boost");
+    let tmp = env.dir.path().join(".plain.boost.tmp");
     let mut f = std::fs::File::create(&tmp).expect("create");
     f.write_all(&env.bytes).expect("write");
     f.sync_all().expect("fsync");
@@ -201,13 +199,19 @@ pub fn run(quick: bool) -> Vec<Row> {
                 .expect("map"),
         );
     });
+    let p = env.butler.persistence();
+    let loc = daf_storages::LogicalLocation::literal(env.file.to_string_lossy().into_owned());
     let decode = median_time(runs, || {
-        std::hint::black_box(serde_json::from_slice::<PropertySet>(&env.bytes).expect("json"));
+        let mut st = vec![p.retrieve_storage("BoostStorage", &loc).expect("storage")];
+        std::hint::black_box(
+            p.retrieve_as::<PropertySet>(&mut st, &PropertySet::new())
+                .expect("retrieve"),
+        );
     });
     for (name, t) in [
         ("  of which: file-registry lookup", reg_lookup),
         ("  of which: mapper map", map),
-        ("  of which: decode (JSON)", decode),
+        ("  of which: Persistence::retrieve (read+decode)", decode),
     ] {
         rows.push(Row {
             name: name.into(),
