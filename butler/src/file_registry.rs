@@ -13,6 +13,8 @@
 //! mode with a busy timeout, so that many processes can put into one
 //! repository at once; each write is one `BEGIN IMMEDIATE` transaction.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -160,12 +162,25 @@ pub fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
+/// An in-memory copy of the rows, valid while SQLite's `data_version`
+/// (which changes when another connection commits) stays the same.
+#[derive(Debug, Default)]
+struct CacheState {
+    /// The data version seen at the previous lookup.
+    version_seen: Option<i64>,
+    /// Rows by (dataset type, canonical data id), built when two lookups in
+    /// a row saw the same version (so constant concurrent writes do not
+    /// cause a reload per lookup).
+    cache: Option<(i64, HashMap<(String, String), Vec<DatasetRecord>>)>,
+}
+
 /// The file registry of one repository.
 #[derive(Debug)]
 pub struct FileRegistry {
     conn: Connection,
     path: PathBuf,
     root: PathBuf,
+    state: RefCell<CacheState>,
 }
 
 const SCHEMA: &str = "
@@ -245,6 +260,7 @@ impl FileRegistry {
                 conn,
                 path: path.clone(),
                 root: root.to_path_buf(),
+                state: RefCell::default(),
             };
             reg.write_txn(|tx| tx.execute_batch(SCHEMA))?;
             return Ok(Some(reg));
@@ -253,6 +269,7 @@ impl FileRegistry {
             conn,
             path,
             root: root.to_path_buf(),
+            state: RefCell::default(),
         }))
     }
 
@@ -277,6 +294,7 @@ impl FileRegistry {
         &mut self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
     ) -> Result<T, ButlerError> {
+        *self.state.borrow_mut() = CacheState::default();
         let path = self.path.clone();
         let tx = self
             .conn
@@ -351,6 +369,43 @@ impl FileRegistry {
         run: Option<&str>,
     ) -> Result<Option<DatasetRecord>, ButlerError> {
         let key = canonical_data_id(data_id);
+        let version: i64 = self
+            .conn
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut st| st.query_row([], |r| r.get(0)))
+            .map_err(|e| self.err(e))?;
+        {
+            let mut st = self.state.borrow_mut();
+            let fresh = matches!(&st.cache, Some((v, _)) if *v == version);
+            if !fresh && st.version_seen == Some(version) {
+                let mut map: HashMap<(String, String), Vec<DatasetRecord>> = HashMap::new();
+                let mut q = self
+                    .conn
+                    .prepare_cached(&format!("SELECT {COLS} FROM datasets"))
+                    .map_err(|e| self.err(e))?;
+                let rows = q
+                    .query_map([], |r| Ok((r.get::<_, String>(2)?, row_to_record(r)?)))
+                    .map_err(|e| self.err(e))?;
+                for row in rows {
+                    let (id_text, rec) = row.map_err(|e| self.err(e))?;
+                    map.entry((rec.dataset_type.clone(), id_text))
+                        .or_default()
+                        .push(rec);
+                }
+                st.cache = Some((version, map));
+            } else if !fresh {
+                st.cache = None;
+            }
+            st.version_seen = Some(version);
+            if let Some((_, map)) = &st.cache {
+                let hits = map.get(&(dataset_type.to_string(), key));
+                let found = hits.and_then(|v| match run {
+                    Some(run) => v.iter().find(|r| r.run == run),
+                    None => v.iter().max_by_key(|r| (r.time_ns, r.id)),
+                });
+                return Ok(found.cloned());
+            }
+        }
         let res = match run {
             Some(run) => self
                 .conn
@@ -584,6 +639,34 @@ mod tests {
         assert_eq!(r.size, 3);
         assert_eq!(r.checksum, blake3::hash(b"abc").to_hex().to_string());
         assert_eq!(reg.dataset_types().unwrap(), vec!["raw".to_string()]);
+    }
+
+    #[test]
+    fn cache_sees_other_connections_writes() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("f"), b"abc").unwrap();
+        let mut a = FileRegistry::open(d.path(), true).unwrap().unwrap();
+        let mut b = FileRegistry::open(d.path(), true).unwrap().unwrap();
+        let id1 = data_id! {visit: 1};
+        let id2 = data_id! {visit: 2};
+        a.insert(&rec("raw", id1.clone(), "", "f", d.path()))
+            .unwrap();
+        for _ in 0..3 {
+            assert_eq!(a.find("raw", &id1, None).unwrap().unwrap().path, "f");
+            assert!(a.find("raw", &id2, None).unwrap().is_none());
+        }
+        b.insert(&rec("raw", id2.clone(), "", "f", d.path()))
+            .unwrap();
+        assert!(a.find("raw", &id2, None).unwrap().is_some());
+        let mut moved = rec("raw", id1.clone(), "", "f", d.path());
+        moved.path = "g".into();
+        b.insert(&moved).unwrap();
+        assert_eq!(a.find("raw", &id1, None).unwrap().unwrap().path, "g");
+        assert_eq!(a.find("raw", &id1, None).unwrap().unwrap().path, "g");
+        // own writes invalidate too
+        a.insert(&rec("raw", id1.clone(), "", "f", d.path()))
+            .unwrap();
+        assert_eq!(a.find("raw", &id1, None).unwrap().unwrap().path, "f");
     }
 
     #[test]
