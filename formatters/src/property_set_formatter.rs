@@ -1,5 +1,6 @@
 //! [`PropertySetFormatter`]: PropertySets in Boost (binary, text) and XML
-//! archives, with the layout LSST's `PropertySetFormatter` wrote.
+//! archives, with the layout LSST's `PropertySetFormatter` wrote, and as rows
+//! of `DbStorage` / `DbTsvStorage` tables (write only, as in LSST).
 
 use daf_base::{Policy, PropertySet};
 use daf_storages::boost::property_set::{load_property_set, save_property_set, PropertySetLayout};
@@ -29,6 +30,8 @@ pub const ROOT_NAME: &str = "propertySet";
 #[derive(Debug, Clone, Default)]
 pub struct PropertySetFormatter {
     layout: PropertySetLayout,
+    /// The sub-policy (`TableName`, `KeyList` for databases).
+    policy: Option<Policy>,
 }
 
 impl PropertySetFormatter {
@@ -49,7 +52,10 @@ impl PropertySetFormatter {
                 layout.persistable_tracked = matches!(v.as_str(), "true" | "1" | "yes");
             }
         }
-        PropertySetFormatter { layout }
+        PropertySetFormatter {
+            layout,
+            policy: policy.cloned(),
+        }
     }
 
     /// The layout written.
@@ -98,9 +104,17 @@ impl Formatter for PropertySetFormatter {
         &self,
         obj: &dyn Persistable,
         storage: &mut dyn Storage,
-        _additional_data: &PropertySet,
+        additional_data: &PropertySet,
     ) -> Result<()> {
         let ps: &PropertySet = expect_object(self, obj)?;
+        if crate::db::is_db_storage(storage) {
+            return crate::db::write_property_set(
+                ps,
+                storage,
+                additional_data,
+                self.policy.as_ref(),
+            );
+        }
         if storage.as_any().downcast_ref::<ArchiveStorage>().is_none() {
             return Err(unsupported(self, storage));
         }

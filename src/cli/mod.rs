@@ -7,6 +7,7 @@ pub mod bench;
 pub mod boost;
 pub mod butler;
 pub mod policy;
+pub mod registry;
 pub mod show;
 
 use clap::{Parser, Subcommand};
@@ -47,6 +48,8 @@ pub enum Command {
     Import(butler::ImportArgs),
     /// Measure an area's performance targets (ratios against a reference).
     Bench(bench::BenchArgs),
+    /// Registry management (`daf registry create POLICY ROOT`).
+    Registry(registry::RegistryArgs),
     /// Check policy files against dictionaries, dump them as YAML or PAF.
     Policy(policy::PolicyArgs),
     /// Show what a file holds: a PropertySet archive (Boost binary, text or
@@ -99,7 +102,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Verify(a) => butler::verify(a),
         Command::Export(a) => butler::export(a),
         Command::Import(a) => butler::import(a),
-        Command::Bench(args) => bench::run(&args),
+        Command::Bench(args) => bench::run(args),
+        Command::Registry(args) => registry::run(args),
         Command::Policy(args) => policy::run(args),
         Command::Show(args) => show::run(&args),
         Command::Convert(args) => boost::run_convert(args),

@@ -13,6 +13,7 @@
 pub mod atomic;
 pub mod boost;
 pub mod boost_storage;
+pub mod db;
 pub mod error;
 pub mod fits;
 pub mod location;
