@@ -207,3 +207,124 @@ fn obs_test_raw_and_a_chained_output() {
 fn RepoArgsOut(p: &Path) -> daf::butler::RepositoryArgs {
     daf::butler::RepositoryArgs::new(p).mapper("SimpleMapper")
 }
+
+fn obs_policy() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/obs_test/policy/testMapper.yaml")
+}
+
+fn camera_butler(out: &Path) -> Butler {
+    let mut policies = std::collections::BTreeMap::new();
+    policies.insert(
+        "lsst.obs.test.testMapper.TestMapper".to_string(),
+        obs_policy(),
+    );
+    let mut args = daf::butler::RepositoryArgs::new(out).mapper("CameraMapper");
+    args.mapper_args.insert(
+        "policy".into(),
+        obs_policy().to_string_lossy().into_owned().into(),
+    );
+    Butler::builder()
+        .input(obs_input())
+        .output(args)
+        .mapper_factory(daf::butler::camera_mapper_factory(policies, None))
+        .build()
+        .unwrap()
+}
+
+fn sorted(mut v: Vec<Vec<daf::base::DataIdValue>>) -> Vec<Vec<daf::base::DataIdValue>> {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v
+}
+
+#[test]
+fn obs_test_acceptance_with_the_camera_mapper() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out");
+    let b = camera_butler(&out);
+
+    // get("raw", {visit: 1}): filter completed from the registry
+    let raw: DecoratedImageU = b.get("raw", &data_id! {visit: 1}).unwrap();
+    assert_eq!((raw.image.width(), raw.image.height()), (1026, 2000));
+    assert_eq!(raw.image.get(0, 0), 966);
+    assert_eq!(raw.metadata.get_as_f64("EXPTIME").unwrap(), 15.0);
+    assert_eq!(raw.metadata.get::<String>("FILTER").unwrap().trim(), "g");
+    assert_eq!(
+        b.get_uri("raw", &data_id! {visit: 3}, false).unwrap(),
+        obs_input().join("raw/raw_v3_fr.fits.gz")
+    );
+
+    // query_metadata (README §5.1)
+    let q =
+        |keys: &[&str], id: daf::base::DataId| sorted(b.query_metadata("raw", keys, &id).unwrap());
+    assert_eq!(
+        q(&["visit", "filter"], data_id! {visit: 1}),
+        vec![vec![1.into(), "g".into()]]
+    );
+    assert_eq!(
+        q(&["visit", "filter"], data_id! {visit: 3}),
+        vec![vec![3.into(), "r".into()]]
+    );
+    assert_eq!(
+        q(&["visit", "filter"], data_id! {filter: "g"}),
+        vec![vec![1.into(), "g".into()], vec![2.into(), "g".into()]]
+    );
+    assert_eq!(
+        q(&["filter"], data_id! {}),
+        vec![vec!["g".into()], vec!["r".into()]]
+    );
+    assert_eq!(
+        q(&["visit"], data_id! {filter: "g"}),
+        vec![vec![1.into()], vec![2.into()]]
+    );
+    assert!(q(&["visit", "filter"], data_id! {visit: 4}).is_empty());
+
+    // keys, subsets and data refs (README §5.2)
+    let keys = b.get_keys("raw", Some("skyTile")).unwrap();
+    assert_eq!(
+        keys.keys().cloned().collect::<Vec<_>>(),
+        vec!["filter".to_string()]
+    );
+    let keys = b.get_keys("raw", Some("visit")).unwrap();
+    assert_eq!(keys.len(), 2);
+    let n = |level: Option<&str>, id: daf::base::DataId| b.subset("raw", level, &id).unwrap().len();
+    assert_eq!(n(Some("sensor"), data_id! {filter: "g"}), 2);
+    assert_eq!(n(Some("sensor"), data_id! {visit: 1}), 1);
+    assert_eq!(n(Some("filter"), data_id! {visit: 1}), 1);
+    assert_eq!(n(Some("visit"), data_id! {filter: "g"}), 2);
+    assert_eq!(n(None, data_id! {}), 3);
+    assert_eq!(n(Some("skyTile"), data_id! {}), 2);
+    let r = b.data_ref("raw", None, &data_id! {visit: 2}).unwrap();
+    assert_eq!(r.data_id, data_id! {visit: 2, filter: "g"});
+    assert!(r.exists(None).unwrap());
+    let img: DecoratedImageU = r.get().unwrap();
+    assert_eq!(img.image.get(0, 0), 962);
+    let e = b
+        .data_ref("raw", None, &data_id! {filter: "g"})
+        .unwrap_err();
+    assert!(matches!(e, ButlerError::NotUnique { count: 2, .. }), "{e}");
+    assert!(!b
+        .dataset_exists("raw", &data_id! {visit: 1, filter: "r"})
+        .unwrap());
+    let e = b
+        .get::<DecoratedImageU>("raw", &data_id! {visit: 4})
+        .unwrap_err();
+    assert!(e.to_string().contains("visit"), "{e}");
+
+    // processed data into the chained output, read back by a partial id
+    let mut calexp = ExposureF::new(MaskedImageF::new(64, 32));
+    calexp.masked_image.image.set(1, 2, 42.5);
+    calexp.exposure_time = Some(15.0);
+    b.put(&calexp, "calexp", &data_id! {visit: 1}).unwrap();
+    assert!(out.join("calexp/calexp_v1_fg.fits").is_file());
+    let back: ExposureF = b.get("calexp", &data_id! {visit: 1}).unwrap();
+    assert_eq!(back.masked_image.image.get(1, 2), 42.5);
+    let md: PropertySet = b.get("calexp.metadata", &data_id! {visit: 1}).unwrap();
+    assert_eq!(md.get_as_f64("EXPTIME").unwrap(), 15.0);
+    // a second butler on the output alone finds the input through its parent link
+    let again = camera_butler(&out);
+    assert_eq!(again.repositories().len(), 2);
+    let back: ExposureF = again
+        .get("calexp", &data_id! {visit: 1, filter: "g"})
+        .unwrap();
+    assert_eq!(back.width(), 64);
+}

@@ -29,7 +29,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use daf_base::{DataId, DataIdValue, PropertySet};
 use daf_formatters::{FormatterError, Persistable, Persistence};
-use daf_mappers::{ButlerLocation, KeyType, Mapper, MapperError};
+use daf_mappers::{
+    open_registry, ButlerLocation, CameraMapper, CameraMapperOptions, KeyType, Mapper, MapperError,
+    MapperPolicy,
+};
 use daf_storages::LogicalLocation;
 use rayon::prelude::*;
 
@@ -42,22 +45,84 @@ use crate::simple_mapper::SimpleMapper;
 pub type MapperFactory =
     Arc<dyn Fn(&Repository) -> Result<Arc<dyn Mapper>, ButlerError> + Send + Sync>;
 
-/// The default mapper factory: [`SimpleMapper`] (from the repository's
-/// mapper arguments) for repositories whose mapper is `SimpleMapper` or
-/// unnamed; any other mapper name is an error telling what to do.
+/// The default mapper factory: [`camera_mapper_factory`] with no named
+/// policies and no fallback policy.
 pub fn default_mapper_factory() -> MapperFactory {
-    Arc::new(|repo: &Repository| match repo.cfg.mapper.as_deref() {
-        None | Some("SimpleMapper") => Ok(Arc::new(
-            SimpleMapper::from_args(&repo.cfg.mapper_args)?.with_root(&repo.root),
-        ) as Arc<dyn Mapper>),
-        Some(other) => Err(ButlerError::repo(
-            &repo.root,
-            format!(
-                "mapper {other:?} is not known to the default mapper factory; \
-                     pass a mapper factory that builds it"
-            ),
-        )),
+    camera_mapper_factory(BTreeMap::new(), None)
+}
+
+/// A mapper factory that builds
+/// * a [`SimpleMapper`] (from the repository's mapper arguments) for
+///   repositories whose mapper is `SimpleMapper` or unnamed;
+/// * a [`CameraMapper`] for any other mapper name, from the policy named by
+///   the repository's `mapperArgs.policy` (relative to its root), else the
+///   policy `policies` gives for the mapper name, else `fallback`. A
+///   repository without a registry of its own uses the first registry found
+///   among its parents (depth-first), as Gen2 did.
+pub fn camera_mapper_factory(
+    policies: BTreeMap<String, PathBuf>,
+    fallback: Option<PathBuf>,
+) -> MapperFactory {
+    Arc::new(move |repo: &Repository| {
+        let name = match repo.cfg.mapper.as_deref() {
+            None | Some("SimpleMapper") => {
+                return Ok(Arc::new(
+                    SimpleMapper::from_args(&repo.cfg.mapper_args)?.with_root(&repo.root),
+                ) as Arc<dyn Mapper>)
+            }
+            Some(n) => n,
+        };
+        let policy_path = repo
+            .cfg
+            .mapper_args
+            .get("policy")
+            .and_then(|v| v.as_str())
+            .map(|p| repo.root.join(p))
+            .or_else(|| policies.get(name).cloned())
+            .or_else(|| fallback.clone())
+            .ok_or_else(|| {
+                ButlerError::repo(
+                    &repo.root,
+                    format!(
+                        "no mapper policy for mapper {name:?}; set mapperArgs.policy in its {} \
+                         (daf create --policy) or pass a policy for it",
+                        crate::repository::CFG_FILE
+                    ),
+                )
+            })?;
+        let policy = MapperPolicy::load(&policy_path, None)?;
+        let mut opts = CameraMapperOptions::default();
+        let own = policy.registry_path.is_some()
+            || repo.root.join("registry.sqlite3").is_file()
+            || repo.root.join("registry.pgsql").is_file();
+        if !own {
+            if let Some(p) = parent_registry(repo, 0) {
+                opts.registry = Some(open_registry(&p)?);
+            }
+        }
+        Ok(Arc::new(CameraMapper::open(policy, &repo.root, opts)?) as Arc<dyn Mapper>)
     })
+}
+
+/// The first `registry.sqlite3` / `registry.pgsql` among the parents of
+/// `repo`, depth-first.
+fn parent_registry(repo: &Repository, depth: usize) -> Option<PathBuf> {
+    if depth > 32 {
+        return None;
+    }
+    for p in &repo.parents {
+        for n in ["registry.pgsql", "registry.sqlite3"] {
+            if p.join(n).is_file() {
+                return Some(p.join(n));
+            }
+        }
+        if let Ok(parent) = Repository::open(p, crate::repository::Mode::Read) {
+            if let Some(found) = parent_registry(&parent, depth + 1) {
+                return Some(found);
+            }
+        }
+    }
+    None
 }
 
 /// Origin of a bounding box for cut-out reads.

@@ -23,4 +23,7 @@ pub mod simple_mapper;
 #[doc(hidden)]
 pub mod testing;
 
-pub use butler::{Butler, ButlerBuilder, DataRef, GetOptions, MapperFactory, Origin, PutOptions};
+pub use butler::{
+    camera_mapper_factory, default_mapper_factory, Butler, ButlerBuilder, DataRef, GetOptions,
+    MapperFactory, Origin, PutOptions,
+};
