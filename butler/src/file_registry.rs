@@ -162,6 +162,9 @@ pub fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
+/// Rows by (dataset type, canonical data id).
+type RowMap = HashMap<(String, String), Vec<DatasetRecord>>;
+
 /// An in-memory copy of the rows, valid while SQLite's `data_version`
 /// (which changes when another connection commits) stays the same.
 #[derive(Debug, Default)]
@@ -171,7 +174,7 @@ struct CacheState {
     /// Rows by (dataset type, canonical data id), built when two lookups in
     /// a row saw the same version (so constant concurrent writes do not
     /// cause a reload per lookup).
-    cache: Option<(i64, HashMap<(String, String), Vec<DatasetRecord>>)>,
+    cache: Option<(i64, RowMap)>,
 }
 
 /// The file registry of one repository.
@@ -378,7 +381,7 @@ impl FileRegistry {
             let mut st = self.state.borrow_mut();
             let fresh = matches!(&st.cache, Some((v, _)) if *v == version);
             if !fresh && st.version_seen == Some(version) {
-                let mut map: HashMap<(String, String), Vec<DatasetRecord>> = HashMap::new();
+                let mut map = RowMap::new();
                 let mut q = self
                     .conn
                     .prepare_cached(&format!("SELECT {COLS} FROM datasets"))
