@@ -96,8 +96,10 @@ fn create_ingest_put_get_query_verify_export_import() {
         assert_eq!(back.get::<f64>("exptime").unwrap(), 15.0);
     }
 
-    // get (CLI): a FITS dataset without an image formatter is summarised by its header
+    // get (CLI): type, shape and header
     let g = json(&["get", repo_s, "raw", "visit=2", "--json"]);
+    assert_eq!(g["type"], "DecoratedImageU", "{g}");
+    assert_eq!(g["shape"], serde_json::json!([0, 0]), "{g}");
     assert_eq!(g["data_id"]["filter"], "r", "{g}");
     assert_eq!(g["header"]["EXPTIME"], 15.0, "{g}");
     assert!(
@@ -179,4 +181,63 @@ fn create_ingest_put_get_query_verify_export_import() {
         "{out}"
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("restore them"));
+}
+
+#[test]
+fn cli_on_obs_test_through_a_camera_mapper_output() {
+    let d = tempfile::tempdir().unwrap();
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let input = here.join("tests/data/obs_test/input");
+    let policy = here.join("tests/data/obs_test/policy/testMapper.yaml");
+    let out = d.path().join("out");
+    let out_s = out.to_str().unwrap();
+    ok(&[
+        "create",
+        out_s,
+        "--mapper",
+        "CameraMapper",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--parent",
+        input.to_str().unwrap(),
+    ]);
+    let q = json(&[
+        "query",
+        out_s,
+        "--dataset-type",
+        "raw",
+        "--keys",
+        "visit,filter",
+        "--where",
+        "visit > 1",
+        "--json",
+    ]);
+    let mut rows: Vec<String> = q
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        vec![r#"{"filter":"g","visit":2}"#, r#"{"filter":"r","visit":3}"#]
+    );
+    let g = json(&["get", out_s, "raw", "visit=1", "--json"]);
+    assert_eq!(g["type"], "DecoratedImageU", "{g}");
+    assert_eq!(g["shape"], serde_json::json!([1026, 2000]), "{g}");
+    assert_eq!(g["header"]["OBSID"], 890104911, "{g}");
+    assert_eq!(g["data_id"]["filter"], "g", "{g}");
+    assert!(
+        g["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("raw/raw_v1_fg.fits.gz"),
+        "{g}"
+    );
+    let o = daf(&["get", out_s, "raw", "visit=4"]);
+    assert!(!o.status.success());
+    let p = json(&["dump-policy", out_s, "--json"]);
+    assert_eq!(p[0]["datasets"]["raw"]["keys"]["filter"], "Str", "{p}");
+    assert_eq!(p.as_array().unwrap().len(), 2);
 }

@@ -37,13 +37,26 @@ fn data_id(items: &[(String, DataIdValue)]) -> DataId {
     items.iter().cloned().collect()
 }
 
+/// Opens `repo` (as an output when `writable`). A camera-mapper policy named
+/// by the repository (`mapperArgs.policy`) also serves its legacy parents.
 fn open(repo: &Path, writable: bool) -> Result<Butler, CliError> {
     let b = if writable {
         Butler::builder().output(repo)
     } else {
         Butler::builder().input(repo)
     };
-    b.build().map_err(|e| CliError::new(e.to_string()))
+    let fallback = Repository::open(repo, daf_butler::repository::Mode::Read)
+        .ok()
+        .and_then(|r| {
+            r.cfg
+                .mapper_args
+                .get("policy")
+                .and_then(|v| v.as_str())
+                .map(|p| r.root.join(p))
+        });
+    b.mapper_factory(daf_butler::camera_mapper_factory(BTreeMap::new(), fallback))
+        .build()
+        .map_err(|e| CliError::new(e.to_string()))
 }
 
 fn progress(n: usize, quiet: bool) -> ProgressBar {
@@ -73,12 +86,15 @@ fn print_json(v: &impl serde::Serialize) -> Result<(), CliError> {
 pub struct CreateArgs {
     /// The repository folder to create.
     pub repo: PathBuf,
-    /// The mapper name (default `SimpleMapper`).
+    /// The mapper name (default `SimpleMapper`; `CameraMapper` with `--policy`).
     #[arg(long)]
     pub mapper: Option<String>,
     /// A parent repository (repeatable).
     #[arg(long = "parent")]
     pub parents: Vec<PathBuf>,
+    /// The mapper policy of a camera mapper (recorded as `mapperArgs.policy`).
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
     /// A dataset type for `SimpleMapper`: `NAME:TEMPLATE:PERSISTABLE:STORAGE`
     /// (repeatable), e.g. `raw:raw/v%(visit)d_f%(filter)s.fits:DecoratedImageU:FitsStorage`.
     #[arg(long = "dataset")]
@@ -98,11 +114,22 @@ pub fn create(a: CreateArgs) -> Result<(), CliError> {
         defs.push((parts[0], SimpleDataset::new(parts[1], parts[2], parts[3])));
     }
     let mapper = a.mapper.clone().unwrap_or_else(|| "SimpleMapper".into());
-    let args = if mapper == "SimpleMapper" {
+    let mut args = if mapper == "SimpleMapper" {
         SimpleMapper::new(defs)?.to_args()
     } else {
         BTreeMap::new()
     };
+    if let Some(p) = &a.policy {
+        let abs =
+            std::path::absolute(p).map_err(|e| CliError::new(format!("{}: {e}", p.display())))?;
+        if !abs.is_file() {
+            return Err(CliError::new(format!(
+                "policy {} does not exist",
+                abs.display()
+            )));
+        }
+        args.insert("policy".into(), abs.to_string_lossy().into_owned().into());
+    }
     let r = Repository::create(&a.repo, Some(&mapper), args, &a.parents)?;
     println!("created repository {} (mapper {mapper})", r.root.display());
     Ok(())
@@ -150,12 +177,8 @@ pub fn ingest(a: IngestArgs) -> Result<(), CliError> {
                     .map_err(|e| CliError::new(format!("{}: {e}", t.display())))?,
             )
         }
+        None if a.keys.is_empty() => DataIdSource::Header(policy_rules(&a.repo)?),
         None => {
-            if a.keys.is_empty() {
-                return Err(CliError::new(
-                    "say where data ids come from: --key KEY=HEADERCARD (repeatable) or --table FILE",
-                ));
-            }
             let mut rules = BTreeMap::new();
             for k in &a.keys {
                 let (key, card) = k.split_once('=').ok_or_else(|| {
@@ -177,6 +200,43 @@ pub fn ingest(a: IngestArgs) -> Result<(), CliError> {
     let summary = ingest::ingest(&butler, &a.files, &opts, &|| pb.inc(1))?;
     pb.finish_and_clear();
     report_summary(&summary, a.json)
+}
+
+/// The header rules of the repository's mapper policy (`ingest.headerKeys`
+/// of the policy named by `mapperArgs.policy`), as used by `daf registry create`.
+fn policy_rules(repo: &Path) -> Result<BTreeMap<String, String>, CliError> {
+    let none = || {
+        CliError::new(
+            "say where data ids come from: --key KEY=HEADERCARD (repeatable), --table FILE, \
+             or a mapper policy with an ingest.headerKeys section",
+        )
+    };
+    let r = Repository::open(repo, daf_butler::repository::Mode::Read)?;
+    let Some(policy) = r.cfg.mapper_args.get("policy").and_then(|v| v.as_str()) else {
+        return Err(none());
+    };
+    let policy = daf_mappers::MapperPolicy::load(&r.root.join(policy), None)?;
+    let Some(ingest) = policy.ingest else {
+        return Err(none());
+    };
+    let mut rules = BTreeMap::new();
+    for (key, rule) in ingest.header_keys {
+        if !matches!(
+            rule.convert.as_str(),
+            "" | "none" | "int" | "float" | "string"
+        ) {
+            return Err(CliError::new(format!(
+                "policy header rule for {key:?} converts with {:?}, which daf ingest does not do; \
+                 give --key rules or a --table instead",
+                rule.convert
+            )));
+        }
+        rules.insert(key, rule.header);
+    }
+    if rules.is_empty() {
+        return Err(none());
+    }
+    Ok(rules)
 }
 
 fn report_summary(summary: &IngestSummary, json: bool) -> Result<(), CliError> {
@@ -356,10 +416,20 @@ pub fn get(a: GetArgs) -> Result<(), CliError> {
         Ok(obj) => {
             summary.insert("type".into(), obj.persistable_name().to_string().into());
             if let Some(ps) = obj.downcast_ref::<PropertySet>() {
-                summary.insert(
-                    "fields".into(),
-                    serde_json::to_value(ps).unwrap_or_default(),
-                );
+                summary.insert("fields".into(), ps_json(ps));
+            } else if let Some((shape, header)) = describe_image(obj.as_ref()) {
+                summary.insert("shape".into(), serde_json::json!(shape));
+                if let Some(h) = header {
+                    summary.insert("header".into(), ps_json(h));
+                }
+            } else if let Some(cat) = obj.downcast_ref::<daf_formatters::SourceCatalog>() {
+                summary.insert("rows".into(), cat.len().into());
+                let cols: Vec<String> = cat
+                    .fields()
+                    .iter()
+                    .map(|f| format!("{}: {:?}", f.name, f.field_type))
+                    .collect();
+                summary.insert("columns".into(), cols.into());
             } else {
                 let mut d = format!("{obj:?}");
                 if d.len() > 2000 {
@@ -394,6 +464,59 @@ pub fn get(a: GetArgs) -> Result<(), CliError> {
     let yaml = serde_norway::to_string(&summary).map_err(|e| CliError::new(e.to_string()))?;
     print!("{yaml}");
     Ok(())
+}
+
+/// A PropertySet as plain JSON: one value → a scalar, several → an array.
+fn ps_json(ps: &PropertySet) -> serde_json::Value {
+    use daf_base::Values;
+    let mut m = serde_json::Map::new();
+    for (name, vals) in ps.iter() {
+        let one = |i: usize| -> serde_json::Value {
+            match vals {
+                Values::Bool(v) => v[i].into(),
+                Values::F32(_) | Values::F64(_) => vals.as_f64_at(i).into(),
+                Values::String(v) => v[i].clone().into(),
+                Values::PropertySet(v) => ps_json(&v[i]),
+                Values::DateTime(_) => vals.text_at(i).into(),
+                _ => vals.as_i64_at(i).into(),
+            }
+        };
+        let v = if vals.len() == 1 {
+            one(0)
+        } else {
+            (0..vals.len()).map(one).collect::<Vec<_>>().into()
+        };
+        m.insert(name.to_string(), v);
+    }
+    m.into()
+}
+
+/// Shape `[width, height]` and header of the image persistables.
+fn describe_image(
+    obj: &dyn daf_formatters::Persistable,
+) -> Option<([usize; 2], Option<&PropertySet>)> {
+    use daf_formatters::image::*;
+    macro_rules! try_types {
+        ($($t:ty),*) => {$(
+            if let Some(x) = obj.downcast_ref::<DecoratedImage<$t>>() {
+                return Some(([x.image.width(), x.image.height()], Some(&x.metadata)));
+            }
+            if let Some(x) = obj.downcast_ref::<Exposure<$t>>() {
+                return Some(([x.width(), x.height()], Some(&x.metadata)));
+            }
+            if let Some(x) = obj.downcast_ref::<MaskedImage<$t>>() {
+                return Some(([x.width(), x.height()], None));
+            }
+            if let Some(x) = obj.downcast_ref::<Image<$t>>() {
+                return Some(([x.width(), x.height()], None));
+            }
+        )*};
+    }
+    try_types!(u8, i16, u16, i32, u32, i64, f32, f64);
+    if let Some(m) = obj.downcast_ref::<Mask>() {
+        return Some(([m.width(), m.height()], None));
+    }
+    None
 }
 
 // ---------------------------------------------------------------- dump-policy
