@@ -4,6 +4,7 @@
 //! same run (a plain `std::fs::read`, a hand-written SQL loop ...), never an
 //! absolute time, so figures stay meaningful on any machine.
 
+pub mod boost;
 pub mod butler;
 pub mod db;
 pub mod foundation;

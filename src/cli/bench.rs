@@ -24,6 +24,29 @@ pub enum BenchArea {
     Db(DbBenchArgs),
     /// Butler get/put against plain file I/O, get_many and ingest rates.
     Butler(QuickArgs),
+    /// Boost archives: a binary `Vec<f64>` against plain file I/O, records,
+    /// doubles in a text archive.
+    Boost(BoostBenchArgs),
+}
+
+/// `daf bench boost` arguments.
+#[derive(Debug, Args)]
+pub struct BoostBenchArgs {
+    /// Timed runs per measurement (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// MiB of doubles in the binary `Vec<f64>` archive.
+    #[arg(long, default_value_t = 100)]
+    pub vec_mib: usize,
+    /// Number of records.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub records: usize,
+    /// MiB of doubles in the text archive.
+    #[arg(long, default_value_t = 8)]
+    pub text_mib: usize,
+    /// Folder for the benchmark files (default: a temporary folder).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
 }
 
 /// Arguments of areas that only have a quick mode.
@@ -72,7 +95,31 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
             print!("{}", crate::bench::format_table("daf bench butler", &rows));
             Ok(())
         }
+        BenchArea::Boost(a) => run_boost(a),
     }
+}
+
+fn run_boost(a: BoostBenchArgs) -> Result<(), CliError> {
+    let tmp;
+    let dir = match &a.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            d.clone()
+        }
+        None => {
+            tmp = tempfile::tempdir()?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let cfg = crate::bench::boost::BoostBenchConfig {
+        vec_mib: a.vec_mib,
+        records: a.records,
+        text_mib: a.text_mib,
+        runs: a.runs,
+    };
+    let rows = crate::bench::boost::run(&cfg, &dir).map_err(CliError::new)?;
+    print!("{}", crate::bench::format_table("daf bench boost", &rows));
+    Ok(())
 }
 
 fn run_db(a: DbBenchArgs) -> Result<(), CliError> {
