@@ -5,6 +5,7 @@
 //! absolute time, so figures stay meaningful on any machine.
 
 pub mod boost;
+pub mod butler;
 pub mod db;
 pub mod fits;
 pub mod foundation;

@@ -22,6 +22,8 @@ pub enum BenchArea {
     Foundation(QuickArgs),
     /// Database storages: SQLite, PostgreSQL and MariaDB inserts and bulk loads.
     Db(DbBenchArgs),
+    /// Butler get/put against plain file I/O, get_many and ingest rates.
+    Butler(QuickArgs),
     /// Boost archives: a binary `Vec<f64>` against plain file I/O, records,
     /// doubles in a text archive.
     Boost(BoostBenchArgs),
@@ -106,6 +108,11 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
             Ok(())
         }
         BenchArea::Db(a) => run_db(a),
+        BenchArea::Butler(a) => {
+            let rows = crate::bench::butler::run(a.quick);
+            print!("{}", crate::bench::format_table("daf bench butler", &rows));
+            Ok(())
+        }
         BenchArea::Boost(a) => run_boost(a),
         BenchArea::Fits(a) => run_fits(a),
         BenchArea::Registry(a) => {
