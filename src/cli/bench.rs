@@ -1,65 +1,160 @@
-//! `daf bench <area>`: performance figures as ratios against a reference
-//! measured in the same run. Each area adds a [`BenchArea`] variant and a
-//! match arm in [`run`], with its code in `crate::bench::<area>`.
+//! `daf bench <area>`: benchmark tables, each figure a ratio against a
+//! reference measured in the same run.
 
-use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
 
 use super::CliError;
-use crate::bench::format_table;
 
-/// Arguments of `daf bench`.
+/// `daf bench` arguments.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Which area to measure.
-    #[arg(value_enum)]
+    /// The area to measure.
+    #[command(subcommand)]
     pub area: BenchArea,
+}
+
+/// The benchmark areas.
+#[derive(Debug, Subcommand)]
+pub enum BenchArea {
+    /// LogicalLocation template filling against a hand-written `format!`.
+    Foundation(QuickArgs),
+    /// Database storages: SQLite, PostgreSQL and MariaDB inserts and bulk loads.
+    Db(DbBenchArgs),
+    /// Butler get/put against plain file I/O, get_many and ingest rates.
+    Butler(QuickArgs),
+    /// Boost archives: a binary `Vec<f64>` against plain file I/O, records,
+    /// doubles in a text archive.
+    Boost(BoostBenchArgs),
+    /// FITS: image write/read bandwidth, cut-outs, peak memory.
+    Fits(FitsBenchArgs),
+    /// Registries: partial data-id completion, template mapping, registry creation.
+    Registry(QuickArgs),
+}
+
+/// `daf bench fits` arguments.
+#[derive(Debug, Args)]
+pub struct FitsBenchArgs {
+    /// Timed runs per measurement (median taken).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Folder for the temporary files (default: a fresh temporary folder).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// `daf bench boost` arguments.
+#[derive(Debug, Args)]
+pub struct BoostBenchArgs {
+    /// Timed runs per measurement (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// MiB of doubles in the binary `Vec<f64>` archive.
+    #[arg(long, default_value_t = 100)]
+    pub vec_mib: usize,
+    /// Number of records.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub records: usize,
+    /// MiB of doubles in the text archive.
+    #[arg(long, default_value_t = 8)]
+    pub text_mib: usize,
+    /// Folder for the benchmark files (default: a temporary folder).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// Arguments of areas that only have a quick mode.
+#[derive(Debug, Args)]
+pub struct QuickArgs {
     /// Fewer iterations: a quick, noisier run.
     #[arg(long)]
     pub quick: bool,
-    /// db: SourceCatalog rows for SQLite and the bulk loads (default
-    /// 1,000,000; 100,000 with --quick).
+}
+
+/// `daf bench db` arguments.
+#[derive(Debug, Args)]
+pub struct DbBenchArgs {
+    /// A quick run: 100,000 rows (10,000 for the server row-insert baselines).
+    #[arg(long)]
+    pub quick: bool,
+    /// SourceCatalog rows for SQLite and the bulk loads (default 1,000,000).
     #[arg(long)]
     pub rows: Option<usize>,
-    /// db: rows for the (slow) server row-insert baselines (default 50,000;
-    /// 10,000 with --quick).
+    /// Rows for the (slow) server row-insert baselines (default 50,000).
     #[arg(long)]
     pub row_insert_rows: Option<usize>,
-    /// db: PostgreSQL location (default: env DAF_TEST_POSTGRES_URL; none skips).
+    /// PostgreSQL location (default: env DAF_TEST_POSTGRES_URL; none skips).
     #[arg(long)]
     pub postgres: Option<String>,
-    /// db: MariaDB/MySQL location (default: env DAF_TEST_MYSQL_URL; none skips).
+    /// MariaDB/MySQL location (default: env DAF_TEST_MYSQL_URL; none skips).
     #[arg(long)]
     pub mysql: Option<String>,
-    /// db: auth file (default ~/.daf/db-auth.yaml if present, else
-    /// password-less users postgres / root).
+    /// Auth file (default ~/.daf/db-auth.yaml if present, else password-less
+    /// users postgres / root).
     #[arg(long)]
-    pub auth: Option<std::path::PathBuf>,
+    pub auth: Option<PathBuf>,
 }
 
-/// The areas `daf bench` can measure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BenchArea {
-    /// LogicalLocation template filling against a hand-written `format!`.
-    Foundation,
-    /// Database storages: SQLite DbStorage vs rusqlite, PostgreSQL COPY and
-    /// MariaDB bulk loads vs row inserts and `psql \copy`.
-    Db,
+/// Runs `daf bench <area>`.
+pub fn run(args: BenchArgs) -> Result<(), CliError> {
+    match args.area {
+        BenchArea::Foundation(a) => {
+            let rows = crate::bench::foundation::run(a.quick);
+            print!(
+                "{}",
+                crate::bench::format_table("daf bench foundation", &rows)
+            );
+            Ok(())
+        }
+        BenchArea::Db(a) => run_db(a),
+        BenchArea::Butler(a) => {
+            let rows = crate::bench::butler::run(a.quick);
+            print!("{}", crate::bench::format_table("daf bench butler", &rows));
+            Ok(())
+        }
+        BenchArea::Boost(a) => run_boost(a),
+        BenchArea::Fits(a) => run_fits(a),
+        BenchArea::Registry(a) => {
+            let opts = if a.quick {
+                crate::bench::registry::Options::quick()
+            } else {
+                crate::bench::registry::Options::full()
+            };
+            let rows = crate::bench::registry::run(opts);
+            print!(
+                "{}",
+                crate::bench::format_table("daf bench registry", &rows)
+            );
+            Ok(())
+        }
+    }
 }
 
-/// Runs `daf bench`.
-pub fn run(args: &BenchArgs) -> Result<(), CliError> {
-    let (title, rows) = match args.area {
-        BenchArea::Foundation => (
-            "daf bench foundation",
-            crate::bench::foundation::run(args.quick),
-        ),
-        BenchArea::Db => ("daf bench db", run_db(args)?),
+fn run_boost(a: BoostBenchArgs) -> Result<(), CliError> {
+    let tmp;
+    let dir = match &a.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            d.clone()
+        }
+        None => {
+            tmp = tempfile::tempdir()?;
+            tmp.path().to_path_buf()
+        }
     };
-    print!("{}", format_table(title, &rows));
+    let cfg = crate::bench::boost::BoostBenchConfig {
+        vec_mib: a.vec_mib,
+        records: a.records,
+        text_mib: a.text_mib,
+        runs: a.runs,
+    };
+    let rows = crate::bench::boost::run(&cfg, &dir).map_err(CliError::new)?;
+    print!("{}", crate::bench::format_table("daf bench boost", &rows));
     Ok(())
 }
 
-fn run_db(a: &BenchArgs) -> Result<Vec<crate::bench::Row>, CliError> {
+fn run_db(a: DbBenchArgs) -> Result<(), CliError> {
     let env = |v: &str| std::env::var(v).ok().filter(|s| !s.is_empty());
     let postgres = a.postgres.clone().or_else(|| env("DAF_TEST_POSTGRES_URL"));
     let mysql = a.mysql.clone().or_else(|| env("DAF_TEST_MYSQL_URL"));
@@ -83,6 +178,23 @@ fn run_db(a: &BenchArgs) -> Result<Vec<crate::bench::Row>, CliError> {
     if mysql.is_none() {
         eprintln!("note: no MariaDB location (--mysql or DAF_TEST_MYSQL_URL): skipped");
     }
-    eprintln!("measuring {} SourceCatalog rows ...", cfg.rows);
-    crate::bench::db::run(&cfg).map_err(CliError::new)
+    let rows = crate::bench::db::run(&cfg).map_err(CliError::new)?;
+    print!(
+        "{}",
+        crate::bench::format_table(
+            &format!("daf bench db ({} SourceCatalog rows)", cfg.rows),
+            &rows
+        )
+    );
+    Ok(())
+}
+
+fn run_fits(a: FitsBenchArgs) -> Result<(), CliError> {
+    let tmp = tempfile::tempdir()?;
+    let dir = a.dir.unwrap_or_else(|| tmp.path().to_path_buf());
+    let mut cfg = crate::bench::fits::Config::new(&dir);
+    cfg.runs = a.runs.max(1);
+    let rows = crate::bench::fits::run(&cfg);
+    print!("{}", crate::bench::format_table("daf bench fits", &rows));
+    Ok(())
 }
