@@ -23,6 +23,7 @@ pub mod data_id;
 pub mod datetime;
 pub mod error;
 pub mod policy;
+pub mod printf;
 pub mod property_set;
 #[doc(hidden)]
 pub mod testing;
@@ -31,4 +32,5 @@ pub use data_id::{DataId, DataIdValue};
 pub use datetime::{DateTime, Timescale};
 pub use error::PropertyError;
 pub use policy::Policy;
+pub use printf::{sprintf, FormatSpec, PrintfArg, PrintfError};
 pub use property_set::{PropertySet, PropertyType, PropertyValue, Values};

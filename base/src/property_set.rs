@@ -371,12 +371,12 @@ impl PropertySet {
     }
 
     /// Finds the set that directly holds the last component of `name`.
-    fn parent(&self, name: &str) -> Option<(&PropertySet, String)> {
+    fn parent<'n>(&self, name: &'n str) -> Option<(&PropertySet, &'n str)> {
         let mut cur = self;
         let mut parts = name.split('.').peekable();
         while let Some(part) = parts.next() {
             if parts.peek().is_none() {
-                return Some((cur, part.to_string()));
+                return Some((cur, part));
             }
             match cur.entries.get(part) {
                 Some(Values::PropertySet(v)) => cur = v.last()?,
@@ -421,7 +421,7 @@ impl PropertySet {
     /// The values held under `name`, if any.
     pub fn values(&self, name: &str) -> Option<&Values> {
         let (parent, leaf) = self.parent(name)?;
-        parent.entries.get(&leaf)
+        parent.entries.get(leaf)
     }
 
     /// Like [`PropertySet::values`], but an error naming the key when absent.

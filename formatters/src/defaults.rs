@@ -8,6 +8,7 @@ impl FormatterRegistry {
         #[allow(unused_mut)]
         let mut reg = FormatterRegistry::new();
         // Built-in formatters register themselves here as they are implemented.
+        crate::fits::register_fits_formatters(&mut reg).expect("fresh registry");
         reg
     }
 }

@@ -11,7 +11,9 @@
 pub mod catalog;
 mod defaults;
 pub mod error;
+pub mod fits;
 pub mod formatter;
+pub mod image;
 pub mod persistable;
 pub mod persistence;
 pub mod registry;

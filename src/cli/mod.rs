@@ -5,6 +5,8 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod policy;
+
 /// The `daf` command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -23,6 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the version, the registered storages and formatters.
     Info,
+    /// Check policy files against dictionaries, dump them as YAML or PAF.
+    Policy(policy::PolicyArgs),
 }
 
 /// The error type of command handlers: a message for the user and an exit code.
@@ -59,5 +63,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             println!("storages: {}", storages.names().join(", "));
             Ok(())
         }
+        Command::Policy(args) => policy::run(args),
     }
 }

@@ -48,6 +48,10 @@ pub enum StorageError {
     /// A location template could not be filled.
     #[error("{0}")]
     Location(String),
+    /// A location template could not be filled (typed; see
+    /// [`crate::location::LocationError`]).
+    #[error(transparent)]
+    Template(#[from] crate::location::LocationError),
     /// A property lookup failed.
     #[error(transparent)]
     Property(#[from] PropertyError),

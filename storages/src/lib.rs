@@ -11,6 +11,7 @@
 
 pub mod atomic;
 pub mod error;
+pub mod fits;
 pub mod location;
 pub mod registry;
 pub mod storage;

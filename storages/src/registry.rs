@@ -35,6 +35,8 @@ impl StorageRegistry {
         #[allow(unused_mut)]
         let mut reg = Self::new();
         // Built-in storages register themselves here as they are implemented.
+        reg.register("FitsStorage", || Box::new(crate::fits::FitsStorage::new()))
+            .expect("fresh registry");
         reg
     }
 

@@ -1,0 +1,686 @@
+//! FITS formatters for the image persistables and [`SourceCatalog`], through
+//! [`FitsStorage`].
+//!
+//! Layouts (those of LSST afw):
+//! * `Image*`, `Mask`: one image HDU (`u16`/`u32` with `BZERO`); a mask's
+//!   planes are `MP_<NAME> = bit` cards.
+//! * `DecoratedImage*`: the primary image with the metadata as its header.
+//! * `MaskedImage*`, `Exposure*`: an empty primary (holding an exposure's
+//!   metadata, `FILTER`, `EXPTIME`, `DATE-OBS`) and three image extensions
+//!   with `EXTNAME` `IMAGE`, `MASK`, `VARIANCE`.
+//! * `SourceCatalog`: an empty primary with the metadata, then a `BINTABLE`.
+//!
+//! `xy0` is stored as `LTV1/LTV2 = -xy0`.
+//!
+//! Additional data understood when reading:
+//! * `llcX`, `llcY`, `width`, `height` (all four, integers) and `imageOrigin`
+//!   (`"PARENT"`, the default, or `"LOCAL"`): read only that box;
+//! * `component` (`"image"`, `"mask"`, `"variance"`) for `Image*`/`Mask`:
+//!   read that plane of a masked image or exposure file, without the rest;
+//! * `hdu` (integer): the HDU to read when the location has no `[N]`.
+//!
+//! [`read_metadata`] reads a header alone (registered as `PropertyList`).
+
+use daf_base::{DateTime, PropertySet, Timescale};
+use daf_storages::fits::header::{cards_to_property_set, is_wcs_key, property_set_to_cards};
+use daf_storages::fits::{Card, ColumnData, FitsStorage, HduKind, TableColumn, Value};
+use daf_storages::Storage;
+
+use crate::catalog::{Column, Field, FieldType, SourceCatalog};
+use crate::error::FormatterError;
+use crate::formatter::{expect_object, unsupported, Formatter};
+use crate::image::{DecoratedImage, Exposure, Image, ImagePixel, Mask, MaskedImage, Pixel};
+use crate::persistable::Persistable;
+use crate::registry::FormatterRegistry;
+use crate::Result;
+
+fn fits<'a>(f: &dyn Formatter, s: &'a mut dyn Storage) -> Result<&'a mut FitsStorage> {
+    if s.as_any().is::<FitsStorage>() {
+        Ok(s.as_any_mut()
+            .downcast_mut::<FitsStorage>()
+            .expect("checked"))
+    } else {
+        Err(unsupported(f, s))
+    }
+}
+
+fn invalid(name: &str, message: impl Into<String>) -> FormatterError {
+    FormatterError::Invalid {
+        persistable: name.into(),
+        message: message.into(),
+    }
+}
+
+/// A requested cut-out, in the parent (`PARENT`) or local (`LOCAL`) frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct CutOut {
+    x: i64,
+    y: i64,
+    w: usize,
+    h: usize,
+    parent: bool,
+}
+
+fn cut_out(ad: &PropertySet, name: &str) -> Result<Option<CutOut>> {
+    let keys = ["llcX", "llcY", "width", "height"];
+    let present = keys.iter().filter(|k| ad.exists(k)).count();
+    if present == 0 {
+        return Ok(None);
+    }
+    if present != 4 {
+        return Err(invalid(
+            name,
+            "a cut-out needs all of llcX, llcY, width and height",
+        ));
+    }
+    let w = ad.get_as_i64("width")?;
+    let h = ad.get_as_i64("height")?;
+    if w < 0 || h < 0 {
+        return Err(invalid(name, format!("negative cut-out size {w}x{h}")));
+    }
+    let parent = match ad
+        .get_or::<String>("imageOrigin", "PARENT".into())?
+        .as_str()
+    {
+        "PARENT" => true,
+        "LOCAL" => false,
+        o => {
+            return Err(invalid(
+                name,
+                format!("imageOrigin must be PARENT or LOCAL, not {o:?}"),
+            ))
+        }
+    };
+    Ok(Some(CutOut {
+        x: ad.get_as_i64("llcX")?,
+        y: ad.get_as_i64("llcY")?,
+        w: w as usize,
+        h: h as usize,
+        parent,
+    }))
+}
+
+/// The xy0 of an image HDU from `LTV1/LTV2`.
+fn hdu_xy0(cards: &[Card]) -> (i32, i32) {
+    let get = |k: &str| {
+        cards
+            .iter()
+            .rev()
+            .find(|c| c.key == k)
+            .and_then(|c| c.value.as_ref())
+            .and_then(Value::as_f64)
+            .map_or(0, |v| -(v.round() as i32))
+    };
+    (get("LTV1"), get("LTV2"))
+}
+
+/// Reads one image HDU with an optional cut-out; returns the image with its xy0.
+fn read_plane<T: Pixel>(
+    s: &mut FitsStorage,
+    hdu: usize,
+    cut: Option<CutOut>,
+    name: &str,
+) -> Result<Image<T>> {
+    let f = s.file()?;
+    let h = f.hdu(hdu)?;
+    let (x0, y0) = hdu_xy0(&h.cards);
+    let bbox = match cut {
+        None => None,
+        Some(c) => {
+            let (lx, ly) = if c.parent {
+                (c.x - x0 as i64, c.y - y0 as i64)
+            } else {
+                (c.x, c.y)
+            };
+            if lx < 0 || ly < 0 {
+                return Err(invalid(
+                    name,
+                    format!(
+                        "cut-out at ({}, {}) starts outside the image (origin ({x0}, {y0})) in {}",
+                        c.x,
+                        c.y,
+                        f.path().display()
+                    ),
+                ));
+            }
+            Some((lx as usize, ly as usize, c.w, c.h))
+        }
+    };
+    let (w, hgt, px) = f.read_image::<T>(hdu, bbox)?;
+    let mut img = Image::from_vec(w, hgt, px)?;
+    match bbox {
+        Some((lx, ly, _, _)) => img.set_xy0(x0 + lx as i32, y0 + ly as i32),
+        None => img.set_xy0(x0, y0),
+    }
+    Ok(img)
+}
+
+/// The HDU for a single-image read: `[N]`, else additional data `hdu`, else
+/// the HDU whose EXTNAME matches `component`, else the first with data.
+fn image_hdu(s: &mut FitsStorage, ad: &PropertySet) -> Result<usize> {
+    if s.requested_hdu().is_some() {
+        return Ok(s.resolve_hdu()?);
+    }
+    if ad.exists("hdu") {
+        let n = ad.get_as_i64("hdu")?;
+        let f = s.file()?;
+        return Ok(f.hdu(usize::try_from(n).unwrap_or(usize::MAX))?.index);
+    }
+    if ad.exists("component") {
+        let c = ad.get::<String>("component")?.to_ascii_uppercase();
+        let f = s.file()?;
+        return f.find_extname(&c).ok_or_else(|| {
+            invalid(
+                "Image",
+                format!("{} has no HDU with EXTNAME {c}", f.path().display()),
+            )
+        });
+    }
+    Ok(s.resolve_hdu()?)
+}
+
+/// Reads the metadata (non-structural cards) of the HDU the location names,
+/// or of the primary HDU, without reading any pixels.
+pub fn read_metadata(s: &mut FitsStorage) -> Result<PropertySet> {
+    let hdu = s.requested_hdu().unwrap_or(0);
+    let f = s.file()?;
+    Ok(cards_to_property_set(&f.hdu(hdu)?.cards, |_| false))
+}
+
+/// Reads FITS headers as `PropertyList` metadata.
+#[derive(Debug, Default)]
+pub struct FitsMetadataFormatter;
+
+impl Formatter for FitsMetadataFormatter {
+    fn persistable_name(&self) -> &str {
+        "PropertyList"
+    }
+    fn write(
+        &self,
+        obj: &dyn Persistable,
+        storage: &mut dyn Storage,
+        _: &PropertySet,
+    ) -> Result<()> {
+        let ps = expect_object::<PropertySet>(self, obj)?;
+        let s = fits(self, storage)?;
+        s.write_empty(&property_set_to_cards(ps))?;
+        Ok(())
+    }
+    fn read(&self, storage: &mut dyn Storage, _: &PropertySet) -> Result<Box<dyn Persistable>> {
+        let s = fits(self, storage)?;
+        Ok(Box::new(read_metadata(s)?))
+    }
+}
+
+/// `Image<T>` ↔ one image HDU.
+#[derive(Debug, Default)]
+pub struct ImageFormatter<T>(std::marker::PhantomData<T>);
+
+impl<T: ImagePixel> Formatter for ImageFormatter<T> {
+    fn persistable_name(&self) -> &str {
+        T::IMAGE_NAME
+    }
+    fn write(
+        &self,
+        obj: &dyn Persistable,
+        storage: &mut dyn Storage,
+        _: &PropertySet,
+    ) -> Result<()> {
+        let im = expect_object::<Image<T>>(self, obj)?;
+        let s = fits(self, storage)?;
+        s.write_image(&[], im.width(), im.height(), im.xy0(), im.pixels())?;
+        Ok(())
+    }
+    fn read(&self, storage: &mut dyn Storage, ad: &PropertySet) -> Result<Box<dyn Persistable>> {
+        let s = fits(self, storage)?;
+        let cut = cut_out(ad, T::IMAGE_NAME)?;
+        let hdu = image_hdu(s, ad)?;
+        Ok(Box::new(read_plane::<T>(s, hdu, cut, T::IMAGE_NAME)?))
+    }
+}
+
+fn mask_cards(m: &Mask) -> Vec<Card> {
+    m.planes()
+        .iter()
+        .map(|(n, b)| Card::new(format!("MP_{n}"), Value::Int(*b as i64)))
+        .collect()
+}
+
+fn mask_from(image: Image<i32>, cards: &[Card]) -> Result<Mask> {
+    let mut planes = std::collections::BTreeMap::new();
+    for c in cards {
+        if let (Some(n), Some(Value::Int(b))) = (c.key.strip_prefix("MP_"), &c.value) {
+            if (0..32).contains(b) {
+                planes.insert(n.to_string(), *b as u8);
+            }
+        }
+    }
+    if planes.is_empty() {
+        let mut m = Mask::new(0, 0);
+        m.image = image;
+        return Ok(m);
+    }
+    Mask::from_parts(image, planes)
+}
+
+/// `Mask` ↔ one `i32` image HDU with `MP_` cards.
+#[derive(Debug, Default)]
+pub struct MaskFormatter;
+
+impl Formatter for MaskFormatter {
+    fn persistable_name(&self) -> &str {
+        "Mask"
+    }
+    fn write(
+        &self,
+        obj: &dyn Persistable,
+        storage: &mut dyn Storage,
+        _: &PropertySet,
+    ) -> Result<()> {
+        let m = expect_object::<Mask>(self, obj)?;
+        let s = fits(self, storage)?;
+        let mut cards = vec![Card::new("EXTNAME", Value::Str("MASK".into()))];
+        cards.extend(mask_cards(m));
+        s.write_image(
+            &cards,
+            m.width(),
+            m.height(),
+            m.image.xy0(),
+            m.image.pixels(),
+        )?;
+        Ok(())
+    }
+    fn read(&self, storage: &mut dyn Storage, ad: &PropertySet) -> Result<Box<dyn Persistable>> {
+        let s = fits(self, storage)?;
+        let cut = cut_out(ad, "Mask")?;
+        let hdu = if s.requested_hdu().is_none() && !ad.exists("hdu") && !ad.exists("component") {
+            let f = s.file()?;
+            match f.find_extname("MASK") {
+                Some(h) => h,
+                None => f.first_data_hdu(),
+            }
+        } else {
+            image_hdu(s, ad)?
+        };
+        let img = read_plane::<i32>(s, hdu, cut, "Mask")?;
+        let cards = s.file()?.hdu(hdu)?.cards.clone();
+        Ok(Box::new(mask_from(img, &cards)?))
+    }
+}
+
+/// Writes the three planes as `IMAGE`, `MASK`, `VARIANCE` extensions.
+fn write_planes<T: Pixel>(
+    s: &mut FitsStorage,
+    mi: &MaskedImage<T>,
+    image_cards: &[Card],
+) -> Result<()> {
+    let ext = |n: &str| Card::new("EXTNAME", Value::Str(n.into()));
+    let mut c = vec![ext("IMAGE")];
+    c.extend_from_slice(image_cards);
+    s.write_image(
+        &c,
+        mi.width(),
+        mi.height(),
+        mi.image.xy0(),
+        mi.image.pixels(),
+    )?;
+    let mut c = vec![ext("MASK")];
+    c.extend(mask_cards(&mi.mask));
+    s.write_image(
+        &c,
+        mi.width(),
+        mi.height(),
+        mi.image.xy0(),
+        mi.mask.image.pixels(),
+    )?;
+    s.write_image(
+        &[ext("VARIANCE")],
+        mi.width(),
+        mi.height(),
+        mi.image.xy0(),
+        mi.variance.pixels(),
+    )?;
+    Ok(())
+}
+
+/// Reads the three planes (or, for a plain image file, the image with a zero
+/// mask and variance). Returns the masked image and the HDU of the image plane.
+fn read_planes<T: Pixel>(
+    s: &mut FitsStorage,
+    ad: &PropertySet,
+    name: &str,
+) -> Result<(MaskedImage<T>, usize)> {
+    let cut = cut_out(ad, name)?;
+    let (img_hdu, mask_hdu, var_hdu) = {
+        let f = s.file()?;
+        match f.find_extname("IMAGE") {
+            Some(i) => (i, f.find_extname("MASK"), f.find_extname("VARIANCE")),
+            None => (f.first_data_hdu(), None, None),
+        }
+    };
+    let img_hdu = match s.requested_hdu() {
+        Some(_) => s.resolve_hdu()?,
+        None => img_hdu,
+    };
+    let image = read_plane::<T>(s, img_hdu, cut, name)?;
+    let (w, h) = (image.width(), image.height());
+    let mask = match mask_hdu {
+        Some(m) => {
+            let img = read_plane::<i32>(s, m, cut, name)?;
+            let cards = s.file()?.hdu(m)?.cards.clone();
+            mask_from(img, &cards)?
+        }
+        None => Mask::new(w, h),
+    };
+    let variance = match var_hdu {
+        Some(v) => Some(read_plane::<f32>(s, v, cut, name)?),
+        None => None,
+    };
+    let (x0, y0) = image.xy0();
+    let mut mi = MaskedImage::from_parts(image, mask, variance)?;
+    mi.set_xy0(x0, y0);
+    Ok((mi, img_hdu))
+}
+
+/// `MaskedImage<T>` ↔ empty primary + IMAGE, MASK, VARIANCE.
+#[derive(Debug, Default)]
+pub struct MaskedImageFormatter<T>(std::marker::PhantomData<T>);
+
+impl<T: ImagePixel> Formatter for MaskedImageFormatter<T> {
+    fn persistable_name(&self) -> &str {
+        T::MASKED_IMAGE_NAME
+    }
+    fn write(
+        &self,
+        obj: &dyn Persistable,
+        storage: &mut dyn Storage,
+        _: &PropertySet,
+    ) -> Result<()> {
+        let mi = expect_object::<MaskedImage<T>>(self, obj)?;
+        let s = fits(self, storage)?;
+        s.write_empty(&[])?;
+        write_planes(s, mi, &[])
+    }
+    fn read(&self, storage: &mut dyn Storage, ad: &PropertySet) -> Result<Box<dyn Persistable>> {
+        let s = fits(self, storage)?;
+        Ok(Box::new(read_planes::<T>(s, ad, T::MASKED_IMAGE_NAME)?.0))
+    }
+}
+
+const EXPOSURE_SKIP: [&str; 3] = ["EXTNAME", "LTV1", "LTV2"];
+
+/// The primary-header cards of an exposure and the WCS cards that go with
+/// its image plane.
+fn exposure_cards<T>(e: &Exposure<T>) -> (Vec<Card>, Vec<Card>) {
+    let mut md = e.metadata.clone();
+    for k in ["FILTER", "EXPTIME", "DATE-OBS"] {
+        md.remove(k);
+    }
+    let (wcs, mut cards): (Vec<Card>, Vec<Card>) = property_set_to_cards(&md)
+        .into_iter()
+        .partition(|c| is_wcs_key(&c.key));
+    if let Some(f) = &e.filter {
+        cards.push(Card::new("FILTER", Value::Str(f.clone())));
+    }
+    if let Some(t) = e.exposure_time {
+        cards.push(Card::with_comment(
+            "EXPTIME",
+            Value::Float(t),
+            "exposure time (s)",
+        ));
+    }
+    if let Some(d) = &e.obs_date {
+        let iso = d.to_iso(Timescale::Utc);
+        cards.push(Card::new(
+            "DATE-OBS",
+            Value::Str(iso.trim_end_matches('Z').to_string()),
+        ));
+        if !md.exists("TIMESYS") {
+            cards.push(Card::new("TIMESYS", Value::Str("UTC".into())));
+        }
+    }
+    (cards, wcs)
+}
+
+/// Takes `FILTER`, `EXPTIME` and `DATE-OBS` (or TAI `MJD-OBS`) out of `md`.
+fn exposure_fields(md: &mut PropertySet) -> (Option<String>, Option<f64>, Option<DateTime>) {
+    let filter = md
+        .get::<String>("FILTER")
+        .ok()
+        .map(|s| s.trim().to_string());
+    if filter.is_some() {
+        md.remove("FILTER");
+    }
+    let exptime = md.get_as_f64("EXPTIME").ok();
+    if exptime.is_some() {
+        md.remove("EXPTIME");
+    }
+    let scale = match md.get::<String>("TIMESYS").ok().as_deref() {
+        Some("TAI") => Timescale::Tai,
+        _ => Timescale::Utc,
+    };
+    let mut date = None;
+    if let Ok(text) = md.get::<String>("DATE-OBS") {
+        if let Ok(d) = DateTime::parse_iso(text.trim(), scale) {
+            date = Some(d);
+            md.remove("DATE-OBS");
+        }
+    }
+    if date.is_none() {
+        if let Ok(mjd) = md.get_as_f64("MJD-OBS") {
+            if mjd.is_finite() && mjd.abs() < 1e7 {
+                // LSST raw headers give MJD-OBS in TAI.
+                let ns = ((mjd - 40_587.0) * 86_400e9).round() as i64;
+                date = Some(DateTime::from_nsecs(ns, Timescale::Tai));
+            }
+        }
+    }
+    (filter, exptime, date)
+}
+
+/// `Exposure<T>` ↔ primary with metadata + IMAGE, MASK, VARIANCE.
+#[derive(Debug, Default)]
+pub struct ExposureFormatter<T>(std::marker::PhantomData<T>);
+
+impl<T: ImagePixel> Formatter for ExposureFormatter<T> {
+    fn persistable_name(&self) -> &str {
+        T::EXPOSURE_NAME
+    }
+    fn write(
+        &self,
+        obj: &dyn Persistable,
+        storage: &mut dyn Storage,
+        _: &PropertySet,
+    ) -> Result<()> {
+        let e = expect_object::<Exposure<T>>(self, obj)?;
+        let s = fits(self, storage)?;
+        let (primary, wcs) = exposure_cards(e);
+        s.write_empty(&primary)?;
+        write_planes(s, &e.masked_image, &wcs)
+    }
+    fn read(&self, storage: &mut dyn Storage, ad: &PropertySet) -> Result<Box<dyn Persistable>> {
+        let s = fits(self, storage)?;
+        let (mi, img_hdu) = read_planes::<T>(s, ad, T::EXPOSURE_NAME)?;
+        let f = s.file()?;
+        let skip = |k: &str| EXPOSURE_SKIP.contains(&k);
+        let mut md = cards_to_property_set(&f.hdu(0)?.cards, skip);
+        if img_hdu != 0 {
+            // WCS and other cards of the image plane (LSST writes the WCS there).
+            let extra = cards_to_property_set(&f.hdu(img_hdu)?.cards, |k| {
+                skip(k) || k.starts_with("MP_") || k == "INHERIT"
+            });
+            for name in extra.param_names() {
+                if !md.exists(&name) {
+                    if let Some(v) = extra.values(&name) {
+                        md.set(&name, v.clone())?;
+                    }
+                }
+            }
+        }
+        let (filter, exposure_time, obs_date) = exposure_fields(&mut md);
+        Ok(Box::new(Exposure {
+            masked_image: mi,
+            metadata: md,
+            filter,
+            exposure_time,
+            obs_date,
+        }))
+    }
+}
+
+/// `DecoratedImage<T>` ↔ primary image with the metadata as its header.
+#[derive(Debug, Default)]
+pub struct DecoratedImageFormatter<T>(std::marker::PhantomData<T>);
+
+impl<T: ImagePixel> Formatter for DecoratedImageFormatter<T> {
+    fn persistable_name(&self) -> &str {
+        T::DECORATED_IMAGE_NAME
+    }
+    fn write(
+        &self,
+        obj: &dyn Persistable,
+        storage: &mut dyn Storage,
+        _: &PropertySet,
+    ) -> Result<()> {
+        let d = expect_object::<DecoratedImage<T>>(self, obj)?;
+        let s = fits(self, storage)?;
+        let cards = property_set_to_cards(&d.metadata);
+        s.write_image(
+            &cards,
+            d.image.width(),
+            d.image.height(),
+            d.image.xy0(),
+            d.image.pixels(),
+        )?;
+        Ok(())
+    }
+    fn read(&self, storage: &mut dyn Storage, ad: &PropertySet) -> Result<Box<dyn Persistable>> {
+        let s = fits(self, storage)?;
+        let cut = cut_out(ad, T::DECORATED_IMAGE_NAME)?;
+        let hdu = image_hdu(s, ad)?;
+        let image = read_plane::<T>(s, hdu, cut, T::DECORATED_IMAGE_NAME)?;
+        let metadata =
+            cards_to_property_set(&s.file()?.hdu(hdu)?.cards, |k| k == "LTV1" || k == "LTV2");
+        Ok(Box::new(DecoratedImage { image, metadata }))
+    }
+}
+
+/// `SourceCatalog` ↔ empty primary (metadata) + `BINTABLE`.
+#[derive(Debug, Default)]
+pub struct SourceCatalogFitsFormatter;
+
+impl Formatter for SourceCatalogFitsFormatter {
+    fn persistable_name(&self) -> &str {
+        "SourceCatalog"
+    }
+    fn write(
+        &self,
+        obj: &dyn Persistable,
+        storage: &mut dyn Storage,
+        _: &PropertySet,
+    ) -> Result<()> {
+        let cat = expect_object::<SourceCatalog>(self, obj)?;
+        let s = fits(self, storage)?;
+        s.write_empty(&property_set_to_cards(&cat.metadata))?;
+        let cols: Vec<TableColumn> = cat
+            .fields()
+            .iter()
+            .zip(cat.columns())
+            .map(|(f, c)| TableColumn {
+                name: f.name.clone(),
+                unit: f.unit.clone(),
+                doc: f.doc.clone(),
+                data: match c {
+                    Column::I64(v) => ColumnData::I64(v.clone()),
+                    Column::I32(v) => ColumnData::I32(v.clone()),
+                    Column::F64(v) => ColumnData::F64(v.clone()),
+                    Column::F32(v) => ColumnData::F32(v.clone()),
+                    Column::Flag(v) => ColumnData::Bool(v.clone()),
+                    Column::String(v) => ColumnData::Str(v.clone()),
+                },
+            })
+            .collect();
+        s.write_table(&[Card::new("EXTNAME", Value::Str("CATALOG".into()))], &cols)?;
+        Ok(())
+    }
+    fn read(&self, storage: &mut dyn Storage, _: &PropertySet) -> Result<Box<dyn Persistable>> {
+        let s = fits(self, storage)?;
+        let want = s.requested_hdu();
+        let f = s.file()?;
+        let hdu = match want {
+            Some(n) => f.hdu(n)?.index,
+            None => f
+                .hdus()
+                .iter()
+                .position(|h| h.kind == HduKind::BinTable)
+                .ok_or_else(|| {
+                    invalid(
+                        "SourceCatalog",
+                        format!("{} has no binary table", f.path().display()),
+                    )
+                })?,
+        };
+        let cols = f.read_table(hdu)?;
+        let mut fields = Vec::new();
+        let mut columns = Vec::new();
+        for c in cols {
+            let (t, col) = match c.data {
+                ColumnData::Bool(v) => (FieldType::Flag, Column::Flag(v)),
+                ColumnData::U8(v) => (
+                    FieldType::I32,
+                    Column::I32(v.into_iter().map(i32::from).collect()),
+                ),
+                ColumnData::I16(v) => (
+                    FieldType::I32,
+                    Column::I32(v.into_iter().map(i32::from).collect()),
+                ),
+                ColumnData::I32(v) => (FieldType::I32, Column::I32(v)),
+                ColumnData::I64(v) => (FieldType::I64, Column::I64(v)),
+                ColumnData::F32(v) => (FieldType::F32, Column::F32(v)),
+                ColumnData::F64(v) => (FieldType::F64, Column::F64(v)),
+                ColumnData::Str(v) => (FieldType::String, Column::String(v)),
+            };
+            fields.push(Field {
+                name: c.name,
+                field_type: t,
+                doc: c.doc,
+                unit: c.unit,
+            });
+            columns.push(col);
+        }
+        let mut cat = SourceCatalog::from_columns(fields, columns)?;
+        let mut md = cards_to_property_set(&f.hdu(0)?.cards, |_| false);
+        if hdu != 0 {
+            let extra = cards_to_property_set(&f.hdu(hdu)?.cards, |k| k == "EXTNAME");
+            for name in extra.param_names() {
+                if !md.exists(&name) {
+                    if let Some(v) = extra.values(&name) {
+                        md.set(&name, v.clone())?;
+                    }
+                }
+            }
+        }
+        cat.metadata = md;
+        Ok(Box::new(cat))
+    }
+}
+
+macro_rules! register_pixel {
+    ($reg:expr, $($t:ty),*) => {$(
+        $reg.register::<Image<$t>>(<$t as ImagePixel>::IMAGE_NAME, |_| Box::new(ImageFormatter::<$t>::default()))?;
+        $reg.register::<MaskedImage<$t>>(<$t as ImagePixel>::MASKED_IMAGE_NAME, |_| Box::new(MaskedImageFormatter::<$t>::default()))?;
+        $reg.register::<Exposure<$t>>(<$t as ImagePixel>::EXPOSURE_NAME, |_| Box::new(ExposureFormatter::<$t>::default()))?;
+        $reg.register::<DecoratedImage<$t>>(<$t as ImagePixel>::DECORATED_IMAGE_NAME, |_| Box::new(DecoratedImageFormatter::<$t>::default()))?;
+    )*};
+}
+
+/// Registers every FITS formatter: `Image*`, `MaskedImage*`, `Exposure*`,
+/// `DecoratedImage*` for all pixel types, `Mask`, `SourceCatalog` and
+/// `PropertyList` (FITS header metadata).
+pub fn register_fits_formatters(reg: &mut FormatterRegistry) -> Result<()> {
+    register_pixel!(reg, u8, i16, u16, i32, u32, i64, f32, f64);
+    reg.register::<Mask>("Mask", |_| Box::new(MaskFormatter))?;
+    reg.register::<SourceCatalog>("SourceCatalog", |_| Box::new(SourceCatalogFitsFormatter))?;
+    reg.register_name("PropertyList", |_| Box::new(FitsMetadataFormatter))?;
+    Ok(())
+}

@@ -1,0 +1,539 @@
+//! [`FitsFile`]: a hand-rolled FITS scanner over a memory map (or over bytes
+//! decompressed in memory), with bulk big-endian conversion of pixels.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use super::header::{parse_cards, Card, Value, BLOCK_LEN, CARD_LEN};
+use super::pixel::{decode_stored_f64, Pixel};
+use crate::error::StorageError;
+use crate::Result;
+
+/// The kind of an HDU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HduKind {
+    /// The primary HDU (an image, possibly empty).
+    Primary,
+    /// An `IMAGE` extension.
+    Image,
+    /// A `BINTABLE` extension.
+    BinTable,
+    /// A `TABLE` (ASCII) extension.
+    AsciiTable,
+    /// Any other extension type.
+    Other(String),
+}
+
+impl HduKind {
+    /// A short name: `PRIMARY`, `IMAGE`, `BINTABLE`, `TABLE` or the XTENSION value.
+    pub fn name(&self) -> &str {
+        match self {
+            HduKind::Primary => "PRIMARY",
+            HduKind::Image => "IMAGE",
+            HduKind::BinTable => "BINTABLE",
+            HduKind::AsciiTable => "TABLE",
+            HduKind::Other(s) => s,
+        }
+    }
+}
+
+/// One header-data unit as found by the scanner.
+#[derive(Debug, Clone)]
+pub struct Hdu {
+    /// 0-based index.
+    pub index: usize,
+    /// Kind.
+    pub kind: HduKind,
+    /// Every card of the header (CONTINUE merged, END excluded).
+    pub cards: Vec<Card>,
+    /// BITPIX.
+    pub bitpix: i32,
+    /// NAXISn, fastest axis first.
+    pub naxes: Vec<usize>,
+    /// PCOUNT (0 for images).
+    pub pcount: usize,
+    /// Byte offset of the header in the file.
+    pub header_offset: usize,
+    /// Byte offset of the data.
+    pub data_offset: usize,
+    /// Data length in bytes, without padding.
+    pub data_len: usize,
+    /// BSCALE (1 if absent).
+    pub bscale: f64,
+    /// BZERO (0 if absent).
+    pub bzero: f64,
+}
+
+impl Hdu {
+    /// The value of keyword `key` (last occurrence).
+    pub fn value(&self, key: &str) -> Option<&Value> {
+        self.cards
+            .iter()
+            .rev()
+            .find(|c| c.key == key)
+            .and_then(|c| c.value.as_ref())
+    }
+    /// EXTNAME, if present.
+    pub fn extname(&self) -> Option<&str> {
+        match self.value("EXTNAME") {
+            Some(Value::Str(s)) => Some(s.as_str()),
+            _ => None,
+        }
+    }
+    /// True for an image (primary or IMAGE extension) with pixels.
+    pub fn is_image_with_data(&self) -> bool {
+        matches!(self.kind, HduKind::Primary | HduKind::Image) && self.data_len > 0
+    }
+    /// Image width and height: NAXIS1 × NAXIS2 (extra axes must be 1).
+    pub fn image_dims(&self) -> Option<(usize, usize)> {
+        match self.naxes.as_slice() {
+            [] => Some((0, 0)),
+            [w] => Some((*w, 1)),
+            [w, h, rest @ ..] if rest.iter().all(|&n| n == 1) => Some((*w, *h)),
+            _ => None,
+        }
+    }
+}
+
+enum Bytes {
+    Map(Mmap),
+    Owned(Vec<u8>),
+}
+
+/// A FITS file opened for reading: every HDU located, headers parsed, data
+/// left in place until asked for.
+///
+/// Plain files are memory-mapped; `.gz` files are inflated into memory and
+/// tile-compressed (`.fz`, `ZIMAGE = T`) images are decompressed by cfitsio
+/// (see [`super::compressed`]). All errors name the file.
+pub struct FitsFile {
+    path: PathBuf,
+    bytes: Bytes,
+    hdus: Vec<Hdu>,
+}
+
+impl std::fmt::Debug for FitsFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FitsFile")
+            .field("path", &self.path)
+            .field("hdus", &self.hdus.len())
+            .finish()
+    }
+}
+
+/// Upper bound on the size of an inflated `.gz` file (guards against
+/// decompression bombs): 16 GiB.
+const MAX_INFLATED: u64 = 16 << 30;
+
+pub(crate) fn format_err(path: &Path, message: impl Into<String>) -> StorageError {
+    StorageError::Format {
+        storage: "FitsStorage".into(),
+        what: path.display().to_string(),
+        message: message.into(),
+    }
+}
+
+impl FitsFile {
+    /// Opens `path`: memory-maps it, or inflates it when gzip-compressed;
+    /// decompresses tile-compressed images through cfitsio.
+    pub fn open(path: impl AsRef<Path>) -> Result<FitsFile> {
+        let path = path.as_ref();
+        let mut file = File::open(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                StorageError::NotFound {
+                    what: path.display().to_string(),
+                }
+            } else {
+                StorageError::io(path, e)
+            }
+        })?;
+        let mut magic = [0u8; 2];
+        let n = file
+            .read(&mut magic)
+            .map_err(|e| StorageError::io(path, e))?;
+        let bytes = if n == 2 && magic == [0x1f, 0x8b] {
+            let f = File::open(path).map_err(|e| StorageError::io(path, e))?;
+            let mut dec = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f))
+                .take(MAX_INFLATED + 1);
+            let mut buf = Vec::new();
+            dec.read_to_end(&mut buf)
+                .map_err(|e| format_err(path, format!("corrupt gzip data: {e}")))?;
+            if buf.len() as u64 > MAX_INFLATED {
+                return Err(format_err(path, "gzip data inflates beyond 16 GiB"));
+            }
+            Bytes::Owned(buf)
+        } else {
+            let len = file
+                .metadata()
+                .map_err(|e| StorageError::io(path, e))?
+                .len();
+            if len == 0 {
+                return Err(format_err(path, "empty file, not FITS"));
+            }
+            // SAFETY: the map is read-only; daf writes files atomically (a new
+            // inode is renamed into place), so a mapped file is not modified
+            // under us by daf. Another program truncating it could fault, as
+            // with any memory-mapped reader.
+            let map = unsafe { Mmap::map(&file) }.map_err(|e| StorageError::io(path, e))?;
+            Bytes::Map(map)
+        };
+        let mut f = Self::from_parts(path.to_path_buf(), bytes)?;
+        if f.hdus.iter().any(super::compressed::is_tile_compressed) {
+            let inflated = super::compressed::decompress_to_bytes(path, &f)?;
+            f = Self::from_parts(path.to_path_buf(), Bytes::Owned(inflated))?;
+        }
+        Ok(f)
+    }
+
+    /// Scans FITS bytes already in memory; `name` is used in messages.
+    pub fn from_bytes(name: impl Into<PathBuf>, bytes: Vec<u8>) -> Result<FitsFile> {
+        Self::from_parts(name.into(), Bytes::Owned(bytes))
+    }
+
+    fn from_parts(path: PathBuf, bytes: Bytes) -> Result<FitsFile> {
+        let hdus = scan(&path, data_of(&bytes))?;
+        Ok(FitsFile { path, bytes, hdus })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The whole file's bytes (decompressed).
+    pub fn bytes(&self) -> &[u8] {
+        data_of(&self.bytes)
+    }
+
+    /// Every HDU.
+    pub fn hdus(&self) -> &[Hdu] {
+        &self.hdus
+    }
+
+    /// HDU `index`, or an error naming the file and the number of HDUs.
+    pub fn hdu(&self, index: usize) -> Result<&Hdu> {
+        self.hdus.get(index).ok_or_else(|| {
+            format_err(
+                &self.path,
+                format!(
+                    "HDU index {index} out of range (the file has {} HDUs)",
+                    self.hdus.len()
+                ),
+            )
+        })
+    }
+
+    /// The first HDU with data (the LSST default when no `[N]` is given);
+    /// 0 if none has data.
+    pub fn first_data_hdu(&self) -> usize {
+        self.hdus.iter().position(|h| h.data_len > 0).unwrap_or(0)
+    }
+
+    /// The index of the first HDU whose EXTNAME is `name`.
+    pub fn find_extname(&self, name: &str) -> Option<usize> {
+        self.hdus.iter().position(|h| h.extname() == Some(name))
+    }
+
+    /// The raw (stored, big-endian) data bytes of an HDU.
+    pub fn data(&self, hdu: &Hdu) -> &[u8] {
+        &self.bytes()[hdu.data_offset..hdu.data_offset + hdu.data_len]
+    }
+
+    fn check_image<'a>(&'a self, index: usize) -> Result<(&'a Hdu, usize, usize)> {
+        let hdu = self.hdu(index)?;
+        if !matches!(hdu.kind, HduKind::Primary | HduKind::Image) {
+            return Err(format_err(
+                &self.path,
+                format!("HDU {index} is a {}, not an image", hdu.kind.name()),
+            ));
+        }
+        let (w, h) = hdu.image_dims().ok_or_else(|| {
+            format_err(
+                &self.path,
+                format!(
+                    "HDU {index} has {} axes {:?}; only 2-d images are supported",
+                    hdu.naxes.len(),
+                    hdu.naxes
+                ),
+            )
+        })?;
+        Ok((hdu, w, h))
+    }
+
+    /// Reads image HDU `index` as `T`, whole (`bbox = None`) or the local box
+    /// `(x0, y0, width, height)`. Returns `(width, height, pixels)`.
+    ///
+    /// When the stored type is `T`'s own (same BITPIX, BSCALE 1, `T`'s BZERO)
+    /// the big-endian bytes are converted in bulk straight from the map,
+    /// and a full read releases the mapped pages as it goes so the peak memory
+    /// stays near the image size; a box touches only its rows. Otherwise the
+    /// stored values are scaled (`BSCALE * v + BZERO`) and converted.
+    pub fn read_image<T: Pixel>(
+        &self,
+        index: usize,
+        bbox: Option<(usize, usize, usize, usize)>,
+    ) -> Result<(usize, usize, Vec<T>)> {
+        let (hdu, w, h) = self.check_image(index)?;
+        let (bx, by, bw, bh) = bbox.unwrap_or((0, 0, w, h));
+        if bx.checked_add(bw).is_none_or(|e| e > w) || by.checked_add(bh).is_none_or(|e| e > h) {
+            return Err(format_err(
+                &self.path,
+                format!("cut-out {bw}x{bh} at ({bx}, {by}) does not fit in the {w}x{h} image of HDU {index}"),
+            ));
+        }
+        let size = (hdu.bitpix.unsigned_abs() / 8) as usize;
+        let n = bw * bh;
+        let mut out = vec![T::default(); n];
+        if n == 0 {
+            return Ok((bw, bh, out));
+        }
+        let data = self.data(hdu);
+        let native = hdu.bitpix == T::BITPIX && hdu.bscale == 1.0 && hdu.bzero == T::BZERO;
+        let full_width = bx == 0 && bw == w;
+        if native && full_width {
+            let start = by * w * size;
+            let src = &data[start..start + n * size];
+            // Chunks of 4 MiB: convert, then let the kernel drop the mapped pages.
+            let per = (4 << 20) / size;
+            for (i, dst) in out.chunks_mut(per).enumerate() {
+                let s = &src[i * per * size..(i * per + dst.len()) * size];
+                T::decode_be(s, dst);
+                self.release(hdu.data_offset + start + i * per * size, s.len());
+            }
+        } else if native {
+            for (r, dst) in out.chunks_mut(bw).enumerate() {
+                let off = ((by + r) * w + bx) * size;
+                T::decode_be(&data[off..off + bw * size], dst);
+            }
+        } else {
+            let mut tmp = vec![0f64; bw];
+            let blank = match hdu.value("BLANK") {
+                Some(Value::Int(b)) if hdu.bitpix > 0 => Some(*b as f64),
+                _ => None,
+            };
+            for (r, dst) in out.chunks_mut(bw).enumerate() {
+                let off = ((by + r) * w + bx) * size;
+                decode_stored_f64(hdu.bitpix, &data[off..off + bw * size], &mut tmp);
+                for (d, v) in dst.iter_mut().zip(&tmp) {
+                    *d = if blank == Some(*v) {
+                        T::from_f64(f64::NAN)
+                    } else {
+                        T::from_f64(v * hdu.bscale + hdu.bzero)
+                    };
+                }
+            }
+        }
+        Ok((bw, bh, out))
+    }
+
+    /// Min, max and mean of the scaled pixels of image HDU `index` (NaN and
+    /// BLANK skipped), streaming over the data; `None` if there are no pixels.
+    pub fn image_stats(&self, index: usize) -> Result<Option<(f64, f64, f64)>> {
+        let (hdu, w, h) = self.check_image(index)?;
+        let size = (hdu.bitpix.unsigned_abs() / 8) as usize;
+        let data = self.data(hdu);
+        let blank = match hdu.value("BLANK") {
+            Some(Value::Int(b)) if hdu.bitpix > 0 => Some(*b as f64),
+            _ => None,
+        };
+        let (mut lo, mut hi, mut sum, mut n) = (f64::INFINITY, f64::NEG_INFINITY, 0f64, 0u64);
+        let mut tmp = vec![0f64; 65536];
+        for chunk in data[..w * h * size].chunks(65536 * size) {
+            let m = chunk.len() / size;
+            decode_stored_f64(hdu.bitpix, chunk, &mut tmp[..m]);
+            for v in &tmp[..m] {
+                if v.is_nan() || blank == Some(*v) {
+                    continue;
+                }
+                let p = v * hdu.bscale + hdu.bzero;
+                lo = lo.min(p);
+                hi = hi.max(p);
+                sum += p;
+                n += 1;
+            }
+        }
+        Ok((n > 0).then(|| (lo, hi, sum / n as f64)))
+    }
+
+    fn release(&self, offset: usize, len: usize) {
+        if let Bytes::Map(m) = &self.bytes {
+            #[cfg(unix)]
+            {
+                // SAFETY: the map is read-only and backed by the file, so
+                // dropping its pages only makes a later access read them again.
+                let _ = unsafe {
+                    m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len)
+                };
+            }
+            #[cfg(not(unix))]
+            let _ = (m, offset, len);
+        }
+    }
+}
+
+fn data_of(b: &Bytes) -> &[u8] {
+    match b {
+        Bytes::Map(m) => m,
+        Bytes::Owned(v) => v,
+    }
+}
+
+/// Finds every HDU. Errors (naming `path`) on anything that is not FITS, a
+/// truncated header or data, or invalid mandatory keywords.
+fn scan(path: &Path, bytes: &[u8]) -> Result<Vec<Hdu>> {
+    let err = |m: String| format_err(path, m);
+    if bytes.len() < BLOCK_LEN || !bytes.starts_with(b"SIMPLE  =") {
+        if !bytes.starts_with(b"SIMPLE  =") {
+            return Err(err(
+                "not a FITS file (it does not start with SIMPLE  =)".into()
+            ));
+        }
+        return Err(err(format!(
+            "truncated: {} bytes, less than one 2880-byte header block",
+            bytes.len()
+        )));
+    }
+    let mut hdus = Vec::new();
+    let mut off = 0usize;
+    while off < bytes.len() {
+        let index = hdus.len();
+        if index > 0 {
+            // Trailing blocks that are not an extension header are ignored
+            // (as astropy and cfitsio do), but only after at least one HDU.
+            if bytes.len() - off < BLOCK_LEN || !bytes[off..].starts_with(b"XTENSION=") {
+                break;
+            }
+        }
+        // Header: whole blocks until the END card.
+        let mut end_card = None;
+        let mut pos = off;
+        'blocks: while pos + BLOCK_LEN <= bytes.len() {
+            for c in 0..BLOCK_LEN / CARD_LEN {
+                let card = &bytes[pos + c * CARD_LEN..pos + (c + 1) * CARD_LEN];
+                if card.starts_with(b"END") && card[3..].iter().all(|&b| b == b' ') {
+                    end_card = Some(pos + c * CARD_LEN);
+                    break 'blocks;
+                }
+            }
+            pos += BLOCK_LEN;
+        }
+        let Some(end) = end_card else {
+            return Err(err(format!(
+                "truncated header of HDU {index} at byte {off}: no END card within whole 2880-byte blocks (file has {} bytes)",
+                bytes.len()
+            )));
+        };
+        let header_end = (end / BLOCK_LEN + 1) * BLOCK_LEN;
+        let cards = parse_cards(&bytes[off..end + CARD_LEN]);
+        let value = |k: &str| {
+            cards
+                .iter()
+                .find(|c| c.key == k)
+                .and_then(|c| c.value.clone())
+        };
+        let int = |k: &str| -> Result<i64> {
+            match value(k) {
+                Some(Value::Int(i)) => Ok(i),
+                Some(other) => Err(err(format!(
+                    "HDU {index}: {k} is not an integer ({})",
+                    other.display()
+                ))),
+                None => Err(err(format!("HDU {index}: missing mandatory keyword {k}"))),
+            }
+        };
+        let kind = if index == 0 {
+            if cards.first().map(|c| c.key.as_str()) != Some("SIMPLE") {
+                return Err(err("not a FITS file (first card is not SIMPLE)".into()));
+            }
+            HduKind::Primary
+        } else {
+            match value("XTENSION") {
+                Some(Value::Str(s)) => match s.as_str() {
+                    "IMAGE" => HduKind::Image,
+                    "BINTABLE" => HduKind::BinTable,
+                    "TABLE" => HduKind::AsciiTable,
+                    other => HduKind::Other(other.to_string()),
+                },
+                _ => return Err(err(format!("HDU {index}: XTENSION is not a string"))),
+            }
+        };
+        let bitpix = int("BITPIX")?;
+        if ![8, 16, 32, 64, -32, -64].contains(&bitpix) {
+            return Err(err(format!(
+                "HDU {index}: invalid BITPIX {bitpix} (must be 8, 16, 32, 64, -32 or -64)"
+            )));
+        }
+        let naxis = int("NAXIS")?;
+        if !(0..=999).contains(&naxis) {
+            return Err(err(format!("HDU {index}: invalid NAXIS {naxis}")));
+        }
+        let mut naxes = Vec::with_capacity(naxis as usize);
+        for i in 1..=naxis {
+            let n = int(&format!("NAXIS{i}"))?;
+            if n < 0 {
+                return Err(err(format!("HDU {index}: negative NAXIS{i} = {n}")));
+            }
+            naxes.push(n as usize);
+        }
+        let (pcount, gcount) = if index == 0 {
+            (0, 1)
+        } else {
+            let p = int("PCOUNT").unwrap_or(0);
+            let g = int("GCOUNT").unwrap_or(1);
+            if p < 0 || g < 0 {
+                return Err(err(format!("HDU {index}: negative PCOUNT or GCOUNT")));
+            }
+            (p as usize, g as usize)
+        };
+        let too_big = || err(format!("HDU {index}: data size overflows"));
+        let count: usize = if naxes.is_empty() {
+            0
+        } else {
+            naxes
+                .iter()
+                .try_fold(1usize, |a, &n| a.checked_mul(n))
+                .ok_or_else(too_big)?
+        };
+        let data_len = if count == 0 && pcount == 0 {
+            0
+        } else {
+            count
+                .checked_add(pcount)
+                .and_then(|c| c.checked_mul(gcount))
+                .and_then(|c| c.checked_mul(bitpix.unsigned_abs() as usize / 8))
+                .ok_or_else(too_big)?
+        };
+        let data_offset = header_end;
+        if data_offset
+            .checked_add(data_len)
+            .is_none_or(|e| e > bytes.len())
+        {
+            return Err(err(format!(
+                "truncated: HDU {index} needs {data_len} data bytes from byte {data_offset}, the file has {}",
+                bytes.len()
+            )));
+        }
+        let num = |k: &str, d: f64| value(k).and_then(|v| v.as_f64()).unwrap_or(d);
+        hdus.push(Hdu {
+            index,
+            kind,
+            bitpix: bitpix as i32,
+            naxes,
+            pcount,
+            header_offset: off,
+            data_offset,
+            data_len,
+            bscale: num("BSCALE", 1.0),
+            bzero: num("BZERO", 0.0),
+            cards,
+        });
+        off = data_offset + data_len.div_ceil(BLOCK_LEN) * BLOCK_LEN;
+        if hdus.len() > 100_000 {
+            return Err(err("more than 100000 HDUs".into()));
+        }
+    }
+    Ok(hdus)
+}

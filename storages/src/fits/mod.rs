@@ -1,0 +1,348 @@
+//! FITS: [`FitsStorage`], the [`Pixel`] types, header cards ([`header`]), a
+//! memory-mapped HDU scanner ([`FitsFile`]), binary tables ([`table`]) and
+//! tile-compressed images ([`compressed`]).
+//!
+//! Location rules (as in LSST): a path with an optional `[N]` suffix naming a
+//! 0-based HDU. Without a suffix, reads use the first HDU that has data.
+//! Persisting creates the parent folders and writes to a temporary file in the
+//! target folder, which is fsynced at `prepare_commit` and renamed into place
+//! at `end_transaction`; an abort leaves nothing behind.
+//!
+//! ```
+//! use daf_storages::{fits::FitsStorage, LogicalLocation, Storage};
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("a/b/img.fits");
+//! let mut s = FitsStorage::new();
+//! s.set_persist_location(&LogicalLocation::literal(path.to_str().unwrap())).unwrap();
+//! s.start_transaction().unwrap();
+//! s.write_image::<f32>(&[], 3, 2, (0, 0), &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+//! s.prepare_commit().unwrap();
+//! s.end_transaction().unwrap();
+//!
+//! let mut r = FitsStorage::new();
+//! r.set_retrieve_location(&LogicalLocation::literal(format!("{}[0]", path.display()))).unwrap();
+//! let hdu = r.resolve_hdu().unwrap();
+//! let (w, h, px) = r.file().unwrap().read_image::<f32>(hdu, None).unwrap();
+//! assert_eq!((w, h, px[5]), (3, 2, 6.0));
+//! ```
+
+pub mod compressed;
+pub mod file;
+pub mod header;
+pub mod pixel;
+pub mod table;
+
+use std::any::Any;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub use file::{FitsFile, Hdu, HduKind};
+pub use header::{Card, Value};
+pub use pixel::Pixel;
+pub use table::{ColumnData, TableColumn};
+
+use crate::atomic::AtomicFile;
+use crate::error::StorageError;
+use crate::location::LogicalLocation;
+use crate::storage::{Mode, Storage};
+use crate::Result;
+
+use header::{format_header, BLOCK_LEN};
+
+const NAME: &str = "FitsStorage";
+
+/// Splits an optional trailing `[N]` HDU suffix off a location.
+///
+/// ```
+/// use daf_storages::fits::split_hdu_suffix;
+/// assert_eq!(split_hdu_suffix("a/b.fits[2]"), ("a/b.fits", Some(2)));
+/// assert_eq!(split_hdu_suffix("a/b.fits"), ("a/b.fits", None));
+/// assert_eq!(split_hdu_suffix("a/b[x].fits"), ("a/b[x].fits", None));
+/// ```
+pub fn split_hdu_suffix(loc: &str) -> (&str, Option<usize>) {
+    if let Some(stripped) = loc.strip_suffix(']') {
+        if let Some(open) = stripped.rfind('[') {
+            let num = &stripped[open + 1..];
+            if !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) {
+                if let Ok(n) = num.parse() {
+                    return (&loc[..open], Some(n));
+                }
+            }
+        }
+    }
+    (loc, None)
+}
+
+/// The FITS storage: a path and an HDU for formatters, an atomic writer of
+/// HDUs, and a lazily opened, memory-mapped reader.
+#[derive(Debug, Default)]
+pub struct FitsStorage {
+    mode: Option<Mode>,
+    path: Option<PathBuf>,
+    hdu: Option<usize>,
+    out: Option<AtomicFile>,
+    hdus_written: usize,
+    file: Option<FitsFile>,
+}
+
+impl FitsStorage {
+    /// A storage with no location yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The file path (without any `[N]` suffix).
+    pub fn path(&self) -> Result<&Path> {
+        self.path
+            .as_deref()
+            .ok_or_else(|| StorageError::state(NAME, "no location set"))
+    }
+
+    /// The HDU named by the location's `[N]` suffix, if any.
+    pub fn requested_hdu(&self) -> Option<usize> {
+        self.hdu
+    }
+
+    /// The file being read (opened on first use).
+    pub fn file(&mut self) -> Result<&FitsFile> {
+        if self.mode != Some(Mode::Retrieve) {
+            return Err(StorageError::state(NAME, "not opened for reading"));
+        }
+        if self.file.is_none() {
+            let f = FitsFile::open(self.path()?)?;
+            self.file = Some(f);
+        }
+        Ok(self.file.as_ref().expect("opened above"))
+    }
+
+    /// The HDU to read: the `[N]` suffix if given (checked against the file),
+    /// else the first HDU with data.
+    pub fn resolve_hdu(&mut self) -> Result<usize> {
+        let want = self.hdu;
+        let f = self.file()?;
+        match want {
+            Some(n) => f.hdu(n).map(|h| h.index),
+            None => Ok(f.first_data_hdu()),
+        }
+    }
+
+    /// Number of HDUs written so far in this transaction.
+    pub fn hdus_written(&self) -> usize {
+        self.hdus_written
+    }
+
+    fn writer(&mut self) -> Result<&mut AtomicFile> {
+        if self.mode != Some(Mode::Persist) {
+            return Err(StorageError::state(NAME, "not opened for writing"));
+        }
+        if self.out.is_none() {
+            let p = self.path()?.to_path_buf();
+            self.out = Some(AtomicFile::create(p)?);
+        }
+        Ok(self.out.as_mut().expect("created above"))
+    }
+
+    fn write_header(&mut self, structural: Vec<Card>, cards: &[Card]) -> Result<()> {
+        let mut all = structural;
+        all.extend(
+            cards
+                .iter()
+                .filter(|c| !header::is_structural(&c.key))
+                .cloned(),
+        );
+        let path = self.path()?.to_path_buf();
+        let bytes = format_header(&all).map_err(|m| file::format_err(&path, m))?;
+        let w = self.writer()?;
+        w.write_all(&bytes).map_err(|e| StorageError::io(&path, e))
+    }
+
+    fn pad(&mut self, written: usize) -> Result<()> {
+        let rem = written % BLOCK_LEN;
+        if rem != 0 {
+            let path = self.path()?.to_path_buf();
+            let zeros = vec![0u8; BLOCK_LEN - rem];
+            self.writer()?
+                .write_all(&zeros)
+                .map_err(|e| StorageError::io(&path, e))?;
+        }
+        Ok(())
+    }
+
+    fn image_structural(&self, bitpix: i32, naxes: &[usize]) -> Vec<Card> {
+        let mut c = if self.hdus_written == 0 {
+            vec![Card::new("SIMPLE", Value::Logical(true))]
+        } else {
+            vec![Card::new("XTENSION", Value::Str("IMAGE".into()))]
+        };
+        c.push(Card::new("BITPIX", Value::Int(bitpix as i64)));
+        c.push(Card::new("NAXIS", Value::Int(naxes.len() as i64)));
+        for (i, n) in naxes.iter().enumerate() {
+            c.push(Card::new(format!("NAXIS{}", i + 1), Value::Int(*n as i64)));
+        }
+        if self.hdus_written == 0 {
+            c.push(Card::new("EXTEND", Value::Logical(true)));
+        } else {
+            c.push(Card::new("PCOUNT", Value::Int(0)));
+            c.push(Card::new("GCOUNT", Value::Int(1)));
+        }
+        c
+    }
+
+    /// Writes an HDU with no data (the empty primary of a multi-extension
+    /// file) carrying `cards`.
+    pub fn write_empty(&mut self, cards: &[Card]) -> Result<()> {
+        let s = self.image_structural(8, &[]);
+        self.write_header(s, cards)?;
+        self.hdus_written += 1;
+        Ok(())
+    }
+
+    /// Writes an image HDU (the primary if it is the first HDU, else an
+    /// `IMAGE` extension) of `width × height` pixels with origin `xy0`
+    /// (stored as `LTV1/LTV2 = -xy0`, as LSST does), plus `cards`. Unsigned
+    /// types get their `BZERO`.
+    pub fn write_image<T: Pixel>(
+        &mut self,
+        cards: &[Card],
+        width: usize,
+        height: usize,
+        xy0: (i32, i32),
+        pixels: &[T],
+    ) -> Result<()> {
+        if width.checked_mul(height) != Some(pixels.len()) {
+            return Err(StorageError::state(
+                NAME,
+                format!("{} pixels for a {width}x{height} image", pixels.len()),
+            ));
+        }
+        let mut s = self.image_structural(T::BITPIX, &[width, height]);
+        if T::BZERO != 0.0 {
+            s.push(Card::new("BSCALE", Value::Int(1)));
+            s.push(Card::new("BZERO", Value::Int(T::BZERO as i64)));
+        }
+        let mut cards = cards.to_vec();
+        cards.retain(|c| c.key != "LTV1" && c.key != "LTV2");
+        if xy0 != (0, 0) {
+            cards.push(Card::new("LTV1", Value::Int(-(xy0.0 as i64))));
+            cards.push(Card::new("LTV2", Value::Int(-(xy0.1 as i64))));
+        }
+        self.write_header(s, &cards)?;
+        let path = self.path()?.to_path_buf();
+        let w = self.writer()?;
+        let per = (1 << 20) / T::SIZE;
+        let mut buf = vec![0u8; per.min(pixels.len().max(1)) * T::SIZE];
+        for chunk in pixels.chunks(per) {
+            let b = &mut buf[..chunk.len() * T::SIZE];
+            T::encode_be(chunk, b);
+            w.write_all(b).map_err(|e| StorageError::io(&path, e))?;
+        }
+        self.pad(pixels.len() * T::SIZE)?;
+        self.hdus_written += 1;
+        Ok(())
+    }
+
+    /// Writes a binary table extension (after an empty primary if it is the
+    /// first HDU) with `columns` and `cards`.
+    pub fn write_table(&mut self, cards: &[Card], columns: &[TableColumn]) -> Result<()> {
+        if self.hdus_written == 0 {
+            self.write_empty(&[])?;
+        }
+        let path = self.path()?.to_path_buf();
+        let (s, data) = table::encode_table(columns).map_err(|m| file::format_err(&path, m))?;
+        self.write_header(s, cards)?;
+        self.writer()?
+            .write_all(&data)
+            .map_err(|e| StorageError::io(&path, e))?;
+        self.pad(data.len())?;
+        self.hdus_written += 1;
+        Ok(())
+    }
+}
+
+impl Storage for FitsStorage {
+    fn storage_name(&self) -> &str {
+        NAME
+    }
+
+    fn set_persist_location(&mut self, location: &LogicalLocation) -> Result<()> {
+        let (p, hdu) = split_hdu_suffix(location.loc_str());
+        if hdu.is_some() {
+            return Err(StorageError::state(
+                NAME,
+                format!("cannot write to one HDU of {p}: persist locations take no [N] suffix"),
+            ));
+        }
+        self.mode = Some(Mode::Persist);
+        self.path = Some(PathBuf::from(p));
+        self.hdu = None;
+        Ok(())
+    }
+
+    fn set_retrieve_location(&mut self, location: &LogicalLocation) -> Result<()> {
+        let (p, hdu) = split_hdu_suffix(location.loc_str());
+        let path = PathBuf::from(p);
+        if !path.is_file() {
+            return Err(StorageError::NotFound {
+                what: format!("Unable to access file: {}", path.display()),
+            });
+        }
+        self.mode = Some(Mode::Retrieve);
+        self.path = Some(path);
+        self.hdu = hdu;
+        self.file = None;
+        Ok(())
+    }
+
+    fn start_transaction(&mut self) -> Result<()> {
+        if self.mode.is_none() {
+            return Err(StorageError::state(NAME, "no location set"));
+        }
+        if self.mode == Some(Mode::Persist) {
+            self.out = None;
+            self.hdus_written = 0;
+            self.writer()?;
+        }
+        Ok(())
+    }
+
+    fn prepare_commit(&mut self) -> Result<()> {
+        if self.mode == Some(Mode::Persist) {
+            if self.hdus_written == 0 {
+                return Err(StorageError::state(
+                    NAME,
+                    format!("nothing was written to {}", self.path()?.display()),
+                ));
+            }
+            if let Some(out) = self.out.as_mut() {
+                out.prepare()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn end_transaction(&mut self) -> Result<()> {
+        if self.mode == Some(Mode::Persist) {
+            self.prepare_commit()?;
+            if let Some(out) = self.out.take() {
+                out.commit()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn abort_transaction(&mut self) -> Result<()> {
+        if let Some(out) = self.out.take() {
+            out.abort();
+        }
+        self.hdus_written = 0;
+        Ok(())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
