@@ -36,6 +36,7 @@
 //! ```
 
 pub mod additional_data;
+pub mod butler;
 pub mod clipboard;
 pub mod config;
 pub mod error;
@@ -49,6 +50,7 @@ pub mod stages;
 pub mod tester;
 pub mod threads;
 
+pub use butler::{ButlerFactory, ButlerSpec, DataButler};
 pub use clipboard::{Clipboard, Dataset, Item, Queue};
 pub use config::{AppStage, PipelineConfig, Topology};
 pub use error::HarnessError;

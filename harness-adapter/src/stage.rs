@@ -9,12 +9,13 @@ use daf_base::{Policy, PropertySet};
 use daf_formatters::FormatterRegistry;
 use daf_storages::StorageRegistry;
 
+use crate::butler::ButlerFactory;
 use crate::clipboard::Clipboard;
 use crate::error::HarnessError;
 use crate::Result;
 
 /// The registries and settings stages share, passed by value (no globals).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Services {
     /// Storages by name (for IO stages).
     pub storages: StorageRegistry,
@@ -23,15 +24,30 @@ pub struct Services {
     /// The global location map (`input`, `output`, `work` ... → paths) used
     /// first when filling location templates.
     pub location_map: PropertySet,
+    /// Makes the butler of IO stages that use the butler method; `None`
+    /// makes such stages fail at setup with a clear error.
+    pub butler_factory: Option<ButlerFactory>,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("storages", &self.storages)
+            .field("formatters", &self.formatters)
+            .field("location_map", &self.location_map)
+            .field("butler_factory", &self.butler_factory.is_some())
+            .finish()
+    }
 }
 
 impl Services {
-    /// Default storage and formatter registries and an empty location map.
+    /// Default storage and formatter registries, an empty location map, no butler.
     pub fn with_defaults() -> Self {
         Services {
             storages: StorageRegistry::with_defaults(),
             formatters: FormatterRegistry::with_defaults(),
             location_map: PropertySet::new(),
+            butler_factory: None,
         }
     }
 }

@@ -33,9 +33,26 @@
 //! dataset is appended to the `outputDatasets` list), and `storagePolicy`.
 //! `StorageLocation.<storage>` is set in the item's additional data.
 //!
-//! The butler method (`parameters.butler`) needs the Butler of `daf-butler`;
-//! until it is wired in, a policy with `parameters.butler` is refused at
-//! setup with a [`HarnessError::Butler`] error.
+//! The butler method (`parameters.butler { mapperName, mapperPolicy { root } }`,
+//! the root filled from the location map) gets its butler from
+//! [`crate::Services::butler_factory`]; without one, setup fails with a
+//! [`HarnessError::Butler`] error. With a butler, additionalData and
+//! persistence are ignored and:
+//!
+//! * each input item needs `datasetType` and `datasetId` with either
+//!   `fromInputDatasets: true` (every dataset of that type in the
+//!   `inputDatasets` list; none is `"No input datasets of type <T> for item
+//!   <item>"`, one gives an object, several a list; `set` is not applied) or
+//!   `fromJobIdentity: [keys]` (ids from the job identity, then `set`
+//!   overrides them; one object); neither is `"datasetId missing both
+//!   fromInputDatasets and fromJobIdentity"`. Each dataset is waited for
+//!   (polling `dataset_exists`, 0.5 s ×1.2) up to `timeout` (default 60 s):
+//!   when `required` (the default) the error is `"Timed out waiting for
+//!   dataset <T> with keys <ids>"`; otherwise the read is still attempted.
+//! * each output item with a `datasetId` is `put` through the butler (ids
+//!   from `set`, then the job identity, which wins), listed in
+//!   `outputDatasets`, and its provenance — the visit's `inputDatasets` — is
+//!   recorded with the butler. Items without `datasetId` use `storagePolicy`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +62,7 @@ use daf_formatters::{Persistable, Persistence};
 use daf_storages::{LogicalLocation, Storage};
 
 use crate::additional_data;
+use crate::butler::{ButlerSpec, DataButler};
 use crate::clipboard::{Clipboard, Dataset, Item};
 use crate::error::HarnessError;
 use crate::location::fill;
@@ -116,6 +134,13 @@ struct Common {
     run_mode: Option<String>,
     additional: Vec<String>,
     persistence: Persistence,
+    butler: Option<Arc<dyn DataButler>>,
+}
+
+impl std::fmt::Debug for dyn DataButler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataButler")
+    }
 }
 
 fn check_names(p: &Policy, allowed: &[&str], prefix: &str) -> Result<()> {
@@ -162,14 +187,32 @@ impl Common {
             ],
             "parameters.",
         )?;
-        if params.exists("butler") {
-            return Err(HarnessError::Butler {
-                item: ctx.name.clone(),
-                message: "parameters.butler: the butler method is not available in this build \
-                          (daf-butler's Butler is not wired in yet); use storagePolicy"
-                    .into(),
-            });
-        }
+        let butler =
+            if params.exists("butler") {
+                let bp = params
+                    .get_policy("butler")
+                    .map_err(|e| perr("parameters.butler", e))?;
+                let factory = ctx.services.butler_factory.as_ref().ok_or_else(|| {
+                    HarnessError::Butler {
+                        item: ctx.name.clone(),
+                        message:
+                            "parameters.butler is set, but no butler is available to this pipeline"
+                                .into(),
+                    }
+                })?;
+                let root = match opt_str(&bp, "mapperPolicy.root")? {
+                    Some(t) => Some(fill(&t, &ctx.services.location_map, &PropertySet::new())?),
+                    None => None,
+                };
+                let spec = ButlerSpec {
+                    mapper_name: opt_str(&bp, "mapperName")?,
+                    root,
+                    policy: bp,
+                };
+                Some(factory(&spec)?)
+            } else {
+                None
+            };
         let persistence_policy = if params.exists("persistence") {
             params
                 .get_policy("persistence")
@@ -191,6 +234,7 @@ impl Common {
                 ctx.services.formatters.clone(),
                 ctx.services.storages.clone(),
             ),
+            butler,
         };
         let items = if params.exists(items_key) {
             params
@@ -232,6 +276,12 @@ fn wait_for_file(path: &str, timeout: Duration) -> bool {
 
 #[derive(Debug, Clone)]
 enum InputSource {
+    ButlerFromInputDatasets(String),
+    ButlerFromJobIdentity {
+        dataset_type: String,
+        keys: Vec<String>,
+        set: DataId,
+    },
     Traditional(Vec<(String, String)>),
     Enhanced {
         dataset_type: String,
@@ -262,6 +312,43 @@ impl Input {
         for name in items_policy.names() {
             let key = format!("parameters.inputItems.{name}");
             let it = items_policy.get_policy(&name).map_err(|e| perr(&key, e))?;
+            if common.butler.is_some() {
+                let dataset_type = opt_str(&it, "datasetType")?
+                    .ok_or_else(|| perr(&key, "the butler method needs datasetType"))?;
+                let d = if it.exists("datasetId") {
+                    it.get_policy("datasetId").map_err(|e| perr(&key, e))?
+                } else {
+                    Policy::new()
+                };
+                let source = if opt_bool(&d, "fromInputDatasets", false)? {
+                    InputSource::ButlerFromInputDatasets(dataset_type)
+                } else if d.exists("fromJobIdentity") {
+                    InputSource::ButlerFromJobIdentity {
+                        dataset_type,
+                        keys: d
+                            .get_array::<String>("fromJobIdentity")
+                            .map_err(|e| perr(&key, e))?,
+                        set: if d.exists("set") {
+                            policy_to_data_id(
+                                &d.get_policy("set")?,
+                                &format!("{key}.datasetId.set"),
+                            )?
+                        } else {
+                            DataId::new()
+                        },
+                    }
+                } else {
+                    return Err(HarnessError::DatasetIdSource { item: name });
+                };
+                items.push(InputItem {
+                    name,
+                    type_name: String::new(),
+                    source,
+                    required: opt_bool(&it, "required", true)?,
+                    timeout: opt_timeout(&it, "timeout")?,
+                });
+                continue;
+            }
             let type_name = opt_str(&it, "type")?
                 .ok_or_else(|| perr(&key, "an input item needs type (the persistable name)"))?;
             let source = if let Some(dt) = opt_str(&it, "datasetType")? {
@@ -331,6 +418,46 @@ impl Input {
             let mut ad = base.clone();
             ad.set("itemName", item.name.as_str())?;
             match &item.source {
+                InputSource::ButlerFromInputDatasets(dataset_type) => {
+                    let butler = self.common.butler.as_ref().expect("butler method");
+                    let list = cb.get_datasets(&self.common.input_datasets_key)?.to_vec();
+                    let mut objs = Vec::new();
+                    for ds in list.iter().filter(|d| &d.dataset_type == dataset_type) {
+                        wait_for_dataset(butler.as_ref(), dataset_type, &ds.ids, item)?;
+                        objs.push(butler.get(dataset_type, &ds.ids)?);
+                    }
+                    match objs.len() {
+                        0 => {
+                            return Err(HarnessError::NoInputDatasets {
+                                dataset_type: dataset_type.clone(),
+                                item: item.name.clone(),
+                            })
+                        }
+                        1 => cb.put(item.name.clone(), to_item(objs.pop().expect("one"))),
+                        _ => cb.put(item.name.clone(), Item::Objects(objs)),
+                    }
+                }
+                InputSource::ButlerFromJobIdentity {
+                    dataset_type,
+                    keys,
+                    set,
+                } => {
+                    let butler = self.common.butler.as_ref().expect("butler method");
+                    let job = cb.get_job_identity(&self.common.job_identity_key)?;
+                    let mut ids = DataId::new();
+                    for k in keys {
+                        let v = job
+                            .get(k)
+                            .ok_or_else(|| HarnessError::ExpectedDataNotFound {
+                                key: format!("{}.{k}", self.common.job_identity_key),
+                            })?;
+                        ids.insert(k.clone(), v.clone());
+                    }
+                    ids.extend(set);
+                    wait_for_dataset(butler.as_ref(), dataset_type, &ids, item)?;
+                    let obj = butler.get(dataset_type, &ids)?;
+                    cb.put(item.name.clone(), to_item(obj));
+                }
                 InputSource::Traditional(pairs) => {
                     if let Some(obj) = self.retrieve_one(ctx, item, pairs, &ad)? {
                         cb.put(item.name.clone(), to_item(obj));
@@ -361,6 +488,36 @@ impl Input {
             }
         }
         Ok(())
+    }
+}
+
+/// Polls `dataset_exists` (0.5 s sleeps ×1.2) until the sleep total reaches
+/// the item's timeout; a required item then fails, others go on to `get`.
+fn wait_for_dataset(
+    butler: &dyn DataButler,
+    dataset_type: &str,
+    ids: &DataId,
+    item: &InputItem,
+) -> Result<()> {
+    let mut slept = Duration::ZERO;
+    let mut step = Duration::from_millis(500);
+    loop {
+        if butler.dataset_exists(dataset_type, ids)? {
+            return Ok(());
+        }
+        if slept >= item.timeout {
+            if item.required {
+                return Err(HarnessError::DatasetTimeout {
+                    dataset_type: dataset_type.into(),
+                    ids: ids.to_string(),
+                });
+            }
+            return Ok(());
+        }
+        let s = step.min(item.timeout - slept);
+        std::thread::sleep(s);
+        slept += s;
+        step = step.mul_f64(1.2);
     }
 }
 
@@ -497,17 +654,22 @@ impl Output {
             } else {
                 None
             };
-            if !it.exists("storagePolicy") {
+            let by_butler = common.butler.is_some() && dataset_id.is_some();
+            let storages = if it.exists("storagePolicy") {
+                storage_pairs(&it, "storagePolicy")?
+            } else if by_butler {
+                Vec::new()
+            } else {
                 return Err(perr(
                     &key,
-                    "needs storagePolicy (the butler method is not available)",
+                    "needs storagePolicy (or a butler and a datasetId)",
                 ));
-            }
+            };
             items.push(OutputItem {
                 name,
                 required: opt_bool(&it, "required", false)?,
                 dataset_id,
-                storages: storage_pairs(&it, "storagePolicy")?,
+                storages,
             });
         }
         Ok(Output { common, items })
@@ -532,6 +694,7 @@ impl Output {
             let value = value.clone();
             let mut ad = base.clone();
             ad.set("itemName", item.name.as_str())?;
+            let mut butler_id = None;
             if let Some(spec) = &item.dataset_id {
                 let mut ids = spec.set.clone();
                 if !spec.from_job_identity.is_empty() {
@@ -546,6 +709,9 @@ impl Output {
                     }
                 }
                 ids.add_to_property_set(&mut ad);
+                if self.common.butler.is_some() {
+                    butler_id = Some(ids.clone());
+                }
                 let ds = Dataset::new(spec.dataset_type.clone(), ids);
                 let key = &self.common.output_datasets_key;
                 match cb.get_mut(key) {
@@ -571,6 +737,20 @@ impl Output {
                     })
                 }
             };
+            if let (Some(ids), Some(butler), Some(spec)) = (
+                butler_id,
+                self.common.butler.as_ref(),
+                item.dataset_id.as_ref(),
+            ) {
+                butler.put(obj, &spec.dataset_type, &ids)?;
+                let inputs = match cb.get(&self.common.input_datasets_key) {
+                    Some(Item::Datasets(d)) => d.clone(),
+                    _ => Vec::new(),
+                };
+                butler.record_provenance(&spec.dataset_type, &ids, &inputs)?;
+                written += 1;
+                continue;
+            }
             let mut storages: Vec<Box<dyn Storage>> = Vec::new();
             for (storage, template) in &item.storages {
                 let loc = fill(template, &ctx.services.location_map, &ad)?;
