@@ -102,24 +102,41 @@ pub fn run_mpi(
     }
 }
 
+/// Commands travel in one fixed-size broadcast (8-byte length + up to
+/// `INLINE` bytes); a longer one (an event with a large payload) follows in a
+/// second broadcast.
+const INLINE: usize = 248;
+
 fn broadcast_cmd<C: Communicator>(world: &C, cmd: &Cmd) -> Result<()> {
     let bytes = serde_json::to_vec(cmd).map_err(terr)?;
-    let mut len = bytes.len() as u64;
     let root = world.process_at_rank(0);
-    root.broadcast_into(&mut len);
-    let mut buf = bytes;
-    root.broadcast_into(&mut buf[..]);
+    let mut head = [0u8; INLINE + 8];
+    head[..8].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
+    let inline = bytes.len() <= INLINE;
+    if inline {
+        head[8..8 + bytes.len()].copy_from_slice(&bytes);
+    }
+    root.broadcast_into(&mut head[..]);
+    if !inline {
+        let mut buf = bytes;
+        root.broadcast_into(&mut buf[..]);
+    }
     Ok(())
 }
 
 fn receive_cmd<C: Communicator>(world: &C) -> Result<Cmd> {
     let root = world.process_at_rank(0);
-    let mut len = 0u64;
-    root.broadcast_into(&mut len);
+    let mut head = [0u8; INLINE + 8];
+    root.broadcast_into(&mut head[..]);
+    let len = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
     if len > MAX_MESSAGE {
         return Err(terr(format!("command of {len} bytes refused")));
     }
-    let mut buf = vec![0u8; len as usize];
+    let len = len as usize;
+    if len <= INLINE {
+        return serde_json::from_slice(&head[8..8 + len]).map_err(terr);
+    }
+    let mut buf = vec![0u8; len];
     root.broadcast_into(&mut buf[..]);
     serde_json::from_slice(&buf).map_err(terr)
 }
@@ -131,7 +148,8 @@ fn receive_reply<C: Communicator>(
     waiting: &str,
 ) -> Result<(usize, Reply)> {
     let t0 = Instant::now();
-    let mut nap = Duration::from_micros(1);
+    let mut nap = Duration::from_micros(20);
+    let mut spins = 0u32;
     loop {
         if let Some(status) = world.any_process().immediate_probe_with_tag(TAG_REPLY) {
             let src = status.source_rank();
@@ -150,8 +168,15 @@ fn receive_reply<C: Communicator>(
             );
             world.abort(3);
         }
-        std::thread::sleep(nap);
-        nap = (nap * 2).min(Duration::from_micros(200));
+        // Spin briefly (answers usually come within microseconds), then
+        // yield, then nap, so a long step does not burn a core.
+        if spins < 2000 {
+            spins += 1;
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(Duration::from_micros(500));
+        }
     }
 }
 

@@ -6,6 +6,8 @@
 
 use std::time::{Duration, Instant};
 
+pub mod harness;
+
 /// Runs `f` `runs` times (after one warm-up) and returns the median duration.
 pub fn median_time(runs: usize, mut f: impl FnMut()) -> Duration {
     f();

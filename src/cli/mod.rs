@@ -5,6 +5,8 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
+pub mod harness;
 pub mod policy;
 
 /// The `daf` command line.
@@ -27,6 +29,10 @@ pub enum Command {
     Info,
     /// Check policy files against dictionaries, dump them as YAML or PAF.
     Policy(policy::PolicyArgs),
+    /// Run a pipeline policy on the harness (threads, or MPI under mpirun).
+    Run(harness::RunArgs),
+    /// Print an area's benchmark table.
+    Bench(bench::BenchArgs),
 }
 
 /// The error type of command handlers: a message for the user and an exit code.
@@ -64,5 +70,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Policy(args) => policy::run(args),
+        Command::Run(args) => harness::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }

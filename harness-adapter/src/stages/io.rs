@@ -187,32 +187,33 @@ impl Common {
             ],
             "parameters.",
         )?;
-        let butler =
-            if params.exists("butler") {
-                let bp = params
-                    .get_policy("butler")
-                    .map_err(|e| perr("parameters.butler", e))?;
-                let factory = ctx.services.butler_factory.as_ref().ok_or_else(|| {
-                    HarnessError::Butler {
+        let butler = if params.exists("butler") {
+            let bp = params
+                .get_policy("butler")
+                .map_err(|e| perr("parameters.butler", e))?;
+            let factory =
+                ctx.services
+                    .butler_factory
+                    .as_ref()
+                    .ok_or_else(|| HarnessError::Butler {
                         item: ctx.name.clone(),
                         message:
                             "parameters.butler is set, but no butler is available to this pipeline"
                                 .into(),
-                    }
-                })?;
-                let root = match opt_str(&bp, "mapperPolicy.root")? {
-                    Some(t) => Some(fill(&t, &ctx.services.location_map, &PropertySet::new())?),
-                    None => None,
-                };
-                let spec = ButlerSpec {
-                    mapper_name: opt_str(&bp, "mapperName")?,
-                    root,
-                    policy: bp,
-                };
-                Some(factory(&spec)?)
-            } else {
-                None
+                    })?;
+            let root = match opt_str(&bp, "mapperPolicy.root")? {
+                Some(t) => Some(fill(&t, &ctx.services.location_map, &PropertySet::new())?),
+                None => None,
             };
+            let spec = ButlerSpec {
+                mapper_name: opt_str(&bp, "mapperName")?,
+                root,
+                policy: bp,
+            };
+            Some(factory(&spec)?)
+        } else {
+            None
+        };
         let persistence_policy = if params.exists("persistence") {
             params
                 .get_policy("persistence")

@@ -3,7 +3,10 @@
 //! * `daf.harness.FailParallel` / `daf.harness.FailSerial`: fail (type
 //!   `InjectedFailure`) when the job identity's `visit` equals the policy's
 //!   `failVisit` and (parallel only) the rank equals `failRank` (any rank when
-//!   absent). `panic: true` panics instead of returning an error.
+//!   absent). `panic: true` panics instead of returning an error;
+//!   `exit: <code>` ends the whole process (a slice that dies, for the MPI
+//!   check); `sleep: <seconds>` hangs that long first (a slice that stops
+//!   answering).
 //! * `daf.harness.ShareParallel`: puts a shared property set `slice`
 //!   `{rank, visit, value = visit*100 + rank}` on the clipboard.
 //! * `daf.harness.RecordParallel`: puts `record` `{rank, visit, stage,
@@ -38,7 +41,23 @@ fn should_fail(ctx: &StageContext, cb: &Clipboard, with_rank: bool) -> Result<Op
 }
 
 fn maybe_fail(ctx: &StageContext, cb: &Clipboard, with_rank: bool) -> Result<()> {
-    match should_fail(ctx, cb, with_rank)? {
+    let decision = should_fail(ctx, cb, with_rank)?;
+    if decision.is_some() {
+        let ps = ctx.policy_or_empty().into_property_set();
+        if ps.exists("sleep") {
+            let s = ps.get_as_f64("sleep")?.clamp(0.0, 3600.0);
+            std::thread::sleep(std::time::Duration::from_secs_f64(s));
+        }
+        if ps.exists("exit") {
+            let code = ps.get_as_i64("exit")?;
+            eprintln!(
+                "daf: {} (rank {}) exits with status {code} as asked",
+                ctx.name, ctx.rank
+            );
+            std::process::exit(code.clamp(0, 255) as i32);
+        }
+    }
+    match decision {
         Some(true) => panic!("injected panic in {} (rank {})", ctx.name, ctx.rank),
         Some(false) => Err(HarnessError::stage(
             "InjectedFailure",
