@@ -4,9 +4,11 @@
 //! same run (a plain `std::fs::read`, a hand-written SQL loop ...), never an
 //! absolute time, so figures stay meaningful on any machine.
 
-use std::time::{Duration, Instant};
-
+pub mod db;
+pub mod foundation;
 pub mod harness;
+
+use std::time::{Duration, Instant};
 
 /// Runs `f` `runs` times (after one warm-up) and returns the median duration.
 pub fn median_time(runs: usize, mut f: impl FnMut()) -> Duration {

@@ -1,32 +1,90 @@
-//! `daf bench <area>`: prints an area's benchmark table (figures as ratios
-//! against a reference measured in the same run).
+//! `daf bench <area>`: benchmark tables, each figure a ratio against a
+//! reference measured in the same run.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
 
 use super::CliError;
 
-/// Arguments of `daf bench`.
-#[derive(Debug, clap::Args)]
+/// `daf bench` arguments.
+#[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// The area: `harness`.
-    pub area: String,
-    /// Fewer repetitions (a smoke run).
+    /// The area to measure.
+    #[command(subcommand)]
+    pub area: BenchArea,
+}
+
+/// The benchmark areas.
+#[derive(Debug, Subcommand)]
+pub enum BenchArea {
+    /// LogicalLocation template filling against a hand-written `format!`.
+    Foundation(QuickArgs),
+    /// Database storages: SQLite, PostgreSQL and MariaDB inserts and bulk loads.
+    Db(DbBenchArgs),
+    /// The harness: per-stage overhead (threads; MPI with `--mpi-only` under
+    /// `mpirun -n 5`) and IO-stage throughput with 1, 2 and 4 slices.
+    Harness(HarnessBenchArgs),
+}
+
+/// `daf bench harness` arguments.
+#[derive(Debug, Args)]
+pub struct HarnessBenchArgs {
+    /// Fewer iterations: a quick, noisier run.
     #[arg(long)]
     pub quick: bool,
-    /// harness: only the MPI per-stage overhead (run under `mpirun -n 5`; needs `--features mpi`).
+    /// Only the MPI per-stage overhead (run under `mpirun -n 5`; needs a daf
+    /// built with `--features mpi`).
     #[arg(long)]
     pub mpi_only: bool,
 }
 
-/// Runs `daf bench`.
+/// Arguments of areas that only have a quick mode.
+#[derive(Debug, Args)]
+pub struct QuickArgs {
+    /// Fewer iterations: a quick, noisier run.
+    #[arg(long)]
+    pub quick: bool,
+}
+
+/// `daf bench db` arguments.
+#[derive(Debug, Args)]
+pub struct DbBenchArgs {
+    /// SourceCatalog rows for SQLite and the bulk loads.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rows: usize,
+    /// Rows for the (slow) server row-insert baselines.
+    #[arg(long, default_value_t = 50_000)]
+    pub row_insert_rows: usize,
+    /// PostgreSQL location (default: env DAF_TEST_POSTGRES_URL; none skips).
+    #[arg(long)]
+    pub postgres: Option<String>,
+    /// MariaDB/MySQL location (default: env DAF_TEST_MYSQL_URL; none skips).
+    #[arg(long)]
+    pub mysql: Option<String>,
+    /// Auth file (default ~/.daf/db-auth.yaml if present, else password-less
+    /// users postgres / root).
+    #[arg(long)]
+    pub auth: Option<PathBuf>,
+}
+
+/// Runs `daf bench <area>`.
 pub fn run(args: BenchArgs) -> Result<(), CliError> {
-    match args.area.as_str() {
-        "harness" => harness(&args),
-        other => Err(CliError::new(format!(
-            "unknown bench area {other:?} (known: harness)"
-        ))),
+    match args.area {
+        BenchArea::Foundation(a) => {
+            let rows = crate::bench::foundation::run(a.quick);
+            print!(
+                "{}",
+                crate::bench::format_table("daf bench foundation", &rows)
+            );
+            Ok(())
+        }
+        BenchArea::Db(a) => run_db(a),
+        BenchArea::Harness(a) => run_harness(&a),
     }
 }
 
-fn harness(args: &BenchArgs) -> Result<(), CliError> {
+fn run_harness(args: &HarnessBenchArgs) -> Result<(), CliError> {
     if args.mpi_only {
         #[cfg(feature = "mpi")]
         {
@@ -46,5 +104,38 @@ fn harness(args: &BenchArgs) -> Result<(), CliError> {
     }
     let rows = crate::bench::harness::rows(args.quick);
     print!("{}", crate::bench::format_table("daf bench harness", &rows));
+    Ok(())
+}
+
+fn run_db(a: DbBenchArgs) -> Result<(), CliError> {
+    let env = |v: &str| std::env::var(v).ok().filter(|s| !s.is_empty());
+    let postgres = a.postgres.or_else(|| env("DAF_TEST_POSTGRES_URL"));
+    let mysql = a.mysql.or_else(|| env("DAF_TEST_MYSQL_URL"));
+    let auth =
+        crate::bench::db::bench_auth(a.auth.as_deref(), postgres.as_deref(), mysql.as_deref())
+            .map_err(CliError::new)?;
+    let dir = tempfile::tempdir()?;
+    let cfg = crate::bench::db::DbBenchConfig {
+        rows: a.rows,
+        row_insert_rows: a.row_insert_rows,
+        postgres_url: postgres.clone(),
+        mysql_url: mysql.clone(),
+        auth,
+        work_dir: dir.path().to_path_buf(),
+    };
+    if postgres.is_none() {
+        eprintln!("note: no PostgreSQL location (--postgres or DAF_TEST_POSTGRES_URL): skipped");
+    }
+    if mysql.is_none() {
+        eprintln!("note: no MariaDB location (--mysql or DAF_TEST_MYSQL_URL): skipped");
+    }
+    let rows = crate::bench::db::run(&cfg).map_err(CliError::new)?;
+    print!(
+        "{}",
+        crate::bench::format_table(
+            &format!("daf bench db ({} SourceCatalog rows)", a.rows),
+            &rows
+        )
+    );
     Ok(())
 }

@@ -3,11 +3,14 @@
 //! Each area keeps its subcommands in its own module; this module assembles
 //! them into one [`Cli`].
 
-use clap::{Parser, Subcommand};
-
 pub mod bench;
+pub mod boost;
 pub mod harness;
 pub mod policy;
+pub mod registry;
+pub mod show;
+
+use clap::{Parser, Subcommand};
 
 /// The `daf` command line.
 #[derive(Debug, Parser)]
@@ -27,12 +30,20 @@ pub struct Cli {
 pub enum Command {
     /// Print the version, the registered storages and formatters.
     Info,
+    /// Measure an area's performance targets (ratios against a reference).
+    Bench(bench::BenchArgs),
+    /// Registry management (`daf registry create POLICY ROOT`).
+    Registry(registry::RegistryArgs),
     /// Check policy files against dictionaries, dump them as YAML or PAF.
     Policy(policy::PolicyArgs),
     /// Run a pipeline policy on the harness (threads, or MPI under mpirun).
     Run(harness::RunArgs),
-    /// Print an area's benchmark table.
-    Bench(bench::BenchArgs),
+    /// Show what a file holds: a PropertySet archive (Boost binary, text or
+    /// XML; detected) or a FITS header, as YAML (or JSON) with each value's type.
+    Show(show::ShowArgs),
+    /// Convert a PropertySet between YAML/JSON and Boost binary, text and
+    /// XML archives (`--boost-version 1.74|1.81|18|19`; default: the input's).
+    Convert(boost::ConvertArgs),
 }
 
 /// The error type of command handlers: a message for the user and an exit code.
@@ -69,8 +80,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             println!("storages: {}", storages.names().join(", "));
             Ok(())
         }
+        Command::Bench(args) => bench::run(args),
+        Command::Registry(args) => registry::run(args),
         Command::Policy(args) => policy::run(args),
         Command::Run(args) => harness::run(args),
-        Command::Bench(args) => bench::run(args),
+        Command::Show(args) => show::run(&args),
+        Command::Convert(args) => boost::run_convert(args),
     }
 }

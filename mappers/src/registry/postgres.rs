@@ -1,0 +1,325 @@
+//! The PostgreSQL registry (sqlx), for repositories shared by many nodes.
+
+use std::path::Path;
+
+use daf_base::DataIdValue;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::{AssertSqlSafe, Row as _, TypeInfo, ValueRef};
+
+use super::{build_select, validate_identifier, ColumnType, Lookup, Registry, Row};
+use crate::MapperError;
+
+/// A registry in a PostgreSQL database, optionally inside one schema.
+///
+/// The connection pool runs on a private single-threaded tokio runtime, so the
+/// API stays synchronous like the other registries.
+pub struct PgRegistry {
+    pool: PgPool,
+    runtime: tokio::runtime::Runtime,
+    schema: Option<String>,
+    described: String,
+}
+
+impl std::fmt::Debug for PgRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgRegistry")
+            .field("url", &self.described)
+            .field("schema", &self.schema)
+            .finish()
+    }
+}
+
+/// The contents of a Gen2 `registry.pgsql` file.
+#[derive(Debug, serde::Deserialize)]
+struct PgsqlFile {
+    host: String,
+    #[serde(default = "default_port")]
+    port: u16,
+    database: String,
+    user: String,
+    #[serde(default)]
+    password: Option<String>,
+}
+
+fn default_port() -> u16 {
+    5432
+}
+
+/// Strips a password from a URL for messages.
+fn redact(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((cred, host)) = rest.rsplit_once('@') {
+            let user = cred.split(':').next().unwrap_or("");
+            return format!("{scheme}://{user}@{host}");
+        }
+    }
+    url.to_string()
+}
+
+impl PgRegistry {
+    /// Connects to `url` (`postgres://user[:password]@host[:port]/db`); with
+    /// `schema`, every table name is qualified with it.
+    pub fn connect(url: &str, schema: Option<&str>) -> Result<Self, MapperError> {
+        let described = redact(url);
+        let e = |m: String| MapperError::Registry {
+            registry: described.clone(),
+            message: m,
+        };
+        if let Some(s) = schema {
+            validate_identifier(s)?;
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|x| e(format!("cannot start runtime: {x}")))?;
+        let pool = runtime
+            .block_on(
+                PgPoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(std::time::Duration::from_secs(10))
+                    .connect(url),
+            )
+            .map_err(|x| e(format!("cannot connect: {x}")))?;
+        Ok(PgRegistry {
+            pool,
+            runtime,
+            schema: schema.map(str::to_string),
+            described,
+        })
+    }
+
+    /// Connects with the settings of a Gen2 `registry.pgsql` YAML file
+    /// (`host`, `port`, `database`, `user`, optional `password`).
+    pub fn from_pgsql_file(path: &Path) -> Result<Self, MapperError> {
+        let e = |m: String| MapperError::Registry {
+            registry: path.display().to_string(),
+            message: m,
+        };
+        let text = std::fs::read_to_string(path).map_err(|x| e(x.to_string()))?;
+        let cfg: PgsqlFile = serde_norway::from_str(&text).map_err(|x| e(x.to_string()))?;
+        let cred = match &cfg.password {
+            Some(p) => format!("{}:{}", cfg.user, p),
+            None => cfg.user.clone(),
+        };
+        let url = format!(
+            "postgres://{cred}@{}:{}/{}",
+            cfg.host, cfg.port, cfg.database
+        );
+        Self::connect(&url, None)
+    }
+
+    /// Creates the schema given at connection time, if any.
+    pub fn create_schema(&self) -> Result<(), MapperError> {
+        if let Some(s) = &self.schema {
+            self.execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{s}\""))?;
+        }
+        Ok(())
+    }
+
+    /// Drops the schema given at connection time and everything in it.
+    pub fn drop_schema(&self) -> Result<(), MapperError> {
+        if let Some(s) = &self.schema {
+            self.execute(&format!("DROP SCHEMA IF EXISTS \"{s}\" CASCADE"))?;
+        }
+        Ok(())
+    }
+
+    fn qualify(&self, table: &str) -> String {
+        match &self.schema {
+            Some(s) => format!("\"{s}\".\"{table}\""),
+            None => format!("\"{table}\""),
+        }
+    }
+
+    fn e(&self, m: impl std::fmt::Display) -> MapperError {
+        MapperError::Registry {
+            registry: self.described.clone(),
+            message: m.to_string(),
+        }
+    }
+
+    fn execute(&self, sql: &str) -> Result<(), MapperError> {
+        self.runtime
+            .block_on(sqlx::raw_sql(AssertSqlSafe(sql.to_string())).execute(&self.pool))
+            .map_err(|x| self.e(x))?;
+        Ok(())
+    }
+}
+
+fn placeholder(n: usize, v: &DataIdValue) -> String {
+    match v {
+        DataIdValue::Int(_) => format!("${n}::int8"),
+        DataIdValue::Float(_) => format!("${n}::float8"),
+        DataIdValue::Str(_) => format!("${n}::text"),
+    }
+}
+
+fn bind<'q>(
+    q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    v: &DataIdValue,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    match v {
+        DataIdValue::Int(i) => q.bind(*i),
+        DataIdValue::Float(f) => q.bind(*f),
+        DataIdValue::Str(s) => q.bind(s.clone()),
+    }
+}
+
+fn decode(row: &PgRow, i: usize, column: &str) -> Result<DataIdValue, String> {
+    let raw = row.try_get_raw(i).map_err(|e| e.to_string())?;
+    if raw.is_null() {
+        return Err(format!("NULL in column {column:?}"));
+    }
+    let ty = raw.type_info().name().to_string();
+    let r = match ty.as_str() {
+        "INT2" => row.try_get::<i16, _>(i).map(|v| DataIdValue::Int(v.into())),
+        "INT4" => row.try_get::<i32, _>(i).map(|v| DataIdValue::Int(v.into())),
+        "INT8" => row.try_get::<i64, _>(i).map(DataIdValue::Int),
+        "FLOAT4" => row
+            .try_get::<f32, _>(i)
+            .map(|v| DataIdValue::Float(v.into())),
+        "FLOAT8" => row.try_get::<f64, _>(i).map(DataIdValue::Float),
+        _ => row.try_get::<String, _>(i).map(DataIdValue::Str),
+    };
+    r.map_err(|e| format!("column {column:?} of type {ty}: {e}"))
+}
+
+impl Registry for PgRegistry {
+    fn describe(&self) -> String {
+        match &self.schema {
+            Some(s) => format!("{} (schema {s})", self.described),
+            None => self.described.clone(),
+        }
+    }
+
+    fn lookup_query(&self, query: &Lookup<'_>) -> Result<Vec<Row>, MapperError> {
+        let sql = build_select(query, &|t| self.qualify(t), &placeholder)?;
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for (_, v) in query.data_id.iter() {
+            q = bind(q, v);
+        }
+        if let Some(r) = query.valid_range {
+            q = bind(q, &r.obs_time);
+        }
+        let rows = self
+            .runtime
+            .block_on(q.fetch_all(&self.pool))
+            .map_err(|x| self.e(x))?;
+        rows.iter()
+            .map(|row| {
+                query
+                    .properties
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| decode(row, i, p).map_err(|m| self.e(m)))
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn columns(&self, table: &str) -> Result<Vec<String>, MapperError> {
+        let table = validate_identifier(table)?;
+        let schema = self.schema.clone().unwrap_or_else(|| "public".into());
+        let q = sqlx::query(
+            "SELECT column_name::text FROM information_schema.columns \
+             WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+        )
+        .bind(schema)
+        .bind(table.to_string());
+        let rows = self
+            .runtime
+            .block_on(q.fetch_all(&self.pool))
+            .map_err(|x| self.e(x))?;
+        let cols: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<Result<_, _>>()
+            .map_err(|x| self.e(x))?;
+        if cols.is_empty() {
+            return Err(self.e(format!("no such table: {table}")));
+        }
+        Ok(cols)
+    }
+
+    fn create_table(
+        &self,
+        table: &str,
+        columns: &[(String, ColumnType)],
+        unique: &[String],
+    ) -> Result<(), MapperError> {
+        let t = validate_identifier(table)?;
+        let q = self.qualify(t);
+        let has_id = columns.iter().any(|(c, _)| c == "id");
+        let mut sql = format!("CREATE TABLE IF NOT EXISTS {q} (");
+        if !has_id {
+            sql.push_str("id BIGSERIAL PRIMARY KEY, ");
+        }
+        for (i, (c, ty)) in columns.iter().enumerate() {
+            let ty = match ty {
+                ColumnType::Int => "BIGINT",
+                ColumnType::Float => "DOUBLE PRECISION",
+                ColumnType::Text => "TEXT",
+            };
+            let sep = if i > 0 { ", " } else { "" };
+            sql.push_str(&format!("{sep}\"{}\" {ty}", validate_identifier(c)?));
+        }
+        sql.push_str(");");
+        if !unique.is_empty() {
+            let cols: Vec<String> = unique
+                .iter()
+                .map(|c| validate_identifier(c).map(|c| format!("\"{c}\"")))
+                .collect::<Result<_, _>>()?;
+            sql.push_str(&format!(
+                "CREATE UNIQUE INDEX IF NOT EXISTS \"uq_{t}\" ON {q} ({});",
+                cols.join(", ")
+            ));
+        }
+        for (c, _) in columns {
+            sql.push_str(&format!(
+                "CREATE INDEX IF NOT EXISTS \"ix_{t}_{c}\" ON {q} (\"{c}\");"
+            ));
+        }
+        self.execute(&sql)
+    }
+
+    fn insert_rows(
+        &self,
+        table: &str,
+        columns: &[String],
+        rows: &[Row],
+    ) -> Result<(), MapperError> {
+        let q = self.qualify(validate_identifier(table)?);
+        let cols: Vec<String> = columns
+            .iter()
+            .map(|c| validate_identifier(c).map(|c| format!("\"{c}\"")))
+            .collect::<Result<_, _>>()?;
+        self.runtime.block_on(async {
+            let mut tx = self.pool.begin().await.map_err(|x| self.e(x))?;
+            for row in rows {
+                if row.len() != cols.len() {
+                    return Err(self.e(format!(
+                        "row has {} values for {} columns",
+                        row.len(),
+                        cols.len()
+                    )));
+                }
+                let marks: Vec<String> = row
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| placeholder(i + 1, v))
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO {q} ({}) VALUES ({})",
+                    cols.join(", "),
+                    marks.join(", ")
+                );
+                let mut query = sqlx::query(AssertSqlSafe(sql));
+                for v in row {
+                    query = bind(query, v);
+                }
+                query.execute(&mut *tx).await.map_err(|x| self.e(x))?;
+            }
+            tx.commit().await.map_err(|x| self.e(x))
+        })
+    }
+}

@@ -1,0 +1,291 @@
+//! The SQLite registry (rusqlite): the embedded default.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use daf_base::DataIdValue;
+use rusqlite::config::DbConfig;
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+use rusqlite::{Connection, OpenFlags};
+
+use super::{build_select, validate_identifier, ColumnType, Lookup, Registry, Row};
+use crate::MapperError;
+
+/// How long a writer waits for a lock held by another connection.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A registry in an SQLite file (`registry.sqlite3`).
+///
+/// Opened read-only by [`SqliteRegistry::open`] (a legacy registry is never
+/// modified by lookups), read-write in WAL mode by [`SqliteRegistry::create`].
+///
+/// ```
+/// use daf_mappers::registry::{Registry, SqliteRegistry, ColumnType};
+/// use daf_base::data_id;
+/// let reg = SqliteRegistry::in_memory().unwrap();
+/// reg.create_table("raw", &[("visit".into(), ColumnType::Int), ("filter".into(), ColumnType::Text)], &["visit".into()]).unwrap();
+/// reg.insert_rows("raw", &["visit".into(), "filter".into()], &[vec![1.into(), "g".into()]]).unwrap();
+/// let rows = reg.lookup(&["filter".into()], &["raw".into()], &data_id!{visit: 1}).unwrap();
+/// assert_eq!(rows, vec![vec!["g".into()]]);
+/// ```
+pub struct SqliteRegistry {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteRegistry")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn err(path: &Path, message: impl std::fmt::Display) -> MapperError {
+    MapperError::Registry {
+        registry: path.display().to_string(),
+        message: message.to_string(),
+    }
+}
+
+impl SqliteRegistry {
+    /// Opens an existing registry read-only. A missing file, or one that is
+    /// not an SQLite database, is an error.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, MapperError> {
+        let path = path.as_ref();
+        if !path.is_file() {
+            return Err(err(path, "no such registry file"));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| err(path, e))?;
+        Self::finish(conn, path)
+    }
+
+    /// Opens (creating if absent) a writable registry in WAL mode.
+    pub fn create(path: impl AsRef<Path>) -> Result<Self, MapperError> {
+        let path = path.as_ref();
+        let conn = Connection::open(path).map_err(|e| err(path, e))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| err(path, e))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| err(path, e))?;
+        Self::finish(conn, path)
+    }
+
+    /// Opens (creating if absent) a registry for a one-shot bulk build: no
+    /// journal and no syncs until [`SqliteRegistry::finish_bulk`]. Only for a
+    /// file nobody else sees yet (registry creation writes a temp file and
+    /// renames it when complete).
+    pub fn create_bulk(path: impl AsRef<Path>) -> Result<Self, MapperError> {
+        let path = path.as_ref();
+        let conn = Connection::open(path).map_err(|e| err(path, e))?;
+        conn.pragma_update(None, "journal_mode", "OFF")
+            .map_err(|e| err(path, e))?;
+        conn.pragma_update(None, "synchronous", "OFF")
+            .map_err(|e| err(path, e))?;
+        Self::finish(conn, path)
+    }
+
+    /// Ends a bulk build: analyzes the tables, switches to WAL mode and
+    /// syncs the file.
+    pub fn finish_bulk(&self) -> Result<(), MapperError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        conn.execute_batch("ANALYZE;").map_err(|e| self.e(e))?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(|e| self.e(e))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| self.e(e))?;
+        Ok(())
+    }
+
+    /// A private in-memory registry (tests, examples).
+    pub fn in_memory() -> Result<Self, MapperError> {
+        let conn = Connection::open_in_memory().map_err(|e| err(Path::new(":memory:"), e))?;
+        Self::finish(conn, Path::new(":memory:"))
+    }
+
+    fn finish(conn: Connection, path: &Path) -> Result<Self, MapperError> {
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| err(path, e))?;
+        // A double-quoted unknown name must be an error, not a string literal.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DML, false)
+            .map_err(|e| err(path, e))?;
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DDL, false)
+            .map_err(|e| err(path, e))?;
+        conn.set_prepared_statement_cache_capacity(64);
+        // Touch the schema now so that a corrupt file fails at open time.
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map_err(|e| err(path, format!("not a readable SQLite registry: {e}")))?;
+        Ok(SqliteRegistry {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The file path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` with the connection (for callers that need raw SQL, such as
+    /// benchmarks comparing against a hand-written statement).
+    pub fn with_connection<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&conn)
+    }
+
+    fn e(&self, message: impl std::fmt::Display) -> MapperError {
+        err(&self.path, message)
+    }
+}
+
+pub(crate) struct Bind<'a>(pub &'a DataIdValue);
+
+impl rusqlite::ToSql for Bind<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self.0 {
+            DataIdValue::Int(i) => ToSqlOutput::Owned(Value::Integer(*i)),
+            DataIdValue::Float(f) => ToSqlOutput::Owned(Value::Real(*f)),
+            DataIdValue::Str(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+        })
+    }
+}
+
+fn to_value(v: ValueRef<'_>, column: &str) -> Result<DataIdValue, String> {
+    match v {
+        ValueRef::Integer(i) => Ok(DataIdValue::Int(i)),
+        ValueRef::Real(f) => Ok(DataIdValue::Float(f)),
+        ValueRef::Text(t) => Ok(DataIdValue::Str(String::from_utf8_lossy(t).into_owned())),
+        ValueRef::Null => Err(format!("NULL in column {column:?}")),
+        ValueRef::Blob(_) => Err(format!("BLOB in column {column:?}")),
+    }
+}
+
+impl Registry for SqliteRegistry {
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn lookup_query(&self, query: &Lookup<'_>) -> Result<Vec<Row>, MapperError> {
+        let sql = build_select(query, &|t| format!("\"{t}\""), &|_, _| "?".to_string())
+            .map_err(|e| self.e(e))?;
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stmt = conn.prepare_cached(&sql).map_err(|e| self.e(e))?;
+        let mut params: Vec<Bind<'_>> = query.data_id.iter().map(|(_, v)| Bind(v)).collect();
+        if let Some(r) = query.valid_range {
+            params.push(Bind(&r.obs_time));
+        }
+        let n = query.properties.len();
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(params.iter()))
+            .map_err(|e| self.e(e))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| self.e(e))? {
+            let mut r = Vec::with_capacity(n);
+            for i in 0..n {
+                let v = row.get_ref(i).map_err(|e| self.e(e))?;
+                r.push(to_value(v, &query.properties[i]).map_err(|m| self.e(m))?);
+            }
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    fn columns(&self, table: &str) -> Result<Vec<String>, MapperError> {
+        let table = validate_identifier(table)?;
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stmt = conn
+            .prepare(&format!("PRAGMA table_info(\"{table}\")"))
+            .map_err(|e| self.e(e))?;
+        let cols = stmt
+            .query_map([], |r| r.get::<_, String>(1))
+            .map_err(|e| self.e(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.e(e))?;
+        if cols.is_empty() {
+            return Err(self.e(format!("no such table: {table}")));
+        }
+        Ok(cols)
+    }
+
+    fn create_table(
+        &self,
+        table: &str,
+        columns: &[(String, ColumnType)],
+        unique: &[String],
+    ) -> Result<(), MapperError> {
+        let table = validate_identifier(table)?;
+        let has_id = columns.iter().any(|(c, _)| c == "id");
+        let mut sql = format!("CREATE TABLE IF NOT EXISTS \"{table}\" (");
+        if !has_id {
+            sql.push_str("id INTEGER PRIMARY KEY, ");
+        }
+        for (i, (c, t)) in columns.iter().enumerate() {
+            let ty = match t {
+                ColumnType::Int => "INTEGER",
+                ColumnType::Float => "DOUBLE",
+                ColumnType::Text => "TEXT",
+            };
+            let sep = if i > 0 { ", " } else { "" };
+            sql.push_str(&format!("{sep}\"{}\" {ty}", validate_identifier(c)?));
+        }
+        sql.push_str(");");
+        if !unique.is_empty() {
+            let cols: Vec<String> = unique
+                .iter()
+                .map(|c| validate_identifier(c).map(|c| format!("\"{c}\"")))
+                .collect::<Result<_, _>>()?;
+            sql.push_str(&format!(
+                "CREATE UNIQUE INDEX IF NOT EXISTS \"uq_{table}\" ON \"{table}\" ({});",
+                cols.join(", ")
+            ));
+        }
+        for (c, _) in columns {
+            sql.push_str(&format!(
+                "CREATE INDEX IF NOT EXISTS \"ix_{table}_{c}\" ON \"{table}\" (\"{c}\");"
+            ));
+        }
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        conn.execute_batch(&sql).map_err(|e| self.e(e))
+    }
+
+    fn insert_rows(
+        &self,
+        table: &str,
+        columns: &[String],
+        rows: &[Row],
+    ) -> Result<(), MapperError> {
+        let table = validate_identifier(table)?;
+        let cols: Vec<String> = columns
+            .iter()
+            .map(|c| validate_identifier(c).map(|c| format!("\"{c}\"")))
+            .collect::<Result<_, _>>()?;
+        let marks = vec!["?"; cols.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO \"{table}\" ({}) VALUES ({marks})",
+            cols.join(", ")
+        );
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction().map_err(|e| self.e(e))?;
+        {
+            let mut stmt = tx.prepare(&sql).map_err(|e| self.e(e))?;
+            for row in rows {
+                if row.len() != cols.len() {
+                    return Err(self.e(format!(
+                        "row has {} values for {} columns",
+                        row.len(),
+                        cols.len()
+                    )));
+                }
+                stmt.execute(rusqlite::params_from_iter(row.iter().map(Bind)))
+                    .map_err(|e| self.e(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.e(e))
+    }
+}
