@@ -46,7 +46,7 @@ pub fn sniff(path: &Path) -> Result<FileKind, CliError> {
     let by_name = [".fits", ".fit", ".fz", ".fits.gz", ".fit.gz"]
         .iter()
         .any(|s| name.ends_with(s));
-    if &head[..n] == b"SIMPLE  =" || (n >= 2 && head[..2] == [0x1f, 0x8b] && by_name) || by_name {
+    if &head[..n] == b"SIMPLE  =" || by_name {
         Ok(FileKind::Fits)
     } else {
         Ok(FileKind::Unknown)
