@@ -38,6 +38,9 @@ pub enum Command {
     Policy(policy::PolicyArgs),
     /// Run a pipeline policy on the harness (threads, or MPI under mpirun).
     Run(harness::RunArgs),
+    /// The main job: synthetic raws and biases, a bias-subtraction pipeline
+    /// on 4 thread slices, outputs checked, timings printed.
+    Demo(harness::DemoArgs),
     /// Show what a file holds: a PropertySet archive (Boost binary, text or
     /// XML; detected) or a FITS header, as YAML (or JSON) with each value's type.
     Show(show::ShowArgs),
@@ -84,6 +87,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Registry(args) => registry::run(args),
         Command::Policy(args) => policy::run(args),
         Command::Run(args) => harness::run(args),
+        Command::Demo(args) => harness::demo(args),
         Command::Show(args) => show::run(&args),
         Command::Convert(args) => boost::run_convert(args),
     }
