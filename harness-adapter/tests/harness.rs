@@ -461,3 +461,28 @@ fn oneloop_runs_a_single_visit() {
     .unwrap();
     assert_eq!(report.visits.len(), 1);
 }
+
+#[test]
+fn a_hanging_slice_ends_the_thread_run_with_an_error() {
+    let p = common::policy(json!({"stepTimeout": 0.5, "appStage": [
+        {"name": "hang", "parallelClass": "daf.harness.FailParallel",
+         "stagePolicy": {"failVisit": 1, "failRank": 0, "sleep": 3}}]}));
+    let cfg = PipelineConfig::from_policy(&p).unwrap();
+    let t0 = std::time::Instant::now();
+    let events = (1..=2).map(|v| Ok(Event::with_job_identity(data_id! { visit: v })));
+    let err = run_threads(
+        &cfg,
+        &StageRegistry::with_defaults(),
+        Default::default(),
+        events,
+        Some(2),
+        &opts(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, HarnessError::SliceLost { .. }), "{err}");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        t0.elapsed()
+    );
+}
