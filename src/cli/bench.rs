@@ -22,6 +22,11 @@ pub enum BenchArea {
     Foundation(QuickArgs),
     /// Database storages: SQLite, PostgreSQL and MariaDB inserts and bulk loads.
     Db(DbBenchArgs),
+    /// Boost archives: a binary `Vec<f64>` against plain file I/O, records,
+    /// doubles in a text archive.
+    Boost(BoostBenchArgs),
+    /// FITS: image write/read bandwidth, cut-outs, peak memory.
+    Fits(FitsBenchArgs),
     /// The harness: per-stage overhead (threads; MPI with `--mpi-only` under
     /// `mpirun -n 5`) and IO-stage throughput with 1, 2 and 4 slices.
     Harness(HarnessBenchArgs),
@@ -37,6 +42,37 @@ pub struct HarnessBenchArgs {
     /// built with `--features mpi`).
     #[arg(long)]
     pub mpi_only: bool,
+}
+
+/// `daf bench fits` arguments.
+#[derive(Debug, Args)]
+pub struct FitsBenchArgs {
+    /// Timed runs per measurement (median taken).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Folder for the temporary files (default: a fresh temporary folder).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// `daf bench boost` arguments.
+#[derive(Debug, Args)]
+pub struct BoostBenchArgs {
+    /// Timed runs per measurement (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// MiB of doubles in the binary `Vec<f64>` archive.
+    #[arg(long, default_value_t = 100)]
+    pub vec_mib: usize,
+    /// Number of records.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub records: usize,
+    /// MiB of doubles in the text archive.
+    #[arg(long, default_value_t = 8)]
+    pub text_mib: usize,
+    /// Folder for the benchmark files (default: a temporary folder).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
 }
 
 /// Arguments of areas that only have a quick mode.
@@ -80,30 +116,32 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
             Ok(())
         }
         BenchArea::Db(a) => run_db(a),
+        BenchArea::Boost(a) => run_boost(a),
+        BenchArea::Fits(a) => run_fits(a),
         BenchArea::Harness(a) => run_harness(&a),
     }
 }
 
-fn run_harness(args: &HarnessBenchArgs) -> Result<(), CliError> {
-    if args.mpi_only {
-        #[cfg(feature = "mpi")]
-        {
-            let (stages, visits) = if args.quick { (10, 50) } else { (20, 200) };
-            if let Some(row) = crate::bench::harness::mpi_overhead_row(stages, visits) {
-                print!(
-                    "{}",
-                    crate::bench::format_table("daf bench harness (MPI)", &[row])
-                );
-            }
-            return Ok(());
+fn run_boost(a: BoostBenchArgs) -> Result<(), CliError> {
+    let tmp;
+    let dir = match &a.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            d.clone()
         }
-        #[cfg(not(feature = "mpi"))]
-        return Err(CliError::new(
-            "--mpi-only needs a daf built with `--features mpi`",
-        ));
-    }
-    let rows = crate::bench::harness::rows(args.quick);
-    print!("{}", crate::bench::format_table("daf bench harness", &rows));
+        None => {
+            tmp = tempfile::tempdir()?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let cfg = crate::bench::boost::BoostBenchConfig {
+        vec_mib: a.vec_mib,
+        records: a.records,
+        text_mib: a.text_mib,
+        runs: a.runs,
+    };
+    let rows = crate::bench::boost::run(&cfg, &dir).map_err(CliError::new)?;
+    print!("{}", crate::bench::format_table("daf bench boost", &rows));
     Ok(())
 }
 
@@ -137,5 +175,38 @@ fn run_db(a: DbBenchArgs) -> Result<(), CliError> {
             &rows
         )
     );
+    Ok(())
+}
+
+fn run_fits(a: FitsBenchArgs) -> Result<(), CliError> {
+    let tmp = tempfile::tempdir()?;
+    let dir = a.dir.unwrap_or_else(|| tmp.path().to_path_buf());
+    let mut cfg = crate::bench::fits::Config::new(&dir);
+    cfg.runs = a.runs.max(1);
+    let rows = crate::bench::fits::run(&cfg);
+    print!("{}", crate::bench::format_table("daf bench fits", &rows));
+    Ok(())
+}
+
+fn run_harness(args: &HarnessBenchArgs) -> Result<(), CliError> {
+    if args.mpi_only {
+        #[cfg(feature = "mpi")]
+        {
+            let (stages, visits) = if args.quick { (10, 50) } else { (20, 200) };
+            if let Some(row) = crate::bench::harness::mpi_overhead_row(stages, visits) {
+                print!(
+                    "{}",
+                    crate::bench::format_table("daf bench harness (MPI)", &[row])
+                );
+            }
+            return Ok(());
+        }
+        #[cfg(not(feature = "mpi"))]
+        return Err(CliError::new(
+            "--mpi-only needs a daf built with `--features mpi`",
+        ));
+    }
+    let rows = crate::bench::harness::rows(args.quick);
+    print!("{}", crate::bench::format_table("daf bench harness", &rows));
     Ok(())
 }
