@@ -9,6 +9,7 @@ pub mod butler;
 pub mod db;
 pub mod fits;
 pub mod foundation;
+pub mod harness;
 pub mod registry;
 
 use std::time::{Duration, Instant};

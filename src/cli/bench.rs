@@ -31,6 +31,21 @@ pub enum BenchArea {
     Fits(FitsBenchArgs),
     /// Registries: partial data-id completion, template mapping, registry creation.
     Registry(QuickArgs),
+    /// The harness: per-stage overhead (threads; MPI with `--mpi-only` under
+    /// `mpirun -n 5`) and IO-stage throughput with 1, 2 and 4 slices.
+    Harness(HarnessBenchArgs),
+}
+
+/// `daf bench harness` arguments.
+#[derive(Debug, Args)]
+pub struct HarnessBenchArgs {
+    /// Fewer iterations: a quick, noisier run.
+    #[arg(long)]
+    pub quick: bool,
+    /// Only the MPI per-stage overhead (run under `mpirun -n 5`; needs a daf
+    /// built with `--features mpi`).
+    #[arg(long)]
+    pub mpi_only: bool,
 }
 
 /// `daf bench fits` arguments.
@@ -128,6 +143,7 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
             );
             Ok(())
         }
+        BenchArea::Harness(a) => run_harness(&a),
     }
 }
 
@@ -196,5 +212,28 @@ fn run_fits(a: FitsBenchArgs) -> Result<(), CliError> {
     cfg.runs = a.runs.max(1);
     let rows = crate::bench::fits::run(&cfg);
     print!("{}", crate::bench::format_table("daf bench fits", &rows));
+    Ok(())
+}
+
+fn run_harness(args: &HarnessBenchArgs) -> Result<(), CliError> {
+    if args.mpi_only {
+        #[cfg(feature = "mpi")]
+        {
+            let (stages, visits) = if args.quick { (10, 50) } else { (20, 200) };
+            if let Some(row) = crate::bench::harness::mpi_overhead_row(stages, visits) {
+                print!(
+                    "{}",
+                    crate::bench::format_table("daf bench harness (MPI)", &[row])
+                );
+            }
+            return Ok(());
+        }
+        #[cfg(not(feature = "mpi"))]
+        return Err(CliError::new(
+            "--mpi-only needs a daf built with `--features mpi`",
+        ));
+    }
+    let rows = crate::bench::harness::rows(args.quick);
+    print!("{}", crate::bench::format_table("daf bench harness", &rows));
     Ok(())
 }
