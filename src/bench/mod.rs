@@ -6,6 +6,7 @@
 
 pub mod db;
 pub mod foundation;
+pub mod policy;
 
 use std::time::{Duration, Instant};
 
