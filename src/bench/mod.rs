@@ -4,7 +4,9 @@
 //! same run (a plain `std::fs::read`, a hand-written SQL loop ...), never an
 //! absolute time, so figures stay meaningful on any machine.
 
+pub mod boost;
 pub mod db;
+pub mod fits;
 pub mod foundation;
 pub mod policy;
 

@@ -25,6 +25,42 @@ pub enum BenchArea {
     /// Policy loading (the seeds' IO-stage policy, PAF and YAML) against
     /// serde_norway's generic parse and `std::fs::read`.
     Policy(QuickArgs),
+    /// Boost archives: a binary `Vec<f64>` against plain file I/O, records,
+    /// doubles in a text archive.
+    Boost(BoostBenchArgs),
+    /// FITS: image write/read bandwidth, cut-outs, peak memory.
+    Fits(FitsBenchArgs),
+}
+
+/// `daf bench fits` arguments.
+#[derive(Debug, Args)]
+pub struct FitsBenchArgs {
+    /// Timed runs per measurement (median taken).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Folder for the temporary files (default: a fresh temporary folder).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// `daf bench boost` arguments.
+#[derive(Debug, Args)]
+pub struct BoostBenchArgs {
+    /// Timed runs per measurement (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// MiB of doubles in the binary `Vec<f64>` archive.
+    #[arg(long, default_value_t = 100)]
+    pub vec_mib: usize,
+    /// Number of records.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub records: usize,
+    /// MiB of doubles in the text archive.
+    #[arg(long, default_value_t = 8)]
+    pub text_mib: usize,
+    /// Folder for the benchmark files (default: a temporary folder).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
 }
 
 /// Arguments of areas that only have a quick mode.
@@ -73,7 +109,32 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
             print!("{}", crate::bench::format_table("daf bench policy", &rows));
             Ok(())
         }
+        BenchArea::Boost(a) => run_boost(a),
+        BenchArea::Fits(a) => run_fits(a),
     }
+}
+
+fn run_boost(a: BoostBenchArgs) -> Result<(), CliError> {
+    let tmp;
+    let dir = match &a.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            d.clone()
+        }
+        None => {
+            tmp = tempfile::tempdir()?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let cfg = crate::bench::boost::BoostBenchConfig {
+        vec_mib: a.vec_mib,
+        records: a.records,
+        text_mib: a.text_mib,
+        runs: a.runs,
+    };
+    let rows = crate::bench::boost::run(&cfg, &dir).map_err(CliError::new)?;
+    print!("{}", crate::bench::format_table("daf bench boost", &rows));
+    Ok(())
 }
 
 fn run_db(a: DbBenchArgs) -> Result<(), CliError> {
@@ -106,5 +167,15 @@ fn run_db(a: DbBenchArgs) -> Result<(), CliError> {
             &rows
         )
     );
+    Ok(())
+}
+
+fn run_fits(a: FitsBenchArgs) -> Result<(), CliError> {
+    let tmp = tempfile::tempdir()?;
+    let dir = a.dir.unwrap_or_else(|| tmp.path().to_path_buf());
+    let mut cfg = crate::bench::fits::Config::new(&dir);
+    cfg.runs = a.runs.max(1);
+    let rows = crate::bench::fits::run(&cfg);
+    print!("{}", crate::bench::format_table("daf bench fits", &rows));
     Ok(())
 }

@@ -242,7 +242,7 @@ impl FitsFile {
         &self.bytes()[hdu.data_offset..hdu.data_offset + hdu.data_len]
     }
 
-    fn check_image<'a>(&'a self, index: usize) -> Result<(&'a Hdu, usize, usize)> {
+    fn check_image(&self, index: usize) -> Result<(&Hdu, usize, usize)> {
         let hdu = self.hdu(index)?;
         if !matches!(hdu.kind, HduKind::Primary | HduKind::Image) {
             return Err(format_err(
