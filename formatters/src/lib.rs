@@ -7,6 +7,8 @@
 //! formatters over a list of storages inside one all-or-nothing transaction.
 //!
 //! Depends on `daf-base` and `daf-storages`. Start reading at [`Persistence`].
+//! The image persistables (`ImageF`, `ExposureU`, `MaskedImageF`,
+//! `DecoratedImageU`, ...) are in [`image`], their FITS formatters in [`fits`].
 
 pub mod catalog;
 pub mod db;

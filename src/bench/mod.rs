@@ -7,7 +7,10 @@
 pub mod boost;
 pub mod butler;
 pub mod db;
+pub mod fits;
 pub mod foundation;
+pub mod harness;
+pub mod registry;
 
 use std::time::{Duration, Instant};
 

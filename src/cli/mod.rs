@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod boost;
 pub mod butler;
+pub mod harness;
 pub mod policy;
 pub mod registry;
 pub mod show;
@@ -52,6 +53,11 @@ pub enum Command {
     Registry(registry::RegistryArgs),
     /// Check policy files against dictionaries, dump them as YAML or PAF.
     Policy(policy::PolicyArgs),
+    /// Run a pipeline policy on the harness (threads, or MPI under mpirun).
+    Run(harness::RunArgs),
+    /// The main job: synthetic raws and biases, a bias-subtraction pipeline
+    /// on 4 thread slices, outputs checked, timings printed.
+    Demo(harness::DemoArgs),
     /// Show what a file holds: a PropertySet archive (Boost binary, text or
     /// XML; detected) or a FITS header, as YAML (or JSON) with each value's type.
     Show(show::ShowArgs),
@@ -105,6 +111,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Bench(args) => bench::run(args),
         Command::Registry(args) => registry::run(args),
         Command::Policy(args) => policy::run(args),
+        Command::Run(args) => harness::run(args),
+        Command::Demo(args) => harness::demo(args),
         Command::Show(args) => show::run(&args),
         Command::Convert(args) => boost::run_convert(args),
     }

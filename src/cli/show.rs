@@ -46,7 +46,16 @@ pub fn sniff(path: &Path) -> Result<FileKind, CliError> {
     let by_name = [".fits", ".fit", ".fz", ".fits.gz", ".fit.gz"]
         .iter()
         .any(|s| name.ends_with(s));
-    if &head[..n] == b"SIMPLE  =" || by_name {
+    let mut simple = &head[..n] == b"SIMPLE  =";
+    if !simple && n >= 2 && head[..2] == [0x1f, 0x8b] {
+        // Gzip: look at the first inflated bytes.
+        let mut inner = [0u8; 9];
+        let f = std::fs::File::open(path)
+            .map_err(|e| CliError::new(format!("cannot open {}: {e}", path.display())))?;
+        let mut dec = flate2::read::GzDecoder::new(f);
+        simple = dec.read_exact(&mut inner).is_ok() && &inner == b"SIMPLE  =";
+    }
+    if simple || by_name {
         Ok(FileKind::Fits)
     } else {
         Ok(FileKind::Unknown)

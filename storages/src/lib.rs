@@ -11,6 +11,10 @@
 //! with [`LocationTemplate`] to fill many times). Archives byte-compatible
 //! with C++ Boost.Serialization live in [`boost`] (the engine) and
 //! [`boost_storage`] ([`BoostStorage`], [`XmlStorage`]).
+//! with [`LocationTemplate`] to fill many times). FITS lives in [`fits`]:
+//! [`fits::FitsStorage`] writes HDUs atomically and reads through
+//! [`fits::FitsFile`], a memory-mapped scanner (gzip and tile-compressed
+//! files are inflated first; cfitsio handles the tiles).
 
 pub mod atomic;
 pub mod boost;

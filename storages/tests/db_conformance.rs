@@ -639,6 +639,61 @@ fn persistence_protocol_through_the_registry() {
 }
 
 #[test]
+fn tsv_policy_temp_path_and_save_temp() {
+    for t in targets() {
+        let table = unique("daf_pol");
+        let _d = Dropper(&t, table.clone());
+        let mut db = t.db();
+        create(&mut db, &table, &[("id", DbKind::I64)], "");
+        let keep = tempfile::tempdir().unwrap();
+        let mut policy = daf_base::Policy::new();
+        policy
+            .set("TempPath", keep.path().display().to_string())
+            .unwrap();
+        policy.set("SaveTemp", true).unwrap();
+        let mut s = DbTsvStorage::with_auth(t.auth.clone());
+        s.set_policy(Some(&policy)).unwrap();
+        s.set_persist_location(&LogicalLocation::literal(&t.url))
+            .unwrap();
+        s.start_transaction().unwrap();
+        s.set_table_for_insert(&table).unwrap();
+        s.set_column("id", 42_i64).unwrap();
+        s.insert_row().unwrap();
+        s.prepare_commit().unwrap();
+        s.end_transaction().unwrap();
+        let files: Vec<_> = std::fs::read_dir(keep.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert_eq!(std::fs::read_to_string(&files[0]).unwrap(), "42\n");
+        // Without SaveTemp the file is gone after commit (and after abort).
+        let mut policy = daf_base::Policy::new();
+        policy
+            .set("TempPath", keep.path().display().to_string())
+            .unwrap();
+        let mut s = DbTsvStorage::with_auth(t.auth.clone());
+        s.set_policy(Some(&policy)).unwrap();
+        s.set_persist_location(&LogicalLocation::literal(&t.url))
+            .unwrap();
+        for commit in [true, false] {
+            s.start_transaction().unwrap();
+            s.set_table_for_insert(&table).unwrap();
+            s.set_column("id", 7_i64).unwrap();
+            s.insert_row().unwrap();
+            if commit {
+                s.prepare_commit().unwrap();
+                s.end_transaction().unwrap();
+            } else {
+                s.abort_transaction().unwrap();
+            }
+            assert_eq!(std::fs::read_dir(keep.path()).unwrap().count(), 1);
+        }
+        assert_eq!(count(&mut db, &table), 2, "{}", t.url);
+    }
+}
+
+#[test]
 fn connection_errors_name_host_port_and_hide_passwords() {
     let mut auth = DbAuth::new();
     auth.add("127.0.0.1", 1, "someone", "hunter2-secret");

@@ -802,9 +802,10 @@ impl<'a> IArchive<'a> {
                 self.push_class(Some(tid), None, tracked, version)?
             }
         };
-        let RClass {
-            tracked, version, ..
-        } = self.classes[cid].clone();
+        let (tracked, version) = {
+            let c = &self.classes[cid];
+            (c.tracked, c.version)
+        };
         self.check_class_version(info, version)?;
         let mut oid = None;
         if tracked {
