@@ -1,6 +1,10 @@
 //! [`Persistence`]: formatters over a list of storages, all or nothing.
 
-use daf_base::{Policy, PropertySet};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use daf_base::{Policy, PropertySet, Values};
 use daf_storages::{LogicalLocation, Storage, StorageRegistry};
 
 use crate::error::FormatterError;
@@ -25,16 +29,64 @@ pub struct Persistence {
     policy: Policy,
     formatters: FormatterRegistry,
     storages: StorageRegistry,
+    subs: Arc<SubPolicies>,
+}
+
+/// The sub-policies of a [`Persistence`] policy, split out once so that
+/// storage and formatter creation does not copy them on every call.
+#[derive(Debug, Default)]
+struct SubPolicies {
+    /// `<StorageName>` (every top-level PropertySet entry).
+    top: HashMap<String, Policy>,
+    /// `Formatter.<persistableName>`.
+    formatter: HashMap<String, Policy>,
+}
+
+impl SubPolicies {
+    fn of(policy: &Policy) -> Self {
+        fn split(ps: &PropertySet) -> HashMap<String, Policy> {
+            ps.iter()
+                .filter_map(|(k, v)| match v {
+                    Values::PropertySet(v) => v
+                        .last()
+                        .map(|last| (k.to_string(), Policy::from_property_set(last.clone()))),
+                    _ => None,
+                })
+                .collect()
+        }
+        let top = split(policy.as_property_set());
+        let formatter = top
+            .get("Formatter")
+            .map(|f| split(f.as_property_set()))
+            .unwrap_or_default();
+        SubPolicies { top, formatter }
+    }
+}
+
+/// A sub-policy by name: from the split-out map for plain names, copied out
+/// of `policy` for dotted ones.
+fn sub_policy<'a>(
+    map: &'a HashMap<String, Policy>,
+    policy: Option<&Policy>,
+    name: &str,
+) -> Option<Cow<'a, Policy>> {
+    if name.contains('.') {
+        policy.and_then(|p| p.get_policy(name).ok()).map(Cow::Owned)
+    } else {
+        map.get(name).map(Cow::Borrowed)
+    }
 }
 
 impl Persistence {
     /// A persistence with a policy (sub-policies `<StorageName>` and
     /// `Formatter.<persistableName>`), a formatter registry and a storage registry.
     pub fn new(policy: Policy, formatters: FormatterRegistry, storages: StorageRegistry) -> Self {
+        let subs = Arc::new(SubPolicies::of(&policy));
         Persistence {
             policy,
             formatters,
             storages,
+            subs,
         }
     }
 
@@ -55,8 +107,8 @@ impl Persistence {
 
     fn make_storage(&self, name: &str) -> Result<Box<dyn Storage>> {
         let mut s = self.storages.create(name)?;
-        let sub = self.policy.get_policy(name).ok();
-        s.set_policy(sub.as_ref())?;
+        let sub = sub_policy(&self.subs.top, Some(&self.policy), name);
+        s.set_policy(sub.as_deref())?;
         Ok(s)
     }
 
@@ -82,8 +134,11 @@ impl Persistence {
         Ok(s)
     }
 
-    fn formatter_policy(&self) -> Option<Policy> {
-        self.policy.get_policy("Formatter").ok()
+    /// A new formatter for persistable `name` with its `Formatter.<name>` sub-policy.
+    fn formatter(&self, name: &str) -> Result<Box<dyn crate::formatter::Formatter>> {
+        let formatter_policy = self.subs.top.get("Formatter");
+        let sub = sub_policy(&self.subs.formatter, formatter_policy, name);
+        self.formatters.create(name, sub.as_deref())
     }
 
     /// Writes `obj` to every storage in `storages`, all or nothing.
@@ -96,9 +151,7 @@ impl Persistence {
         if storages.is_empty() {
             return Err(FormatterError::NoStorages);
         }
-        let fmt = self
-            .formatters
-            .lookup_for(obj, self.formatter_policy().as_ref())?;
+        let fmt = self.formatter(self.formatters.name_for(obj))?;
         run_transaction(storages, |s| fmt.write(obj, s, additional_data))
     }
 
@@ -112,9 +165,7 @@ impl Persistence {
         if storages.is_empty() {
             return Err(FormatterError::NoStorages);
         }
-        let fmt = self
-            .formatters
-            .lookup_by_name(type_name, self.formatter_policy().as_ref())?;
+        let fmt = self.formatter(type_name)?;
         let mut obj: Option<Box<dyn Persistable>> = None;
         run_transaction(storages, |s| {
             match obj.as_mut() {
@@ -160,9 +211,7 @@ impl Persistence {
         if storages.is_empty() {
             return Err(FormatterError::NoStorages);
         }
-        let fmt = self
-            .formatters
-            .lookup_for(obj, self.formatter_policy().as_ref())?;
+        let fmt = self.formatter(self.formatters.name_for(obj))?;
         run_transaction(storages, |s| fmt.update(obj, s, additional_data))
     }
 }

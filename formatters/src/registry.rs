@@ -80,6 +80,30 @@ impl FormatterRegistry {
         Ok(f(sub.as_ref()))
     }
 
+    /// A new formatter for persistable `name`, given its own sub-policy
+    /// (the `Formatter.<name>` entry itself, not the whole `Formatter`
+    /// policy): for callers that keep sub-policies ready and so avoid
+    /// copying them on every lookup.
+    pub fn create(&self, name: &str, sub_policy: Option<&Policy>) -> Result<Box<dyn Formatter>> {
+        let f = self
+            .by_name
+            .get(name)
+            .ok_or_else(|| FormatterError::UnknownName { name: name.into() })?;
+        Ok(f(sub_policy))
+    }
+
+    /// The persistable name [`FormatterRegistry::lookup_for`] uses for `obj`:
+    /// its own name when registered, else the name registered for its Rust type,
+    /// else its own name (which then is unknown).
+    pub fn name_for<'a>(&'a self, obj: &'a dyn Persistable) -> &'a str {
+        let tid = obj.as_any().type_id();
+        match self.by_type.get(&tid) {
+            Some(_) if self.by_name.contains_key(obj.persistable_name()) => obj.persistable_name(),
+            Some(name) => name,
+            None => obj.persistable_name(),
+        }
+    }
+
     /// A new formatter for Rust type `T`.
     pub fn lookup_by_type<T: Persistable>(
         &self,
