@@ -194,11 +194,11 @@ impl ArchiveStorage {
                 "read_archive without a retrieve location",
             ));
         }
-        let path = self.path.clone().expect("retrieve location set");
-        let file = std::fs::File::open(&path).map_err(|e| not_found_or_io(&path, e))?;
+        let path = self.path.as_deref().expect("retrieve location set");
+        let file = std::fs::File::open(path).map_err(|e| not_found_or_io(path, e))?;
         let len = file
             .metadata()
-            .map_err(|e| StorageError::io(&path, e))?
+            .map_err(|e| StorageError::io(path, e))?
             .len();
         // Large archives are mapped rather than copied.
         let owned;
@@ -208,10 +208,12 @@ impl ArchiveStorage {
             // renaming a new file over the path, never in place, so the
             // mapped file is not modified while mapped.
             mapped = unsafe { memmap2::MmapOptions::new().populate().map(&file) }
-                .map_err(|e| StorageError::io(&path, e))?;
+                .map_err(|e| StorageError::io(path, e))?;
             &mapped
         } else {
-            owned = std::fs::read(&path).map_err(|e| StorageError::io(&path, e))?;
+            // Read from the handle already open, sized by the stat above
+            // (one open and one stat per read; `read_to_end` would stat again).
+            owned = read_sized(&file, len as usize).map_err(|e| StorageError::io(path, e))?;
             &owned
         };
         let settings = self.settings;
@@ -253,6 +255,26 @@ impl ArchiveStorage {
             Err(e) => Err(self.archive_error(e)),
         }
     }
+}
+
+/// Reads all of `file`, expecting about `len` bytes (more or fewer are fine).
+fn read_sized(mut file: &std::fs::File, len: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = vec![0u8; len];
+    let mut filled = 0;
+    loop {
+        if filled == buf.len() {
+            buf.resize(buf.len() + 4096, 0);
+        }
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf)
 }
 
 fn not_found_or_io(path: &Path, e: std::io::Error) -> StorageError {
