@@ -113,6 +113,11 @@ impl SqliteRegistry {
 
     fn finish(conn: Connection, path: &Path) -> Result<Self, MapperError> {
         conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| err(path, e))?;
+        // Touch the schema now so that a corrupt file fails at open time.
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map_err(|e| err(path, format!("not a readable SQLite registry: {e}")))?;
         // A double-quoted unknown name must be an error, not a string literal.
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DML, false)
             .map_err(|e| err(path, e))?;
@@ -125,11 +130,6 @@ impl SqliteRegistry {
             .map_err(|e| err(path, e))?;
         conn.pragma_update(None, "cache_size", -16_384)
             .map_err(|e| err(path, e))?;
-        // Touch the schema now so that a corrupt file fails at open time.
-        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
-            r.get::<_, i64>(0)
-        })
-        .map_err(|e| err(path, format!("not a readable SQLite registry: {e}")))?;
         Ok(SqliteRegistry {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
