@@ -86,6 +86,27 @@ fn offset_for_tai_secs(tai_secs: i64) -> i64 {
     }
 }
 
+/// If `tai_secs` lies inside a positive leap second, the UTC second
+/// (Unix time) that the leap second follows (its `23:59:59`).
+fn leap_second_at(tai_secs: i64) -> Option<i64> {
+    LEAP.windows(2)
+        .find(|w| w[1].0 + w[0].1 == tai_secs && w[1].1 == w[0].1 + 1)
+        .map(|w| w[1].0 - 1)
+}
+
+fn is_leap_year(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        4 | 6 | 9 | 11 => 30,
+        2 if is_leap_year(y) => 29,
+        2 => 28,
+        _ => 31,
+    }
+}
+
 /// Days since 1970-01-01 for a proleptic Gregorian date.
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -146,7 +167,9 @@ impl DateTime {
     }
 
     /// From a calendar date and time of day in the given scale.
-    /// Returns `None` for out-of-range fields.
+    /// Returns `None` for out-of-range fields, including a day past the end
+    /// of its month. Second 60 is accepted only in UTC, at the end of a day
+    /// that had a leap second (e.g. `2016-12-31T23:59:60`).
     #[allow(clippy::too_many_arguments)]
     pub fn from_calendar(
         year: i64,
@@ -165,8 +188,22 @@ impl DateTime {
             || second > 60
             || nanosecond >= 1_000_000_000
             || !(-200_000..=200_000).contains(&year)
+            || day > days_in_month(year, month)
         {
             return None;
+        }
+        if second == 60 {
+            // The leap second: one TAI second after 23:59:59 of that day.
+            let before =
+                DateTime::from_calendar(year, month, day, hour, minute, 59, nanosecond, scale)?;
+            let utc_secs = before.nsecs(Timescale::Utc).div_euclid(NS);
+            let leap_follows = scale == Timescale::Utc
+                && LEAP
+                    .windows(2)
+                    .any(|w| w[1].0 == utc_secs + 1 && w[1].1 == w[0].1 + 1);
+            return leap_follows.then(|| DateTime {
+                tai_nsecs: before.tai_nsecs + NS,
+            });
         }
         let days = days_from_civil(year, i64::from(month), i64::from(day));
         let secs =
@@ -181,11 +218,19 @@ impl DateTime {
     }
 
     /// ISO-8601 text with nanoseconds: `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` for UTC,
-    /// the same with no `Z` for TAI.
+    /// the same with no `Z` for TAI. An instant inside a leap second reads
+    /// `23:59:60.…Z` in UTC (while [`DateTime::nsecs`] in UTC, like Unix
+    /// time, gives it the value of the following second).
     pub fn to_iso(&self, scale: Timescale) -> String {
-        let ns = self.nsecs(scale);
-        let secs = ns.div_euclid(NS);
-        let frac = ns.rem_euclid(NS);
+        let frac = self.tai_nsecs.rem_euclid(NS);
+        let leap = match scale {
+            Timescale::Utc => leap_second_at(self.tai_nsecs.div_euclid(NS)),
+            Timescale::Tai => None,
+        };
+        let secs = match leap {
+            Some(before) => before,
+            None => self.nsecs(scale).div_euclid(NS),
+        };
         let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
         let sod = secs.rem_euclid(86_400);
         let z = if scale == Timescale::Utc { "Z" } else { "" };
@@ -193,7 +238,7 @@ impl DateTime {
             "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:09}{z}",
             sod / 3600,
             (sod / 60) % 60,
-            sod % 60
+            sod % 60 + i64::from(leap.is_some())
         )
     }
 

@@ -554,11 +554,30 @@ impl FormatSpec {
             Conversion::UpperX => (16, b"0123456789ABCDEF"),
             _ => (10, b"0123456789abcdef"),
         };
+        // One loop per base so each divides by a constant (cheap).
         let mut m = mag;
-        while m != 0 {
-            pos -= 1;
-            buf[pos] = digits[(m % base) as usize];
-            m /= base;
+        match base {
+            10 => {
+                while m != 0 {
+                    pos -= 1;
+                    buf[pos] = b'0' + (m % 10) as u8;
+                    m /= 10;
+                }
+            }
+            16 => {
+                while m != 0 {
+                    pos -= 1;
+                    buf[pos] = digits[(m & 15) as usize];
+                    m >>= 4;
+                }
+            }
+            _ => {
+                while m != 0 {
+                    pos -= 1;
+                    buf[pos] = digits[(m & 7) as usize];
+                    m >>= 3;
+                }
+            }
         }
         if mag == 0 && self.precision != Some(0) {
             pos -= 1;

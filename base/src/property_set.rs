@@ -201,7 +201,7 @@ impl Values {
             Values::U32(v) => v.get(index)?.to_string(),
             Values::I64(v) => v.get(index)?.to_string(),
             Values::U64(v) => v.get(index)?.to_string(),
-            Values::F32(v) => fmt_float(f64::from(*v.get(index)?)),
+            Values::F32(v) => fmt_f32(*v.get(index)?),
             Values::F64(v) => fmt_float(*v.get(index)?),
             Values::String(v) => v.get(index)?.clone(),
             Values::DateTime(v) => v.get(index)?.to_string(),
@@ -238,6 +238,16 @@ impl Values {
 
 fn fmt_float(x: f64) -> String {
     if x.is_finite() && x == x.trunc() && x.abs() < 1e16 {
+        format!("{x:.1}")
+    } else {
+        format!("{x}")
+    }
+}
+
+/// Like [`fmt_float`] with `f32`'s own shortest text (`0.1`, not the
+/// widened `0.10000000149011612`).
+fn fmt_f32(x: f32) -> String {
+    if x.is_finite() && x == x.trunc() && x.abs() < 1e7 {
         format!("{x:.1}")
     } else {
         format!("{x}")
@@ -332,10 +342,36 @@ impl From<&String> for Values {
 /// assert!(matches!(ps.get::<i32>("visit"), Err(PropertyError::TypeMismatch { .. })));
 /// assert!(matches!(ps.get::<i32>("nope"), Err(PropertyError::NotFound { .. })));
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(transparent)]
+///
+/// Equality compares names and values regardless of insertion order.
+/// Serde writes the set as a map from each top-level name to its typed values
+/// (`{"visit": {"I64": [1]}}`); reading rejects names that are empty or
+/// contain a dot, which no `set` could have produced.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(try_from = "IndexMap<String, Values>")]
 pub struct PropertySet {
     entries: IndexMap<String, Values>,
+}
+
+impl TryFrom<IndexMap<String, Values>> for PropertySet {
+    type Error = PropertyError;
+    fn try_from(entries: IndexMap<String, Values>) -> Result<Self, Self::Error> {
+        for name in entries.keys() {
+            if name.is_empty() || name.contains('.') {
+                return Err(PropertyError::InvalidName {
+                    name: name.clone(),
+                    reason: "a stored name must be non-empty and contain no dot",
+                });
+            }
+        }
+        Ok(PropertySet { entries })
+    }
+}
+
+impl Serialize for PropertySet {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.entries.serialize(serializer)
+    }
 }
 
 fn validate_name(name: &str) -> Result<(), PropertyError> {
@@ -420,8 +456,23 @@ impl PropertySet {
 
     /// The values held under `name`, if any.
     pub fn values(&self, name: &str) -> Option<&Values> {
+        if !name.contains('.') {
+            return self.entries_get(name);
+        }
         let (parent, leaf) = self.parent(name)?;
-        parent.entries.get(leaf)
+        parent.entries_get(leaf)
+    }
+
+    /// Looks up a top-level name: a linear scan for small sets (cheaper than
+    /// hashing a key), a hash lookup otherwise.
+    fn entries_get(&self, key: &str) -> Option<&Values> {
+        if self.entries.len() <= 12 {
+            self.entries
+                .iter()
+                .find_map(|(k, v)| (k.as_str() == key).then_some(v))
+        } else {
+            self.entries.get(key)
+        }
     }
 
     /// Like [`PropertySet::values`], but an error naming the key when absent.
@@ -615,20 +666,31 @@ impl PropertySet {
 
     /// Appends every leaf of `other` to this set (like LSST's `combine`): names
     /// absent here are created, present ones get the values appended (types must match).
+    ///
+    /// On error (a type mismatch) `self` is left unchanged.
     pub fn combine(&mut self, other: &PropertySet) -> Result<(), PropertyError> {
+        let mut merged = self.clone();
         for name in other.param_names() {
-            let v = other.values(&name).expect("listed name exists").clone();
-            self.add(&name, v)?;
+            if let Some(v) = other.values(&name) {
+                merged.add(&name, v.clone())?;
+            }
         }
+        *self = merged;
         Ok(())
     }
 
     /// Like [`PropertySet::combine`] but existing names are replaced, not appended.
+    ///
+    /// On error (a leaf here where `other` has a nested set) `self` is left
+    /// unchanged.
     pub fn merge_replace(&mut self, other: &PropertySet) -> Result<(), PropertyError> {
+        let mut merged = self.clone();
         for name in other.param_names() {
-            let v = other.values(&name).expect("listed name exists").clone();
-            self.set(&name, v)?;
+            if let Some(v) = other.values(&name) {
+                merged.set(&name, v.clone())?;
+            }
         }
+        *self = merged;
         Ok(())
     }
 

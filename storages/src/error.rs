@@ -73,6 +73,9 @@ pub enum StorageError {
         /// The backend's message (never containing credentials).
         message: String,
     },
+    /// An error of the database storages.
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
 }
 
 impl StorageError {

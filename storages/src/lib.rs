@@ -7,17 +7,28 @@
 //!
 //! Depends on `daf-base` only. Start reading at [`Storage`], then
 //! [`atomic::AtomicFile`] (how file storages make writes atomic) and
-//! [`LogicalLocation`].
+//! [`LogicalLocation`] (LSST's `%04d(key)` location templates; parse once
+//! with [`LocationTemplate`] to fill many times). Archives byte-compatible
+//! with C++ Boost.Serialization live in [`boost`] (the engine) and
+//! [`boost_storage`] ([`BoostStorage`], [`XmlStorage`]).
+//! with [`LocationTemplate`] to fill many times). FITS lives in [`fits`]:
+//! [`fits::FitsStorage`] writes HDUs atomically and reads through
+//! [`fits::FitsFile`], a memory-mapped scanner (gzip and tile-compressed
+//! files are inflated first; cfitsio handles the tiles).
 
 pub mod atomic;
+pub mod boost;
+pub mod boost_storage;
+pub mod db;
 pub mod error;
 pub mod fits;
 pub mod location;
 pub mod registry;
 pub mod storage;
 
+pub use boost_storage::{BoostStorage, XmlStorage};
 pub use error::StorageError;
-pub use location::LogicalLocation;
+pub use location::{LocationError, LocationTemplate, LogicalLocation};
 pub use registry::StorageRegistry;
 pub use storage::{Mode, Storage};
 

@@ -100,6 +100,19 @@ enum IntFormat {
     Invalid(PrintfError),
 }
 
+impl IntFormat {
+    fn parse(spec: &str) -> IntFormat {
+        if spec == "%" {
+            IntFormat::Plain
+        } else {
+            match FormatSpec::parse(spec) {
+                Ok(s) => IntFormat::Spec(s),
+                Err(e) => IntFormat::Invalid(e),
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum Segment {
     /// Literal text: a byte range of the template.
@@ -181,15 +194,7 @@ impl LocationTemplate {
                 text_len += start - pos;
             }
             // All boundaries are at ASCII bytes, so slicing is safe.
-            let spec = &template[start..paren];
-            let format = if spec == "%" {
-                IntFormat::Plain
-            } else {
-                match FormatSpec::parse(spec) {
-                    Ok(s) => IntFormat::Spec(s),
-                    Err(e) => IntFormat::Invalid(e),
-                }
-            };
+            let format = IntFormat::parse(&template[start..paren]);
             segments.push(Segment::Subst {
                 key: (paren + 1, key_end),
                 format,
@@ -250,11 +255,8 @@ impl LocationTemplate {
                 Segment::Text(a, b) => out.push_str(&self.template[*a..*b]),
                 Segment::Subst { key, format } => {
                     let key = &self.template[key.0..key.1];
-                    let values = location_map
-                        .and_then(|m| m.values(key))
-                        .or_else(|| additional_data.and_then(|d| d.values(key)))
-                        .ok_or_else(|| LocationError::UnknownSubstitution { key: key.into() })?;
-                    substitute(out, key, values, format)?;
+                    let values = lookup(key, additional_data, location_map)?;
+                    substitute(out, key, values, "", Some(format))?;
                 }
             }
         }
@@ -283,11 +285,26 @@ fn last_int(values: &Values) -> Option<Option<PrintfArg<'static>>> {
     })
 }
 
+/// The key's values: from the location map first, then the additional data.
+fn lookup<'a>(
+    key: &str,
+    additional_data: Option<&'a PropertySet>,
+    location_map: Option<&'a PropertySet>,
+) -> Result<&'a Values, LocationError> {
+    location_map
+        .and_then(|m| m.values(key))
+        .or_else(|| additional_data.and_then(|d| d.values(key)))
+        .ok_or_else(|| LocationError::UnknownSubstitution { key: key.into() })
+}
+
+/// Appends the substitution of `values` to `out`. The integer format is
+/// `format` when pre-parsed, else parsed from `spec_text` (only if needed).
 fn substitute(
     out: &mut String,
     key: &str,
     values: &Values,
-    format: &IntFormat,
+    spec_text: &str,
+    format: Option<&IntFormat>,
 ) -> Result<(), LocationError> {
     let empty = || LocationError::Empty { key: key.into() };
     if let Values::String(v) = values {
@@ -301,6 +318,14 @@ fn substitute(
         });
     };
     let arg = arg.ok_or_else(empty)?;
+    let parsed;
+    let format = match format {
+        Some(f) => f,
+        None => {
+            parsed = IntFormat::parse(spec_text);
+            &parsed
+        }
+    };
     let spec = match format {
         IntFormat::Plain => FormatSpec::plain(daf_base::printf::Conversion::D),
         IntFormat::Spec(s) => *s,
@@ -352,7 +377,19 @@ impl LogicalLocation {
         additional_data: Option<&PropertySet>,
         location_map: Option<&PropertySet>,
     ) -> Result<LogicalLocation, StorageError> {
-        Ok(LocationTemplate::parse(template).fill(additional_data, location_map)?)
+        // One pass, without building a LocationTemplate.
+        let b = template.as_bytes();
+        let mut out = String::with_capacity(template.len() + 32);
+        let mut pos = 0;
+        while let Some((start, paren, key_end)) = find_subst(b, pos) {
+            out.push_str(&template[pos..start]);
+            let key = &template[paren + 1..key_end];
+            let values = lookup(key, additional_data, location_map)?;
+            substitute(&mut out, key, values, &template[start..paren], None)?;
+            pos = key_end + 1;
+        }
+        out.push_str(&template[pos..]);
+        Ok(LogicalLocation { loc: out })
     }
 
     /// A location taken literally, with no substitution.

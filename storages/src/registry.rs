@@ -35,7 +35,15 @@ impl StorageRegistry {
         #[allow(unused_mut)]
         let mut reg = Self::new();
         // Built-in storages register themselves here as they are implemented.
+        reg.register("BoostStorage", || Box::new(crate::BoostStorage::new()))
+            .expect("first registration");
+        reg.register("XmlStorage", || Box::new(crate::XmlStorage::xml()))
+            .expect("first registration");
         reg.register("FitsStorage", || Box::new(crate::fits::FitsStorage::new()))
+            .expect("fresh registry");
+        reg.register("DbStorage", || Box::new(crate::db::DbStorage::new()))
+            .expect("fresh registry");
+        reg.register("DbTsvStorage", || Box::new(crate::db::DbTsvStorage::new()))
             .expect("fresh registry");
         reg
     }
@@ -62,6 +70,30 @@ impl StorageRegistry {
                 known: self.names(),
             }),
         }
+    }
+
+    /// Makes `DbStorage` and `DbTsvStorage` use the credentials `auth`
+    /// instead of loading `~/.daf/db-auth.yaml` (replacing their registrations).
+    ///
+    /// ```
+    /// use daf_storages::{db::DbAuth, StorageRegistry};
+    /// let mut auth = DbAuth::new();
+    /// auth.add("127.0.0.1", 5432, "postgres", "");
+    /// let mut reg = StorageRegistry::with_defaults();
+    /// reg.set_db_auth(auth);
+    /// assert!(reg.contains("DbTsvStorage"));
+    /// ```
+    pub fn set_db_auth(&mut self, auth: crate::db::DbAuth) {
+        let auth = Arc::new(auth);
+        let a = auth.clone();
+        self.factories.insert(
+            "DbStorage".into(),
+            Arc::new(move || Box::new(crate::db::DbStorage::with_auth(a.clone()))),
+        );
+        self.factories.insert(
+            "DbTsvStorage".into(),
+            Arc::new(move || Box::new(crate::db::DbTsvStorage::with_auth(auth.clone()))),
+        );
     }
 
     /// The registered names, sorted.

@@ -242,7 +242,7 @@ impl FitsFile {
         &self.bytes()[hdu.data_offset..hdu.data_offset + hdu.data_len]
     }
 
-    fn check_image<'a>(&'a self, index: usize) -> Result<(&'a Hdu, usize, usize)> {
+    fn check_image(&self, index: usize) -> Result<(&Hdu, usize, usize)> {
         let hdu = self.hdu(index)?;
         if !matches!(hdu.kind, HduKind::Primary | HduKind::Image) {
             return Err(format_err(
@@ -332,7 +332,13 @@ impl FitsFile {
     /// Min, max and mean of the scaled pixels of image HDU `index` (NaN and
     /// BLANK skipped), streaming over the data; `None` if there are no pixels.
     pub fn image_stats(&self, index: usize) -> Result<Option<(f64, f64, f64)>> {
-        let (hdu, w, h) = self.check_image(index)?;
+        let hdu = self.hdu(index)?;
+        if !matches!(hdu.kind, HduKind::Primary | HduKind::Image) {
+            return Err(format_err(
+                &self.path,
+                format!("HDU {index} is a {}, not an image", hdu.kind.name()),
+            ));
+        }
         let size = (hdu.bitpix.unsigned_abs() / 8) as usize;
         let data = self.data(hdu);
         let blank = match hdu.value("BLANK") {
@@ -341,7 +347,7 @@ impl FitsFile {
         };
         let (mut lo, mut hi, mut sum, mut n) = (f64::INFINITY, f64::NEG_INFINITY, 0f64, 0u64);
         let mut tmp = vec![0f64; 65536];
-        for chunk in data[..w * h * size].chunks(65536 * size) {
+        for chunk in data.chunks(65536 * size) {
             let m = chunk.len() / size;
             decode_stored_f64(hdu.bitpix, chunk, &mut tmp[..m]);
             for v in &tmp[..m] {

@@ -635,3 +635,45 @@ mod wcs_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// Any printable string (quotes, slashes, long) and any finite
+        /// number survive PropertySet -> cards -> bytes -> cards -> PropertySet.
+        #[test]
+        fn values_round_trip(
+            s in "[ -~]{0,200}",
+            i in any::<i64>(),
+            f in any::<f64>().prop_filter("finite", |f| f.is_finite()),
+            b in any::<bool>(),
+            key in "[A-Z][A-Z0-9_-]{0,7}|[a-z][a-z0-9 ]{8,30}[a-z]",
+        ) {
+            let s = s.trim_end().to_string();
+            let mut ps = PropertySet::new();
+            ps.set("STR", s.as_str()).unwrap();
+            ps.set("INT", i).unwrap();
+            ps.set("FLT", f).unwrap();
+            ps.set("LOG", b).unwrap();
+            ps.set(&format!("X{key}"), 7).unwrap();
+            let bytes = format_header(&property_set_to_cards(&ps)).unwrap();
+            prop_assert_eq!(bytes.len() % BLOCK_LEN, 0);
+            let back = cards_to_property_set(&parse_cards(&bytes), |_| false);
+            prop_assert_eq!(back.get::<String>("STR").unwrap(), s);
+            prop_assert_eq!(back.get_as_i64("INT").unwrap(), i);
+            prop_assert_eq!(back.get::<f64>("FLT").unwrap(), f);
+            prop_assert_eq!(back.get::<bool>("LOG").unwrap(), b);
+            prop_assert_eq!(back.get_as_i64(&format!("X{key}")).unwrap(), 7);
+        }
+
+        /// Arbitrary bytes never make the card parser panic.
+        #[test]
+        fn parse_arbitrary_bytes(raw in proptest::collection::vec(any::<u8>(), 0..2000)) {
+            let _ = parse_cards(&raw);
+        }
+    }
+}

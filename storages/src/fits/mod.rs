@@ -229,7 +229,7 @@ impl FitsStorage {
         self.write_header(s, &cards)?;
         let path = self.path()?.to_path_buf();
         let w = self.writer()?;
-        let per = (1 << 20) / T::SIZE;
+        let per = (4 << 20) / T::SIZE;
         let mut buf = vec![0u8; per.min(pixels.len().max(1)) * T::SIZE];
         for chunk in pixels.chunks(per) {
             let b = &mut buf[..chunk.len() * T::SIZE];

@@ -29,6 +29,46 @@ pub trait Pixel: Copy + Default + PartialEq + PartialOrd + Debug + Send + Sync +
     fn encode_be(src: &[Self], dst: &mut [u8]);
 }
 
+/// Defines `decode_be`/`encode_be` from a plain loop body, with a copy
+/// compiled for AVX2 chosen at run time on x86-64 (the byte swap then
+/// vectorises to `vpshufb`; the portable baseline lacks even SSSE3).
+macro_rules! codecs {
+    ($t:ty, |$ds:ident, $dd:ident| $decode:block, |$es:ident, $ed:ident| $encode:block) => {
+        fn decode_be(src: &[u8], dst: &mut [Self]) {
+            #[inline(always)]
+            fn plain($ds: &[u8], $dd: &mut [$t]) $decode
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2")]
+                unsafe fn avx2(s: &[u8], d: &mut [$t]) {
+                    plain(s, d)
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU supports AVX2 (checked just above).
+                    return unsafe { avx2(src, dst) };
+                }
+            }
+            plain(src, dst)
+        }
+        fn encode_be(src: &[Self], dst: &mut [u8]) {
+            #[inline(always)]
+            fn plain($es: &[$t], $ed: &mut [u8]) $encode
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2")]
+                unsafe fn avx2(s: &[$t], d: &mut [u8]) {
+                    plain(s, d)
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU supports AVX2 (checked just above).
+                    return unsafe { avx2(src, dst) };
+                }
+            }
+            plain(src, dst)
+        }
+    };
+}
+
 macro_rules! int_pixel {
     ($t:ty, $stored:ty, $bitpix:expr, $bzero:expr, $suffix:expr, $flip:expr) => {
         impl Pixel for $t {
@@ -43,19 +83,24 @@ macro_rules! int_pixel {
             fn to_f64(self) -> f64 {
                 self as f64
             }
-            fn decode_be(src: &[u8], dst: &mut [Self]) {
-                const N: usize = std::mem::size_of::<$t>();
-                for (d, s) in dst.iter_mut().zip(src.chunks_exact(N)) {
-                    let raw = <$t>::from_be_bytes(s.try_into().expect("chunk size"));
-                    *d = raw ^ $flip;
+            // Fixed-size arrays let the compiler vectorise the byte swap.
+            codecs!(
+                $t,
+                |src, dst| {
+                    const N: usize = std::mem::size_of::<$t>();
+                    let (chunks, _) = src.as_chunks::<N>();
+                    for (d, s) in dst.iter_mut().zip(chunks) {
+                        *d = <$t>::from_be_bytes(*s) ^ $flip;
+                    }
+                },
+                |src, dst| {
+                    const N: usize = std::mem::size_of::<$t>();
+                    let (chunks, _) = dst.as_chunks_mut::<N>();
+                    for (s, d) in src.iter().zip(chunks) {
+                        *d = (*s ^ $flip).to_be_bytes();
+                    }
                 }
-            }
-            fn encode_be(src: &[Self], dst: &mut [u8]) {
-                const N: usize = std::mem::size_of::<$t>();
-                for (s, d) in src.iter().zip(dst.chunks_exact_mut(N)) {
-                    d.copy_from_slice(&(*s ^ $flip).to_be_bytes());
-                }
-            }
+            );
         }
     };
 }
@@ -82,18 +127,23 @@ macro_rules! float_pixel {
             fn to_f64(self) -> f64 {
                 self as f64
             }
-            fn decode_be(src: &[u8], dst: &mut [Self]) {
-                const N: usize = std::mem::size_of::<$t>();
-                for (d, s) in dst.iter_mut().zip(src.chunks_exact(N)) {
-                    *d = <$t>::from_bits(<$bits>::from_be_bytes(s.try_into().expect("chunk size")));
+            codecs!(
+                $t,
+                |src, dst| {
+                    const N: usize = std::mem::size_of::<$t>();
+                    let (chunks, _) = src.as_chunks::<N>();
+                    for (d, s) in dst.iter_mut().zip(chunks) {
+                        *d = <$t>::from_bits(<$bits>::from_be_bytes(*s));
+                    }
+                },
+                |src, dst| {
+                    const N: usize = std::mem::size_of::<$t>();
+                    let (chunks, _) = dst.as_chunks_mut::<N>();
+                    for (s, d) in src.iter().zip(chunks) {
+                        *d = s.to_bits().to_be_bytes();
+                    }
                 }
-            }
-            fn encode_be(src: &[Self], dst: &mut [u8]) {
-                const N: usize = std::mem::size_of::<$t>();
-                for (s, d) in src.iter().zip(dst.chunks_exact_mut(N)) {
-                    d.copy_from_slice(&s.to_bits().to_be_bytes());
-                }
-            }
+            );
         }
     };
 }

@@ -1,0 +1,207 @@
+//! The PropertySet archive layout LSST's `PropertySetFormatter` wrote.
+//!
+//! A PropertySet is a class object (written by value) holding: its
+//! `Persistable` base (an empty class, tracked when the C++ program also
+//! wrote `Persistable` pointers, as LSST's did), `nitems` (a `std::size_t` in
+//! LSST; an `int` in some programs), then for every leaf, in
+//! [`PropertySet::param_names`] order: `name` (`std::string`, dotted),
+//! `type` (a one-letter `char` code) and `value` (a `std::vector` of every
+//! value). The codes: `b` bool, `c` char, `y` signed char, `C` unsigned char,
+//! `w` short, `W` unsigned short, `i` int, `I` unsigned int, `l` long, `L`
+//! unsigned long, `x` int64, `X` uint64, `f` float, `d` double, `s` string,
+//! `T` DateTime (a vector of TAI nanoseconds as int64). `p` (a
+//! `Persistable` pointer) is not supported.
+
+use std::any::TypeId;
+
+use daf_base::{DateTime, PropertySet, Timescale, Values};
+
+use super::{ArchiveError, ClassInfo, IArchive, OArchive, Result};
+
+/// Choices the C++ program made that change the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PropertySetLayout {
+    /// `nitems` is a `std::size_t` (LSST; 8 bytes in binary) rather than an `int`.
+    pub nitems_size_t: bool,
+    /// The `Persistable` base is tracked (its preamble says `tracking_level 1`
+    /// and an object id follows), as in LSST's programs.
+    pub persistable_tracked: bool,
+}
+
+impl Default for PropertySetLayout {
+    /// LSST's layout: `size_t` count, tracked `Persistable`.
+    fn default() -> Self {
+        PropertySetLayout {
+            nitems_size_t: true,
+            persistable_tracked: true,
+        }
+    }
+}
+
+struct PropertySetClass;
+struct PersistableClass;
+
+const PROPERTY_SET: ClassInfo = ClassInfo::new("PropertySet");
+
+fn persistable_info(tracked: bool) -> ClassInfo {
+    ClassInfo::new("Persistable").tracked(tracked)
+}
+
+/// The one-letter type code written for `values`.
+pub fn type_code(values: &Values) -> Result<u8> {
+    Ok(match values {
+        Values::Bool(_) => b'b',
+        Values::I8(_) => b'c',
+        Values::U8(_) => b'C',
+        Values::I16(_) => b'w',
+        Values::U16(_) => b'W',
+        Values::I32(_) => b'i',
+        Values::U32(_) => b'I',
+        Values::I64(_) => b'x',
+        Values::U64(_) => b'X',
+        Values::F32(_) => b'f',
+        Values::F64(_) => b'd',
+        Values::String(_) => b's',
+        Values::DateTime(_) => b'T',
+        Values::PropertySet(_) => {
+            return Err(ArchiveError::Unsupported(
+                "nested PropertySet values are written as dotted leaf names".into(),
+            ))
+        }
+    })
+}
+
+/// Writes `ps` as the NVP `name` (`propertySet` in LSST's XML archives).
+pub fn save_property_set(
+    ar: &mut OArchive<'_>,
+    name: &str,
+    ps: &PropertySet,
+    layout: &PropertySetLayout,
+) -> Result<()> {
+    let addr = ps as *const PropertySet as usize;
+    let pinfo = persistable_info(layout.persistable_tracked);
+    ar.class_field(
+        name,
+        TypeId::of::<PropertySetClass>(),
+        &PROPERTY_SET,
+        addr,
+        |ar| {
+            ar.class_field(
+                "base",
+                TypeId::of::<PersistableClass>(),
+                &pinfo,
+                addr,
+                |_| Ok(()),
+            )?;
+            let names = ps.param_names();
+            if layout.nitems_size_t {
+                ar.field("nitems", &(names.len() as u64))?;
+            } else {
+                let n = i32::try_from(names.len()).map_err(|_| {
+                    ArchiveError::Unsupported("more than 2^31 items for an int count".into())
+                })?;
+                ar.field("nitems", &n)?;
+            }
+            for n in &names {
+                let values = ps.values(n).expect("param_names lists existing names");
+                ar.field("name", n)?;
+                ar.field("type", &(type_code(values)? as i8))?;
+                match values {
+                    Values::Bool(v) => ar.field("value", v)?,
+                    Values::I8(v) => ar.field("value", v)?,
+                    Values::U8(v) => ar.field("value", v)?,
+                    Values::I16(v) => ar.field("value", v)?,
+                    Values::U16(v) => ar.field("value", v)?,
+                    Values::I32(v) => ar.field("value", v)?,
+                    Values::U32(v) => ar.field("value", v)?,
+                    Values::I64(v) => ar.field("value", v)?,
+                    Values::U64(v) => ar.field("value", v)?,
+                    Values::F32(v) => ar.field("value", v)?,
+                    Values::F64(v) => ar.field("value", v)?,
+                    Values::String(v) => ar.field("value", v)?,
+                    Values::DateTime(v) => {
+                        let ns: Vec<i64> = v.iter().map(|d| d.nsecs(Timescale::Tai)).collect();
+                        ar.field("value", &ns)?
+                    }
+                    Values::PropertySet(_) => unreachable!("type_code rejected it"),
+                }
+            }
+            Ok(())
+        },
+    )
+}
+
+/// Reads a PropertySet written as the NVP `name`. The `Persistable` base's
+/// tracking is read from the archive; only `layout.nitems_size_t` matters
+/// (and only for binary archives).
+pub fn load_property_set(
+    ar: &mut IArchive<'_>,
+    name: &str,
+    layout: &PropertySetLayout,
+) -> Result<PropertySet> {
+    let pinfo = persistable_info(layout.persistable_tracked);
+    ar.class_field(
+        name,
+        TypeId::of::<PropertySetClass>(),
+        &PROPERTY_SET,
+        |ar, _| {
+            ar.class_field("base", TypeId::of::<PersistableClass>(), &pinfo, |_, _| {
+                Ok(())
+            })?;
+            let nitems: u64 = if layout.nitems_size_t {
+                ar.field::<u64>("nitems")?
+            } else {
+                let n = ar.field::<i32>("nitems")?;
+                u64::try_from(n).map_err(|_| ArchiveError::Malformed {
+                    offset: 0,
+                    message: format!("negative item count {n}"),
+                })?
+            };
+            ar.check_count(
+                usize::try_from(nitems).unwrap_or(usize::MAX),
+                3,
+                "PropertySet items",
+            )?;
+            let mut ps = PropertySet::new();
+            for _ in 0..nitems {
+                let key: String = ar.field("name")?;
+                let code = ar.field::<i8>("type")? as u8;
+                let values: Values = match code {
+                    b'b' => ar.field::<Vec<bool>>("value")?.into(),
+                    b'c' | b'y' => ar.field::<Vec<i8>>("value")?.into(),
+                    b'C' => ar.field::<Vec<u8>>("value")?.into(),
+                    b'w' => ar.field::<Vec<i16>>("value")?.into(),
+                    b'W' => ar.field::<Vec<u16>>("value")?.into(),
+                    b'i' => ar.field::<Vec<i32>>("value")?.into(),
+                    b'I' => ar.field::<Vec<u32>>("value")?.into(),
+                    b'l' | b'x' => ar.field::<Vec<i64>>("value")?.into(),
+                    b'L' | b'X' => ar.field::<Vec<u64>>("value")?.into(),
+                    b'f' => ar.field::<Vec<f32>>("value")?.into(),
+                    b'd' => ar.field::<Vec<f64>>("value")?.into(),
+                    b's' => ar.field::<Vec<String>>("value")?.into(),
+                    b'T' => Values::DateTime(
+                        ar.field::<Vec<i64>>("value")?
+                            .into_iter()
+                            .map(|ns| DateTime::from_nsecs(ns, Timescale::Tai))
+                            .collect(),
+                    ),
+                    other => {
+                        return Err(ArchiveError::Unsupported(format!(
+                            "PropertySet item {key:?} has type code {:?}, which is not supported",
+                            other as char
+                        )))
+                    }
+                };
+                if values.is_empty() {
+                    // A PropertySet name always holds at least one value.
+                    continue;
+                }
+                ps.set(&key, values).map_err(|e| ArchiveError::Malformed {
+                    offset: 0,
+                    message: format!("PropertySet item {key:?}: {e}"),
+                })?;
+            }
+            Ok(ps)
+        },
+    )
+}

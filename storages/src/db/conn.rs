@@ -1,0 +1,558 @@
+//! One open connection to SQLite, PostgreSQL or MySQL, behind one small API.
+
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use sqlx::{AssertSqlSafe, Column, ConnectOptions, Executor, Row, Statement, TypeInfo};
+use tokio::runtime::Runtime;
+
+use super::auth::DbAuth;
+use super::error::DbError;
+use super::url::{Backend, DbUrl};
+use super::value::DbValue;
+
+/// A materialised query result.
+#[derive(Debug, Default)]
+pub(crate) struct ResultSet {
+    pub columns: Vec<String>,
+    /// Declared or reported type names, upper case (`BIGINT`, `INT8`, `DOUBLE` ...).
+    pub types: Vec<String>,
+    pub rows: Vec<Vec<DbValue>>,
+}
+
+/// Writes row `i`'s parameters into the buffer.
+pub(crate) type RowFill<'a> = dyn FnMut(usize, &mut Vec<DbValue>) -> Result<(), DbError> + 'a;
+
+pub(crate) enum Conn {
+    Sqlite(rusqlite::Connection),
+    Pg {
+        rt: Runtime,
+        conn: sqlx::PgConnection,
+    },
+    My {
+        rt: Runtime,
+        conn: sqlx::MySqlConnection,
+    },
+}
+
+impl rusqlite::ToSql for DbValue {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        use rusqlite::types::Value as V;
+        Ok(match self {
+            DbValue::Null => ToSqlOutput::Owned(V::Null),
+            DbValue::Bool(b) => ToSqlOutput::Owned(V::Integer(i64::from(*b))),
+            DbValue::I8(v) => ToSqlOutput::Owned(V::Integer((*v).into())),
+            DbValue::I16(v) => ToSqlOutput::Owned(V::Integer((*v).into())),
+            DbValue::I32(v) => ToSqlOutput::Owned(V::Integer((*v).into())),
+            DbValue::I64(v) => ToSqlOutput::Owned(V::Integer(*v)),
+            DbValue::F32(v) => ToSqlOutput::Owned(V::Real((*v).into())),
+            DbValue::F64(v) => ToSqlOutput::Owned(V::Real(*v)),
+            DbValue::String(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+        })
+    }
+}
+
+fn runtime() -> Result<Runtime, DbError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| DbError::State(format!("cannot start the database I/O runtime: {e}")))
+}
+
+/// Removes `secret` from a driver message (defence in depth: drivers do not
+/// normally echo passwords).
+fn scrub(msg: String, secret: &str) -> String {
+    if secret.len() >= 3 && msg.contains(secret) {
+        msg.replace(secret, "***")
+    } else {
+        msg
+    }
+}
+
+fn sqlite_err(sql: &str, e: rusqlite::Error) -> DbError {
+    DbError::Sql {
+        backend: "SQLite",
+        sql: sql.to_string(),
+        message: e.to_string(),
+    }
+}
+
+macro_rules! bind_all {
+    ($q:expr, $params:expr, $null:ty) => {{
+        let mut q = $q;
+        for p in $params {
+            q = match p {
+                DbValue::Null => q.bind(None::<$null>),
+                DbValue::Bool(v) => q.bind(*v),
+                DbValue::I8(v) => q.bind(i16::from(*v)),
+                DbValue::I16(v) => q.bind(*v),
+                DbValue::I32(v) => q.bind(*v),
+                DbValue::I64(v) => q.bind(*v),
+                DbValue::F32(v) => q.bind(*v),
+                DbValue::F64(v) => q.bind(*v),
+                DbValue::String(s) => q.bind(s.clone()),
+            };
+        }
+        q
+    }};
+}
+
+impl Conn {
+    /// Opens a connection; servers take credentials from `auth`.
+    pub fn open(url: &DbUrl, auth: &DbAuth) -> Result<Conn, DbError> {
+        match url.backend {
+            Backend::Sqlite => {
+                let c = if url.database == ":memory:" {
+                    rusqlite::Connection::open_in_memory()
+                } else {
+                    rusqlite::Connection::open(&url.database)
+                }
+                .map_err(|e| DbError::Open {
+                    path: url.database.clone(),
+                    message: e.to_string(),
+                })?;
+                c.set_prepared_statement_cache_capacity(64);
+                c.busy_timeout(std::time::Duration::from_secs(30))
+                    .map_err(|e| sqlite_err("busy_timeout", e))?;
+                Ok(Conn::Sqlite(c))
+            }
+            Backend::Postgres | Backend::Mysql => {
+                let entry = auth.lookup(&url.host, url.port)?;
+                let rt = runtime()?;
+                let connect_err = |e: sqlx::Error| DbError::Connect {
+                    backend: url.backend.name().into(),
+                    host: url.host.clone(),
+                    port: url.port,
+                    message: scrub(e.to_string(), &entry.password),
+                };
+                if url.backend == Backend::Postgres {
+                    let opts = sqlx::postgres::PgConnectOptions::new()
+                        .host(&url.host)
+                        .port(url.port)
+                        .username(&entry.user)
+                        .password(&entry.password)
+                        .database(&url.database)
+                        .disable_statement_logging();
+                    let conn = rt.block_on(opts.connect()).map_err(connect_err)?;
+                    Ok(Conn::Pg { rt, conn })
+                } else {
+                    let mut opts = sqlx::mysql::MySqlConnectOptions::new()
+                        .host(&url.host)
+                        .port(url.port)
+                        .username(&entry.user)
+                        .database(&url.database)
+                        .disable_statement_logging();
+                    if !entry.password.is_empty() {
+                        opts = opts.password(&entry.password);
+                    }
+                    let conn = rt.block_on(opts.connect()).map_err(connect_err)?;
+                    Ok(Conn::My { rt, conn })
+                }
+            }
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Conn::Sqlite(_) => Backend::Sqlite,
+            Conn::Pg { .. } => Backend::Postgres,
+            Conn::My { .. } => Backend::Mysql,
+        }
+    }
+
+    fn sql_err(&self, sql: &str, e: sqlx::Error) -> DbError {
+        let message = match &e {
+            sqlx::Error::Database(d) => d.message().to_string(),
+            other => other.to_string(),
+        };
+        DbError::Sql {
+            backend: self.backend().name(),
+            sql: sql.to_string(),
+            message,
+        }
+    }
+
+    /// Runs SQL with no parameters (may hold several statements on SQLite).
+    pub fn execute_raw(&mut self, sql: &str) -> Result<u64, DbError> {
+        let r = match self {
+            Conn::Sqlite(c) => {
+                return c
+                    .execute_batch(sql)
+                    .map(|_| c.changes())
+                    .map_err(|e| sqlite_err(sql, e))
+            }
+            Conn::Pg { rt, conn } => rt
+                .block_on(conn.execute(sqlx::raw_sql(AssertSqlSafe(sql.to_string()))))
+                .map(|r| r.rows_affected()),
+            Conn::My { rt, conn } => rt
+                .block_on(conn.execute(sqlx::raw_sql(AssertSqlSafe(sql.to_string()))))
+                .map(|r| r.rows_affected()),
+        };
+        r.map_err(|e| self.sql_err(sql, e))
+    }
+
+    /// Runs one statement with bound parameters; returns the rows affected.
+    pub fn execute(&mut self, sql: &Arc<str>, params: &[DbValue]) -> Result<u64, DbError> {
+        let r = match self {
+            Conn::Sqlite(c) => {
+                let mut st = c.prepare_cached(sql).map_err(|e| sqlite_err(sql, e))?;
+                return st
+                    .execute(rusqlite::params_from_iter(params.iter()))
+                    .map(|n| n as u64)
+                    .map_err(|e| sqlite_err(sql, e));
+            }
+            Conn::Pg { rt, conn } => {
+                let q = bind_all!(sqlx::query(AssertSqlSafe(sql.clone())), params, String);
+                rt.block_on(q.execute(&mut *conn))
+                    .map(|r| r.rows_affected())
+            }
+            Conn::My { rt, conn } => {
+                let q = bind_all!(sqlx::query(AssertSqlSafe(sql.clone())), params, String);
+                rt.block_on(q.execute(&mut *conn))
+                    .map(|r| r.rows_affected())
+            }
+        };
+        r.map_err(|e| self.sql_err(sql, e))
+    }
+
+    /// Runs one statement many times (same SQL) — the SQLite bulk path.
+    pub fn execute_many(
+        &mut self,
+        sql: &Arc<str>,
+        rows: impl Iterator<Item = Result<Vec<DbValue>, DbError>>,
+    ) -> Result<u64, DbError> {
+        let mut n = 0;
+        if let Conn::Sqlite(c) = self {
+            let mut st = c.prepare_cached(sql).map_err(|e| sqlite_err(sql, e))?;
+            for row in rows {
+                let row = row?;
+                n += st
+                    .execute(rusqlite::params_from_iter(row.iter()))
+                    .map_err(|e| sqlite_err(sql, e))? as u64;
+            }
+            return Ok(n);
+        }
+        for row in rows {
+            n += self.execute(sql, &row?)?;
+        }
+        Ok(n)
+    }
+
+    /// SQLite: runs one prepared statement `n` times, `fill(i, row)` writing
+    /// row `i`'s parameters into a reused buffer. `None` for other backends.
+    pub fn sqlite_execute_each(
+        &mut self,
+        sql: &str,
+        n: usize,
+        fill: &mut RowFill<'_>,
+    ) -> Option<Result<u64, DbError>> {
+        let Conn::Sqlite(c) = self else {
+            return None;
+        };
+        let mut run = || -> Result<u64, DbError> {
+            let mut st = c.prepare_cached(sql).map_err(|e| sqlite_err(sql, e))?;
+            let mut row = Vec::new();
+            let mut total = 0;
+            for i in 0..n {
+                row.clear();
+                fill(i, &mut row)?;
+                total += st
+                    .execute(rusqlite::params_from_iter(row.iter()))
+                    .map_err(|e| sqlite_err(sql, e))? as u64;
+            }
+            Ok(total)
+        };
+        Some(run())
+    }
+
+    /// Runs a query with bound parameters and returns every row.
+    pub fn query(&mut self, sql: &str, params: &[DbValue]) -> Result<ResultSet, DbError> {
+        match self {
+            Conn::Sqlite(c) => {
+                let mut st = c.prepare_cached(sql).map_err(|e| sqlite_err(sql, e))?;
+                let cols = st.columns();
+                let columns: Vec<String> = cols.iter().map(|c| c.name().to_string()).collect();
+                let types: Vec<String> = cols
+                    .iter()
+                    .map(|c| c.decl_type().unwrap_or("").to_ascii_uppercase())
+                    .collect();
+                let n = columns.len();
+                let mut rows_out = Vec::new();
+                let mut rows = st
+                    .query(rusqlite::params_from_iter(params.iter()))
+                    .map_err(|e| sqlite_err(sql, e))?;
+                while let Some(r) = rows.next().map_err(|e| sqlite_err(sql, e))? {
+                    let mut out = Vec::with_capacity(n);
+                    #[allow(clippy::needless_range_loop)]
+                    for i in 0..n {
+                        out.push(match r.get_ref(i).map_err(|e| sqlite_err(sql, e))? {
+                            ValueRef::Null => DbValue::Null,
+                            ValueRef::Integer(v) => DbValue::I64(v),
+                            ValueRef::Real(v) => DbValue::F64(v),
+                            ValueRef::Text(t) => DbValue::String(
+                                std::str::from_utf8(t)
+                                    .map_err(|_| DbError::Sql {
+                                        backend: "SQLite",
+                                        sql: sql.into(),
+                                        message: format!(
+                                            "column {} holds text that is not UTF-8",
+                                            columns[i]
+                                        ),
+                                    })?
+                                    .to_string(),
+                            ),
+                            ValueRef::Blob(_) => {
+                                return Err(DbError::Sql {
+                                    backend: "SQLite",
+                                    sql: sql.into(),
+                                    message: format!(
+                                        "column {} holds a BLOB, which daf does not read",
+                                        columns[i]
+                                    ),
+                                })
+                            }
+                        });
+                    }
+                    rows_out.push(out);
+                }
+                Ok(ResultSet {
+                    columns,
+                    types,
+                    rows: rows_out,
+                })
+            }
+            Conn::Pg { rt, conn } => {
+                let res: Result<ResultSet, sqlx::Error> = rt.block_on(async {
+                    let st = (&mut *conn)
+                        .prepare(AssertSqlSafe(sql.to_string()).into_sql())
+                        .await?;
+                    let columns: Vec<String> =
+                        st.columns().iter().map(|c| c.name().to_string()).collect();
+                    let types: Vec<String> = st
+                        .columns()
+                        .iter()
+                        .map(|c| c.type_info().name().to_ascii_uppercase())
+                        .collect();
+                    let q = bind_all!(sqlx::query(AssertSqlSafe(sql.to_string())), params, String);
+                    let rows = q.fetch_all(&mut *conn).await?;
+                    let mut out = Vec::with_capacity(rows.len());
+                    for r in &rows {
+                        let mut v = Vec::with_capacity(types.len());
+                        for (i, t) in types.iter().enumerate() {
+                            v.push(pg_value(r, i, t)?);
+                        }
+                        out.push(v);
+                    }
+                    Ok(ResultSet {
+                        columns,
+                        types,
+                        rows: out,
+                    })
+                });
+                res.map_err(|e| self.sql_err(sql, e))
+            }
+            Conn::My { rt, conn } => {
+                let res: Result<ResultSet, sqlx::Error> = rt.block_on(async {
+                    let st = (&mut *conn)
+                        .prepare(AssertSqlSafe(sql.to_string()).into_sql())
+                        .await?;
+                    let columns: Vec<String> =
+                        st.columns().iter().map(|c| c.name().to_string()).collect();
+                    let types: Vec<String> = st
+                        .columns()
+                        .iter()
+                        .map(|c| c.type_info().name().to_ascii_uppercase())
+                        .collect();
+                    let q = bind_all!(sqlx::query(AssertSqlSafe(sql.to_string())), params, String);
+                    let rows = q.fetch_all(&mut *conn).await?;
+                    let mut out = Vec::with_capacity(rows.len());
+                    for r in &rows {
+                        let mut v = Vec::with_capacity(r.len());
+                        for i in 0..r.len() {
+                            let t = r.column(i).type_info().name().to_ascii_uppercase();
+                            v.push(my_value(r, i, &t)?);
+                        }
+                        out.push(v);
+                    }
+                    Ok(ResultSet {
+                        columns,
+                        types,
+                        rows: out,
+                    })
+                });
+                res.map_err(|e| self.sql_err(sql, e))
+            }
+        }
+    }
+
+    /// PostgreSQL `COPY ... FROM STDIN` of a file's bytes.
+    pub fn copy_in_file(&mut self, sql: &str, path: &Path) -> Result<u64, DbError> {
+        let Conn::Pg { rt, conn } = self else {
+            return Err(DbError::State("COPY is a PostgreSQL feature".into()));
+        };
+        let mut f = std::fs::File::open(path).map_err(|e| DbError::Tsv {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        let res: Result<u64, sqlx::Error> = rt.block_on(async {
+            let mut copy = conn.copy_in_raw(sql).await?;
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = match f.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) => {
+                        copy.abort(format!("reading the TSV file failed: {e}"))
+                            .await?;
+                        return Err(sqlx::Error::Io(e));
+                    }
+                };
+                copy.send(&buf[..n]).await?;
+            }
+            copy.finish().await
+        });
+        res.map_err(|e| self.sql_err(sql, e))
+    }
+
+    /// Does the (possibly `schema.`-qualified) table exist?
+    pub fn table_exists(&mut self, name: &str) -> Result<bool, DbError> {
+        let (schema, table) = match name.split_once('.') {
+            Some((s, t)) => (Some(s), t),
+            None => (None, name),
+        };
+        let t = DbValue::String(table.to_string());
+        let (sql, params) = match (self.backend(), schema) {
+            (Backend::Sqlite, None) => (
+                "SELECT 1 FROM sqlite_master WHERE type IN ('table','view') AND name = ?".to_string(),
+                vec![t],
+            ),
+            (Backend::Sqlite, Some(s)) => (
+                format!(
+                    "SELECT 1 FROM {}.sqlite_master WHERE type IN ('table','view') AND name = ?",
+                    super::ident::quote_ident(Backend::Sqlite, s)?
+                ),
+                vec![t],
+            ),
+            (Backend::Postgres, None) => (
+                "SELECT 1 FROM information_schema.tables WHERE table_schema = ANY(current_schemas(false)) AND table_name = $1".into(),
+                vec![t],
+            ),
+            (Backend::Postgres, Some(s)) => (
+                "SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2".into(),
+                vec![DbValue::String(s.into()), t],
+            ),
+            (Backend::Mysql, None) => (
+                "SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?".into(),
+                vec![t],
+            ),
+            (Backend::Mysql, Some(s)) => (
+                "SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = ?".into(),
+                vec![DbValue::String(s.into()), t],
+            ),
+        };
+        Ok(!self.query(&sql, &params)?.rows.is_empty())
+    }
+
+    /// The `CREATE TABLE` text of an SQLite table.
+    pub fn sqlite_table_sql(&mut self, name: &str) -> Result<Option<String>, DbError> {
+        let rs = self.query(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
+            &[DbValue::String(name.into())],
+        )?;
+        Ok(rs.rows.into_iter().next().and_then(|mut r| match r.pop() {
+            Some(DbValue::String(s)) => Some(s),
+            _ => None,
+        }))
+    }
+}
+
+trait IntoSql {
+    fn into_sql(self) -> sqlx::SqlStr;
+}
+impl IntoSql for AssertSqlSafe<String> {
+    fn into_sql(self) -> sqlx::SqlStr {
+        sqlx::SqlSafeStr::into_sql_str(self)
+    }
+}
+
+fn pg_value(r: &sqlx::postgres::PgRow, i: usize, t: &str) -> Result<DbValue, sqlx::Error> {
+    macro_rules! get {
+        ($ty:ty, $var:ident) => {
+            r.try_get::<Option<$ty>, _>(i)?
+                .map_or(DbValue::Null, DbValue::$var)
+        };
+    }
+    Ok(match t {
+        "BOOL" => get!(bool, Bool),
+        "INT2" => get!(i16, I16),
+        "INT4" => get!(i32, I32),
+        "INT8" => get!(i64, I64),
+        "FLOAT4" => get!(f32, F32),
+        "FLOAT8" => get!(f64, F64),
+        "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" | "UNKNOWN" => get!(String, String),
+        "OID" => r
+            .try_get::<Option<sqlx::postgres::types::Oid>, _>(i)?
+            .map_or(DbValue::Null, |o| DbValue::I64(o.0.into())),
+        "VOID" => DbValue::Null,
+        other => {
+            return Err(sqlx::Error::Decode(
+                format!(
+                    "column {i} has type {other}, which daf does not read (cast it in the query)"
+                )
+                .into(),
+            ))
+        }
+    })
+}
+
+fn my_value(r: &sqlx::mysql::MySqlRow, i: usize, t: &str) -> Result<DbValue, sqlx::Error> {
+    macro_rules! get {
+        ($ty:ty, $var:ident) => {
+            r.try_get::<Option<$ty>, _>(i)?
+                .map_or(DbValue::Null, DbValue::$var)
+        };
+    }
+    Ok(match t {
+        "BOOLEAN" => get!(bool, Bool),
+        "TINYINT" => get!(i8, I8),
+        "SMALLINT" => get!(i16, I16),
+        "INT" | "MEDIUMINT" => get!(i32, I32),
+        "BIGINT" => get!(i64, I64),
+        "TINYINT UNSIGNED" | "SMALLINT UNSIGNED" | "MEDIUMINT UNSIGNED" | "INT UNSIGNED" => r
+            .try_get::<Option<u32>, _>(i)?
+            .map_or(DbValue::Null, |v| DbValue::I64(v.into())),
+        "BIGINT UNSIGNED" => match r.try_get::<Option<u64>, _>(i)? {
+            None => DbValue::Null,
+            Some(v) => DbValue::I64(i64::try_from(v).map_err(|_| {
+                sqlx::Error::Decode(format!("column {i}: unsigned value {v} exceeds i64").into())
+            })?),
+        },
+        "FLOAT" => get!(f32, F32),
+        "DOUBLE" => get!(f64, F64),
+        "VARCHAR" | "CHAR" | "TEXT" | "TINYTEXT" | "MEDIUMTEXT" | "LONGTEXT" | "ENUM" => {
+            get!(String, String)
+        }
+        // Text with a binary collation (`utf8mb4_bin`) is reported as binary.
+        "BLOB" | "TINYBLOB" | "MEDIUMBLOB" | "LONGBLOB" | "VARBINARY" | "BINARY" => {
+            match r.try_get::<Option<Vec<u8>>, _>(i)? {
+                None => DbValue::Null,
+                Some(b) => DbValue::String(String::from_utf8(b).map_err(|_| {
+                    sqlx::Error::Decode(
+                        format!("column {i} holds binary data that is not UTF-8 text").into(),
+                    )
+                })?),
+            }
+        }
+        "NULL" => DbValue::Null,
+        other => {
+            return Err(sqlx::Error::Decode(
+                format!(
+                    "column {i} has type {other}, which daf does not read (cast it in the query)"
+                )
+                .into(),
+            ))
+        }
+    })
+}

@@ -1,0 +1,551 @@
+//! [`DbTsvStorage`]: rows buffered to TSV files, bulk-loaded at commit.
+
+use std::any::Any;
+use std::io::{BufRead, BufWriter, Write};
+use std::ops::{Deref, DerefMut};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use daf_base::Policy;
+
+use super::auth::DbAuth;
+use super::error::DbError;
+use super::ident::{quote_ident, validate_ident};
+use super::storage::{AuthSource, DbStorage, RowBuilder};
+use super::url::Backend;
+use super::value::{DbValue, ToDbValue};
+use crate::error::StorageError;
+use crate::location::LogicalLocation;
+use crate::storage::Storage;
+use crate::Result;
+
+/// How a TSV column is parsed back for backends that bind typed values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cat {
+    Bool,
+    Int,
+    F32,
+    F64,
+    Str,
+}
+
+fn cat_of(v: &DbValue) -> Option<Cat> {
+    Some(match v {
+        DbValue::Null => return None,
+        DbValue::Bool(_) => Cat::Bool,
+        DbValue::I8(_) | DbValue::I16(_) | DbValue::I32(_) | DbValue::I64(_) => Cat::Int,
+        DbValue::F32(_) => Cat::F32,
+        DbValue::F64(_) => Cat::F64,
+        DbValue::String(_) => Cat::Str,
+    })
+}
+
+struct TsvTable {
+    row: RowBuilder,
+    cats: Vec<Option<Cat>>,
+    file: tempfile::NamedTempFile,
+    out: BufWriter<std::fs::File>,
+    line: Vec<u8>,
+    vals: Vec<DbValue>,
+    rows: u64,
+}
+
+/// A database storage whose inserts go to a temporary TSV file per table
+/// (policy `TempPath`: its folder; `SaveTemp: true` keeps it), loaded in
+/// bulk when the transaction is prepared for commit:
+/// PostgreSQL `COPY ... FROM STDIN`; MySQL/MariaDB multi-row
+/// `REPLACE INTO ... VALUES (...), (...)` batches (sqlx does not implement
+/// the `LOAD DATA LOCAL INFILE` protocol, so this is the fastest bulk path
+/// open to it); SQLite one cached prepared insert run for every row. The
+/// load runs inside a database transaction that `end_transaction` commits
+/// and `abort_transaction` rolls back, so a failed load leaves the table as
+/// it was.
+///
+/// Everything else (queries, table management) is [`DbStorage`]'s, reached
+/// through `Deref`.
+///
+/// ```
+/// use daf_storages::db::DbTsvStorage;
+/// use daf_storages::{LogicalLocation, Storage};
+/// let mut s = DbTsvStorage::new();
+/// s.set_persist_location(&LogicalLocation::literal("sqlite::memory:")).unwrap();
+/// s.execute_sql("CREATE TABLE t (id BIGINT, name TEXT)").unwrap();
+/// s.start_transaction().unwrap();
+/// s.set_table_for_insert("t").unwrap();
+/// s.set_column("id", 7_i64).unwrap();
+/// s.set_column("name", "tab\there").unwrap();
+/// s.insert_row().unwrap();
+/// s.prepare_commit().unwrap();
+/// s.end_transaction().unwrap();
+/// s.set_table_for_query("t").unwrap();
+/// s.out_column("name").unwrap();
+/// s.query().unwrap();
+/// assert!(s.next().unwrap());
+/// assert_eq!(s.get_column_by_pos::<String>(0).unwrap(), "tab\there");
+/// ```
+pub struct DbTsvStorage {
+    db: DbStorage,
+    temp_dir: Option<PathBuf>,
+    save_temp: bool,
+    tables: Vec<TsvTable>,
+    current: Option<usize>,
+    loaded: bool,
+    saved: Vec<PathBuf>,
+}
+
+impl std::fmt::Debug for DbTsvStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbTsvStorage")
+            .field("db", &self.db)
+            .field("temp_dir", &self.temp_dir)
+            .field("save_temp", &self.save_temp)
+            .finish()
+    }
+}
+
+impl Default for DbTsvStorage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Deref for DbTsvStorage {
+    type Target = DbStorage;
+    fn deref(&self) -> &DbStorage {
+        &self.db
+    }
+}
+
+impl DerefMut for DbTsvStorage {
+    fn deref_mut(&mut self) -> &mut DbStorage {
+        &mut self.db
+    }
+}
+
+fn tsv_err(path: &Path, e: impl std::fmt::Display) -> StorageError {
+    DbError::Tsv {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+    .into()
+}
+
+impl DbTsvStorage {
+    /// A storage loading credentials from `~/.daf/db-auth.yaml` when needed.
+    pub fn new() -> Self {
+        Self::from_db(DbStorage::with_source("DbTsvStorage", AuthSource::Default))
+    }
+
+    /// A storage using the credentials `auth`.
+    pub fn with_auth(auth: Arc<DbAuth>) -> Self {
+        Self::from_db(DbStorage::with_source(
+            "DbTsvStorage",
+            AuthSource::Given(auth),
+        ))
+    }
+
+    fn from_db(db: DbStorage) -> Self {
+        DbTsvStorage {
+            db,
+            temp_dir: None,
+            save_temp: false,
+            tables: Vec::new(),
+            current: None,
+            loaded: false,
+            saved: Vec::new(),
+        }
+    }
+
+    /// Convenience: a storage connected to `url`.
+    pub fn open_url(url: &str, auth: Option<Arc<DbAuth>>) -> Result<Self> {
+        let mut s = match auth {
+            Some(a) => Self::with_auth(a),
+            None => Self::new(),
+        };
+        s.db.connect(url)?;
+        Ok(s)
+    }
+
+    /// Folder for the temporary TSV files (default: the system temp folder).
+    pub fn set_temp_path(&mut self, dir: impl Into<PathBuf>) {
+        self.temp_dir = Some(dir.into());
+    }
+
+    /// Keep the TSV files after the transaction (their paths: [`DbTsvStorage::saved_files`]).
+    pub fn set_save_temp(&mut self, keep: bool) {
+        self.save_temp = keep;
+    }
+
+    /// TSV files kept by `SaveTemp`.
+    pub fn saved_files(&self) -> &[PathBuf] {
+        &self.saved
+    }
+
+    /// Starts (or resumes) rows for table `name`.
+    pub fn set_table_for_insert(&mut self, name: &str) -> Result<()> {
+        validate_ident(name).map_err(StorageError::from)?;
+        if let Some(i) = self.tables.iter().position(|t| t.row.table == name) {
+            self.current = Some(i);
+            return Ok(());
+        }
+        let dir = self.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let file = tempfile::Builder::new()
+            .prefix(&format!("daf-{name}-"))
+            .suffix(".tsv")
+            .tempfile_in(&dir)
+            .map_err(|e| StorageError::io(&dir, e))?;
+        let out = BufWriter::with_capacity(
+            1 << 20,
+            file.as_file()
+                .try_clone()
+                .map_err(|e| StorageError::io(file.path(), e))?,
+        );
+        self.tables.push(TsvTable {
+            row: RowBuilder::new(name),
+            cats: Vec::new(),
+            file,
+            out,
+            line: Vec::with_capacity(256),
+            vals: Vec::new(),
+            rows: 0,
+        });
+        self.current = Some(self.tables.len() - 1);
+        Ok(())
+    }
+
+    fn table_mut(&mut self) -> Result<&mut TsvTable> {
+        match self.current {
+            Some(i) => Ok(&mut self.tables[i]),
+            None => Err(StorageError::state(
+                "DbTsvStorage",
+                "set_table_for_insert has not been called",
+            )),
+        }
+    }
+
+    /// Sets column `name` of the current row.
+    pub fn set_column<T: ToDbValue>(&mut self, name: &str, value: T) -> Result<()> {
+        let v = value.to_db_value();
+        self.table_mut()?.row.set(name, v).map_err(Into::into)
+    }
+
+    /// Sets column `name` of the current row to an already-built value.
+    pub fn set_value(&mut self, name: &str, value: DbValue) -> Result<()> {
+        self.table_mut()?.row.set(name, value).map_err(Into::into)
+    }
+
+    /// Sets column `name` of the current row to NULL.
+    pub fn set_column_to_null(&mut self, name: &str) -> Result<()> {
+        self.table_mut()?
+            .row
+            .set(name, DbValue::Null)
+            .map_err(Into::into)
+    }
+
+    /// Appends the current row to the table's TSV file and clears its values.
+    pub fn insert_row(&mut self) -> Result<()> {
+        let t = self.table_mut()?;
+        let mut vals = std::mem::take(&mut t.vals);
+        let r = t.row.take_row(&mut vals);
+        if let Err(e) = r {
+            t.vals = vals;
+            return Err(e.into());
+        }
+        if t.cats.len() < vals.len() {
+            t.cats.resize(vals.len(), None);
+        }
+        t.line.clear();
+        for (i, v) in vals.iter().enumerate() {
+            if i > 0 {
+                t.line.push(b'\t');
+            }
+            v.write_tsv(&mut t.line);
+            if let Some(c) = cat_of(v) {
+                t.cats[i] = match (t.cats[i], c) {
+                    (None, c) => Some(c),
+                    (Some(a), b) if a == b => Some(a),
+                    (Some(Cat::F32 | Cat::F64), Cat::F32 | Cat::F64) => Some(Cat::F64),
+                    (Some(a), b) => {
+                        let column = t.row.cols[i].clone();
+                        t.vals = vals;
+                        return Err(DbError::State(format!(
+                            "column {column} of table {}: a {b:?} value after {a:?} values",
+                            t.row.table
+                        ))
+                        .into());
+                    }
+                };
+            }
+        }
+        t.line.push(b'\n');
+        let r = t.out.write_all(&t.line);
+        vals.clear();
+        t.vals = vals;
+        t.rows += 1;
+        r.map_err(|e| tsv_err(t.file.path(), e))
+    }
+
+    fn load_all(&mut self) -> Result<()> {
+        if self.loaded {
+            return Ok(());
+        }
+        let backend = self
+            .db
+            .backend()
+            .ok_or_else(|| StorageError::state("DbTsvStorage", "no location set"))?;
+        for t in &mut self.tables {
+            t.out.flush().map_err(|e| tsv_err(t.file.path(), e))?;
+        }
+        if !self.db.in_transaction() {
+            self.db.begin()?;
+        }
+        for i in 0..self.tables.len() {
+            if self.tables[i].rows == 0 {
+                continue;
+            }
+            let (table, cols, cats, path) = {
+                let t = &self.tables[i];
+                (
+                    t.row.table.clone(),
+                    t.row.cols.clone(),
+                    t.cats.clone(),
+                    t.file.path().to_path_buf(),
+                )
+            };
+            let qt = quote_ident(backend, &table).map_err(StorageError::from)?;
+            let qcols = cols
+                .iter()
+                .map(|c| quote_ident(backend, c))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(StorageError::from)?
+                .join(", ");
+            match backend {
+                Backend::Postgres => {
+                    let sql = format!("COPY {qt} ({qcols}) FROM STDIN");
+                    self.db
+                        .conn()?
+                        .copy_in_file(&sql, &path)
+                        .map_err(StorageError::from)?;
+                }
+                Backend::Sqlite => {
+                    let ph = vec!["?"; cols.len()].join(", ");
+                    let sql: Arc<str> = format!("INSERT INTO {qt} ({qcols}) VALUES ({ph})").into();
+                    let reader = TsvReader::open(&path, cats)?;
+                    self.db
+                        .conn()?
+                        .execute_many(&sql, reader)
+                        .map_err(StorageError::from)?;
+                }
+                Backend::Mysql => {
+                    let per_stmt = (60_000 / cols.len().max(1)).clamp(1, 2000);
+                    let one = format!("({})", vec!["?"; cols.len()].join(", "));
+                    let make_sql = |n: usize| -> Arc<str> {
+                        format!(
+                            "REPLACE INTO {qt} ({qcols}) VALUES {}",
+                            vec![one.as_str(); n].join(", ")
+                        )
+                        .into()
+                    };
+                    let full_sql = make_sql(per_stmt);
+                    let mut reader = TsvReader::open(&path, cats)?;
+                    let mut batch: Vec<DbValue> = Vec::with_capacity(per_stmt * cols.len());
+                    let mut n = 0;
+                    loop {
+                        let next = reader.next().transpose().map_err(StorageError::from)?;
+                        let done = next.is_none();
+                        if let Some(row) = next {
+                            batch.extend(row);
+                            n += 1;
+                        }
+                        if n == per_stmt || (done && n > 0) {
+                            let sql = if n == per_stmt {
+                                full_sql.clone()
+                            } else {
+                                make_sql(n)
+                            };
+                            self.db
+                                .conn()?
+                                .execute(&sql, &batch)
+                                .map_err(StorageError::from)?;
+                            batch.clear();
+                            n = 0;
+                        }
+                        if done {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        self.loaded = true;
+        Ok(())
+    }
+
+    fn cleanup(&mut self) {
+        self.current = None;
+        self.loaded = false;
+        for t in self.tables.drain(..) {
+            if self.save_temp {
+                if let Ok((_, p)) = t.file.keep() {
+                    tracing::info!(path = %p.display(), "DbTsvStorage kept TSV file");
+                    self.saved.push(p);
+                }
+            }
+        }
+    }
+}
+
+/// Reads a TSV file written by [`DbTsvStorage`] back into typed rows.
+struct TsvReader {
+    path: PathBuf,
+    r: std::io::BufReader<std::fs::File>,
+    cats: Vec<Option<Cat>>,
+    buf: Vec<u8>,
+    line_no: u64,
+}
+
+impl TsvReader {
+    fn open(path: &Path, cats: Vec<Option<Cat>>) -> Result<TsvReader> {
+        let f = std::fs::File::open(path).map_err(|e| StorageError::io(path, e))?;
+        Ok(TsvReader {
+            path: path.to_path_buf(),
+            r: std::io::BufReader::with_capacity(1 << 20, f),
+            cats,
+            buf: Vec::with_capacity(256),
+            line_no: 0,
+        })
+    }
+
+    fn parse_field(&self, raw: &[u8], cat: Option<Cat>) -> std::result::Result<DbValue, DbError> {
+        if raw == b"\\N" {
+            return Ok(DbValue::Null);
+        }
+        let bad = |m: &str| DbError::Tsv {
+            path: self.path.clone(),
+            message: format!("line {}: {m}", self.line_no),
+        };
+        let text = std::str::from_utf8(raw).map_err(|_| bad("not UTF-8"))?;
+        Ok(match cat {
+            Some(Cat::Bool) => DbValue::Bool(text == "1"),
+            Some(Cat::Int) => DbValue::I64(text.parse().map_err(|_| bad("bad integer"))?),
+            Some(Cat::F32) => DbValue::F32(text.parse().map_err(|_| bad("bad float"))?),
+            Some(Cat::F64) => DbValue::F64(text.parse().map_err(|_| bad("bad float"))?),
+            Some(Cat::Str) | None => {
+                if !text.contains('\\') {
+                    DbValue::String(text.to_string())
+                } else {
+                    let mut s = String::with_capacity(text.len());
+                    let mut it = text.chars();
+                    while let Some(c) = it.next() {
+                        if c != '\\' {
+                            s.push(c);
+                            continue;
+                        }
+                        match it.next() {
+                            Some('t') => s.push('\t'),
+                            Some('n') => s.push('\n'),
+                            Some('r') => s.push('\r'),
+                            Some('\\') => s.push('\\'),
+                            _ => return Err(bad("bad escape")),
+                        }
+                    }
+                    DbValue::String(s)
+                }
+            }
+        })
+    }
+}
+
+impl Iterator for TsvReader {
+    type Item = std::result::Result<Vec<DbValue>, DbError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.buf.clear();
+        match self.r.read_until(b'\n', &mut self.buf) {
+            Ok(0) => None,
+            Ok(_) => {
+                self.line_no += 1;
+                if self.buf.last() == Some(&b'\n') {
+                    self.buf.pop();
+                }
+                let line = std::mem::take(&mut self.buf);
+                let mut row = Vec::with_capacity(self.cats.len());
+                for (i, field) in line.split(|&b| b == b'\t').enumerate() {
+                    match self.parse_field(field, self.cats.get(i).copied().flatten()) {
+                        Ok(v) => row.push(v),
+                        Err(e) => return Some(Err(e)),
+                    }
+                }
+                self.buf = line;
+                Some(Ok(row))
+            }
+            Err(e) => Some(Err(DbError::Tsv {
+                path: self.path.clone(),
+                message: e.to_string(),
+            })),
+        }
+    }
+}
+
+impl Storage for DbTsvStorage {
+    fn storage_name(&self) -> &str {
+        "DbTsvStorage"
+    }
+
+    fn set_policy(&mut self, policy: Option<&Policy>) -> Result<()> {
+        if let Some(p) = policy {
+            if p.exists("TempPath") {
+                self.temp_dir = Some(PathBuf::from(p.get::<String>("TempPath")?));
+            }
+            if p.exists("SaveTemp") {
+                self.save_temp = p.get::<bool>("SaveTemp")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn set_persist_location(&mut self, location: &LogicalLocation) -> Result<()> {
+        self.db.set_persist_location(location)
+    }
+
+    fn set_retrieve_location(&mut self, location: &LogicalLocation) -> Result<()> {
+        self.db.set_retrieve_location(location)
+    }
+
+    /// Opens no database transaction yet: rows go to TSV files, and the
+    /// database transaction is opened by `prepare_commit` for the load (so
+    /// DDL run meanwhile, which MySQL commits implicitly, cannot split it).
+    fn start_transaction(&mut self) -> Result<()> {
+        self.tables.clear();
+        self.current = None;
+        self.loaded = false;
+        Ok(())
+    }
+
+    fn prepare_commit(&mut self) -> Result<()> {
+        self.load_all()
+    }
+
+    fn end_transaction(&mut self) -> Result<()> {
+        let r = self.load_all().and_then(|_| self.db.commit());
+        if r.is_err() {
+            let _ = self.db.rollback();
+        }
+        self.cleanup();
+        r
+    }
+
+    fn abort_transaction(&mut self) -> Result<()> {
+        let r = self.db.rollback();
+        self.cleanup();
+        r
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
