@@ -43,7 +43,6 @@ pub mod fits_header;
 mod fmtspec;
 pub mod ingest;
 pub mod mapper;
-pub mod paf;
 pub mod policy;
 pub mod registry;
 pub mod template;
