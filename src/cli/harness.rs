@@ -273,7 +273,13 @@ pub fn demo(args: DemoArgs) -> Result<(), CliError> {
     )?;
     writeln!(
         out,
-        "  pipeline input -> bias subtraction -> output on {} thread slices:",
+        "  created repository {} (SimpleMapper, SQLite registry) and ingested them in {:.3} s",
+        args.dir.join("repo").display(),
+        s.ingest_time.as_secs_f64()
+    )?;
+    writeln!(
+        out,
+        "  pipeline input -> bias subtraction -> output (butler) on {} thread slices:",
         args.ccds
     )?;
     print_summary(&s.report, &mut out)?;
@@ -286,10 +292,15 @@ pub fn demo(args: DemoArgs) -> Result<(), CliError> {
     )?;
     writeln!(
         out,
-        "  checked {} postISR outputs (bias removed, pixels exact) in {:.3} s; total {:.3} s",
+        "  queried {} postISR outputs in the registry, read back, bias removed, pixels exact, in {:.3} s; total {:.3} s",
         s.outputs_checked,
         s.check_time.as_secs_f64(),
         t.elapsed().as_secs_f64()
+    )?;
+    writeln!(
+        out,
+        "  provenance: daf provenance {} postISR visit=1 ccd=0",
+        args.dir.join("repo").display()
     )?;
     if s.outputs_checked != args.visits * args.ccds || s.report.failures() > 0 {
         return Err(CliError::new(format!(
