@@ -606,6 +606,60 @@ fn failed_tsv_load_leaves_table_as_it_was() {
     }
 }
 
+/// Duplicate keys: MariaDB's bulk path replaces the row (as `LOAD DATA ...
+/// REPLACE`); PostgreSQL `COPY` and SQLite inserts refuse the whole load.
+#[test]
+fn tsv_duplicate_keys_replace_on_mysql_and_fail_elsewhere() {
+    for t in targets() {
+        let mut tsv = t.tsv();
+        let table = unique("daf_dup");
+        let _d = Dropper(&t, table.clone());
+        let b = tsv.backend().unwrap();
+        let q = |n: &str| daf_storages::db::quote_ident(b, n).unwrap();
+        tsv.execute_sql(&format!(
+            "CREATE TABLE {} ({} BIGINT PRIMARY KEY, {} VARCHAR(20))",
+            q(&table),
+            q("id"),
+            q("s")
+        ))
+        .unwrap();
+        for (rows, label) in [
+            (vec![(1_i64, "old"), (2, "two")], "first"),
+            (vec![(1, "new"), (3, "three")], "second"),
+        ] {
+            tsv.start_transaction().unwrap();
+            tsv.set_table_for_insert(&table).unwrap();
+            for (id, s) in rows {
+                tsv.set_column("id", id).unwrap();
+                tsv.set_column("s", s).unwrap();
+                tsv.insert_row().unwrap();
+            }
+            let r = tsv.prepare_commit();
+            if label == "second" && b != daf_storages::db::Backend::Mysql {
+                assert!(r.is_err(), "{}: duplicate key must fail the load", t.url);
+                tsv.abort_transaction().unwrap();
+            } else {
+                r.unwrap();
+                tsv.end_transaction().unwrap();
+            }
+        }
+        tsv.set_table_for_query(&table).unwrap();
+        tsv.out_column("s").unwrap();
+        tsv.order_by("id").unwrap();
+        tsv.query().unwrap();
+        let mut got = Vec::new();
+        while tsv.next().unwrap() {
+            got.push(tsv.get_column_by_pos::<String>(0).unwrap());
+        }
+        tsv.finish_query();
+        if b == daf_storages::db::Backend::Mysql {
+            assert_eq!(got, ["new", "two", "three"]);
+        } else {
+            assert_eq!(got, ["old", "two"], "{}", t.url);
+        }
+    }
+}
+
 #[test]
 fn persistence_protocol_through_the_registry() {
     for t in targets() {
