@@ -18,3 +18,4 @@ pub use daf_storages as storages;
 
 pub mod bench;
 pub mod cli;
+pub mod demo;

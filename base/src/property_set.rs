@@ -347,11 +347,8 @@ impl From<&String> for Values {
 /// Serde writes the set as a map from each top-level name to its typed values
 /// (`{"visit": {"I64": [1]}}`); reading rejects names that are empty or
 /// contain a dot, which no `set` could have produced.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(
-    try_from = "IndexMap<String, Values>",
-    into = "IndexMap<String, Values>"
-)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(try_from = "IndexMap<String, Values>")]
 pub struct PropertySet {
     entries: IndexMap<String, Values>,
 }
@@ -371,9 +368,9 @@ impl TryFrom<IndexMap<String, Values>> for PropertySet {
     }
 }
 
-impl From<PropertySet> for IndexMap<String, Values> {
-    fn from(ps: PropertySet) -> Self {
-        ps.entries
+impl Serialize for PropertySet {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.entries.serialize(serializer)
     }
 }
 

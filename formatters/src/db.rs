@@ -252,21 +252,15 @@ pub fn write_catalog(
         Column::Flag(v) => DbValue::Bool(v[row]),
         Column::String(v) => DbValue::String(v[row].clone()),
     };
-    if let Sink::Row(db) = &mut sink {
-        // One prepared statement for every row.
-        db.insert_rows(&table, &names, cat.len(), |row, out| {
-            out.extend(cols.iter().map(|c| cell(c, row)));
-            Ok(())
-        })?;
-        return Ok(());
-    }
-    sink.set_table(&table)?;
-    for row in 0..cat.len() {
-        for (name, col) in names.iter().zip(cols) {
-            sink.set(name, cell(col, row))?;
-        }
-        sink.insert()?;
-    }
+    let fill = |row: usize, out: &mut Vec<DbValue>| {
+        out.extend(cols.iter().map(|c| cell(c, row)));
+        Ok(())
+    };
+    match &mut sink {
+        // SQLite: one prepared statement for every row.
+        Sink::Row(db) => db.insert_rows(&table, &names, cat.len(), fill)?,
+        Sink::Tsv(tsv) => tsv.insert_rows(&table, &names, cat.len(), fill)?,
+    };
     Ok(())
 }
 

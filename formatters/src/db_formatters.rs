@@ -1,22 +1,23 @@
-//! The registered `SourceCatalog` formatter, [`SourceCatalogFormatter`]: it
-//! dispatches on the storage — `DbStorage` / `DbTsvStorage` through the
-//! database path in [`crate::db`], FITS files through
-//! [`crate::fits::SourceCatalogFitsFormatter`]. (The `PropertySet` formatter
-//! does the same in [`crate::property_set_formatter`].)
+//! [`SourceCatalogFormatter`]: the registered `SourceCatalog` formatter —
+//! database storages through [`crate::db`], everything else through
+//! [`crate::fits::SourceCatalogFitsFormatter`].
 
 use daf_base::{Policy, PropertySet};
 use daf_storages::Storage;
 
 use crate::catalog::SourceCatalog;
 use crate::db;
+use crate::fits::SourceCatalogFitsFormatter;
 use crate::formatter::{expect_object, Formatter};
 use crate::persistable::Persistable;
 use crate::Result;
 
-/// Writes and reads a `SourceCatalog` through `DbStorage` / `DbTsvStorage`.
-#[derive(Debug, Clone, Default)]
+/// Writes and reads a `SourceCatalog`: `DbStorage` / `DbTsvStorage` as a
+/// table (policy keys in [`crate::db`]), FITS as a binary table.
+#[derive(Debug, Default)]
 pub struct SourceCatalogFormatter {
     policy: Option<Policy>,
+    fits: SourceCatalogFitsFormatter,
 }
 
 impl SourceCatalogFormatter {
@@ -25,6 +26,7 @@ impl SourceCatalogFormatter {
     pub fn new(policy: Option<&Policy>) -> Self {
         SourceCatalogFormatter {
             policy: policy.cloned(),
+            fits: SourceCatalogFitsFormatter,
         }
     }
 }
@@ -40,11 +42,11 @@ impl Formatter for SourceCatalogFormatter {
         storage: &mut dyn Storage,
         additional_data: &PropertySet,
     ) -> Result<()> {
-        let cat = expect_object::<SourceCatalog>(self, obj)?;
         if db::is_db_storage(storage) {
+            let cat = expect_object::<SourceCatalog>(self, obj)?;
             return db::write_catalog(cat, storage, additional_data, self.policy.as_ref());
         }
-        crate::fits::SourceCatalogFitsFormatter.write(obj, storage, additional_data)
+        self.fits.write(obj, storage, additional_data)
     }
 
     fn read(
@@ -59,6 +61,15 @@ impl Formatter for SourceCatalogFormatter {
                 self.policy.as_ref(),
             )?));
         }
-        crate::fits::SourceCatalogFitsFormatter.read(storage, additional_data)
+        self.fits.read(storage, additional_data)
+    }
+
+    fn update(
+        &self,
+        obj: &mut dyn Persistable,
+        storage: &mut dyn Storage,
+        additional_data: &PropertySet,
+    ) -> Result<()> {
+        self.fits.update(obj, storage, additional_data)
     }
 }

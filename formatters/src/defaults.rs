@@ -14,11 +14,7 @@ impl FormatterRegistry {
         reg.register::<daf_base::PropertySet>("PropertySet", |p| {
             Box::new(crate::property_set_formatter::PropertySetFormatter::from_policy(p))
         })
-        .expect("fresh registry");
-        reg.register::<crate::catalog::SourceCatalog>("SourceCatalog", |p| {
-            Box::new(crate::db_formatters::SourceCatalogFormatter::new(p))
-        })
-        .expect("fresh registry");
+        .expect("first registration");
         crate::fits::register_fits_formatters(&mut reg).expect("fresh registry");
         reg
     }

@@ -680,6 +680,9 @@ macro_rules! register_pixel {
 pub fn register_fits_formatters(reg: &mut FormatterRegistry) -> Result<()> {
     register_pixel!(reg, u8, i16, u16, i32, u32, i64, f32, f64);
     reg.register::<Mask>("Mask", |_| Box::new(MaskFormatter))?;
+    reg.register::<SourceCatalog>("SourceCatalog", |p| {
+        Box::new(crate::db_formatters::SourceCatalogFormatter::new(p))
+    })?;
     reg.register_name("PropertyList", |_| Box::new(FitsMetadataFormatter))?;
     Ok(())
 }

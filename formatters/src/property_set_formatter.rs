@@ -1,6 +1,6 @@
 //! [`PropertySetFormatter`]: PropertySets in Boost (binary, text) and XML
-//! archives, with the layout LSST's `PropertySetFormatter` wrote, and as rows
-//! of `DbStorage` / `DbTsvStorage` tables (write only, as in LSST).
+//! archives, with the layout LSST's `PropertySetFormatter` wrote, and as
+//! table rows through `DbStorage` / `DbTsvStorage` (see [`crate::db`]).
 
 use daf_base::{Policy, PropertySet};
 use daf_storages::boost::property_set::{load_property_set, save_property_set, PropertySetLayout};
@@ -30,8 +30,8 @@ pub const ROOT_NAME: &str = "propertySet";
 #[derive(Debug, Clone, Default)]
 pub struct PropertySetFormatter {
     layout: PropertySetLayout,
-    /// The sub-policy (`TableName`, `KeyList` for databases).
-    policy: Option<Policy>,
+    /// The sub-policy, for the database path (`TableName`, `KeyList`; see [`crate::db`]).
+    db_policy: Option<Policy>,
 }
 
 impl PropertySetFormatter {
@@ -54,7 +54,7 @@ impl PropertySetFormatter {
         }
         PropertySetFormatter {
             layout,
-            policy: policy.cloned(),
+            db_policy: policy.cloned(),
         }
     }
 
@@ -108,11 +108,12 @@ impl Formatter for PropertySetFormatter {
     ) -> Result<()> {
         let ps: &PropertySet = expect_object(self, obj)?;
         if crate::db::is_db_storage(storage) {
+            // DbStorage / DbTsvStorage: one row of a table.
             return crate::db::write_property_set(
                 ps,
                 storage,
                 additional_data,
-                self.policy.as_ref(),
+                self.db_policy.as_ref(),
             );
         }
         if storage.as_any().downcast_ref::<ArchiveStorage>().is_none() {

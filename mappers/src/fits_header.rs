@@ -5,7 +5,7 @@
 //! ```no_run
 //! use daf_mappers::fits_header::read_header;
 //! let h = read_header(std::path::Path::new("raw/raw_v1_fg.fits.gz"), 0).unwrap();
-//! assert_eq!(h.get("FILTER").and_then(|v| v.as_str()), Some("g"));
+//! assert_eq!(h.get("FILTER").and_then(|v| v.as_str().map(str::to_string)), Some("g".to_string()));
 //! ```
 
 use std::fs::File;
@@ -62,29 +62,63 @@ impl HeaderValue {
     }
 }
 
-/// The cards of one header, in file order (`COMMENT`/`HISTORY`/blank skipped).
+/// One header: the raw card bytes plus an index of keywords; values are
+/// parsed only when asked for (`COMMENT`/`HISTORY`/blank cards are skipped).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Header {
-    /// (keyword, value) pairs.
-    pub cards: Vec<(String, HeaderValue)>,
+    bytes: Vec<u8>,
+    /// (keyword range, value range) per card; value `None` for a card with
+    /// no value indicator.
+    index: Vec<(std::ops::Range<usize>, Option<std::ops::Range<usize>>)>,
 }
 
 impl Header {
-    /// The first card named `key` (exact, then upper-cased).
-    pub fn get(&self, key: &str) -> Option<&HeaderValue> {
-        self.cards
-            .iter()
-            .find(|(k, _)| k == key)
+    fn key(&self, i: usize) -> &str {
+        // Cards are checked to be ASCII when read.
+        std::str::from_utf8(&self.bytes[self.index[i].0.clone()]).unwrap_or("")
+    }
+
+    fn value(&self, i: usize) -> HeaderValue {
+        match &self.index[i].1 {
+            None => HeaderValue::Undefined,
+            Some(r) => parse_value(std::str::from_utf8(&self.bytes[r.clone()]).unwrap_or("")),
+        }
+    }
+
+    /// The number of cards indexed.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// True with no cards.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// The value of the first card named `key` (exact, then upper-cased).
+    pub fn get(&self, key: &str) -> Option<HeaderValue> {
+        let find = |k: &str| (0..self.index.len()).find(|&i| self.key(i) == k);
+        find(key)
             .or_else(|| {
-                let up = key.to_ascii_uppercase();
-                self.cards.iter().find(|(k, _)| *k == up)
+                if key.bytes().any(|b| b.is_ascii_lowercase()) {
+                    find(&key.to_ascii_uppercase())
+                } else {
+                    None
+                }
             })
-            .map(|(_, v)| v)
+            .map(|i| self.value(i))
+    }
+
+    /// Every (keyword, value) pair in file order.
+    pub fn cards(&self) -> Vec<(String, HeaderValue)> {
+        (0..self.index.len())
+            .map(|i| (self.key(i).to_string(), self.value(i)))
+            .collect()
     }
 
     fn int(&self, key: &str) -> i64 {
         match self.get(key) {
-            Some(HeaderValue::Int(i)) => *i,
+            Some(HeaderValue::Int(i)) => i,
             _ => 0,
         }
     }
@@ -110,7 +144,7 @@ impl Header {
         }
         let bits = self.int("BITPIX").unsigned_abs();
         let gcount = match self.get("GCOUNT") {
-            Some(HeaderValue::Int(g)) => (*g).max(1) as u64,
+            Some(HeaderValue::Int(g)) => g.max(1) as u64,
             _ => 1,
         };
         let pcount = self.int("PCOUNT").max(0) as u64;
@@ -129,7 +163,7 @@ fn bad(m: &str) -> io::Error {
 }
 
 fn parse_value(s: &str) -> HeaderValue {
-    let t = s.trim_start();
+    let t = s.trim_ascii_start();
     if let Some(rest) = t.strip_prefix('\'') {
         let mut out = String::new();
         let mut chars = rest.chars().peekable();
@@ -145,9 +179,10 @@ fn parse_value(s: &str) -> HeaderValue {
                 out.push(c);
             }
         }
-        return HeaderValue::Str(out.trim_end().to_string());
+        out.truncate(out.trim_ascii_end().len());
+        return HeaderValue::Str(out);
     }
-    let v = t.split('/').next().unwrap_or("").trim();
+    let v = t.split('/').next().unwrap_or("").trim_ascii();
     match v {
         "" => HeaderValue::Undefined,
         "T" => HeaderValue::Bool(true),
@@ -167,11 +202,12 @@ fn parse_value(s: &str) -> HeaderValue {
 /// Reads one header from `r`; returns it when `END` is seen.
 fn read_one(r: &mut impl Read) -> io::Result<Header> {
     let mut h = Header::default();
-    let mut block = [0u8; BLOCK];
     for n in 0..MAX_HEADER_BLOCKS {
-        if let Err(e) = r.read_exact(&mut block) {
+        let base = h.bytes.len();
+        h.bytes.resize(base + BLOCK, 0);
+        if let Err(e) = r.read_exact(&mut h.bytes[base..]) {
             return Err(if e.kind() == io::ErrorKind::UnexpectedEof {
-                bad(if n == 0 && h.cards.is_empty() {
+                bad(if n == 0 {
                     "no header"
                 } else {
                     "truncated header (no END card)"
@@ -180,44 +216,42 @@ fn read_one(r: &mut impl Read) -> io::Result<Header> {
                 e
             });
         }
-        for card in block.chunks_exact(80) {
-            if !card.is_ascii() {
-                return Err(bad("non-ASCII header card"));
-            }
-            // The chunk is ASCII, so this cannot fail.
-            let card = std::str::from_utf8(card).map_err(|_| bad("card"))?;
-            let key = card[..8].trim_end();
-            if key == "END" {
-                if !matches!(
-                    h.cards.first().map(|(k, _)| k.as_str()),
-                    Some("SIMPLE") | Some("XTENSION")
-                ) {
+        if !h.bytes[base..].is_ascii() {
+            return Err(bad("non-ASCII header card"));
+        }
+        for c in 0..BLOCK / 80 {
+            let at = base + c * 80;
+            let card = &h.bytes[at..at + 80];
+            let key_len = card[..8].trim_ascii_end().len();
+            let key = &card[..key_len];
+            if key == b"END" {
+                let first = h.index.first().map(|(k, _)| &h.bytes[k.clone()]);
+                if !matches!(first, Some(b"SIMPLE") | Some(b"XTENSION")) {
                     return Err(bad("first card is not SIMPLE or XTENSION"));
                 }
                 return Ok(h);
             }
-            if key.is_empty() || key == "COMMENT" || key == "HISTORY" || key == "CONTINUE" {
+            if key.is_empty() || key == b"COMMENT" || key == b"HISTORY" || key == b"CONTINUE" {
                 continue;
             }
-            if key == "HIERARCH" {
-                if let Some((k, v)) = card[8..].split_once('=') {
-                    h.cards.push((k.trim().to_string(), parse_value(v)));
+            if key == b"HIERARCH" {
+                if let Some(eq) = card[8..].iter().position(|&b| b == b'=') {
+                    let k = &card[8..8 + eq];
+                    let lead = k.len() - k.trim_ascii_start().len();
+                    let klen = k.trim_ascii().len();
+                    let ks = at + 8 + lead;
+                    h.index.push((ks..ks + klen, Some(at + 9 + eq..at + 80)));
                 }
                 continue;
             }
-            if &card[8..10] == "= " {
-                h.cards.push((key.to_string(), parse_value(&card[10..])));
-            } else {
-                h.cards.push((key.to_string(), HeaderValue::Undefined));
-            }
+            let value = (&card[8..10] == b"= ").then_some(at + 10..at + 80);
+            h.index.push((at..at + key_len, value));
         }
-        if n == 0
-            && !matches!(
-                h.cards.first().map(|(k, _)| k.as_str()),
-                Some("SIMPLE") | Some("XTENSION")
-            )
-        {
-            return Err(bad("first card is not SIMPLE or XTENSION"));
+        if n == 0 {
+            let first = h.index.first().map(|(k, _)| &h.bytes[k.clone()]);
+            if !matches!(first, Some(b"SIMPLE") | Some(b"XTENSION")) {
+                return Err(bad("first card is not SIMPLE or XTENSION"));
+            }
         }
     }
     Err(bad("header too long"))
@@ -228,15 +262,20 @@ fn read_one(r: &mut impl Read) -> io::Result<Header> {
 /// decoded.
 pub fn read_header(path: &Path, hdu: usize) -> io::Result<Header> {
     let mut f = File::open(path)?;
-    let mut magic = [0u8; 2];
-    let gz = f.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
-    drop(f);
-    let f = File::open(path)?;
-    if gz {
-        let mut r = BufReader::with_capacity(1 << 16, flate2::read::MultiGzDecoder::new(f));
+    let mut first = [0u8; 2];
+    let got = f.read(&mut first)?;
+    let got = if got == 1 {
+        1 + f.read(&mut first[1..])?
+    } else {
+        got
+    };
+    let head = io::Cursor::new(first[..got].to_vec());
+    if got == 2 && first == [0x1f, 0x8b] {
+        let mut r =
+            BufReader::with_capacity(1 << 16, flate2::read::MultiGzDecoder::new(head.chain(f)));
         read_hdu(&mut r, hdu)
     } else {
-        let mut r = BufReader::with_capacity(BLOCK * 8, f);
+        let mut r = head.chain(BufReader::with_capacity(BLOCK * 4, f));
         read_hdu(&mut r, hdu)
     }
 }
@@ -325,13 +364,15 @@ mod tests {
         let p = dir.path().join("t.fits");
         std::fs::write(&p, &b).unwrap();
         let h = read_header(&p, 0).unwrap();
-        assert_eq!(h.get("filter"), Some(&HeaderValue::Str("g".into())));
-        assert_eq!(h.get("EXPTIME"), Some(&HeaderValue::Float(15.0)));
-        assert_eq!(h.get("MJD"), Some(&HeaderValue::Float(51195.203552)));
-        assert_eq!(h.get("QUOTE"), Some(&HeaderValue::Str("it's".into())));
-        assert_eq!(h.get("LONG KEY"), Some(&HeaderValue::Int(3)));
+        assert_eq!(h.get("filter"), Some(HeaderValue::Str("g".into())));
+        assert_eq!(h.get("EXPTIME"), Some(HeaderValue::Float(15.0)));
+        assert_eq!(h.get("MJD"), Some(HeaderValue::Float(51195.203552)));
+        assert_eq!(h.get("QUOTE"), Some(HeaderValue::Str("it's".into())));
+        assert_eq!(h.get("LONG KEY"), Some(HeaderValue::Int(3)));
+        assert_eq!(h.len(), 9);
+        assert_eq!(h.cards()[4].0, "FILTER");
         let h1 = read_header(&p, 1).unwrap();
-        assert_eq!(h1.get("OBJECT").and_then(|v| v.as_str()), Some("x"));
+        assert_eq!(h1.get("OBJECT"), Some(HeaderValue::Str("x".into())));
         assert!(read_header(&p, 2).is_err());
         std::fs::write(&p, b"garbage").unwrap();
         assert!(read_header(&p, 0).is_err());

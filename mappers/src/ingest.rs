@@ -220,7 +220,7 @@ pub fn rows_from_headers(
                             format!("header card {} (for key {c:?}) is missing", rule.header),
                         )
                     })?;
-                row.push(convert(h, &rule.convert).map_err(|m| {
+                row.push(convert(&h, &rule.convert).map_err(|m| {
                     err(
                         path.display(),
                         format!("header card {} (for key {c:?}): {m}", rule.header),

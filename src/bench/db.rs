@@ -276,15 +276,25 @@ pub fn bench_server(
     let d_rows = write_through(&mut db, &small, &table)?;
     let rows_rate = rate(small.len(), d_rows);
 
-    create_table(&mut db, &table)?;
-    let mut tsv = DbTsvStorage::open_url(url, Some(auth.clone())).map_err(err)?;
-    tsv.set_temp_path(&cfg.work_dir);
-    tsv.set_save_temp(u.backend == Backend::Postgres);
-    let d_tsv = write_through(&mut tsv, cat, &table)?;
-    let tsv_rate = rate(cat.len(), d_tsv);
-    if count(&mut db, &table)? != cat.len() as i64 {
-        return Err(format!("{}: bulk load row count mismatch", u.backend));
+    // Bulk loads: best of two runs (the machine may be shared).
+    let mut d_tsv = Duration::MAX;
+    let mut tsv_file: Option<PathBuf> = None;
+    for _ in 0..2 {
+        create_table(&mut db, &table)?;
+        let mut tsv = DbTsvStorage::open_url(url, Some(auth.clone())).map_err(err)?;
+        tsv.set_temp_path(&cfg.work_dir);
+        tsv.set_save_temp(u.backend == Backend::Postgres);
+        d_tsv = d_tsv.min(write_through(&mut tsv, cat, &table)?);
+        if count(&mut db, &table)? != cat.len() as i64 {
+            return Err(format!("{}: bulk load row count mismatch", u.backend));
+        }
+        if let Some(f) = tsv.saved_files().first() {
+            if let Some(old) = tsv_file.replace(f.clone()) {
+                let _ = std::fs::remove_file(old);
+            }
+        }
     }
+    let tsv_rate = rate(cat.len(), d_tsv);
     let mut out = Vec::new();
     let (name, target) = match u.backend {
         Backend::Postgres => ("PostgreSQL DbTsvStorage (COPY) load", Target::AtLeast(10.0)),
@@ -302,51 +312,48 @@ pub fn bench_server(
     ));
 
     if u.backend == Backend::Postgres {
-        let tsv_file = tsv.saved_files().first().cloned();
         if let Some(file) = tsv_file {
             if daf_base::testing::have_program("psql") {
-                create_table(&mut db, &table)?;
-                let user = cfg.auth.lookup(&u.host, u.port).map_err(err)?.user.clone();
+                let entry = cfg.auth.lookup(&u.host, u.port).map_err(err)?.clone();
                 let cols = COLUMNS
                     .iter()
                     .map(|(c, _)| format!("\"{c}\""))
                     .collect::<Vec<_>>()
                     .join(", ");
-                let t = Instant::now();
-                let st = std::process::Command::new("psql")
-                    .args([
-                        "-X",
-                        "-q",
-                        "-v",
-                        "ON_ERROR_STOP=1",
-                        "-h",
-                        &u.host,
-                        "-p",
-                        &u.port.to_string(),
-                    ])
-                    .args(["-U", &user, "-d", &u.database, "-c"])
-                    .arg(format!(
-                        "\\copy \"{table}\" ({cols}) FROM '{}'",
-                        file.display()
-                    ))
-                    .env(
-                        "PGPASSWORD",
-                        &cfg.auth.lookup(&u.host, u.port).map_err(err)?.password,
-                    )
-                    .status()
-                    .map_err(err)?;
-                let d_psql = t.elapsed();
-                if st.success() && count(&mut db, &table)? == cat.len() as i64 {
-                    out.push(row(
-                        "PostgreSQL DbTsvStorage (COPY) load",
-                        tsv_rate,
-                        Some(rate(cat.len(), d_psql)),
-                        "psql \\copy of the same TSV",
-                        Target::AtLeast(0.7),
-                    ));
-                } else {
-                    return Err("psql \\copy failed".into());
+                let mut d_psql = Duration::MAX;
+                for _ in 0..2 {
+                    create_table(&mut db, &table)?;
+                    let t = Instant::now();
+                    let st = std::process::Command::new("psql")
+                        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", &u.host])
+                        .args([
+                            "-p",
+                            &u.port.to_string(),
+                            "-U",
+                            &entry.user,
+                            "-d",
+                            &u.database,
+                            "-c",
+                        ])
+                        .arg(format!(
+                            "\\copy \"{table}\" ({cols}) FROM '{}'",
+                            file.display()
+                        ))
+                        .env("PGPASSWORD", &entry.password)
+                        .status()
+                        .map_err(err)?;
+                    d_psql = d_psql.min(t.elapsed());
+                    if !st.success() || count(&mut db, &table)? != cat.len() as i64 {
+                        return Err("psql \\copy failed".into());
+                    }
                 }
+                out.push(row(
+                    "PostgreSQL DbTsvStorage (COPY) load",
+                    tsv_rate,
+                    Some(rate(cat.len(), d_psql)),
+                    "psql \\copy of the same TSV",
+                    Target::AtLeast(0.7),
+                ));
             }
             let _ = std::fs::remove_file(file);
         }

@@ -4,9 +4,14 @@
 //! same run (a plain `std::fs::read`, a hand-written SQL loop ...), never an
 //! absolute time, so figures stay meaningful on any machine.
 
+pub mod boost;
+pub mod butler;
 pub mod db;
 pub mod fits;
 pub mod foundation;
+pub mod harness;
+pub mod policy;
+pub mod registry;
 
 use std::time::{Duration, Instant};
 

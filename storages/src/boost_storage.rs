@@ -207,8 +207,8 @@ impl ArchiveStorage {
             // SAFETY: the file is opened read-only; daf writes archives by
             // renaming a new file over the path, never in place, so the
             // mapped file is not modified while mapped.
-            mapped =
-                unsafe { memmap2::Mmap::map(&file) }.map_err(|e| StorageError::io(&path, e))?;
+            mapped = unsafe { memmap2::MmapOptions::new().populate().map(&file) }
+                .map_err(|e| StorageError::io(&path, e))?;
             &mapped
         } else {
             owned = std::fs::read(&path).map_err(|e| StorageError::io(&path, e))?;

@@ -8,10 +8,14 @@
 //! Depends on `daf-base` only. Start reading at [`Storage`], then
 //! [`atomic::AtomicFile`] (how file storages make writes atomic) and
 //! [`LogicalLocation`] (LSST's `%04d(key)` location templates; parse once
-//! with [`LocationTemplate`] to fill many times). FITS lives in [`fits`]:
-//! [`fits::FitsStorage`] writes HDUs atomically and reads through
+//! with [`LocationTemplate`] to fill many times). Archives byte-compatible
+//! with C++ Boost.Serialization live in [`boost`] (the engine) and
+//! [`boost_storage`] ([`BoostStorage`], [`XmlStorage`]). FITS lives in
+//! [`fits`]: [`fits::FitsStorage`] writes HDUs atomically and reads through
 //! [`fits::FitsFile`], a memory-mapped scanner (gzip and tile-compressed
-//! files are inflated first; cfitsio handles the tiles).
+//! files are inflated first; cfitsio handles the tiles). The database
+//! storages ([`db::DbStorage`], [`db::DbTsvStorage`], credentials in
+//! [`db::DbAuth`]) live in [`db`].
 
 pub mod atomic;
 pub mod boost;

@@ -606,6 +606,60 @@ fn failed_tsv_load_leaves_table_as_it_was() {
     }
 }
 
+/// Duplicate keys: MariaDB's bulk path replaces the row (as `LOAD DATA ...
+/// REPLACE`); PostgreSQL `COPY` and SQLite inserts refuse the whole load.
+#[test]
+fn tsv_duplicate_keys_replace_on_mysql_and_fail_elsewhere() {
+    for t in targets() {
+        let mut tsv = t.tsv();
+        let table = unique("daf_dup");
+        let _d = Dropper(&t, table.clone());
+        let b = tsv.backend().unwrap();
+        let q = |n: &str| daf_storages::db::quote_ident(b, n).unwrap();
+        tsv.execute_sql(&format!(
+            "CREATE TABLE {} ({} BIGINT PRIMARY KEY, {} VARCHAR(20))",
+            q(&table),
+            q("id"),
+            q("s")
+        ))
+        .unwrap();
+        for (rows, label) in [
+            (vec![(1_i64, "old"), (2, "two")], "first"),
+            (vec![(1, "new"), (3, "three")], "second"),
+        ] {
+            tsv.start_transaction().unwrap();
+            tsv.set_table_for_insert(&table).unwrap();
+            for (id, s) in rows {
+                tsv.set_column("id", id).unwrap();
+                tsv.set_column("s", s).unwrap();
+                tsv.insert_row().unwrap();
+            }
+            let r = tsv.prepare_commit();
+            if label == "second" && b != daf_storages::db::Backend::Mysql {
+                assert!(r.is_err(), "{}: duplicate key must fail the load", t.url);
+                tsv.abort_transaction().unwrap();
+            } else {
+                r.unwrap();
+                tsv.end_transaction().unwrap();
+            }
+        }
+        tsv.set_table_for_query(&table).unwrap();
+        tsv.out_column("s").unwrap();
+        tsv.order_by("id").unwrap();
+        tsv.query().unwrap();
+        let mut got = Vec::new();
+        while tsv.next().unwrap() {
+            got.push(tsv.get_column_by_pos::<String>(0).unwrap());
+        }
+        tsv.finish_query();
+        if b == daf_storages::db::Backend::Mysql {
+            assert_eq!(got, ["new", "two", "three"]);
+        } else {
+            assert_eq!(got, ["old", "two"], "{}", t.url);
+        }
+    }
+}
+
 #[test]
 fn persistence_protocol_through_the_registry() {
     for t in targets() {
@@ -635,6 +689,61 @@ fn persistence_protocol_through_the_registry() {
             s.end_transaction().unwrap();
         }
         assert_eq!(count(&mut db, &table), 2);
+    }
+}
+
+#[test]
+fn tsv_policy_temp_path_and_save_temp() {
+    for t in targets() {
+        let table = unique("daf_pol");
+        let _d = Dropper(&t, table.clone());
+        let mut db = t.db();
+        create(&mut db, &table, &[("id", DbKind::I64)], "");
+        let keep = tempfile::tempdir().unwrap();
+        let mut policy = daf_base::Policy::new();
+        policy
+            .set("TempPath", keep.path().display().to_string())
+            .unwrap();
+        policy.set("SaveTemp", true).unwrap();
+        let mut s = DbTsvStorage::with_auth(t.auth.clone());
+        s.set_policy(Some(&policy)).unwrap();
+        s.set_persist_location(&LogicalLocation::literal(&t.url))
+            .unwrap();
+        s.start_transaction().unwrap();
+        s.set_table_for_insert(&table).unwrap();
+        s.set_column("id", 42_i64).unwrap();
+        s.insert_row().unwrap();
+        s.prepare_commit().unwrap();
+        s.end_transaction().unwrap();
+        let files: Vec<_> = std::fs::read_dir(keep.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert_eq!(std::fs::read_to_string(&files[0]).unwrap(), "42\n");
+        // Without SaveTemp the file is gone after commit (and after abort).
+        let mut policy = daf_base::Policy::new();
+        policy
+            .set("TempPath", keep.path().display().to_string())
+            .unwrap();
+        let mut s = DbTsvStorage::with_auth(t.auth.clone());
+        s.set_policy(Some(&policy)).unwrap();
+        s.set_persist_location(&LogicalLocation::literal(&t.url))
+            .unwrap();
+        for commit in [true, false] {
+            s.start_transaction().unwrap();
+            s.set_table_for_insert(&table).unwrap();
+            s.set_column("id", 7_i64).unwrap();
+            s.insert_row().unwrap();
+            if commit {
+                s.prepare_commit().unwrap();
+                s.end_transaction().unwrap();
+            } else {
+                s.abort_transaction().unwrap();
+            }
+            assert_eq!(std::fs::read_dir(keep.path()).unwrap().count(), 1);
+        }
+        assert_eq!(count(&mut db, &table), 2, "{}", t.url);
     }
 }
 

@@ -83,6 +83,12 @@ proptest! {
             }
         }
     }
+}
+
+proptest! {
+    // Spec-shaped templates (generation is slow in debug builds; the
+    // 10,000-case bad-input suite is `arbitrary_input_never_panics`).
+    #![proptest_config(ProptestConfig::with_cases(3_000))]
 
     #[test]
     fn substitution_shaped_garbage_never_panics(t in "([a-z/]{0,3}%[-+ 0#]{0,2}[0-9]{0,5}(\\.[0-9]{0,5})?[a-zA-Z%(]?\\((a|b|x|n|zz)\\)){0,4}") {

@@ -216,14 +216,17 @@ pub(crate) fn build_select(
         sql.push_str(validate_identifier(&r.end_column)?);
         sql.push('"');
     }
-    sql.push_str(" ORDER BY ");
-    for i in 1..=query.properties.len() {
-        if i > 1 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&i.to_string());
-    }
+    // No ORDER BY: SQLite would sort through a temporary b-tree even for the
+    // single row of a completion; rows are sorted by [`sort_rows`] instead.
     Ok(sql)
+}
+
+/// Sorts rows into the stable order every backend returns (integers and
+/// floats by value, before strings; strings bytewise).
+pub fn sort_rows(rows: &mut [Row]) {
+    if rows.len() > 1 {
+        rows.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    }
 }
 
 /// Opens the registry at `path` the way a Gen2 repository names it:

@@ -166,7 +166,7 @@ impl Registry for PosixRegistry {
             }
             rows.push(row);
         }
-        rows.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        super::sort_rows(&mut rows);
         rows.dedup();
         Ok(rows)
     }

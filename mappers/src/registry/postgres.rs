@@ -205,7 +205,8 @@ impl Registry for PgRegistry {
             .runtime
             .block_on(q.fetch_all(&self.pool))
             .map_err(|x| self.e(x))?;
-        rows.iter()
+        let mut out = rows
+            .iter()
             .map(|row| {
                 query
                     .properties
@@ -214,7 +215,9 @@ impl Registry for PgRegistry {
                     .map(|(i, p)| decode(row, i, p).map_err(|m| self.e(m)))
                     .collect()
             })
-            .collect()
+            .collect::<Result<Vec<Row>, MapperError>>()?;
+        super::sort_rows(&mut out);
+        Ok(out)
     }
 
     fn columns(&self, table: &str) -> Result<Vec<String>, MapperError> {

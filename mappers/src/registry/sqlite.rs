@@ -193,6 +193,7 @@ impl Registry for SqliteRegistry {
             }
             out.push(r);
         }
+        super::sort_rows(&mut out);
         Ok(out)
     }
 

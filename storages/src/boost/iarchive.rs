@@ -82,7 +82,7 @@ pub struct IArchive<'a> {
     version: u16,
     header: bool,
     classes: Vec<RClass>,
-    by_type: HashMap<TypeId, usize>,
+    by_type: TypeTable,
     objects: Vec<Option<Box<dyn Any>>>,
     exports: Exports,
     attrs: Vec<(String, String)>,
@@ -117,7 +117,7 @@ impl<'a> IArchive<'a> {
             version,
             header,
             classes: Vec::new(),
-            by_type: HashMap::new(),
+            by_type: TypeTable::default(),
             objects: Vec::new(),
             exports: Exports::default(),
             attrs: Vec::new(),
@@ -802,9 +802,10 @@ impl<'a> IArchive<'a> {
                 self.push_class(Some(tid), None, tracked, version)?
             }
         };
-        let RClass {
-            tracked, version, ..
-        } = self.classes[cid].clone();
+        let (tracked, version) = {
+            let c = &self.classes[cid];
+            (c.tracked, c.version)
+        };
         self.check_class_version(info, version)?;
         let mut oid = None;
         if tracked {
@@ -1028,6 +1029,27 @@ impl std::fmt::Debug for IArchive<'_> {
             .field("version", &self.version)
             .field("pos", &self.pos)
             .finish()
+    }
+}
+
+/// Class ids by Rust type: a short list searched linearly (archives hold a
+/// handful of classes, and this beats hashing on the per-object path).
+#[derive(Debug, Default)]
+pub(crate) struct TypeTable(Vec<(TypeId, usize)>);
+
+impl TypeTable {
+    pub(crate) fn get(&self, t: &TypeId) -> Option<&usize> {
+        self.0.iter().find(|(k, _)| k == t).map(|(_, v)| v)
+    }
+    pub(crate) fn contains_key(&self, t: &TypeId) -> bool {
+        self.get(t).is_some()
+    }
+    pub(crate) fn insert(&mut self, t: TypeId, v: usize) -> Option<usize> {
+        if let Some(e) = self.0.iter_mut().find(|(k, _)| *k == t) {
+            return Some(std::mem::replace(&mut e.1, v));
+        }
+        self.0.push((t, v));
+        None
     }
 }
 

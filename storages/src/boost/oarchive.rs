@@ -47,7 +47,7 @@ pub struct OArchive<'a> {
     sink: Option<&'a mut dyn Write>,
     delim: Delim,
     xml: Vec<XmlFrame>,
-    classes: HashMap<TypeId, i16>,
+    classes: Vec<(TypeId, i16)>,
     next_cid: i16,
     objects: HashMap<(usize, TypeId), (u32, bool)>,
     next_oid: u32,
@@ -84,7 +84,7 @@ impl<'a> OArchive<'a> {
             sink,
             delim: Delim::None,
             xml: Vec::new(),
-            classes: HashMap::new(),
+            classes: Vec::new(),
             next_cid: 0,
             objects: HashMap::new(),
             next_oid: 0,
@@ -413,16 +413,19 @@ impl<'a> OArchive<'a> {
     // ---- class bookkeeping -----------------------------------------------
 
     fn register(&mut self, tid: TypeId) -> (i16, bool) {
-        if let Some(&cid) = self.classes.get(&tid) {
+        if let Some(&(_, cid)) = self.classes.iter().find(|(t, _)| *t == tid) {
             return (cid, false);
         }
         let cid = self.next_cid;
         self.next_cid = self.next_cid.wrapping_add(1);
-        self.classes.insert(tid, cid);
+        self.classes.push((tid, cid));
         (cid, true)
     }
 
     fn is_tracked(&self, tid: TypeId, info: &ClassInfo) -> bool {
+        if self.tracking.is_empty() {
+            return info.tracked;
+        }
         self.tracking.get(&tid).copied().unwrap_or(info.tracked)
     }
 

@@ -149,12 +149,16 @@ impl DbAuth {
         }
         let f: File = serde_norway::from_str(text).map_err(|e| DbError::AuthFile {
             path: PathBuf::from("<yaml>"),
-            // serde_norway messages quote the offending token at most, never whole values;
-            // still, drop anything after the first line.
-            reason: format!(
-                "not a database.authInfo YAML list: {}",
-                e.to_string().lines().next().unwrap_or("")
-            ),
+            // Only the position: a parser message may quote a value, and
+            // values here can be passwords.
+            reason: match e.location() {
+                Some(l) => format!(
+                    "not a database.authInfo list of host, port, user, password (line {}, column {})",
+                    l.line(),
+                    l.column()
+                ),
+                None => "not a database.authInfo list of host, port, user, password".into(),
+            },
         })?;
         let mut auth = DbAuth::new();
         for e in f.database.auth_info {
@@ -266,6 +270,12 @@ mod tests {
         assert_eq!((e.user.as_str(), e.password.as_str()), ("bob", "pw1"));
         assert!(!format!("{a:?}").contains("pw1"));
         assert!(DbAuth::from_yaml_str("database: 3").is_err());
+        let e = DbAuth::from_yaml_str(
+            "database:\n  authInfo:\n    - {host: h, port: p4ssw0rd, user: u}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(!e.contains("p4ssw0rd") && e.contains("line"), "{e}");
     }
 
     #[cfg(unix)]

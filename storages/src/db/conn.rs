@@ -534,6 +534,17 @@ fn my_value(r: &sqlx::mysql::MySqlRow, i: usize, t: &str) -> Result<DbValue, sql
         "VARCHAR" | "CHAR" | "TEXT" | "TINYTEXT" | "MEDIUMTEXT" | "LONGTEXT" | "ENUM" => {
             get!(String, String)
         }
+        // Text with a binary collation (`utf8mb4_bin`) is reported as binary.
+        "BLOB" | "TINYBLOB" | "MEDIUMBLOB" | "LONGBLOB" | "VARBINARY" | "BINARY" => {
+            match r.try_get::<Option<Vec<u8>>, _>(i)? {
+                None => DbValue::Null,
+                Some(b) => DbValue::String(String::from_utf8(b).map_err(|_| {
+                    sqlx::Error::Decode(
+                        format!("column {i} holds binary data that is not UTF-8 text").into(),
+                    )
+                })?),
+            }
+        }
         "NULL" => DbValue::Null,
         other => {
             return Err(sqlx::Error::Decode(

@@ -251,38 +251,57 @@ impl DbTsvStorage {
             t.vals = vals;
             return Err(e.into());
         }
-        if t.cats.len() < vals.len() {
-            t.cats.resize(vals.len(), None);
-        }
-        t.line.clear();
-        for (i, v) in vals.iter().enumerate() {
-            if i > 0 {
-                t.line.push(b'\t');
-            }
-            v.write_tsv(&mut t.line);
-            if let Some(c) = cat_of(v) {
-                t.cats[i] = match (t.cats[i], c) {
-                    (None, c) => Some(c),
-                    (Some(a), b) if a == b => Some(a),
-                    (Some(Cat::F32 | Cat::F64), Cat::F32 | Cat::F64) => Some(Cat::F64),
-                    (Some(a), b) => {
-                        let column = t.row.cols[i].clone();
-                        t.vals = vals;
-                        return Err(DbError::State(format!(
-                            "column {column} of table {}: a {b:?} value after {a:?} values",
-                            t.row.table
-                        ))
-                        .into());
-                    }
-                };
-            }
-        }
-        t.line.push(b'\n');
-        let r = t.out.write_all(&t.line);
+        let r = write_line(t, &vals);
         vals.clear();
         t.vals = vals;
-        t.rows += 1;
-        r.map_err(|e| tsv_err(t.file.path(), e))
+        r
+    }
+
+    /// Appends `n` rows for `table` in one go: `columns` names the columns
+    /// (the same for every row, and for rows added by `insert_row`), and
+    /// `fill(i, row)` pushes row `i`'s values in column order.
+    pub fn insert_rows(
+        &mut self,
+        table: &str,
+        columns: &[&str],
+        n: usize,
+        mut fill: impl FnMut(usize, &mut Vec<DbValue>) -> Result<()>,
+    ) -> Result<u64> {
+        self.set_table_for_insert(table)?;
+        let t = self.table_mut()?;
+        if t.row.fixed {
+            if t.row.cols.len() != columns.len()
+                || t.row.cols.iter().zip(columns).any(|(a, b)| a != b)
+            {
+                return Err(DbError::State(format!(
+                    "insert_rows into {table}: columns {columns:?} differ from the table's earlier rows {:?}",
+                    t.row.cols
+                ))
+                .into());
+            }
+        } else {
+            for c in columns {
+                validate_ident(c).map_err(StorageError::from)?;
+            }
+            t.row.cols = columns.iter().map(|c| c.to_string()).collect();
+            t.row.vals = vec![None; columns.len()];
+            t.row.fixed = true;
+        }
+        let mut row = Vec::with_capacity(columns.len());
+        for i in 0..n {
+            row.clear();
+            fill(i, &mut row)?;
+            if row.len() != columns.len() {
+                return Err(DbError::State(format!(
+                    "insert_rows into {table}: row {i} has {} values for {} columns",
+                    row.len(),
+                    columns.len()
+                ))
+                .into());
+            }
+            write_line(t, &row)?;
+        }
+        Ok(n as u64)
     }
 
     fn load_all(&mut self) -> Result<()> {
@@ -393,6 +412,39 @@ impl DbTsvStorage {
             }
         }
     }
+}
+
+/// Appends one row to the table's TSV file, tracking each column's kind.
+fn write_line(t: &mut TsvTable, vals: &[DbValue]) -> Result<()> {
+    if t.cats.len() < vals.len() {
+        t.cats.resize(vals.len(), None);
+    }
+    t.line.clear();
+    for (i, v) in vals.iter().enumerate() {
+        if i > 0 {
+            t.line.push(b'\t');
+        }
+        v.write_tsv(&mut t.line);
+        if let Some(c) = cat_of(v) {
+            t.cats[i] = match (t.cats[i], c) {
+                (None, c) => Some(c),
+                (Some(a), b) if a == b => Some(a),
+                (Some(Cat::F32 | Cat::F64), Cat::F32 | Cat::F64) => Some(Cat::F64),
+                (Some(a), b) => {
+                    return Err(DbError::State(format!(
+                        "column {} of table {}: a {b:?} value after {a:?} values",
+                        t.row.cols[i], t.row.table
+                    ))
+                    .into());
+                }
+            };
+        }
+    }
+    t.line.push(b'\n');
+    t.rows += 1;
+    t.out
+        .write_all(&t.line)
+        .map_err(|e| tsv_err(t.file.path(), e))
 }
 
 /// Reads a TSV file written by [`DbTsvStorage`] back into typed rows.

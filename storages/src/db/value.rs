@@ -67,18 +67,46 @@ impl DbValue {
     /// Writes the value in PostgreSQL/MySQL text-TSV form (`\N` for NULL;
     /// backslash, tab, newline and carriage return escaped).
     pub fn write_tsv(&self, out: &mut Vec<u8>) {
-        use std::io::Write;
+        let mut ib = itoa::Buffer::new();
+        let mut fb = ryu::Buffer::new();
         match self {
             DbValue::Null => out.extend_from_slice(b"\\N"),
             DbValue::Bool(b) => out.push(if *b { b'1' } else { b'0' }),
-            DbValue::I8(v) => write!(out, "{v}").expect("vec write"),
-            DbValue::I16(v) => write!(out, "{v}").expect("vec write"),
-            DbValue::I32(v) => write!(out, "{v}").expect("vec write"),
-            DbValue::I64(v) => write!(out, "{v}").expect("vec write"),
-            DbValue::F32(v) => write!(out, "{v:?}").expect("vec write"),
-            DbValue::F64(v) => write!(out, "{v:?}").expect("vec write"),
+            DbValue::I8(v) => out.extend_from_slice(ib.format(*v).as_bytes()),
+            DbValue::I16(v) => out.extend_from_slice(ib.format(*v).as_bytes()),
+            DbValue::I32(v) => out.extend_from_slice(ib.format(*v).as_bytes()),
+            DbValue::I64(v) => out.extend_from_slice(ib.format(*v).as_bytes()),
+            // Shortest text that parses back to the same value.
+            DbValue::F32(v) if v.is_finite() => {
+                out.extend_from_slice(fb.format_finite(*v).as_bytes())
+            }
+            DbValue::F64(v) if v.is_finite() => {
+                out.extend_from_slice(fb.format_finite(*v).as_bytes())
+            }
+            DbValue::F32(_) | DbValue::F64(_) => {
+                let v = match *self {
+                    DbValue::F32(x) => f64::from(x),
+                    DbValue::F64(x) => x,
+                    _ => unreachable!(),
+                };
+                out.extend_from_slice(if v.is_nan() {
+                    b"NaN"
+                } else if v > 0.0 {
+                    b"Infinity"
+                } else {
+                    b"-Infinity"
+                });
+            }
             DbValue::String(s) => {
-                for &b in s.as_bytes() {
+                let bytes = s.as_bytes();
+                if !bytes
+                    .iter()
+                    .any(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r'))
+                {
+                    out.extend_from_slice(bytes);
+                    return;
+                }
+                for &b in bytes {
                     match b {
                         b'\\' => out.extend_from_slice(b"\\\\"),
                         b'\t' => out.extend_from_slice(b"\\t"),

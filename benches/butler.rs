@@ -1,0 +1,59 @@
+//! Criterion benches of the butler (see `daf::bench::butler`): get and put
+//! of a small dataset with their plain-file references, get_many and ingest.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use daf::bench::butler as b;
+
+fn get_put(c: &mut Criterion) {
+    let env = b::setup();
+    let mut g = c.benchmark_group("butler_get");
+    g.bench_function("butler.get small PropertySet", |x| {
+        x.iter(|| b::get_once(&env))
+    });
+    g.bench_function("reference std::fs::read", |x| x.iter(|| b::read_once(&env)));
+    g.finish();
+    let mut g = c.benchmark_group("butler_put");
+    g.sample_size(20);
+    g.bench_function("butler.put small PropertySet", |x| {
+        x.iter(|| b::put_once(&env))
+    });
+    g.bench_function("reference temp+fsync+rename", |x| {
+        x.iter(|| b::write_once(&env))
+    });
+    g.finish();
+}
+
+fn many(c: &mut Criterion) {
+    let env = b::setup();
+    let n = 10_000;
+    let ids = b::fill(&env, n);
+    let mut g = c.benchmark_group("butler_many");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function("get_many 10000", |x| {
+        x.iter(|| {
+            env.butler
+                .get_many::<daf::base::PropertySet>("meta", &ids, &Default::default())
+        })
+    });
+    let files = b::make_fits(&env.dir.path().join("src"), n);
+    let mut k = 0;
+    g.bench_function("ingest 10000 FITS (hardlink)", |x| {
+        x.iter_custom(|iters| {
+            let mut total = std::time::Duration::ZERO;
+            for _ in 0..iters {
+                k += 1;
+                total += std::time::Duration::from_secs_f64(b::ingest_secs(
+                    &env,
+                    &files,
+                    &k.to_string(),
+                ));
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, get_put, many);
+criterion_main!(benches);

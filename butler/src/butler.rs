@@ -1,0 +1,1153 @@
+//! [`Butler`]: get, put and query datasets by (dataset type, data id) over a
+//! chain of repositories.
+//!
+//! Each repository has its own [`Mapper`] (made by a [`MapperFactory`] you
+//! pass) and its own [`FileRegistry`]. A read searches the repositories in
+//! order (outputs, then inputs, each followed by its parents); in each one
+//! the file registry is asked first (so files of any name are found by data
+//! id, and a `run` can be chosen), then the mapper's templated path.
+//!
+//! ## Writes
+//! A put maps the data id in every output, refuses to replace an existing
+//! dataset unless `clobber` or `backup` is set, and writes through
+//! [`Persistence`] (temporary file, fsync, rename). The order is:
+//! 1. backup (if asked): the old file is hard-linked to `path~N`;
+//! 2. the storages write a temporary file, fsync it and rename it over the
+//!    final path (all or nothing);
+//! 3. the file is checksummed and its registry row inserted in one
+//!    transaction.
+//!
+//! A failure in step 2 leaves no new file and no row (the old file, if any,
+//! is untouched). A failure in step 3 removes the new file and puts the
+//! backup back. Only a crash between the rename and the registry commit can
+//! leave a file without a row; `daf verify` does not list it and a re-put
+//! with `clobber` repairs it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use daf_base::{DataId, DataIdValue, PropertySet};
+use daf_formatters::{FormatterError, Persistable, Persistence};
+use daf_mappers::{
+    open_registry, ButlerLocation, CameraMapper, CameraMapperOptions, KeyType, Mapper, MapperError,
+    MapperPolicy,
+};
+use daf_storages::LogicalLocation;
+use rayon::prelude::*;
+
+use crate::error::ButlerError;
+use crate::file_registry::{checksum_file, now_ns, value_eq, DatasetRecord, FileRegistry};
+use crate::repository::{Repository, RepositoryArgs, RepositorySet};
+use crate::simple_mapper::SimpleMapper;
+
+/// Makes the mapper of one repository.
+pub type MapperFactory =
+    Arc<dyn Fn(&Repository) -> Result<Arc<dyn Mapper>, ButlerError> + Send + Sync>;
+
+/// The default mapper factory: [`camera_mapper_factory`] with no named
+/// policies and no fallback policy.
+pub fn default_mapper_factory() -> MapperFactory {
+    camera_mapper_factory(BTreeMap::new(), None)
+}
+
+/// A mapper factory that builds
+/// * a [`SimpleMapper`] (from the repository's mapper arguments) for
+///   repositories whose mapper is `SimpleMapper` or unnamed;
+/// * a [`CameraMapper`] for any other mapper name, from the policy named by
+///   the repository's `mapperArgs.policy` (relative to its root), else the
+///   policy `policies` gives for the mapper name, else `fallback`. A
+///   repository without a registry of its own uses the first registry found
+///   among its parents (depth-first), as Gen2 did.
+pub fn camera_mapper_factory(
+    policies: BTreeMap<String, PathBuf>,
+    fallback: Option<PathBuf>,
+) -> MapperFactory {
+    Arc::new(move |repo: &Repository| {
+        let name = match repo.cfg.mapper.as_deref() {
+            None | Some("SimpleMapper") => {
+                return Ok(Arc::new(
+                    SimpleMapper::from_args(&repo.cfg.mapper_args)?.with_root(&repo.root),
+                ) as Arc<dyn Mapper>)
+            }
+            Some(n) => n,
+        };
+        let policy_path = repo
+            .cfg
+            .mapper_args
+            .get("policy")
+            .and_then(|v| v.as_str())
+            .map(|p| repo.root.join(p))
+            .or_else(|| policies.get(name).cloned())
+            .or_else(|| fallback.clone())
+            .ok_or_else(|| {
+                ButlerError::repo(
+                    &repo.root,
+                    format!(
+                        "no mapper policy for mapper {name:?}; set mapperArgs.policy in its {} \
+                         (daf create --policy) or pass a policy for it",
+                        crate::repository::CFG_FILE
+                    ),
+                )
+            })?;
+        let policy = MapperPolicy::load(&policy_path, None)?;
+        let mut opts = CameraMapperOptions::default();
+        let own = policy.registry_path.is_some()
+            || repo.root.join("registry.sqlite3").is_file()
+            || repo.root.join("registry.pgsql").is_file();
+        if !own {
+            if let Some(p) = parent_registry(repo, 0) {
+                opts.registry = Some(open_registry(&p)?);
+            }
+        }
+        Ok(Arc::new(CameraMapper::open(policy, &repo.root, opts)?) as Arc<dyn Mapper>)
+    })
+}
+
+/// The first `registry.sqlite3` / `registry.pgsql` among the parents of
+/// `repo`, depth-first.
+fn parent_registry(repo: &Repository, depth: usize) -> Option<PathBuf> {
+    if depth > 32 {
+        return None;
+    }
+    for p in &repo.parents {
+        for n in ["registry.pgsql", "registry.sqlite3"] {
+            if p.join(n).is_file() {
+                return Some(p.join(n));
+            }
+        }
+        if let Ok(parent) = Repository::open(p, crate::repository::Mode::Read) {
+            if let Some(found) = parent_registry(&parent, depth + 1) {
+                return Some(found);
+            }
+        }
+    }
+    None
+}
+
+/// Origin of a bounding box for cut-out reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Coordinates in the parent image's system.
+    Parent,
+    /// Coordinates relative to the image's own corner.
+    Local,
+}
+
+/// Options of a read.
+#[derive(Debug, Clone, Default)]
+pub struct GetOptions {
+    /// Read this run's dataset (default: the newest).
+    pub run: Option<String>,
+    /// Read parameters handed to the formatter as additional data.
+    pub params: PropertySet,
+}
+
+impl GetOptions {
+    /// Reads from `run`.
+    pub fn run(mut self, run: impl Into<String>) -> Self {
+        self.run = Some(run.into());
+        self
+    }
+    /// Reads only the box with lower-left corner (`x`, `y`) and size
+    /// `width` × `height` (additional data `llcX`, `llcY`, `width`, `height`,
+    /// `imageOrigin`).
+    pub fn bbox(mut self, x: i32, y: i32, width: i32, height: i32, origin: Origin) -> Self {
+        let p = &mut self.params;
+        let _ = p.set("llcX", x);
+        let _ = p.set("llcY", y);
+        let _ = p.set("width", width);
+        let _ = p.set("height", height);
+        let _ = p.set(
+            "imageOrigin",
+            match origin {
+                Origin::Parent => "PARENT",
+                Origin::Local => "LOCAL",
+            },
+        );
+        self
+    }
+}
+
+/// Options of a write.
+#[derive(Debug, Clone, Default)]
+pub struct PutOptions {
+    /// Replace an existing dataset.
+    pub clobber: bool,
+    /// Replace an existing dataset, keeping the old file as `path~N`.
+    pub backup: bool,
+    /// The run to record (default: the butler's run, else none). A named
+    /// run's files go under `<run>/` in the repository.
+    pub run: Option<String>,
+}
+
+impl PutOptions {
+    /// Overwrite an existing dataset.
+    pub fn clobber() -> Self {
+        PutOptions {
+            clobber: true,
+            ..Default::default()
+        }
+    }
+    /// Overwrite, keeping a backup.
+    pub fn backup() -> Self {
+        PutOptions {
+            backup: true,
+            ..Default::default()
+        }
+    }
+    /// Record under `run`.
+    pub fn run(mut self, run: impl Into<String>) -> Self {
+        self.run = Some(run.into());
+        self
+    }
+}
+
+/// Builds a [`Butler`].
+#[derive(Default)]
+pub struct ButlerBuilder {
+    inputs: Vec<RepositoryArgs>,
+    outputs: Vec<RepositoryArgs>,
+    factory: Option<MapperFactory>,
+    persistence: Option<Persistence>,
+    run: Option<String>,
+}
+
+impl ButlerBuilder {
+    /// Adds a read-only input repository.
+    pub fn input(mut self, args: impl Into<RepositoryArgs>) -> Self {
+        self.inputs.push(args.into());
+        self
+    }
+    /// Adds a writable output repository (created if missing).
+    pub fn output(mut self, args: impl Into<RepositoryArgs>) -> Self {
+        self.outputs.push(args.into());
+        self
+    }
+    /// The mapper factory (default: [`default_mapper_factory`]).
+    pub fn mapper_factory(mut self, f: MapperFactory) -> Self {
+        self.factory = Some(f);
+        self
+    }
+    /// The persistence (default: built-in formatters and storages).
+    pub fn persistence(mut self, p: Persistence) -> Self {
+        self.persistence = Some(p);
+        self
+    }
+    /// The default run of puts.
+    pub fn run(mut self, run: impl Into<String>) -> Self {
+        self.run = Some(run.into());
+        self
+    }
+    /// Opens the repositories and makes the butler.
+    pub fn build(self) -> Result<Butler, ButlerError> {
+        if self.inputs.is_empty() && self.outputs.is_empty() {
+            return Err(ButlerError::repo(
+                ".",
+                "a butler needs at least one input or output repository",
+            ));
+        }
+        let repos = RepositorySet::resolve(&self.inputs, &self.outputs)?;
+        let factory = self.factory.unwrap_or_else(default_mapper_factory);
+        let mut mappers = Vec::new();
+        let mut registries = Vec::new();
+        for (i, r) in repos.search.iter().enumerate() {
+            mappers.push(factory(r)?);
+            let writable = repos.outputs.contains(&i);
+            registries.push(FileRegistry::open(&r.root, writable)?.map(Mutex::new));
+        }
+        let persistence = self.persistence.unwrap_or_else(|| {
+            Persistence::new(
+                daf_base::Policy::new(),
+                daf_formatters::FormatterRegistry::with_defaults(),
+                daf_storages::StorageRegistry::with_defaults(),
+            )
+        });
+        Ok(Butler {
+            repos,
+            mappers,
+            registries,
+            persistence,
+            aliases: BTreeMap::new(),
+            run: self.run,
+        })
+    }
+}
+
+/// The data butler. See the [module docs](self).
+///
+/// ```
+/// use daf_base::{data_id, PropertySet};
+/// use daf_butler::{Butler, simple_mapper::{SimpleMapper, SimpleDataset}, Repository};
+/// let dir = tempfile::tempdir().unwrap();
+/// let mapper = SimpleMapper::new([("meta",
+///     SimpleDataset::new("meta/v%(visit)d.json", "PropertySet", "JsonStorage"))]).unwrap();
+/// Repository::create(&dir.path().join("repo"), Some("SimpleMapper"), mapper.to_args(), &[]).unwrap();
+/// let butler = Butler::builder()
+///     .output(dir.path().join("repo"))
+///     .persistence(daf_butler::testing::json_persistence())
+///     .build().unwrap();
+/// let mut ps = PropertySet::new();
+/// ps.set("exptime", 15.0).unwrap();
+/// butler.put(&ps, "meta", &data_id!{visit: 1}).unwrap();
+/// let back: PropertySet = butler.get("meta", &data_id!{visit: 1}).unwrap();
+/// assert_eq!(back.get::<f64>("exptime").unwrap(), 15.0);
+/// ```
+pub struct Butler {
+    repos: RepositorySet,
+    mappers: Vec<Arc<dyn Mapper>>,
+    registries: Vec<Option<Mutex<FileRegistry>>>,
+    persistence: Persistence,
+    aliases: BTreeMap<String, String>,
+    run: Option<String>,
+}
+
+impl std::fmt::Debug for Butler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Butler")
+            .field("repositories", &self.repos.roots())
+            .field("outputs", &self.repos.outputs)
+            .field("aliases", &self.aliases)
+            .field("run", &self.run)
+            .finish()
+    }
+}
+
+/// Where a dataset was found.
+#[derive(Debug, Clone)]
+pub struct Located {
+    /// Index of the repository in search order.
+    pub repo: usize,
+    /// The location, with `root` set to the repository root and (for files
+    /// found through the file registry) the recorded path.
+    pub location: ButlerLocation,
+    /// The registry row, if the file registry answered.
+    pub record: Option<DatasetRecord>,
+}
+
+fn strip_hdu(loc: &str) -> &str {
+    if loc.ends_with(']') {
+        if let Some(i) = loc.rfind('[') {
+            return &loc[..i];
+        }
+    }
+    loc
+}
+
+fn lock(m: &Mutex<FileRegistry>) -> MutexGuard<'_, FileRegistry> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Butler {
+    /// A builder.
+    pub fn builder() -> ButlerBuilder {
+        ButlerBuilder::default()
+    }
+
+    /// The repositories in search order.
+    pub fn repositories(&self) -> &[Repository] {
+        &self.repos.search
+    }
+
+    /// Indices (into [`Butler::repositories`]) of the outputs.
+    pub fn output_indices(&self) -> &[usize] {
+        &self.repos.outputs
+    }
+
+    /// The mapper of repository `i`.
+    pub fn mapper(&self, i: usize) -> &Arc<dyn Mapper> {
+        &self.mappers[i]
+    }
+
+    /// The persistence used for reads and writes.
+    pub fn persistence(&self) -> &Persistence {
+        &self.persistence
+    }
+
+    /// The default run of puts.
+    pub fn default_run(&self) -> Option<&str> {
+        self.run.as_deref()
+    }
+
+    /// The file registry of repository `i`, locked, if it has one.
+    pub fn registry(&self, i: usize) -> Option<MutexGuard<'_, FileRegistry>> {
+        self.registries.get(i)?.as_ref().map(lock)
+    }
+
+    /// Every dataset type the mappers define, sorted and de-duplicated.
+    pub fn dataset_types(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .mappers
+            .iter()
+            .flat_map(|m| m.dataset_types())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    // ----- aliases -----
+
+    /// Defines `@alias` (the `@` is added if missing) for `dataset_type`.
+    /// An alias may not contain `@` after its first character, the target
+    /// may not contain `@`, and one alias may not be a prefix of another.
+    pub fn define_alias(&mut self, alias: &str, dataset_type: &str) -> Result<(), ButlerError> {
+        let alias = if alias.starts_with('@') {
+            alias.to_string()
+        } else {
+            format!("@{alias}")
+        };
+        if alias.len() < 2 || alias[1..].contains('@') {
+            return Err(ButlerError::Alias(format!(
+                "{alias:?}: '@' is allowed only as the first character"
+            )));
+        }
+        if dataset_type.contains('@') {
+            return Err(ButlerError::Alias(format!(
+                "target {dataset_type:?} may not contain '@'"
+            )));
+        }
+        for existing in self.aliases.keys() {
+            if existing != &alias && (existing.starts_with(&alias) || alias.starts_with(existing)) {
+                return Err(ButlerError::Alias(format!(
+                    "{alias:?} overlaps existing alias {existing:?}"
+                )));
+            }
+        }
+        self.aliases.insert(alias, dataset_type.to_string());
+        Ok(())
+    }
+
+    /// Replaces a leading `@alias` in `dataset_type`.
+    pub fn resolve_alias(&self, dataset_type: &str) -> Result<String, ButlerError> {
+        if !dataset_type.contains('@') {
+            return Ok(dataset_type.to_string());
+        }
+        let best = self
+            .aliases
+            .iter()
+            .filter(|(a, _)| dataset_type.starts_with(a.as_str()))
+            .max_by_key(|(a, _)| a.len());
+        match best {
+            Some((a, t)) => {
+                let out = format!("{t}{}", &dataset_type[a.len()..]);
+                if out.contains('@') {
+                    return Err(ButlerError::Alias(format!(
+                        "{dataset_type:?} still has an unresolved '@' after resolving to {out:?}"
+                    )));
+                }
+                Ok(out)
+            }
+            None => Err(ButlerError::Alias(format!(
+                "no alias defined for {dataset_type:?}; define it with define_alias"
+            ))),
+        }
+    }
+
+    /// Splits `calexp.metadata` into (`calexp`, `Some("metadata")`) when the
+    /// full name is not itself a dataset type.
+    fn split_component(&self, dataset_type: &str) -> (String, Option<String>) {
+        if let Some((base, comp)) = dataset_type.split_once('.') {
+            let known = self
+                .mappers
+                .iter()
+                .any(|m| m.dataset_types().iter().any(|t| t == dataset_type));
+            if !known {
+                return (base.to_string(), Some(comp.to_string()));
+            }
+        }
+        (dataset_type.to_string(), None)
+    }
+
+    // ----- locating -----
+
+    fn not_found(&self, dataset_type: &str, data_id: &DataId, run: Option<&str>) -> ButlerError {
+        ButlerError::NotFound {
+            dataset_type: dataset_type.into(),
+            data_id: data_id.clone(),
+            run: run.map(str::to_string),
+            searched: self.repos.roots(),
+        }
+    }
+
+    /// Finds where `dataset_type` for `data_id` is stored (first repository
+    /// in search order that has it).
+    pub fn locate(
+        &self,
+        dataset_type: &str,
+        data_id: &DataId,
+        run: Option<&str>,
+    ) -> Result<Located, ButlerError> {
+        for (i, repo) in self.repos.search.iter().enumerate() {
+            if let Some(found) = self.locate_in(i, repo, dataset_type, data_id, run)? {
+                return Ok(found);
+            }
+        }
+        Err(self.not_found(dataset_type, data_id, run))
+    }
+
+    fn locate_in(
+        &self,
+        i: usize,
+        repo: &Repository,
+        dataset_type: &str,
+        data_id: &DataId,
+        run: Option<&str>,
+    ) -> Result<Option<Located>, ButlerError> {
+        let mapper = &self.mappers[i];
+        let mapped = match mapper.map(dataset_type, data_id, false) {
+            Ok(mut l) => {
+                if l.root.as_os_str().is_empty() || l.root.is_relative() {
+                    l.root = repo.root.join(&l.root);
+                }
+                Some(l)
+            }
+            Err(MapperError::UnknownDatasetType { .. }) => return Ok(None),
+            Err(MapperError::NoUniqueLookup { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(reg) = self.registries[i].as_ref() {
+            let reg = lock(reg);
+            let mut rec = match &mapped {
+                Some(l) => reg.find(dataset_type, &l.data_id, run)?,
+                None => None,
+            };
+            if rec.is_none() && mapped.is_none() {
+                let matches = reg.find_matching(Some(dataset_type), data_id, run)?;
+                let mut ids: Vec<&DataId> = Vec::new();
+                for m in &matches {
+                    if !ids.contains(&&m.data_id) {
+                        ids.push(&m.data_id);
+                    }
+                }
+                if ids.len() > 1 {
+                    return Err(ButlerError::NotUnique {
+                        dataset_type: dataset_type.into(),
+                        data_id: data_id.clone(),
+                        count: ids.len(),
+                    });
+                }
+                rec = matches.into_iter().max_by_key(|r| (r.time_ns, r.id));
+            }
+            if let Some(rec) = rec {
+                let mut loc = match mapped {
+                    Some(l) => l,
+                    None => {
+                        let mut l = mapper.map(dataset_type, &rec.data_id, false)?;
+                        l.root = repo.root.clone();
+                        l
+                    }
+                };
+                let full = reg.full_path(&rec);
+                let suffix = loc
+                    .locations
+                    .first()
+                    .map(|l| &l[strip_hdu(l).len()..])
+                    .unwrap_or("");
+                loc.locations = vec![format!("{}{suffix}", full.display())];
+                loc.root = repo.root.clone();
+                return Ok(Some(Located {
+                    repo: i,
+                    location: loc,
+                    record: Some(rec),
+                }));
+            }
+        }
+        if run.is_some() {
+            return Ok(None);
+        }
+        match mapped {
+            Some(loc)
+                if !loc.locations.is_empty()
+                    && loc
+                        .locations
+                        .iter()
+                        .all(|l| loc.root.join(strip_hdu(l)).exists()) =>
+            {
+                Ok(Some(Located {
+                    repo: i,
+                    location: loc,
+                    record: None,
+                }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    // ----- reads -----
+
+    /// Reads a dataset as its stored type.
+    pub fn get_dyn(
+        &self,
+        dataset_type: &str,
+        data_id: &DataId,
+        opts: &GetOptions,
+    ) -> Result<Box<dyn Persistable>, ButlerError> {
+        let resolved = self.resolve_alias(dataset_type)?;
+        let (base, component) = self.split_component(&resolved);
+        let run = opts.run.as_deref();
+        let found = self.locate(&base, data_id, run)?;
+        let mapper = &self.mappers[found.repo];
+        let loc = &found.location;
+        if mapper.has_bypass(&base) {
+            if let Some(ps) = mapper.bypass(&base, loc) {
+                return Ok(Box::new(ps));
+            }
+        }
+        let mut additional = loc.additional_data.clone();
+        additional
+            .merge_replace(&opts.params)
+            .map_err(FormatterError::from)?;
+        if let Some(c) = &component {
+            additional
+                .set("component", c.as_str())
+                .map_err(FormatterError::from)?;
+        }
+        mapper.standardize(&base, &loc.data_id, &mut additional);
+        let persistable = match &component {
+            Some(c) => component_persistable(&loc.persistable, c).ok_or_else(|| {
+                ButlerError::BadDataId {
+                    dataset_type: resolved.clone(),
+                    data_id: data_id.clone(),
+                    message: format!(
+                        "{} has no component {c:?}; components are metadata, image, mask, variance",
+                        loc.persistable
+                    ),
+                }
+            })?,
+            None => loc.persistable.clone(),
+        };
+        let mut storages = Vec::with_capacity(loc.locations.len());
+        for p in loc.locations_with_root() {
+            storages.push(self.persistence.retrieve_storage(
+                &loc.storage,
+                &LogicalLocation::literal(p.to_string_lossy().into_owned()),
+            )?);
+        }
+        Ok(self
+            .persistence
+            .retrieve(&persistable, &mut storages, &additional)?)
+    }
+
+    /// Reads a dataset as `T`.
+    pub fn get<T: Persistable>(
+        &self,
+        dataset_type: &str,
+        data_id: &DataId,
+    ) -> Result<T, ButlerError> {
+        self.get_with(dataset_type, data_id, &GetOptions::default())
+    }
+
+    /// Reads a dataset as `T`, with options (run, read parameters).
+    pub fn get_with<T: Persistable>(
+        &self,
+        dataset_type: &str,
+        data_id: &DataId,
+        opts: &GetOptions,
+    ) -> Result<T, ButlerError> {
+        let obj = self.get_dyn(dataset_type, data_id, opts)?;
+        let actual = obj.persistable_name().to_string();
+        obj.into_any().downcast::<T>().map(|b| *b).map_err(|_| {
+            ButlerError::Formatter(FormatterError::WrongObject {
+                expected: std::any::type_name::<T>().to_string(),
+                actual,
+            })
+        })
+    }
+
+    /// Reads many datasets of one type in parallel; one result per data id,
+    /// in order.
+    pub fn get_many<T: Persistable>(
+        &self,
+        dataset_type: &str,
+        data_ids: &[DataId],
+        opts: &GetOptions,
+    ) -> Vec<Result<T, ButlerError>> {
+        data_ids
+            .par_iter()
+            .map(|id| self.get_with::<T>(dataset_type, id, opts))
+            .collect()
+    }
+
+    /// Does the dataset exist in any repository?
+    pub fn dataset_exists(
+        &self,
+        dataset_type: &str,
+        data_id: &DataId,
+    ) -> Result<bool, ButlerError> {
+        let resolved = self.resolve_alias(dataset_type)?;
+        let (base, _) = self.split_component(&resolved);
+        match self.locate(&base, data_id, None) {
+            Ok(_) => Ok(true),
+            Err(ButlerError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The full path of a dataset: where it is (read), or where a put would
+    /// write it in the first output (`write`).
+    pub fn get_uri(
+        &self,
+        dataset_type: &str,
+        data_id: &DataId,
+        write: bool,
+    ) -> Result<PathBuf, ButlerError> {
+        let resolved = self.resolve_alias(dataset_type)?;
+        let (base, _) = self.split_component(&resolved);
+        if write {
+            let &i = self.repos.outputs.first().ok_or_else(|| self.no_output())?;
+            let loc = self.mappers[i].map(&base, data_id, true)?;
+            let run = self.run.as_deref().unwrap_or("");
+            let rel = strip_hdu(loc.locations.first().map(String::as_str).unwrap_or(""));
+            let root = &self.repos.search[i].root;
+            return Ok(if run.is_empty() {
+                root.join(rel)
+            } else {
+                root.join(run).join(rel)
+            });
+        }
+        let found = self.locate(&base, data_id, None)?;
+        let l = found
+            .location
+            .locations_with_root()
+            .into_iter()
+            .next()
+            .ok_or_else(|| self.not_found(&base, data_id, None))?;
+        Ok(PathBuf::from(strip_hdu(&l.to_string_lossy())))
+    }
+
+    // ----- writes -----
+
+    fn no_output(&self) -> ButlerError {
+        ButlerError::ReadOnly {
+            root: self
+                .repos
+                .search
+                .first()
+                .map(|r| r.root.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Writes `obj` as `dataset_type` for `data_id` to every output.
+    pub fn put(
+        &self,
+        obj: &dyn Persistable,
+        dataset_type: &str,
+        data_id: &DataId,
+    ) -> Result<Vec<PathBuf>, ButlerError> {
+        self.put_with(obj, dataset_type, data_id, &PutOptions::default())
+    }
+
+    /// Writes with options (clobber, backup, run). Returns the files written.
+    pub fn put_with(
+        &self,
+        obj: &dyn Persistable,
+        dataset_type: &str,
+        data_id: &DataId,
+        opts: &PutOptions,
+    ) -> Result<Vec<PathBuf>, ButlerError> {
+        let dataset_type = self.resolve_alias(dataset_type)?;
+        if self.repos.outputs.is_empty() {
+            return Err(self.no_output());
+        }
+        let mut written = Vec::new();
+        for &i in &self.repos.outputs {
+            let w = self.write_one(i, obj, &dataset_type, data_id, opts)?;
+            let reg = self.registries[i]
+                .as_ref()
+                .expect("outputs have a registry");
+            let res = lock(reg).insert(&w.rec);
+            if let Err(e) = res {
+                self.undo_write(&w);
+                return Err(e);
+            }
+            written.push(w.path);
+        }
+        Ok(written)
+    }
+
+    /// Writes many objects of one type (in parallel) and records them in one
+    /// registry transaction per output. All are attempted; the first error
+    /// is returned after the successful ones are recorded.
+    pub fn put_many(
+        &self,
+        dataset_type: &str,
+        items: &[(&dyn Persistable, DataId)],
+        opts: &PutOptions,
+    ) -> Result<Vec<PathBuf>, ButlerError> {
+        let dataset_type = self.resolve_alias(dataset_type)?;
+        if self.repos.outputs.is_empty() {
+            return Err(self.no_output());
+        }
+        let mut written = Vec::new();
+        let mut first_err = None;
+        for &i in &self.repos.outputs {
+            let results: Vec<Result<Written, ButlerError>> = items
+                .par_iter()
+                .map(|(obj, id)| self.write_one(i, *obj, &dataset_type, id, opts))
+                .collect();
+            let mut ok = Vec::new();
+            for r in results {
+                match r {
+                    Ok(w) => ok.push(w),
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
+            let recs: Vec<DatasetRecord> = ok.iter().map(|w| w.rec.clone()).collect();
+            let reg = self.registries[i]
+                .as_ref()
+                .expect("outputs have a registry");
+            let res = lock(reg).insert_many(&recs);
+            if let Err(e) = res {
+                for w in &ok {
+                    self.undo_write(w);
+                }
+                return Err(e);
+            }
+            written.extend(ok.into_iter().map(|w| w.path));
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(written),
+        }
+    }
+
+    /// Removes a file whose registry row could not be written, restoring its
+    /// backup if one was made.
+    fn undo_write(&self, w: &Written) {
+        let _ = std::fs::remove_file(&w.path);
+        if let Some(b) = &w.backup {
+            let _ = std::fs::rename(b, &w.path);
+        }
+    }
+
+    /// Steps 1–2 of a put into output `i`; returns the row to record, the
+    /// file written and its backup.
+    fn write_one(
+        &self,
+        i: usize,
+        obj: &dyn Persistable,
+        dataset_type: &str,
+        data_id: &DataId,
+        opts: &PutOptions,
+    ) -> Result<Written, ButlerError> {
+        let repo = &self.repos.search[i];
+        let loc = self.mappers[i].map(dataset_type, data_id, true)?;
+        let run = opts
+            .run
+            .clone()
+            .or_else(|| self.run.clone())
+            .unwrap_or_default();
+        let rels: Vec<String> = loc
+            .locations
+            .iter()
+            .map(|l| {
+                if run.is_empty() {
+                    l.clone()
+                } else {
+                    format!("{run}/{l}")
+                }
+            })
+            .collect();
+        let first = rels
+            .first()
+            .ok_or_else(|| ButlerError::repo(&repo.root, "mapper returned no location"))?;
+        let full = repo.root.join(strip_hdu(first));
+        let registered = self.registries[i]
+            .as_ref()
+            .map(|r| lock(r).find(dataset_type, &loc.data_id, Some(&run)))
+            .transpose()?
+            .flatten();
+        let exists = full.exists() || registered.is_some();
+        if exists && !opts.clobber && !opts.backup {
+            return Err(ButlerError::Exists {
+                dataset_type: dataset_type.into(),
+                data_id: loc.data_id.clone(),
+                path: full,
+            });
+        }
+        let backup = if opts.backup && full.exists() {
+            Some(make_backup(&full)?)
+        } else {
+            None
+        };
+        let mut storages = Vec::with_capacity(rels.len());
+        let mut result = Ok(());
+        for r in &rels {
+            match self.persistence.persist_storage(
+                &loc.storage,
+                &LogicalLocation::literal(repo.root.join(r).to_string_lossy().into_owned()),
+            ) {
+                Ok(s) => storages.push(s),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        if result.is_ok() {
+            result = self
+                .persistence
+                .persist(obj, &mut storages, &loc.additional_data);
+        }
+        if let Err(e) = result {
+            if let Some(b) = &backup {
+                // the old file is still in place; drop the extra link
+                let _ = std::fs::remove_file(b);
+            }
+            return Err(e.into());
+        }
+        let (checksum, size) = match checksum_file(&full) {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = std::fs::remove_file(&full);
+                if let Some(b) = &backup {
+                    let _ = std::fs::rename(b, &full);
+                }
+                return Err(ButlerError::io(&full, e));
+            }
+        };
+        let rec = DatasetRecord {
+            id: 0,
+            dataset_type: dataset_type.into(),
+            data_id: loc.data_id.clone(),
+            run,
+            path: strip_hdu(first).to_string(),
+            size,
+            checksum,
+            time_ns: now_ns(),
+            source: None,
+        };
+        Ok(Written {
+            rec,
+            path: full,
+            backup,
+        })
+    }
+
+    // ----- queries -----
+
+    /// Distinct tuples of `keys` for datasets of `dataset_type` matching
+    /// `data_id`: from the first repository with a non-empty answer (its
+    /// mapper's registry and its file registry together).
+    pub fn query_metadata(
+        &self,
+        dataset_type: &str,
+        keys: &[&str],
+        data_id: &DataId,
+    ) -> Result<Vec<Vec<DataIdValue>>, ButlerError> {
+        let dataset_type = self.resolve_alias(dataset_type)?;
+        let keys_owned: Vec<String> = keys.iter().map(|s| s.to_string()).collect();
+        for (i, _) in self.repos.search.iter().enumerate() {
+            let mut out: Vec<Vec<DataIdValue>> = Vec::new();
+            let mut mapper_err = None;
+            match self.mappers[i].query_metadata(&dataset_type, &keys_owned, data_id) {
+                Ok(v) => out = v,
+                Err(MapperError::UnknownDatasetType { .. }) => continue,
+                Err(e) => mapper_err = Some(e),
+            }
+            if let Some(reg) = self.registries[i].as_ref() {
+                for rec in lock(reg).find_matching(Some(&dataset_type), data_id, None)? {
+                    let tuple: Option<Vec<DataIdValue>> =
+                        keys.iter().map(|k| rec.data_id.get(k).cloned()).collect();
+                    if let Some(t) = tuple {
+                        if !out
+                            .iter()
+                            .any(|o| o.iter().zip(&t).all(|(a, b)| value_eq(a, b)))
+                        {
+                            out.push(t);
+                        }
+                    }
+                }
+            }
+            if out.is_empty() {
+                if let Some(e) = mapper_err {
+                    return Err(e.into());
+                }
+                continue;
+            }
+            return Ok(out);
+        }
+        Ok(Vec::new())
+    }
+
+    /// The data-id keys of `dataset_type` and their types, minus the keys of
+    /// `level` (from the first repository whose mapper knows the type).
+    pub fn get_keys(
+        &self,
+        dataset_type: &str,
+        level: Option<&str>,
+    ) -> Result<BTreeMap<String, KeyType>, ButlerError> {
+        let dataset_type = self.resolve_alias(dataset_type)?;
+        let mut last = None;
+        for m in &self.mappers {
+            match m.get_keys(&dataset_type, level) {
+                Ok(k) => return Ok(k),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last
+            .map(ButlerError::from)
+            .unwrap_or_else(|| self.not_found(&dataset_type, &DataId::new(), None)))
+    }
+
+    /// One data reference per distinct value of the keys of `dataset_type`
+    /// at `level` matching `data_id` (exactly one when `data_id` already has
+    /// every key).
+    pub fn subset(
+        &self,
+        dataset_type: &str,
+        level: Option<&str>,
+        data_id: &DataId,
+    ) -> Result<Vec<DataRef<'_>>, ButlerError> {
+        let dataset_type = self.resolve_alias(dataset_type)?;
+        let keys = self.get_keys(&dataset_type, level)?;
+        let mk = |id: DataId| DataRef {
+            butler: self,
+            dataset_type: dataset_type.clone(),
+            level: level.map(str::to_string),
+            data_id: id,
+        };
+        if keys.keys().all(|k| data_id.contains_key(k)) {
+            return Ok(vec![mk(data_id.clone())]);
+        }
+        let names: Vec<&str> = keys.keys().map(String::as_str).collect();
+        let tuples = self.query_metadata(&dataset_type, &names, data_id)?;
+        Ok(tuples
+            .into_iter()
+            .map(|t| {
+                let mut id = data_id.clone();
+                for (k, v) in names.iter().zip(t) {
+                    id.insert(*k, v);
+                }
+                mk(id)
+            })
+            .collect())
+    }
+
+    /// The one data reference matching `data_id` at `level`; none or several
+    /// is [`ButlerError::NotUnique`].
+    pub fn data_ref(
+        &self,
+        dataset_type: &str,
+        level: Option<&str>,
+        data_id: &DataId,
+    ) -> Result<DataRef<'_>, ButlerError> {
+        let mut refs = self.subset(dataset_type, level, data_id)?;
+        if refs.len() != 1 {
+            return Err(ButlerError::NotUnique {
+                dataset_type: dataset_type.into(),
+                data_id: data_id.clone(),
+                count: refs.len(),
+            });
+        }
+        Ok(refs.remove(0))
+    }
+}
+
+/// The persistable that reads `component` of a file holding `persistable`:
+/// `metadata` → `PropertyList` (the header alone), `mask` → `Mask`,
+/// `variance` → `ImageF`, `image` → the `Image*` of the same pixel type.
+/// The FITS formatters read only that HDU (additional data `component`).
+pub fn component_persistable(persistable: &str, component: &str) -> Option<String> {
+    let suffix = ["MaskedImage", "Exposure", "DecoratedImage", "Image"]
+        .iter()
+        .find_map(|p| persistable.strip_prefix(p));
+    match component {
+        "metadata" | "md" => Some("PropertyList".into()),
+        "mask" => suffix.map(|_| "Mask".into()),
+        "variance" => suffix.map(|_| "ImageF".into()),
+        "image" => suffix.map(|s| format!("Image{s}")),
+        _ => None,
+    }
+}
+
+/// One file written by a put, not yet recorded.
+struct Written {
+    rec: DatasetRecord,
+    path: PathBuf,
+    backup: Option<PathBuf>,
+}
+
+/// Hard-links (or copies) `path` to the first free `path~N`.
+fn make_backup(path: &Path) -> Result<PathBuf, ButlerError> {
+    for n in 1.. {
+        let b = PathBuf::from(format!("{}~{n}", path.display()));
+        if b.exists() {
+            continue;
+        }
+        match std::fs::hard_link(path, &b) {
+            Ok(()) => return Ok(b),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(_) => {
+                std::fs::copy(path, &b).map_err(|e| ButlerError::io(&b, e))?;
+                return Ok(b);
+            }
+        }
+    }
+    unreachable!("some backup name is free")
+}
+
+/// A reference to one dataset (type + complete data id) of a butler.
+#[derive(Debug, Clone)]
+pub struct DataRef<'a> {
+    butler: &'a Butler,
+    /// The default dataset type.
+    pub dataset_type: String,
+    /// The level the reference was made at.
+    pub level: Option<String>,
+    /// The data id.
+    pub data_id: DataId,
+}
+
+impl<'a> DataRef<'a> {
+    /// Reads the default dataset type as `T`.
+    pub fn get<T: Persistable>(&self) -> Result<T, ButlerError> {
+        self.butler.get(&self.dataset_type, &self.data_id)
+    }
+    /// Reads `dataset_type` for this data id as `T`.
+    pub fn get_type<T: Persistable>(&self, dataset_type: &str) -> Result<T, ButlerError> {
+        self.butler.get(dataset_type, &self.data_id)
+    }
+    /// Writes `obj` as `dataset_type` (default: the reference's type).
+    pub fn put(
+        &self,
+        obj: &dyn Persistable,
+        dataset_type: Option<&str>,
+    ) -> Result<Vec<PathBuf>, ButlerError> {
+        self.butler.put(
+            obj,
+            dataset_type.unwrap_or(&self.dataset_type),
+            &self.data_id,
+        )
+    }
+    /// Does the dataset (default type or `dataset_type`) exist?
+    pub fn exists(&self, dataset_type: Option<&str>) -> Result<bool, ButlerError> {
+        self.butler
+            .dataset_exists(dataset_type.unwrap_or(&self.dataset_type), &self.data_id)
+    }
+    /// The dataset's file.
+    pub fn uri(&self, dataset_type: Option<&str>) -> Result<PathBuf, ButlerError> {
+        self.butler.get_uri(
+            dataset_type.unwrap_or(&self.dataset_type),
+            &self.data_id,
+            false,
+        )
+    }
+    /// References one level down (`level`, or the mapper's default sub-level).
+    pub fn sub_items(&self, level: Option<&str>) -> Result<Vec<DataRef<'a>>, ButlerError> {
+        let m = &self.butler.mappers[0];
+        let sub = match level {
+            Some(l) => Some(l.to_string()),
+            None => {
+                let here = self.level.clone().or_else(|| m.default_level());
+                here.and_then(|h| m.default_sub_level(&h))
+            }
+        };
+        self.butler
+            .subset(&self.dataset_type, sub.as_deref(), &self.data_id)
+    }
+}

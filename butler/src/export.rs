@@ -1,0 +1,164 @@
+//! Export and import: a YAML listing of datasets and their files, to move
+//! data between repositories.
+//!
+//! ```yaml
+//! description: daf butler export
+//! version: 1
+//! root: /data/repo
+//! datasets:
+//! - dataset_type: calexp
+//!   data_id: {filter: g, visit: 1}
+//!   run: ''
+//!   path: calexp/v1_fg.fits
+//!   size: 123
+//!   checksum: 1f0c…
+//!   time_ns: 1795253047363407670
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::butler::Butler;
+use crate::error::ButlerError;
+use crate::file_registry::{checksum_file, now_ns, DatasetRecord};
+use crate::ingest::{IngestSummary, Transfer};
+
+/// The export file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Export {
+    /// Always `daf butler export`.
+    pub description: String,
+    /// Format version (1).
+    pub version: u32,
+    /// The exported repository's root; relative paths are relative to it.
+    pub root: PathBuf,
+    /// The datasets.
+    pub datasets: Vec<DatasetRecord>,
+}
+
+/// Description written in every export.
+pub const DESCRIPTION: &str = "daf butler export";
+
+impl Export {
+    /// The YAML text.
+    pub fn to_yaml(&self) -> String {
+        serde_norway::to_string(self).expect("an export always serializes")
+    }
+    /// Parses YAML text.
+    pub fn from_yaml(text: &str) -> Result<Export, String> {
+        let e: Export = serde_norway::from_str(text).map_err(|e| e.to_string())?;
+        if e.description != DESCRIPTION || e.version != 1 {
+            return Err(format!(
+                "not a daf export (description {:?}, version {})",
+                e.description, e.version
+            ));
+        }
+        Ok(e)
+    }
+}
+
+/// Lists the registered datasets of repository `repo` (an index into the
+/// butler's repositories) accepted by `filter`.
+pub fn export(
+    butler: &Butler,
+    repo: usize,
+    filter: &dyn Fn(&DatasetRecord) -> bool,
+) -> Result<Export, ButlerError> {
+    let root = butler.repositories()[repo].root.clone();
+    let datasets = match butler.registry(repo) {
+        Some(reg) => reg.all()?.into_iter().filter(|r| filter(r)).collect(),
+        None => Vec::new(),
+    };
+    Ok(Export {
+        description: DESCRIPTION.into(),
+        version: 1,
+        root,
+        datasets,
+    })
+}
+
+/// Brings the datasets of `export` into the first output of `butler`, at the
+/// same relative paths (absolute paths stay in place), checking each file's
+/// checksum against the listing. Already present datasets with the same
+/// checksum are skipped; failures are reported and the others go on.
+pub fn import(
+    butler: &Butler,
+    export: &Export,
+    transfer: Transfer,
+    progress: &(dyn Fn() + Sync),
+) -> Result<IngestSummary, ButlerError> {
+    let &out = butler
+        .output_indices()
+        .first()
+        .ok_or_else(|| ButlerError::ReadOnly {
+            root: butler
+                .repositories()
+                .first()
+                .map(|r| r.root.clone())
+                .unwrap_or_default(),
+        })?;
+    let root = butler.repositories()[out].root.clone();
+    let mut summary = IngestSummary::default();
+    let mut recs = Vec::new();
+    for rec in &export.datasets {
+        let p = Path::new(&rec.path);
+        let src = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            export.root.join(p)
+        };
+        let r = (|| -> Result<Option<DatasetRecord>, String> {
+            if let Some(have) = butler
+                .registry(out)
+                .expect("outputs have a registry")
+                .find(&rec.dataset_type, &rec.data_id, Some(&rec.run))
+                .map_err(|e| e.to_string())?
+            {
+                if have.checksum == rec.checksum {
+                    return Ok(None);
+                }
+                return Err(format!(
+                    "{} {} (run {:?}) already exists with different content",
+                    rec.dataset_type, rec.data_id, rec.run
+                ));
+            }
+            let (sum, size) = checksum_file(&src).map_err(|e| format!("{}: {e}", src.display()))?;
+            if sum != rec.checksum || size != rec.size {
+                return Err(format!(
+                    "{} does not match the export (size {size} vs {}, checksum differs: {})",
+                    src.display(),
+                    rec.size,
+                    sum != rec.checksum
+                ));
+            }
+            let (dst, path) = if p.is_absolute() || transfer == Transfer::Direct {
+                (src.clone(), src.to_string_lossy().into_owned())
+            } else {
+                (root.join(p), rec.path.clone())
+            };
+            crate::ingest::transfer_file(&src, &dst, transfer).map_err(|e| e.to_string())?;
+            Ok(Some(DatasetRecord {
+                id: 0,
+                path,
+                time_ns: now_ns(),
+                source: Some(src.to_string_lossy().into_owned()),
+                ..rec.clone()
+            }))
+        })();
+        progress();
+        match r {
+            Ok(Some(r)) => {
+                recs.push(r);
+                summary.ingested.push(src);
+            }
+            Ok(None) => summary.skipped.push(src),
+            Err(m) => summary.failed.push((src, m)),
+        }
+    }
+    butler
+        .registry(out)
+        .expect("outputs have a registry")
+        .insert_many(&recs)?;
+    Ok(summary)
+}

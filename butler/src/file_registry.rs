@@ -1,0 +1,686 @@
+//! [`FileRegistry`]: an SQLite table of every file a repository holds.
+//!
+//! Every `put` and every ingest records the dataset type, the data id (as
+//! canonical JSON: keys sorted, integers as integers), the run, the path
+//! (relative to the repository root, or absolute for files ingested in
+//! place), the size, a BLAKE3 checksum, the time and, for ingested files,
+//! the source path. A file of any name is then found by its data id without
+//! renaming or symlinking; datasets of the same type and data id written by
+//! different runs are kept apart, and the reader picks a run (default: the
+//! newest). [`FileRegistry::verify`] re-checks sizes and checksums.
+//!
+//! The database is `daf_registry.sqlite3` in the repository root, in WAL
+//! mode with a busy timeout, so that many processes can put into one
+//! repository at once; each write is one `BEGIN IMMEDIATE` transaction.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use daf_base::{DataId, DataIdValue};
+use rayon::prelude::*;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ButlerError;
+
+/// The registry's file name inside a repository root.
+pub const REGISTRY_FILE: &str = "daf_registry.sqlite3";
+
+/// How long a writer waits for another process's lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One registered file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetRecord {
+    /// Row id.
+    #[serde(skip)]
+    pub id: i64,
+    /// The dataset type.
+    pub dataset_type: String,
+    /// The data id.
+    pub data_id: DataId,
+    /// The run that wrote it (`""` when none was named).
+    pub run: String,
+    /// Path relative to the repository root, or absolute.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// BLAKE3 hex digest.
+    pub checksum: String,
+    /// When it was recorded (ns since the Unix epoch, UTC).
+    pub time_ns: i64,
+    /// The file it was ingested from, if ingested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// A problem found by [`FileRegistry::verify`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mismatch {
+    /// The record.
+    pub record: DatasetRecord,
+    /// The full path checked.
+    pub full_path: PathBuf,
+    /// What is wrong.
+    pub problem: Problem,
+}
+
+/// What [`FileRegistry::verify`] found wrong with one file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Problem {
+    /// The file is gone.
+    Missing,
+    /// The size differs.
+    Size {
+        /// Recorded.
+        expected: u64,
+        /// Found.
+        actual: u64,
+    },
+    /// The checksum differs (same size).
+    Checksum {
+        /// Recorded.
+        expected: String,
+        /// Found.
+        actual: String,
+    },
+    /// The file could not be read.
+    Unreadable {
+        /// The error.
+        message: String,
+    },
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::Missing => write!(f, "missing"),
+            Problem::Size { expected, actual } => {
+                write!(f, "size changed: recorded {expected} bytes, found {actual}")
+            }
+            Problem::Checksum { expected, actual } => {
+                write!(f, "checksum changed: recorded {expected}, found {actual}")
+            }
+            Problem::Unreadable { message } => write!(f, "unreadable: {message}"),
+        }
+    }
+}
+
+/// The canonical JSON text of a data id (sorted keys, compact).
+pub fn canonical_data_id(id: &DataId) -> String {
+    serde_json::to_string(id).expect("a DataId always serializes")
+}
+
+fn parse_data_id(text: &str) -> Option<DataId> {
+    serde_json::from_str(text).ok()
+}
+
+/// BLAKE3 checksum and size of a file.
+pub fn checksum_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        h.update(&buf[..n]);
+    }
+    Ok((h.finalize().to_hex().to_string(), size))
+}
+
+/// Does `data_id` hold every item of `partial` (integers and floats compared
+/// numerically)?
+pub fn matches_partial(data_id: &DataId, partial: &DataId) -> bool {
+    partial.iter().all(|(k, v)| match data_id.get(k) {
+        Some(have) => value_eq(have, v),
+        None => false,
+    })
+}
+
+/// Equality of two data-id values, numeric across int and float.
+pub fn value_eq(a: &DataIdValue, b: &DataIdValue) -> bool {
+    match (a, b) {
+        (DataIdValue::Str(x), DataIdValue::Str(y)) => x == y,
+        (DataIdValue::Str(_), _) | (_, DataIdValue::Str(_)) => false,
+        _ => a.as_f64() == b.as_f64(),
+    }
+}
+
+/// Nanoseconds since the Unix epoch, now.
+pub fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// Rows by (dataset type, canonical data id).
+type RowMap = HashMap<(String, String), Vec<DatasetRecord>>;
+
+/// An in-memory copy of the rows, valid while SQLite's `data_version`
+/// (which changes when another connection commits) stays the same.
+#[derive(Debug, Default)]
+struct CacheState {
+    /// The data version seen at the previous lookup.
+    version_seen: Option<i64>,
+    /// Rows by (dataset type, canonical data id), built when two lookups in
+    /// a row saw the same version (so constant concurrent writes do not
+    /// cause a reload per lookup).
+    cache: Option<(i64, RowMap)>,
+}
+
+/// The file registry of one repository.
+#[derive(Debug)]
+pub struct FileRegistry {
+    conn: Connection,
+    path: PathBuf,
+    root: PathBuf,
+    state: RefCell<CacheState>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS datasets (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    dataset_type TEXT NOT NULL,
+    data_id TEXT NOT NULL,
+    run TEXT NOT NULL DEFAULT '',
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    checksum TEXT NOT NULL,
+    time_ns INTEGER NOT NULL,
+    source TEXT,
+    UNIQUE (dataset_type, data_id, run)
+);
+CREATE INDEX IF NOT EXISTS ix_datasets_source ON datasets (source);
+CREATE INDEX IF NOT EXISTS ix_datasets_path ON datasets (path);
+";
+
+const COLS: &str = "id, dataset_type, data_id, run, path, size, checksum, time_ns, source";
+
+fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<DatasetRecord> {
+    let id_text: String = r.get(2)?;
+    Ok(DatasetRecord {
+        id: r.get(0)?,
+        dataset_type: r.get(1)?,
+        data_id: parse_data_id(&id_text).unwrap_or_default(),
+        run: r.get(3)?,
+        path: r.get(4)?,
+        size: r.get::<_, i64>(5)? as u64,
+        checksum: r.get(6)?,
+        time_ns: r.get(7)?,
+        source: r.get(8)?,
+    })
+}
+
+impl FileRegistry {
+    /// Opens (creating if `create`) the registry of the repository at `root`.
+    /// Without `create`, a missing registry gives `Ok(None)`.
+    pub fn open(root: &Path, create: bool) -> Result<Option<FileRegistry>, ButlerError> {
+        let path = root.join(REGISTRY_FILE);
+        if !create && !path.is_file() {
+            return Ok(None);
+        }
+        let err = |m: String| ButlerError::Registry {
+            path: path.clone(),
+            message: m,
+        };
+        let flags = if create {
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+        };
+        let conn = Connection::open_with_flags(&path, flags)
+            .or_else(|_| Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY))
+            .map_err(|e| err(e.to_string()))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| err(e.to_string()))?;
+        if !conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
+            // Switching to WAL takes a lock; another process creating the
+            // registry at the same moment may hold it briefly.
+            let mut tries = 0;
+            loop {
+                match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0)) {
+                    Ok(_) => break,
+                    Err(e) if tries < 200 => {
+                        tries += 1;
+                        let _ = e;
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(e) => return Err(err(e.to_string())),
+                }
+            }
+            conn.execute_batch("PRAGMA synchronous=NORMAL;")
+                .map_err(|e| err(e.to_string()))?;
+            let mut reg = FileRegistry {
+                conn,
+                path: path.clone(),
+                root: root.to_path_buf(),
+                state: RefCell::default(),
+            };
+            reg.write_txn(|tx| tx.execute_batch(SCHEMA))?;
+            return Ok(Some(reg));
+        }
+        Ok(Some(FileRegistry {
+            conn,
+            path,
+            root: root.to_path_buf(),
+            state: RefCell::default(),
+        }))
+    }
+
+    /// The registry file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The repository root paths are relative to.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> ButlerError {
+        ButlerError::Registry {
+            path: self.path.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    fn write_txn<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, ButlerError> {
+        *self.state.borrow_mut() = CacheState::default();
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| ButlerError::Registry {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        let out = f(&tx).map_err(|e| ButlerError::Registry {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        tx.commit().map_err(|e| ButlerError::Registry {
+            path,
+            message: e.to_string(),
+        })?;
+        Ok(out)
+    }
+
+    /// Records `rec` (its `id` is ignored), replacing an existing row with the
+    /// same dataset type, data id and run. Returns the row id.
+    pub fn insert(&mut self, rec: &DatasetRecord) -> Result<i64, ButlerError> {
+        self.insert_many(std::slice::from_ref(rec)).map(|v| v[0])
+    }
+
+    /// Records many rows in one transaction.
+    pub fn insert_many(&mut self, recs: &[DatasetRecord]) -> Result<Vec<i64>, ButlerError> {
+        self.write_txn(|tx| {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO datasets (dataset_type, data_id, run, path, size, checksum, time_ns, source)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (dataset_type, data_id, run) DO UPDATE SET
+                   path = excluded.path, size = excluded.size, checksum = excluded.checksum,
+                   time_ns = excluded.time_ns, source = excluded.source
+                 RETURNING id",
+            )?;
+            let mut ids = Vec::with_capacity(recs.len());
+            for rec in recs {
+                let id: i64 = st.query_row(
+                    params![
+                        rec.dataset_type,
+                        canonical_data_id(&rec.data_id),
+                        rec.run,
+                        rec.path,
+                        rec.size as i64,
+                        rec.checksum,
+                        rec.time_ns,
+                        rec.source
+                    ],
+                    |r| r.get(0),
+                )?;
+                ids.push(id);
+            }
+            Ok(ids)
+        })
+    }
+
+    /// Removes a row.
+    pub fn remove(&mut self, id: i64) -> Result<(), ButlerError> {
+        self.write_txn(|tx| {
+            tx.execute("DELETE FROM datasets WHERE id = ?1", [id])
+                .map(|_| ())
+        })
+    }
+
+    /// The file of `dataset_type` with exactly `data_id`, from `run` (or the
+    /// newest run when `None`).
+    pub fn find(
+        &self,
+        dataset_type: &str,
+        data_id: &DataId,
+        run: Option<&str>,
+    ) -> Result<Option<DatasetRecord>, ButlerError> {
+        let key = canonical_data_id(data_id);
+        let version: i64 = self
+            .conn
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut st| st.query_row([], |r| r.get(0)))
+            .map_err(|e| self.err(e))?;
+        {
+            let mut st = self.state.borrow_mut();
+            let fresh = matches!(&st.cache, Some((v, _)) if *v == version);
+            if !fresh && st.version_seen == Some(version) {
+                let mut map = RowMap::new();
+                let mut q = self
+                    .conn
+                    .prepare_cached(&format!("SELECT {COLS} FROM datasets"))
+                    .map_err(|e| self.err(e))?;
+                let rows = q
+                    .query_map([], |r| Ok((r.get::<_, String>(2)?, row_to_record(r)?)))
+                    .map_err(|e| self.err(e))?;
+                for row in rows {
+                    let (id_text, rec) = row.map_err(|e| self.err(e))?;
+                    map.entry((rec.dataset_type.clone(), id_text))
+                        .or_default()
+                        .push(rec);
+                }
+                st.cache = Some((version, map));
+            } else if !fresh {
+                st.cache = None;
+            }
+            st.version_seen = Some(version);
+            if let Some((_, map)) = &st.cache {
+                let hits = map.get(&(dataset_type.to_string(), key));
+                let found = hits.and_then(|v| match run {
+                    Some(run) => v.iter().find(|r| r.run == run),
+                    None => v.iter().max_by_key(|r| (r.time_ns, r.id)),
+                });
+                return Ok(found.cloned());
+            }
+        }
+        let res = match run {
+            Some(run) => self
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT {COLS} FROM datasets WHERE dataset_type = ?1 AND data_id = ?2 AND run = ?3"
+                ))
+                .and_then(|mut st| st.query_row(params![dataset_type, key, run], row_to_record).optional()),
+            None => self
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT {COLS} FROM datasets WHERE dataset_type = ?1 AND data_id = ?2
+                     ORDER BY time_ns DESC, id DESC LIMIT 1"
+                ))
+                .and_then(|mut st| st.query_row(params![dataset_type, key], row_to_record).optional()),
+        };
+        res.map_err(|e| self.err(e))
+    }
+
+    /// Every row of `dataset_type` (all types when `None`) whose data id holds
+    /// every item of `partial`, in insertion order; only `run` if given.
+    pub fn find_matching(
+        &self,
+        dataset_type: Option<&str>,
+        partial: &DataId,
+        run: Option<&str>,
+    ) -> Result<Vec<DatasetRecord>, ButlerError> {
+        let mut st = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {COLS} FROM datasets WHERE (?1 IS NULL OR dataset_type = ?1)
+                 AND (?2 IS NULL OR run = ?2) ORDER BY id"
+            ))
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![dataset_type, run], row_to_record)
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let r = r.map_err(|e| self.err(e))?;
+            if matches_partial(&r.data_id, partial) {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every row, in insertion order.
+    pub fn all(&self) -> Result<Vec<DatasetRecord>, ButlerError> {
+        self.find_matching(None, &DataId::new(), None)
+    }
+
+    /// Number of rows.
+    pub fn count(&self) -> Result<usize, ButlerError> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM datasets", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as usize)
+            .map_err(|e| self.err(e))
+    }
+
+    /// The row ingested from `source` (an absolute path), if any.
+    pub fn find_by_source(&self, source: &str) -> Result<Option<DatasetRecord>, ButlerError> {
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT {COLS} FROM datasets WHERE source = ?1 LIMIT 1"
+            ))
+            .and_then(|mut st| st.query_row([source], row_to_record).optional())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Distinct dataset types, sorted.
+    pub fn dataset_types(&self) -> Result<Vec<String>, ButlerError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT DISTINCT dataset_type FROM datasets ORDER BY dataset_type")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// The full path of a record's file.
+    pub fn full_path(&self, rec: &DatasetRecord) -> PathBuf {
+        let p = Path::new(&rec.path);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.root.join(p)
+        }
+    }
+
+    /// Re-checks the size and checksum of every registered file (in
+    /// parallel) and returns every mismatch, in row order.
+    pub fn verify(&self) -> Result<Vec<Mismatch>, ButlerError> {
+        let recs = self.all()?;
+        let root = self.root.clone();
+        let mut out: Vec<Mismatch> = recs
+            .into_par_iter()
+            .filter_map(|rec| {
+                let p = Path::new(&rec.path);
+                let full = if p.is_absolute() {
+                    p.to_path_buf()
+                } else {
+                    root.join(p)
+                };
+                let problem = match std::fs::metadata(&full) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(Problem::Missing),
+                    Err(e) => Some(Problem::Unreadable {
+                        message: e.to_string(),
+                    }),
+                    Ok(m) if m.len() != rec.size => Some(Problem::Size {
+                        expected: rec.size,
+                        actual: m.len(),
+                    }),
+                    Ok(_) => match checksum_file(&full) {
+                        Err(e) => Some(Problem::Unreadable {
+                            message: e.to_string(),
+                        }),
+                        Ok((sum, _)) if sum != rec.checksum => Some(Problem::Checksum {
+                            expected: rec.checksum.clone(),
+                            actual: sum,
+                        }),
+                        Ok(_) => None,
+                    },
+                };
+                problem.map(|problem| Mismatch {
+                    record: rec,
+                    full_path: full,
+                    problem,
+                })
+            })
+            .collect();
+        out.sort_by_key(|m| m.record.id);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use daf_base::data_id;
+
+    fn rec(dt: &str, id: DataId, run: &str, path: &str, root: &Path) -> DatasetRecord {
+        let (checksum, size) = checksum_file(&root.join(path)).unwrap();
+        DatasetRecord {
+            id: 0,
+            dataset_type: dt.into(),
+            data_id: id,
+            run: run.into(),
+            path: path.into(),
+            size,
+            checksum,
+            time_ns: now_ns(),
+            source: None,
+        }
+    }
+
+    #[test]
+    fn insert_find_runs_and_verify() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        std::fs::write(root.join("any name.bin"), b"first").unwrap();
+        std::fs::write(root.join("second.bin"), b"second!").unwrap();
+        let mut reg = FileRegistry::open(root, true).unwrap().unwrap();
+        let id = data_id! {visit: 1, filter: "g"};
+        reg.insert(&rec("calexp", id.clone(), "r1", "any name.bin", root))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        reg.insert(&rec("calexp", id.clone(), "r2", "second.bin", root))
+            .unwrap();
+        assert_eq!(reg.count().unwrap(), 2);
+        // newest by default, a named run on request
+        assert_eq!(reg.find("calexp", &id, None).unwrap().unwrap().run, "r2");
+        assert_eq!(
+            reg.find("calexp", &id, Some("r1")).unwrap().unwrap().path,
+            "any name.bin"
+        );
+        assert!(reg.find("calexp", &id, Some("r3")).unwrap().is_none());
+        assert!(reg
+            .find("calexp", &data_id! {visit: 2, filter: "g"}, None)
+            .unwrap()
+            .is_none());
+        // partial matching
+        let m = reg
+            .find_matching(Some("calexp"), &data_id! {filter: "g"}, None)
+            .unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].data_id, id);
+        // re-insert same key replaces, not duplicates
+        reg.insert(&rec("calexp", id.clone(), "r1", "any name.bin", root))
+            .unwrap();
+        assert_eq!(reg.count().unwrap(), 2);
+        assert!(reg.verify().unwrap().is_empty());
+
+        // damage: change content with same size, change size, delete
+        std::fs::write(root.join("any name.bin"), b"FIRST").unwrap();
+        std::fs::write(root.join("second.bin"), b"x").unwrap();
+        let v = reg.verify().unwrap();
+        assert_eq!(v.len(), 2);
+        assert!(matches!(v[0].problem, Problem::Checksum { .. }), "{v:?}");
+        assert!(
+            matches!(
+                v[1].problem,
+                Problem::Size {
+                    expected: 7,
+                    actual: 1
+                }
+            ),
+            "{v:?}"
+        );
+        std::fs::remove_file(root.join("second.bin")).unwrap();
+        let v = reg.verify().unwrap();
+        assert_eq!(v[1].problem, Problem::Missing);
+    }
+
+    #[test]
+    fn reopen_and_missing() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(FileRegistry::open(d.path(), false).unwrap().is_none());
+        std::fs::write(d.path().join("f"), b"abc").unwrap();
+        {
+            let mut reg = FileRegistry::open(d.path(), true).unwrap().unwrap();
+            let mut r = rec("raw", data_id! {visit: 3}, "", "f", d.path());
+            r.source = Some("/src/f".into());
+            reg.insert(&r).unwrap();
+        }
+        let reg = FileRegistry::open(d.path(), false).unwrap().unwrap();
+        let r = reg.find_by_source("/src/f").unwrap().unwrap();
+        assert_eq!(r.data_id, data_id! {visit: 3});
+        assert_eq!(r.size, 3);
+        assert_eq!(r.checksum, blake3::hash(b"abc").to_hex().to_string());
+        assert_eq!(reg.dataset_types().unwrap(), vec!["raw".to_string()]);
+    }
+
+    #[test]
+    fn cache_sees_other_connections_writes() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("f"), b"abc").unwrap();
+        let mut a = FileRegistry::open(d.path(), true).unwrap().unwrap();
+        let mut b = FileRegistry::open(d.path(), true).unwrap().unwrap();
+        let id1 = data_id! {visit: 1};
+        let id2 = data_id! {visit: 2};
+        a.insert(&rec("raw", id1.clone(), "", "f", d.path()))
+            .unwrap();
+        for _ in 0..3 {
+            assert_eq!(a.find("raw", &id1, None).unwrap().unwrap().path, "f");
+            assert!(a.find("raw", &id2, None).unwrap().is_none());
+        }
+        b.insert(&rec("raw", id2.clone(), "", "f", d.path()))
+            .unwrap();
+        assert!(a.find("raw", &id2, None).unwrap().is_some());
+        let mut moved = rec("raw", id1.clone(), "", "f", d.path());
+        moved.path = "g".into();
+        b.insert(&moved).unwrap();
+        assert_eq!(a.find("raw", &id1, None).unwrap().unwrap().path, "g");
+        assert_eq!(a.find("raw", &id1, None).unwrap().unwrap().path, "g");
+        // own writes invalidate too
+        a.insert(&rec("raw", id1.clone(), "", "f", d.path()))
+            .unwrap();
+        assert_eq!(a.find("raw", &id1, None).unwrap().unwrap().path, "f");
+    }
+
+    #[test]
+    fn int_and_float_compare_numerically() {
+        assert!(matches_partial(
+            &data_id! {visit: 1, filter: "g"},
+            &data_id! {visit: 1.0}
+        ));
+        assert!(!matches_partial(
+            &data_id! {visit: 1},
+            &data_id! {visit: "1"}
+        ));
+    }
+}

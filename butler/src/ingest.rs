@@ -1,0 +1,437 @@
+//! Ingest: bring existing files into a repository and record them in its
+//! file registry, with data ids read from FITS headers (through rules that
+//! map data-id keys to header cards) or taken from a metadata table (no file
+//! opened).
+//!
+//! Files are processed in parallel. A file already ingested (same source
+//! path) is skipped; a file that fails is reported and the others go on.
+//! The registry rows of one call are written in one transaction at the end.
+
+use std::collections::BTreeMap;
+use std::io::{self, BufRead, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use daf_base::{DataId, DataIdValue};
+use daf_storages::atomic::AtomicFile;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::butler::Butler;
+use crate::error::ButlerError;
+use crate::file_registry::{checksum_file, now_ns, DatasetRecord};
+use crate::simple_mapper::normalize_data_id;
+
+/// How a file gets into the repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Transfer {
+    /// Copy (atomically: temporary file, fsync, rename).
+    #[default]
+    Copy,
+    /// Move (rename; copy and delete across file systems).
+    Move,
+    /// Hard link.
+    Hardlink,
+    /// Absolute symbolic link.
+    Symlink,
+    /// Relative symbolic link.
+    Relsymlink,
+    /// Leave the file where it is; record its absolute path.
+    Direct,
+}
+
+impl std::str::FromStr for Transfer {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "copy" => Transfer::Copy,
+            "move" => Transfer::Move,
+            "hardlink" | "link" => Transfer::Hardlink,
+            "symlink" => Transfer::Symlink,
+            "relsymlink" => Transfer::Relsymlink,
+            "direct" => Transfer::Direct,
+            other => {
+                return Err(format!(
+                    "unknown transfer mode {other:?}; use copy, move, hardlink, symlink, relsymlink or direct"
+                ))
+            }
+        })
+    }
+}
+
+/// Where data ids come from.
+#[derive(Debug, Clone)]
+pub enum DataIdSource {
+    /// Each data-id key from a FITS header card of the primary HDU:
+    /// `key → CARD`.
+    Header(BTreeMap<String, String>),
+    /// A table: file path (as given, or its absolute form) → data id.
+    Table(BTreeMap<PathBuf, DataId>),
+}
+
+/// Options of an ingest.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// The dataset type of the files.
+    pub dataset_type: String,
+    /// The transfer mode.
+    pub transfer: Transfer,
+    /// Where data ids come from.
+    pub ids: DataIdSource,
+    /// The run to record.
+    pub run: String,
+}
+
+/// What happened to each file.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IngestSummary {
+    /// Files ingested.
+    pub ingested: Vec<PathBuf>,
+    /// Files skipped because they were ingested before.
+    pub skipped: Vec<PathBuf>,
+    /// Files that failed, with the reason.
+    pub failed: Vec<(PathBuf, String)>,
+}
+
+impl std::fmt::Display for IngestSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ingested, {} skipped (already ingested), {} failed",
+            self.ingested.len(),
+            self.skipped.len(),
+            self.failed.len()
+        )
+    }
+}
+
+/// Reads a metadata table: a header line naming `path` and the data-id keys,
+/// then one line per file; tab- or comma-separated.
+///
+/// ```
+/// let t = daf_butler::ingest::read_table("path,visit,filter\na.fits,1,g\n".as_bytes()).unwrap();
+/// assert_eq!(t[std::path::Path::new("a.fits")], daf_base::data_id!{visit: "1", filter: "g"});
+/// ```
+pub fn read_table(r: impl Read) -> Result<BTreeMap<PathBuf, DataId>, String> {
+    let mut lines = io::BufReader::new(r).lines();
+    let header = match lines.next() {
+        Some(l) => l.map_err(|e| e.to_string())?,
+        None => return Err("empty metadata table".into()),
+    };
+    let sep = if header.contains('\t') { '\t' } else { ',' };
+    let cols: Vec<String> = header.split(sep).map(|s| s.trim().to_string()).collect();
+    let pi = cols
+        .iter()
+        .position(|c| c == "path")
+        .ok_or("metadata table has no `path` column")?;
+    let mut out = BTreeMap::new();
+    for (n, line) in lines.enumerate() {
+        let line = line.map_err(|e| e.to_string())?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let cells: Vec<&str> = line.split(sep).map(str::trim).collect();
+        if cells.len() != cols.len() {
+            return Err(format!(
+                "metadata table line {}: {} cells, header has {}",
+                n + 2,
+                cells.len(),
+                cols.len()
+            ));
+        }
+        let mut id = DataId::new();
+        for (c, v) in cols.iter().zip(&cells) {
+            if c != "path" {
+                id.insert(c.as_str(), *v);
+            }
+        }
+        out.insert(PathBuf::from(cells[pi]), id);
+    }
+    Ok(out)
+}
+
+/// The primary-HDU header cards of a FITS file (plain or gzip), as data-id
+/// values (strings trimmed). Reads header blocks only.
+pub fn read_primary_header(path: &Path) -> io::Result<BTreeMap<String, DataIdValue>> {
+    const BLOCK: usize = 2880;
+    const MAX_BLOCKS: usize = 1000;
+    let mut f = std::fs::File::open(path)?;
+    let mut magic = [0u8; 2];
+    let n = f.read(&mut magic)?;
+    let f = std::fs::File::open(path)?;
+    let mut r: Box<dyn Read> = if n == 2 && magic == [0x1f, 0x8b] {
+        Box::new(flate2::read::MultiGzDecoder::new(f))
+    } else {
+        Box::new(f)
+    };
+    let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, format!("not a FITS file: {m}"));
+    let mut out = BTreeMap::new();
+    let mut block = vec![0u8; BLOCK];
+    for b in 0..MAX_BLOCKS {
+        r.read_exact(&mut block)
+            .map_err(|_| bad("truncated header"))?;
+        if b == 0 && !block.starts_with(b"SIMPLE  =") {
+            return Err(bad("no SIMPLE card"));
+        }
+        for card in block.chunks(80) {
+            let card = std::str::from_utf8(card).map_err(|_| bad("non-ASCII card"))?;
+            let key = card[..8].trim_end();
+            if key == "END" {
+                return Ok(out);
+            }
+            if &card[8..10] != "= " || key.is_empty() {
+                continue;
+            }
+            let v = card[10..].trim_start();
+            let val = if let Some(rest) = v.strip_prefix('\'') {
+                let mut s = String::new();
+                let mut chars = rest.chars().peekable();
+                while let Some(c) = chars.next() {
+                    if c == '\'' {
+                        if chars.peek() == Some(&'\'') {
+                            chars.next();
+                            s.push('\'');
+                        } else {
+                            break;
+                        }
+                    } else {
+                        s.push(c);
+                    }
+                }
+                DataIdValue::Str(s.trim().to_string())
+            } else {
+                let t = v.split('/').next().unwrap_or("").trim();
+                if let Ok(i) = t.parse::<i64>() {
+                    DataIdValue::Int(i)
+                } else if let Ok(x) = t.replace(['D', 'd'], "E").parse::<f64>() {
+                    DataIdValue::Float(x)
+                } else if t == "T" || t == "F" {
+                    DataIdValue::Int(i64::from(t == "T"))
+                } else {
+                    continue;
+                }
+            };
+            out.entry(key.to_string()).or_insert(val);
+        }
+    }
+    Err(bad("header too long"))
+}
+
+fn data_id_for(path: &Path, abs: &Path, opts: &IngestOptions) -> Result<DataId, String> {
+    match &opts.ids {
+        DataIdSource::Table(t) => t
+            .get(path)
+            .or_else(|| t.get(abs))
+            .cloned()
+            .ok_or_else(|| "not listed in the metadata table".to_string()),
+        DataIdSource::Header(rules) => {
+            let h = read_primary_header(path).map_err(|e| e.to_string())?;
+            let mut id = DataId::new();
+            for (key, card) in rules {
+                let v = h.get(card).ok_or_else(|| {
+                    format!("header has no {card} card (for data-id key {key:?})")
+                })?;
+                id.insert(key.as_str(), v.clone());
+            }
+            Ok(id)
+        }
+    }
+}
+
+/// Puts `src` at `dst` by `mode` (nothing for [`Transfer::Direct`]); an
+/// existing `dst` is an error.
+pub fn transfer_file(src: &Path, dst: &Path, mode: Transfer) -> io::Result<()> {
+    if mode == Transfer::Direct || src == dst {
+        return Ok(());
+    }
+    if dst.exists() || dst.symlink_metadata().is_ok() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} already exists", dst.display()),
+        ));
+    }
+    if let Some(p) = dst.parent() {
+        std::fs::create_dir_all(p)?;
+    }
+    match mode {
+        Transfer::Copy => copy_atomic(src, dst),
+        Transfer::Move => match std::fs::rename(src, dst) {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                copy_atomic(src, dst)?;
+                std::fs::remove_file(src)
+            }
+        },
+        Transfer::Hardlink => std::fs::hard_link(src, dst),
+        Transfer::Symlink => symlink(src, dst),
+        Transfer::Relsymlink => {
+            let base = dst.parent().unwrap_or(Path::new("/"));
+            symlink(&relative(src, base), dst)
+        }
+        Transfer::Direct => Ok(()),
+    }
+}
+
+fn copy_atomic(src: &Path, dst: &Path) -> io::Result<()> {
+    let mut f = AtomicFile::create(dst).map_err(io::Error::other)?;
+    let mut r = std::fs::File::open(src)?;
+    io::copy(&mut r, f.writer())?;
+    f.commit().map_err(io::Error::other)?;
+    Ok(())
+}
+
+#[cfg(unix)]
+fn symlink(src: &Path, dst: &Path) -> io::Result<()> {
+    std::os::unix::fs::symlink(src, dst)
+}
+#[cfg(not(unix))]
+fn symlink(_src: &Path, _dst: &Path) -> io::Result<()> {
+    Err(io::Error::other("symbolic links are not supported here"))
+}
+
+fn relative(target: &Path, base: &Path) -> PathBuf {
+    let t: Vec<_> = target.components().collect();
+    let b: Vec<_> = base.components().collect();
+    let common = t.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut out = PathBuf::new();
+    for _ in common..b.len() {
+        out.push("..");
+    }
+    for c in &t[common..] {
+        out.push(c.as_os_str());
+    }
+    out
+}
+
+fn absolute(p: &Path) -> io::Result<PathBuf> {
+    std::path::absolute(p)
+}
+
+/// Ingests `files` into the first output of `butler`. `progress` is called
+/// once per file processed (for a progress bar).
+pub fn ingest(
+    butler: &Butler,
+    files: &[PathBuf],
+    opts: &IngestOptions,
+    progress: &(dyn Fn() + Sync),
+) -> Result<IngestSummary, ButlerError> {
+    let &out = butler
+        .output_indices()
+        .first()
+        .ok_or(ButlerError::ReadOnly {
+            root: butler
+                .repositories()
+                .first()
+                .map(|r| r.root.clone())
+                .unwrap_or_default(),
+        })?;
+    let repo = &butler.repositories()[out];
+    let root = repo.root.clone();
+    let mapper = butler.mapper(out).clone();
+    let keys = mapper.get_keys(&opts.dataset_type, None)?;
+    // Sources already ingested, and (type, id, run) already present.
+    let (known_sources, known_ids) = {
+        let reg = butler.registry(out).expect("outputs have a registry");
+        let recs = reg.find_matching(Some(&opts.dataset_type), &DataId::new(), Some(&opts.run))?;
+        let mut srcs = std::collections::HashSet::new();
+        let mut ids = std::collections::HashSet::new();
+        for r in reg.all()? {
+            if let Some(s) = r.source {
+                srcs.insert(s);
+            }
+        }
+        for r in recs {
+            ids.insert(crate::file_registry::canonical_data_id(&r.data_id));
+        }
+        (srcs, Mutex::new(ids))
+    };
+    enum Outcome {
+        Done(DatasetRecord, PathBuf),
+        Skipped(PathBuf),
+        Failed(PathBuf, String),
+    }
+    let outcomes: Vec<Outcome> = files
+        .par_iter()
+        .map(|f| {
+            let r = (|| -> Result<Outcome, String> {
+                let abs = absolute(f).map_err(|e| e.to_string())?;
+                let src_key = abs.to_string_lossy().into_owned();
+                if known_sources.contains(&src_key) {
+                    return Ok(Outcome::Skipped(f.clone()));
+                }
+                if !abs.is_file() {
+                    return Err("no such file".into());
+                }
+                let raw_id = data_id_for(f, &abs, opts)?;
+                let id = normalize_data_id(&opts.dataset_type, &raw_id, &keys, false)
+                    .map_err(|e| e.to_string())?;
+                let canon = crate::file_registry::canonical_data_id(&id);
+                if !known_ids
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(canon)
+                {
+                    return Err(format!(
+                        "{} {id} is already in the repository (from another file)",
+                        opts.dataset_type
+                    ));
+                }
+                let (stored, rel) = if opts.transfer == Transfer::Direct {
+                    (abs.clone(), src_key.clone())
+                } else {
+                    let loc = mapper
+                        .map(&opts.dataset_type, &id, true)
+                        .map_err(|e| e.to_string())?;
+                    let l = loc.locations.first().ok_or("mapper gave no location")?;
+                    let l = match l.rfind('[') {
+                        Some(i) if l.ends_with(']') => &l[..i],
+                        _ => l.as_str(),
+                    };
+                    let rel = if opts.run.is_empty() {
+                        l.to_string()
+                    } else {
+                        format!("{}/{l}", opts.run)
+                    };
+                    (root.join(&rel), rel)
+                };
+                // checksum the source before a move takes it away
+                let (checksum, size) = checksum_file(&abs).map_err(|e| e.to_string())?;
+                transfer_file(&abs, &stored, opts.transfer).map_err(|e| e.to_string())?;
+                Ok(Outcome::Done(
+                    DatasetRecord {
+                        id: 0,
+                        dataset_type: opts.dataset_type.clone(),
+                        data_id: id,
+                        run: opts.run.clone(),
+                        path: rel,
+                        size,
+                        checksum,
+                        time_ns: now_ns(),
+                        source: Some(src_key),
+                    },
+                    f.clone(),
+                ))
+            })();
+            progress();
+            r.unwrap_or_else(|m| Outcome::Failed(f.clone(), m))
+        })
+        .collect();
+    let mut summary = IngestSummary::default();
+    let mut recs = Vec::new();
+    for o in outcomes {
+        match o {
+            Outcome::Done(r, f) => {
+                recs.push(r);
+                summary.ingested.push(f);
+            }
+            Outcome::Skipped(f) => summary.skipped.push(f),
+            Outcome::Failed(f, m) => summary.failed.push((f, m)),
+        }
+    }
+    butler
+        .registry(out)
+        .expect("outputs have a registry")
+        .insert_many(&recs)?;
+    Ok(summary)
+}

@@ -1,0 +1,67 @@
+//! The built-in stages: [`io`] (InputStage, OutputStage), [`symlink`]
+//! (SymLinkStage), and small [`testing`] stages used by tests, benchmarks and
+//! the MPI check.
+
+pub mod io;
+pub mod symlink;
+pub mod testing;
+
+use crate::stage::{NoOpParallel, NoOpSerial, StageRegistry};
+
+/// Registers every built-in stage under its daf name and its LSST class path.
+pub(crate) fn register_builtin(r: &mut StageRegistry) {
+    macro_rules! serial {
+        ($t:ty, $($name:expr),+) => {
+            $( r.register_serial($name, |_| Ok(Box::new(<$t>::default()))); )+
+        };
+    }
+    macro_rules! parallel {
+        ($t:ty, $($name:expr),+) => {
+            $( r.register_parallel($name, |_| Ok(Box::new(<$t>::default()))); )+
+        };
+    }
+    serial!(
+        NoOpSerial,
+        "NoOpSerial",
+        "lsst.pex.harness.stage.NoOpSerialProcessing"
+    );
+    parallel!(
+        NoOpParallel,
+        "NoOpParallel",
+        "lsst.pex.harness.stage.NoOpParallelProcessing"
+    );
+    serial!(
+        io::InputStageSerial,
+        "InputStageSerial",
+        "lsst.pex.harness.IOStage.InputStageSerial"
+    );
+    parallel!(
+        io::InputStageParallel,
+        "InputStageParallel",
+        "lsst.pex.harness.IOStage.InputStageParallel"
+    );
+    serial!(
+        io::OutputStageSerial,
+        "OutputStageSerial",
+        "lsst.pex.harness.IOStage.OutputStageSerial"
+    );
+    parallel!(
+        io::OutputStageParallel,
+        "OutputStageParallel",
+        "lsst.pex.harness.IOStage.OutputStageParallel"
+    );
+    serial!(
+        symlink::SymLinkStageSerial,
+        "SymLinkStageSerial",
+        "lsst.pex.harness.SymLinkStage.SymLinkStageSerial"
+    );
+    parallel!(
+        symlink::SymLinkStageParallel,
+        "SymLinkStageParallel",
+        "lsst.pex.harness.SymLinkStage.SymLinkStageParallel"
+    );
+    parallel!(testing::FailParallel, "daf.harness.FailParallel");
+    serial!(testing::FailSerial, "daf.harness.FailSerial");
+    parallel!(testing::ShareParallel, "daf.harness.ShareParallel");
+    parallel!(testing::RecordParallel, "daf.harness.RecordParallel");
+}

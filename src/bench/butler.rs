@@ -1,0 +1,330 @@
+//! Butler benchmarks: `get` and `put` of a small PropertySet dataset against
+//! a plain read / a plain temp+fsync+rename of the same bytes, `get_many` of
+//! many small datasets, and ingest of many FITS files.
+//!
+//! The small dataset is a PropertySet in a Boost binary archive
+//! (`BoostStorage`), read and written with the built-in formatters.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use daf_base::{data_id, DataId, PropertySet};
+use daf_butler::ingest::{ingest, DataIdSource, IngestOptions, Transfer};
+use daf_butler::simple_mapper::{SimpleDataset, SimpleMapper};
+use daf_butler::{testing, Butler, GetOptions, PutOptions, Repository};
+
+use crate::bench::{median_time, Row, Target};
+
+/// A scratch repository with one small dataset put into it.
+pub struct Env {
+    /// Keeps the folder alive.
+    pub dir: tempfile::TempDir,
+    /// The butler over the repository.
+    pub butler: Butler,
+    /// The small object.
+    pub object: PropertySet,
+    /// Its data id.
+    pub id: DataId,
+    /// Its file.
+    pub file: PathBuf,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// A small PropertySet like a processing-metadata dataset (~20 entries).
+pub fn small_object() -> PropertySet {
+    let mut ps = PropertySet::new();
+    for i in 0..10 {
+        ps.set(&format!("stage{i}.runtime"), 1.5 * i as f64)
+            .unwrap();
+        ps.set(&format!("stage{i}.name"), format!("task{i}"))
+            .unwrap();
+    }
+    ps.set("visit", 85471048i64).unwrap();
+    ps
+}
+
+/// Creates the repository and puts the object.
+pub fn setup() -> Env {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("repo");
+    let m = SimpleMapper::new([
+        (
+            "meta",
+            SimpleDataset::new("meta/v%(visit)d.boost", "PropertySet", "BoostStorage"),
+        ),
+        (
+            "raw",
+            SimpleDataset::new("raw/v%(visit)d.fits", "DecoratedImageU", "FitsStorage"),
+        ),
+    ])
+    .expect("valid templates");
+    Repository::create(&root, Some("SimpleMapper"), m.to_args(), &[]).expect("create");
+    let butler = Butler::builder()
+        .output(root.as_path())
+        .build()
+        .expect("butler");
+    let object = small_object();
+    let id = data_id! {visit: 0};
+    let file = butler.put(&object, "meta", &id).expect("put")[0].clone();
+    let bytes = std::fs::read(&file).expect("read");
+    Env {
+        dir,
+        butler,
+        object,
+        id,
+        file,
+        bytes,
+    }
+}
+
+/// One butler get of the small dataset.
+pub fn get_once(env: &Env) -> PropertySet {
+    env.butler.get("meta", &env.id).expect("get")
+}
+
+/// The reference: a plain read of the same file.
+pub fn read_once(env: &Env) -> Vec<u8> {
+    std::fs::read(&env.file).expect("read")
+}
+
+/// One butler put (clobbering) of the small dataset.
+pub fn put_once(env: &Env) {
+    env.butler
+        .put_with(&env.object, "meta", &env.id, &PutOptions::clobber())
+        .expect("put");
+}
+
+/// The reference: temp file + write + fsync + rename of the same bytes.
+pub fn write_once(env: &Env) {
+    let target = env.dir.path().join("plain.boost");
+    let tmp = env.dir.path().join(".plain.boost.tmp");
+    let mut f = std::fs::File::create(&tmp).expect("create");
+    f.write_all(&env.bytes).expect("write");
+    f.sync_all().expect("fsync");
+    drop(f);
+    std::fs::rename(&tmp, &target).expect("rename");
+    if let Ok(d) = std::fs::File::open(env.dir.path()) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Puts `n` small datasets (visits 1..=n) in one `put_many`.
+pub fn fill(env: &Env, n: usize) -> Vec<DataId> {
+    let ids: Vec<DataId> = (1..=n as i64).map(|v| data_id! {visit: v}).collect();
+    let items: Vec<(&dyn daf_formatters::Persistable, DataId)> = ids
+        .iter()
+        .map(|id| (&env.object as &dyn daf_formatters::Persistable, id.clone()))
+        .collect();
+    env.butler
+        .put_many("meta", &items, &PutOptions::clobber())
+        .expect("put_many");
+    ids
+}
+
+/// Writes `n` small FITS files to ingest.
+pub fn make_fits(dir: &Path, n: usize) -> Vec<PathBuf> {
+    (0..n)
+        .map(|i| {
+            let p = dir.join(format!("f{}/exp{i}.fits", i % 100));
+            testing::write_test_fits(&p, &[("VISIT", i.to_string()), ("EXPTIME", "15.".into())])
+                .expect("write fits");
+            p
+        })
+        .collect()
+}
+
+/// Ingests `files` (hard links) into a fresh repository; returns seconds.
+pub fn ingest_secs(env: &Env, files: &[PathBuf], tag: &str) -> f64 {
+    let root = env.dir.path().join(format!("ingest-{tag}"));
+    let m = SimpleMapper::new([(
+        "raw",
+        SimpleDataset::new("raw/v%(visit)d.fits", "DecoratedImageU", "FitsStorage"),
+    )])
+    .expect("template");
+    Repository::create(&root, Some("SimpleMapper"), m.to_args(), &[]).expect("create");
+    let b = Butler::builder()
+        .output(root.as_path())
+        .build()
+        .expect("butler");
+    let mut rules = std::collections::BTreeMap::new();
+    rules.insert("visit".to_string(), "VISIT".to_string());
+    let opts = IngestOptions {
+        dataset_type: "raw".into(),
+        transfer: Transfer::Hardlink,
+        ids: DataIdSource::Header(rules),
+        run: String::new(),
+    };
+    let t = Instant::now();
+    let s = ingest(&b, files, &opts, &|| {}).expect("ingest");
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(s.ingested.len(), files.len(), "{s}");
+    secs
+}
+
+/// Medians of `a` and `b` run alternately (so that both see the same
+/// machine load, which matters for fsync-bound work).
+pub fn paired_median(
+    runs: usize,
+    mut a: impl FnMut(),
+    mut b: impl FnMut(),
+) -> (std::time::Duration, std::time::Duration) {
+    a();
+    b();
+    let mut ta = Vec::with_capacity(runs);
+    let mut tb = Vec::with_capacity(runs);
+    for _ in 0..runs.max(1) {
+        let t = Instant::now();
+        a();
+        ta.push(t.elapsed());
+        let t = Instant::now();
+        b();
+        tb.push(t.elapsed());
+    }
+    ta.sort();
+    tb.sort();
+    (ta[ta.len() / 2], tb[tb.len() / 2])
+}
+
+/// Runs every measurement; `quick` uses fewer runs and 1,000 instead of
+/// 10,000 datasets/files.
+pub fn run(quick: bool) -> Vec<Row> {
+    let env = setup();
+    let runs = if quick { 200 } else { 2000 };
+    let n = if quick { 1000 } else { 10_000 };
+    let mut rows = Vec::new();
+
+    let (t_read, t_get) = paired_median(
+        runs,
+        || {
+            std::hint::black_box(read_once(&env));
+        },
+        || {
+            std::hint::black_box(get_once(&env));
+        },
+    );
+    rows.push(Row {
+        name: format!("get small PropertySet ({} B)", env.bytes.len()),
+        value: t_get.as_secs_f64() * 1e6,
+        unit: "µs".into(),
+        reference: Some(t_read.as_secs_f64() * 1e6),
+        reference_name: "std::fs::read same file".into(),
+        target: Target::AtMost(2.0),
+    });
+
+    // Where the time of a get goes.
+    let reg_lookup = median_time(runs, || {
+        let reg = env.butler.registry(0).expect("registry");
+        std::hint::black_box(reg.find("meta", &env.id, None).expect("find"));
+    });
+    let map = median_time(runs, || {
+        std::hint::black_box(
+            env.butler
+                .mapper(0)
+                .map("meta", &env.id, false)
+                .expect("map"),
+        );
+    });
+    let p = env.butler.persistence();
+    let loc = daf_storages::LogicalLocation::literal(env.file.to_string_lossy().into_owned());
+    let decode = median_time(runs, || {
+        let mut st = vec![p.retrieve_storage("BoostStorage", &loc).expect("storage")];
+        std::hint::black_box(
+            p.retrieve_as::<PropertySet>(&mut st, &PropertySet::new())
+                .expect("retrieve"),
+        );
+    });
+    for (name, t) in [
+        ("  of which: file-registry lookup", reg_lookup),
+        ("  of which: mapper map", map),
+        ("  of which: Persistence::retrieve (read+decode)", decode),
+    ] {
+        rows.push(Row {
+            name: name.into(),
+            value: t.as_secs_f64() * 1e6,
+            unit: "µs".into(),
+            reference: None,
+            reference_name: String::new(),
+            target: Target::None,
+        });
+    }
+
+    let pruns = if quick { 20 } else { 100 };
+    let (t_write, t_put) = paired_median(pruns, || write_once(&env), || put_once(&env));
+    let ploc = daf_storages::LogicalLocation::literal(
+        env.dir
+            .path()
+            .join("persist-only.boost")
+            .to_string_lossy()
+            .into_owned(),
+    );
+    let (_, t_persist) = paired_median(
+        pruns,
+        || write_once(&env),
+        || {
+            let mut st = vec![p.persist_storage("BoostStorage", &ploc).expect("storage")];
+            p.persist(&env.object, &mut st, &PropertySet::new())
+                .expect("persist");
+        },
+    );
+    rows.push(Row {
+        name: "put small PropertySet".into(),
+        value: t_put.as_secs_f64() * 1e6,
+        unit: "µs".into(),
+        reference: Some(t_write.as_secs_f64() * 1e6),
+        reference_name: "temp+fsync+rename".into(),
+        target: Target::AtMost(2.0),
+    });
+    rows.push(Row {
+        name: "  of which: Persistence::persist alone".into(),
+        value: t_persist.as_secs_f64() * 1e6,
+        unit: "µs".into(),
+        reference: None,
+        reference_name: String::new(),
+        target: Target::None,
+    });
+
+    let ids = fill(&env, n);
+    let files: Vec<PathBuf> = ids
+        .iter()
+        .map(|id| env.butler.get_uri("meta", id, false).expect("uri"))
+        .collect();
+    let t = Instant::now();
+    for f in &files {
+        std::hint::black_box(std::fs::read(f).expect("read"));
+    }
+    let ref_rate = n as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let got = env
+        .butler
+        .get_many::<PropertySet>("meta", &ids, &GetOptions::default());
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    assert!(got.iter().all(|g| g.is_ok()));
+    rows.push(Row {
+        name: format!("get_many {n} small datasets"),
+        value: rate,
+        unit: "ds/s".into(),
+        reference: Some(ref_rate),
+        reference_name: "sequential fs::read".into(),
+        target: Target::None,
+    });
+
+    let src = env.dir.path().join("fits-src");
+    let fits = make_fits(&src, n);
+    let t = Instant::now();
+    for f in &fits {
+        std::hint::black_box(std::fs::read(f).expect("read"));
+    }
+    let ref_rate = n as f64 / t.elapsed().as_secs_f64();
+    let secs = ingest_secs(&env, &fits, "bench");
+    rows.push(Row {
+        name: format!("ingest {n} FITS files (hardlink)"),
+        value: n as f64 / secs,
+        unit: "files/s".into(),
+        reference: Some(ref_rate),
+        reference_name: "sequential fs::read".into(),
+        target: Target::None,
+    });
+    rows
+}

@@ -1,0 +1,243 @@
+//! End to end through the `daf` binary and the library:
+//! create → ingest → put → get → query → verify → export → import.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use daf::base::{data_id, PropertySet};
+use daf::butler::{testing, Butler};
+
+fn daf(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_daf"))
+        .args(args)
+        .output()
+        .expect("daf runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = daf(args);
+    assert!(
+        o.status.success(),
+        "daf {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&ok(args)).unwrap()
+}
+
+const RAW: &str = "raw:raw/raw_v%(visit)d_f%(filter)s.fits:DecoratedImageU:FitsStorage";
+const META: &str = "meta:meta/v%(visit)04d_f%(filter)s.json:PropertySet:JsonStorage";
+
+fn butler(root: &Path) -> Butler {
+    Butler::builder()
+        .output(root)
+        .persistence(testing::json_persistence())
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn create_ingest_put_get_query_verify_export_import() {
+    let d = tempfile::tempdir().unwrap();
+    let repo = d.path().join("repo");
+    let repo_s = repo.to_str().unwrap();
+
+    // create
+    let out = ok(&["create", repo_s, "--dataset", RAW, "--dataset", META]);
+    assert!(out.contains("created repository"), "{out}");
+    assert!(repo.join("repositoryCfg.yaml").is_file());
+    let o = daf(&["create", repo_s]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already exists"));
+
+    // ingest three FITS files with arbitrary names
+    let mut files = Vec::new();
+    for (v, f) in [(1, "g"), (2, "r"), (3, "g")] {
+        let p = d.path().join(format!("incoming/exposure-{v}.fits"));
+        testing::write_test_fits(
+            &p,
+            &[
+                ("VISIT", v.to_string()),
+                ("FILTER", format!("'{f}'")),
+                ("EXPTIME", "15.".into()),
+            ],
+        )
+        .unwrap();
+        files.push(p.to_str().unwrap().to_string());
+    }
+    let mut args = vec!["ingest", repo_s];
+    args.extend(files.iter().map(String::as_str));
+    args.extend(["--key", "visit=VISIT", "--key", "filter=FILTER", "--json"]);
+    let s = json(&args);
+    assert_eq!(s["ingested"].as_array().unwrap().len(), 3, "{s}");
+    let s = json(&args);
+    assert_eq!(s["skipped"].as_array().unwrap().len(), 3, "{s}");
+    assert!(repo.join("raw/raw_v2_fr.fits").is_file());
+    // ingest without rules says what to do
+    let o = daf(&["ingest", repo_s, &files[0]]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--key KEY=HEADERCARD"));
+
+    // put (library) and get back
+    {
+        let b = butler(&repo);
+        for v in 1..=3i64 {
+            let mut ps = PropertySet::new();
+            ps.set("visit", v).unwrap();
+            ps.set("exptime", 15.0).unwrap();
+            let f = if v == 2 { "r" } else { "g" };
+            b.put(&ps, "meta", &data_id! {visit: v, filter: f}).unwrap();
+        }
+        let back: PropertySet = b.get("meta", &data_id! {visit: 2}).unwrap();
+        assert_eq!(back.get::<i64>("visit").unwrap(), 2);
+        assert_eq!(back.get::<f64>("exptime").unwrap(), 15.0);
+    }
+
+    // get (CLI): type, shape and header
+    let g = json(&["get", repo_s, "raw", "visit=2", "--json"]);
+    assert_eq!(g["type"], "DecoratedImageU", "{g}");
+    assert_eq!(g["shape"], serde_json::json!([0, 0]), "{g}");
+    assert_eq!(g["data_id"]["filter"], "r", "{g}");
+    assert_eq!(g["header"]["EXPTIME"], 15.0, "{g}");
+    assert!(
+        g["file"].as_str().unwrap().ends_with("raw/raw_v2_fr.fits"),
+        "{g}"
+    );
+    assert_eq!(g["size"], 2880, "{g}");
+
+    // query: datasets with --where, and distinct keys
+    let q = json(&[
+        "query",
+        repo_s,
+        "--dataset-type",
+        "raw",
+        "--where",
+        "visit > 1 AND filter = 'g'",
+        "--json",
+    ]);
+    let rows = q.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{q}");
+    assert_eq!(rows[0]["data_id"]["visit"], 3);
+    let q = json(&[
+        "query",
+        repo_s,
+        "--dataset-type",
+        "meta",
+        "--keys",
+        "filter",
+        "--json",
+    ]);
+    assert_eq!(q, serde_json::json!([{"filter": "g"}, {"filter": "r"}]));
+    let q = json(&["query", repo_s, "--json"]);
+    assert_eq!(q.as_array().unwrap().len(), 6);
+    let o = daf(&["query", repo_s, "--where", "visit >"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bad where expression"));
+
+    // dump-policy
+    let p = json(&["dump-policy", repo_s, "--json"]);
+    assert_eq!(p[0]["datasets"]["raw"]["keys"]["visit"], "Int", "{p}");
+    assert_eq!(p[0]["datasets"]["meta"]["storage"], "JsonStorage", "{p}");
+
+    // verify: clean
+    let v = json(&["verify", repo_s, "--json"]);
+    assert_eq!(v["checked"], 6);
+    assert_eq!(v["mismatches"].as_array().unwrap().len(), 0);
+
+    // export and import into a new repository
+    let yaml = d.path().join("export.yaml");
+    ok(&["export", repo_s, "-o", yaml.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    assert!(text.contains("description: daf butler export"), "{text}");
+    let repo2 = d.path().join("repo2");
+    let repo2_s = repo2.to_str().unwrap();
+    ok(&["create", repo2_s, "--dataset", RAW, "--dataset", META]);
+    let s = json(&["import", repo2_s, yaml.to_str().unwrap(), "--json"]);
+    assert_eq!(s["ingested"].as_array().unwrap().len(), 6, "{s}");
+    let s = json(&["import", repo2_s, yaml.to_str().unwrap(), "--json"]);
+    assert_eq!(s["skipped"].as_array().unwrap().len(), 6, "{s}");
+    let v = json(&["verify", repo2_s, "--json"]);
+    assert_eq!(v["checked"], 6);
+    let b2 = butler(&repo2);
+    let back: PropertySet = b2.get("meta", &data_id! {visit: 3}).unwrap();
+    assert_eq!(back.get::<i64>("visit").unwrap(), 3);
+    assert_eq!(
+        std::fs::read(repo2.join("raw/raw_v1_fg.fits")).unwrap(),
+        std::fs::read(repo.join("raw/raw_v1_fg.fits")).unwrap()
+    );
+
+    // a file changed after ingest is caught by verify
+    let f = repo.join("raw/raw_v1_fg.fits");
+    let mut bytes = std::fs::read(&f).unwrap();
+    bytes[2000] = b'!';
+    std::fs::write(&f, bytes).unwrap();
+    let o = daf(&["verify", repo_s]);
+    assert_eq!(o.status.code(), Some(3));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("raw_v1_fg.fits") && out.contains("checksum changed"),
+        "{out}"
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("restore them"));
+}
+
+#[test]
+fn cli_on_obs_test_through_a_camera_mapper_output() {
+    let d = tempfile::tempdir().unwrap();
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let input = here.join("tests/data/obs_test/input");
+    let policy = here.join("tests/data/obs_test/policy/testMapper.yaml");
+    let out = d.path().join("out");
+    let out_s = out.to_str().unwrap();
+    ok(&[
+        "create",
+        out_s,
+        "--mapper",
+        "CameraMapper",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--parent",
+        input.to_str().unwrap(),
+    ]);
+    let q = json(&[
+        "query",
+        out_s,
+        "--dataset-type",
+        "raw",
+        "--keys",
+        "visit,filter",
+        "--where",
+        "visit > 1",
+        "--json",
+    ]);
+    let mut rows: Vec<String> = q
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        vec![r#"{"filter":"g","visit":2}"#, r#"{"filter":"r","visit":3}"#]
+    );
+    let g = json(&["get", out_s, "raw", "visit=1", "--json"]);
+    assert_eq!(g["type"], "DecoratedImageU", "{g}");
+    assert_eq!(g["shape"], serde_json::json!([1026, 2000]), "{g}");
+    assert_eq!(g["header"]["OBSID"], 890104911, "{g}");
+    assert_eq!(g["data_id"]["filter"], "g", "{g}");
+    assert!(
+        g["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("raw/raw_v1_fg.fits.gz"),
+        "{g}"
+    );
+    let o = daf(&["get", out_s, "raw", "visit=4"]);
+    assert!(!o.status.success());
+    let p = json(&["dump-policy", out_s, "--json"]);
+    assert_eq!(p[0]["datasets"]["raw"]["keys"]["filter"], "Str", "{p}");
+    assert_eq!(p.as_array().unwrap().len(), 2);
+}
