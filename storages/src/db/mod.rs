@@ -27,6 +27,6 @@ pub use auth::{AuthEntry, DbAuth};
 pub use error::DbError;
 pub use ident::{quote_ident, validate_ident};
 pub use storage::DbStorage;
-pub use tsv::DbTsvStorage;
+pub use tsv::{BulkLoad, BulkMethod, DbTsvStorage};
 pub use url::{Backend, DbUrl};
 pub use value::{DbKind, DbValue, FromDbValue, ToDbValue};
