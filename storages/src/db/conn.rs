@@ -530,7 +530,18 @@ impl Conn {
         c.set_local_infile_handler(None);
         if let Err(e) = r {
             let broken = !matches!(e, mysql::Error::MySqlError(_));
-            let err = my_err(sql, e);
+            // 1148 (MariaDB) / 3948 (MySQL 8): local_infile is off.
+            let refused_by_server =
+                matches!(&e, mysql::Error::MySqlError(m) if m.code == 1148 || m.code == 3948);
+            let mut err = my_err(sql, e);
+            if refused_by_server {
+                if let DbError::Sql { message, .. } = &mut err {
+                    message.push_str(
+                        "; the server must allow LOCAL loads: SET GLOBAL local_infile = 1 \
+                         (or local_infile = ON in its configuration)",
+                    );
+                }
+            }
             if broken {
                 // The protocol may be out of step: drop the connection (the
                 // server rolls its transaction back).
