@@ -199,3 +199,24 @@ fn dump_reports_what_paf_cannot_spell() {
 fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+#[test]
+fn lsst_mapper_policy_checks_against_lsst_dictionary() {
+    let o = daf(&[
+        "policy",
+        "check",
+        "lsst/testMapper.paf",
+        "--dictionary",
+        "lsst/MapperDictionary.paf",
+    ]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert!(stdout(&o).contains("valid against lsst/MapperDictionary.paf"));
+    let original = Policy::load(data_dir().join("lsst/testMapper.paf")).unwrap();
+    let o = daf(&["policy", "dump", "lsst/testMapper.paf", "--format", "paf"]);
+    assert_eq!(Policy::from_paf_str(&stdout(&o), "dump").unwrap(), original);
+    let o = daf(&["policy", "dump", "lsst/testMapper.paf"]);
+    assert_eq!(
+        Policy::from_yaml_str(&stdout(&o), "dump").unwrap(),
+        original
+    );
+}

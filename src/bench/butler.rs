@@ -163,6 +163,30 @@ pub fn ingest_secs(env: &Env, files: &[PathBuf], tag: &str) -> f64 {
     secs
 }
 
+/// Medians of `a` and `b` run alternately (so that both see the same
+/// machine load, which matters for fsync-bound work).
+pub fn paired_median(
+    runs: usize,
+    mut a: impl FnMut(),
+    mut b: impl FnMut(),
+) -> (std::time::Duration, std::time::Duration) {
+    a();
+    b();
+    let mut ta = Vec::with_capacity(runs);
+    let mut tb = Vec::with_capacity(runs);
+    for _ in 0..runs.max(1) {
+        let t = Instant::now();
+        a();
+        ta.push(t.elapsed());
+        let t = Instant::now();
+        b();
+        tb.push(t.elapsed());
+    }
+    ta.sort();
+    tb.sort();
+    (ta[ta.len() / 2], tb[tb.len() / 2])
+}
+
 /// Runs every measurement; `quick` uses fewer runs and 1,000 instead of
 /// 10,000 datasets/files.
 pub fn run(quick: bool) -> Vec<Row> {
@@ -171,12 +195,15 @@ pub fn run(quick: bool) -> Vec<Row> {
     let n = if quick { 1000 } else { 10_000 };
     let mut rows = Vec::new();
 
-    let t_read = median_time(runs, || {
-        std::hint::black_box(read_once(&env));
-    });
-    let t_get = median_time(runs, || {
-        std::hint::black_box(get_once(&env));
-    });
+    let (t_read, t_get) = paired_median(
+        runs,
+        || {
+            std::hint::black_box(read_once(&env));
+        },
+        || {
+            std::hint::black_box(get_once(&env));
+        },
+    );
     rows.push(Row {
         name: format!("get small PropertySet ({} B)", env.bytes.len()),
         value: t_get.as_secs_f64() * 1e6,
@@ -224,8 +251,23 @@ pub fn run(quick: bool) -> Vec<Row> {
     }
 
     let pruns = if quick { 20 } else { 100 };
-    let t_write = median_time(pruns, || write_once(&env));
-    let t_put = median_time(pruns, || put_once(&env));
+    let (t_write, t_put) = paired_median(pruns, || write_once(&env), || put_once(&env));
+    let ploc = daf_storages::LogicalLocation::literal(
+        env.dir
+            .path()
+            .join("persist-only.boost")
+            .to_string_lossy()
+            .into_owned(),
+    );
+    let (_, t_persist) = paired_median(
+        pruns,
+        || write_once(&env),
+        || {
+            let mut st = vec![p.persist_storage("BoostStorage", &ploc).expect("storage")];
+            p.persist(&env.object, &mut st, &PropertySet::new())
+                .expect("persist");
+        },
+    );
     rows.push(Row {
         name: "put small PropertySet".into(),
         value: t_put.as_secs_f64() * 1e6,
@@ -233,6 +275,14 @@ pub fn run(quick: bool) -> Vec<Row> {
         reference: Some(t_write.as_secs_f64() * 1e6),
         reference_name: "temp+fsync+rename".into(),
         target: Target::AtMost(2.0),
+    });
+    rows.push(Row {
+        name: "  of which: Persistence::persist alone".into(),
+        value: t_persist.as_secs_f64() * 1e6,
+        unit: "µs".into(),
+        reference: None,
+        reference_name: String::new(),
+        target: Target::None,
     });
 
     let ids = fill(&env, n);

@@ -10,6 +10,7 @@ pub mod db;
 pub mod fits;
 pub mod foundation;
 pub mod harness;
+pub mod policy;
 pub mod registry;
 
 use std::time::{Duration, Instant};

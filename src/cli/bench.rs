@@ -22,6 +22,9 @@ pub enum BenchArea {
     Foundation(QuickArgs),
     /// Database storages: SQLite, PostgreSQL and MariaDB inserts and bulk loads.
     Db(DbBenchArgs),
+    /// Policy loading (the seeds' IO-stage policy, PAF and YAML) against
+    /// serde_norway's generic parse and `std::fs::read`.
+    Policy(QuickArgs),
     /// Butler get/put against plain file I/O, get_many and ingest rates.
     Butler(QuickArgs),
     /// Boost archives: a binary `Vec<f64>` against plain file I/O, records,
@@ -123,6 +126,11 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
             Ok(())
         }
         BenchArea::Db(a) => run_db(a),
+        BenchArea::Policy(a) => {
+            let rows = crate::bench::policy::run(a.quick)?;
+            print!("{}", crate::bench::format_table("daf bench policy", &rows));
+            Ok(())
+        }
         BenchArea::Butler(a) => {
             let rows = crate::bench::butler::run(a.quick);
             print!("{}", crate::bench::format_table("daf bench butler", &rows));

@@ -49,7 +49,7 @@ pub(crate) fn parse(
     };
     match value {
         Value::Null => Ok(PropertySet::new()),
-        Value::Mapping(_) => conv.mapping(&value, "", 0),
+        Value::Mapping(m) => conv.mapping(m, "", 0),
         other => Err(conv.error("", format!("a policy must be a map, not {}", kind(&other)))),
     }
 }
@@ -120,7 +120,7 @@ impl Converter<'_, '_> {
 
     fn mapping(
         &mut self,
-        value: &Value,
+        map: serde_norway::Mapping,
         prefix: &str,
         depth: usize,
     ) -> Result<PropertySet, PolicyError> {
@@ -130,35 +130,32 @@ impl Converter<'_, '_> {
                 format!("maps nested deeper than {MAX_NESTING} levels"),
             ));
         }
-        let Value::Mapping(map) = value else {
-            unreachable!("called on maps only")
-        };
         let mut ps = PropertySet::new();
         for (k, v) in map {
             let key = match k {
-                Value::String(s) => s.clone(),
+                Value::String(s) => s,
                 Value::Number(n) => n.to_string(),
                 Value::Bool(b) => b.to_string(),
                 other => {
-                    return Err(
-                        self.error(prefix, format!("a key must be a name, not {}", kind(other)))
-                    )
+                    return Err(self.error(
+                        prefix,
+                        format!("a key must be a name, not {}", kind(&other)),
+                    ))
                 }
             };
-            let full = if prefix.is_empty() {
-                key.clone()
-            } else {
-                format!("{prefix}.{key}")
-            };
+            let full = || join(prefix, &key);
             if !is_paf_name(&key) {
                 return Err(self.error(
-                    &full,
+                    &full(),
                     "not a policy name (letters, digits and `_`, dotted)".into(),
                 ));
             }
-            if let Some(values) = self.values(v, &full, depth)? {
+            let nested = matches!(v, Value::Mapping(_) | Value::Sequence(_) | Value::Tagged(_));
+            let name = if nested { full() } else { String::new() };
+            let name = if nested { name.as_str() } else { prefix };
+            if let Some(values) = self.values(v, name, &key, depth)? {
                 ps.add(&key, values)
-                    .map_err(|e| self.error(&full, e.to_string()))?;
+                    .map_err(|e| self.error(&full(), e.to_string()))?;
             }
         }
         Ok(ps)
@@ -166,7 +163,7 @@ impl Converter<'_, '_> {
 
     fn include(
         &mut self,
-        tagged: &serde_norway::value::TaggedValue,
+        tagged: serde_norway::value::TaggedValue,
         name: &str,
     ) -> Result<PropertySet, PolicyError> {
         if tagged.tag != "include" {
@@ -182,17 +179,24 @@ impl Converter<'_, '_> {
         self.loader.include(target, self.source, line)
     }
 
-    /// The values of one YAML node, or `None` for "no value".
+    /// The values of one YAML node, or `None` for "no value". `name` is the
+    /// node's full name for nested nodes, else its parent's (with `key` the
+    /// last component); it is only used for messages.
     fn values(
         &mut self,
-        v: &Value,
+        v: Value,
         name: &str,
+        key: &str,
         depth: usize,
     ) -> Result<Option<Values>, PolicyError> {
+        let full = || match v {
+            Value::Mapping(_) | Value::Sequence(_) | Value::Tagged(_) => name.to_string(),
+            _ => join(name, key),
+        };
         Ok(Some(match v {
             Value::Null => return Ok(None),
-            Value::Bool(b) => Values::Bool(vec![*b]),
-            Value::Number(n) => {
+            Value::Bool(b) => Values::Bool(vec![b]),
+            Value::Number(ref n) => {
                 if n.is_f64() {
                     Values::F64(vec![n.as_f64().expect("float")])
                 } else {
@@ -203,37 +207,27 @@ impl Converter<'_, '_> {
                         },
                         None => {
                             return Err(
-                                self.error(name, format!("integer {n} does not fit in 64 bits"))
+                                self.error(&full(), format!("integer {n} does not fit in 64 bits"))
                             )
                         }
                     }
                 }
             }
-            Value::String(s) => Values::String(vec![s.clone()]),
-            Value::Mapping(_) => Values::PropertySet(vec![self.mapping(v, name, depth + 1)?]),
-            Value::Tagged(t) => Values::PropertySet(vec![self.include(t, name)?]),
+            Value::String(s) => Values::String(vec![s]),
+            Value::Mapping(m) => Values::PropertySet(vec![self.mapping(m, name, depth + 1)?]),
+            Value::Tagged(t) => Values::PropertySet(vec![self.include(*t, name)?]),
             Value::Sequence(seq) => return self.sequence(seq, name, depth),
         }))
     }
 
     fn sequence(
         &mut self,
-        seq: &[Value],
+        seq: Vec<Value>,
         name: &str,
         depth: usize,
     ) -> Result<Option<Values>, PolicyError> {
         let Some(first) = seq.first() else {
             return Ok(None);
-        };
-        let mixed = |this: &Self, other: &Value| {
-            this.error(
-                name,
-                format!(
-                    "a sequence must hold one type: {} and {}",
-                    kind(first),
-                    kind(other)
-                ),
-            )
         };
         let same = |a: &Value, b: &Value| match (a, b) {
             (Value::Number(x), Value::Number(y)) => x.is_f64() == y.is_f64(),
@@ -241,7 +235,14 @@ impl Converter<'_, '_> {
             _ => std::mem::discriminant(a) == std::mem::discriminant(b),
         };
         if let Some(other) = seq.iter().find(|x| !same(first, x)) {
-            return Err(mixed(self, other));
+            return Err(self.error(
+                name,
+                format!(
+                    "a sequence must hold one type: {} and {}",
+                    kind(first),
+                    kind(other)
+                ),
+            ));
         }
         Ok(Some(match first {
             Value::Null => return Err(self.error(name, "a sequence of nulls".into())),
@@ -252,9 +253,9 @@ impl Converter<'_, '_> {
                 Values::Bool(seq.iter().map(|x| matches!(x, Value::Bool(true))).collect())
             }
             Value::String(_) => Values::String(
-                seq.iter()
+                seq.into_iter()
                     .map(|x| match x {
-                        Value::String(s) => s.clone(),
+                        Value::String(s) => s,
                         _ => unreachable!("checked"),
                     })
                     .collect(),
@@ -269,7 +270,7 @@ impl Converter<'_, '_> {
             ),
             Value::Number(_) => {
                 let mut ints = Vec::with_capacity(seq.len());
-                for x in seq {
+                for x in &seq {
                     let Value::Number(n) = x else {
                         unreachable!("checked")
                     };
@@ -292,13 +293,22 @@ impl Converter<'_, '_> {
                 let mut sets = Vec::with_capacity(seq.len());
                 for x in seq {
                     match x {
-                        Value::Tagged(t) => sets.push(self.include(t, name)?),
-                        _ => sets.push(self.mapping(x, name, depth + 1)?),
+                        Value::Tagged(t) => sets.push(self.include(*t, name)?),
+                        Value::Mapping(m) => sets.push(self.mapping(m, name, depth + 1)?),
+                        _ => unreachable!("checked"),
                     }
                 }
                 Values::PropertySet(sets)
             }
         }))
+    }
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
     }
 }
 
