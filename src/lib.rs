@@ -19,3 +19,4 @@ pub use daf_storages as storages;
 pub mod bench;
 pub mod cli;
 pub mod demo;
+pub mod harness_butler;

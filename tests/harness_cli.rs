@@ -173,6 +173,31 @@ fn demo_runs_and_checks_its_outputs() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(stdout.contains("2 visits on 4 slices"), "{stdout}");
-    assert!(stdout.contains("checked 8 postISR outputs"), "{stdout}");
-    assert!(dir.path().join("out/postISR/v2/c03.fits").is_file());
+    assert!(stdout.contains("queried 8 postISR outputs"), "{stdout}");
+    let repo = dir.path().join("repo");
+    assert!(repo.join("postISR/v2/c03.fits").is_file());
+    assert!(repo.join("raw/v1/c00.fits").is_file());
+    // Provenance: the visit's inputs (raws and biases of every CCD).
+    let o = daf()
+        .arg("provenance")
+        .arg(&repo)
+        .args(["postISR", "visit=2", "ccd=3", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let prov: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let prov = prov.as_array().unwrap();
+    assert_eq!(prov.len(), 8);
+    assert!(prov.contains(
+        &serde_json::json!({"type": "raw", "ids": {"visit": 2, "ccd": 3}, "valid": true})
+    ));
+    // A second demo in the same folder is refused, nothing overwritten.
+    let o = daf()
+        .arg("demo")
+        .arg(dir.path())
+        .args(["--visits", "1", "--side", "16"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already holds a repository"));
 }

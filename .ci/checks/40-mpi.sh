@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v mpirun >/dev/null || { echo "mpirun not installed (apt-get install openmpi-bin libopenmpi-dev)"; exit 1; }
 
+cargo clippy --workspace --all-targets --features mpi -q -- -D warnings
 cargo build --release --features mpi --bin daf -q
 daf=target/release/daf
 mpirun=(mpirun --oversubscribe)

@@ -356,6 +356,12 @@ fn key_str(k: &Value) -> String {
     }
 }
 
+/// A policy loading error as a mapper error; its text keeps the file name
+/// and line that [`daf_base::policy::PolicyError`] carries.
+fn policy_error(e: daf_base::policy::PolicyError) -> MapperError {
+    MapperError::Policy(e.to_string())
+}
+
 /// Default `givenKeys`.
 pub const DEFAULT_GIVEN_KEYS: [&str; 5] =
     ["tract", "patch", "subfilter", "numSubfilters", "fgcmcycle"];
@@ -366,12 +372,17 @@ impl MapperPolicy {
     /// to the policy file is used if it exists.
     pub fn load(path: &Path, defaults_dir: Option<&Path>) -> Result<Self, MapperError> {
         let source = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| MapperError::Policy(format!("{source}: {e}")))?;
         let tree = match path.extension().and_then(|e| e.to_str()) {
-            Some("paf") => crate::paf::parse_paf(&text, &source)?,
-            Some("yaml") | Some("yml") => serde_norway::from_str(&text)
-                .map_err(|e| MapperError::Policy(format!("{source}: {e}")))?,
+            Some("paf") => {
+                let policy = daf_base::Policy::load(path).map_err(policy_error)?;
+                Self::tree_from_policy(&policy, &source)?
+            }
+            Some("yaml") | Some("yml") => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| MapperError::Policy(format!("{source}: {e}")))?;
+                serde_norway::from_str(&text)
+                    .map_err(|e| MapperError::Policy(format!("{source}: {e}")))?
+            }
             _ => {
                 return Err(MapperError::Policy(format!(
                     "{source}: unknown policy format (expected .yaml, .yml or .paf)"
@@ -401,6 +412,40 @@ impl MapperPolicy {
         let tree = serde_norway::from_str(text)
             .map_err(|e| MapperError::Policy(format!("{source}: {e}")))?;
         Self::from_value(tree, source, defaults)
+    }
+
+    /// Parses PAF text with [`daf_base::Policy::from_paf_str`] (no defaults
+    /// directory lookup; `@file` includes resolve against the current
+    /// directory). Syntax errors name `source` and the line.
+    pub fn from_paf_str(
+        text: &str,
+        source: &str,
+        defaults: &PolicyDefaults,
+    ) -> Result<Self, MapperError> {
+        let policy = daf_base::Policy::from_paf_str(text, source).map_err(policy_error)?;
+        let tree = Self::tree_from_policy(&policy, source)?;
+        Self::from_value(tree, source, defaults)
+    }
+
+    /// The tree [`MapperPolicy::from_value`] reads, built from a loaded
+    /// [`daf_base::Policy`] (as from a PAF file): sub-policies become
+    /// mappings, a name with one value a scalar, a name with several values
+    /// (PAF's repeated names) a sequence. Names without values are absent.
+    ///
+    /// ```
+    /// use daf_mappers::MapperPolicy;
+    /// let p = daf_base::Policy::from_paf_str("a: {\n  b: \"x\"\n  b: y\n  n: 3\n}\n", "t.paf").unwrap();
+    /// let v = MapperPolicy::tree_from_policy(&p, "t.paf").unwrap();
+    /// assert_eq!(v["a"]["b"][1].as_str(), Some("y"));
+    /// assert_eq!(v["a"]["n"].as_i64(), Some(3));
+    /// ```
+    pub fn tree_from_policy(policy: &daf_base::Policy, source: &str) -> Result<Value, MapperError> {
+        // The YAML writer is the one place that spells a policy as a
+        // serde_norway tree; reading its output back gives that tree.
+        let text = policy
+            .to_yaml_string()
+            .map_err(|e| MapperError::Policy(format!("{source}: {e}")))?;
+        serde_norway::from_str(&text).map_err(|e| MapperError::Policy(format!("{source}: {e}")))
     }
 
     /// Builds a policy from a parsed tree.
@@ -612,4 +657,73 @@ fn parse_ingest(cx: &Ctx<'_>, m: &Mapping) -> Result<IngestPolicy, MapperError> 
         visit_keys: cx.strings(get("visitKeys"), "ingest.visitKeys")?,
         header_keys,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paf_errors_name_file_and_line() {
+        let none = PolicyDefaults::none();
+        let e = MapperPolicy::from_paf_str("a: 1\n}\n", "x.paf", &none)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("x.paf:2:"), "{e}");
+        let e = MapperPolicy::from_paf_str("a: \"open\n", "x.paf", &none)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("x.paf:1:"), "{e}");
+        let e = MapperPolicy::from_paf_str("a: 1\n\njunk\n", "x.paf", &none)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("x.paf:3:"), "{e}");
+    }
+
+    #[test]
+    fn paf_type_errors_name_the_key_path() {
+        let none = PolicyDefaults::none();
+        let e = MapperPolicy::from_paf_str("levels: 3\n", "x.paf", &none)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "mapper policy: x.paf: key levels: expected a mapping, found a number"
+        );
+    }
+
+    #[test]
+    fn paf_dataset_defined_twice_is_an_error() {
+        let none = PolicyDefaults::none();
+        let text = "exposures: {\n  raw: {\n    template: \"a\"\n  }\n  raw: {\n    template: \"b\"\n  }\n}\n";
+        let e = MapperPolicy::from_paf_str(text, "x.paf", &none)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("x.paf") && e.contains("defined twice"), "{e}");
+    }
+
+    #[test]
+    fn paf_tree_types_values_and_repeated_names() {
+        let p = daf_base::Policy::from_paf_str(
+            "a: {\n  b: \"x\"\n  b: y\n  n: 3\n  r: 2.5\n  t: true\n}\nc: 1 2\n",
+            "t.paf",
+        )
+        .unwrap();
+        let v = MapperPolicy::tree_from_policy(&p, "t.paf").unwrap();
+        assert_eq!(v["a"]["b"][0].as_str(), Some("x"));
+        assert_eq!(v["a"]["b"][1].as_str(), Some("y"));
+        assert_eq!(v["a"]["n"].as_i64(), Some(3));
+        assert_eq!(v["a"]["r"].as_f64(), Some(2.5));
+        assert_eq!(v["a"]["t"].as_bool(), Some(true));
+        assert_eq!(v["c"][1].as_i64(), Some(2));
+    }
+
+    #[test]
+    fn load_paf_file_reports_path_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.paf");
+        std::fs::write(&path, "camera: \"x\"\n}\n").unwrap();
+        let e = MapperPolicy::load(&path, None).unwrap_err().to_string();
+        assert!(e.contains(&format!("{}:2:", path.display())), "{e}");
+    }
 }

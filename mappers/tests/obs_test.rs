@@ -325,7 +325,9 @@ fn merged_policy_shape() {
 #[test]
 fn paf_parses_to_the_same_tree_as_its_yaml_twin() {
     let paf = std::fs::read_to_string(policy_path("testMapper.paf")).unwrap();
-    let mut from_paf = daf_mappers::paf::parse_paf(&paf, "testMapper.paf").unwrap();
+    let policy = daf_base::Policy::from_paf_str(&paf, "testMapper.paf").unwrap();
+    let mut from_paf =
+        daf_mappers::MapperPolicy::tree_from_policy(&policy, "testMapper.paf").unwrap();
     let yaml = std::fs::read_to_string(policy_path("testMapper-761fd02.yaml")).unwrap();
     let mut from_yaml: serde_norway::Value = serde_norway::from_str(&yaml).unwrap();
     let removed = from_yaml["datasets"]

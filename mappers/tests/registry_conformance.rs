@@ -1,7 +1,7 @@
 //! Every registry backend passes the same conformance suite.
 
 use daf_mappers::registry::conformance::{self, FILESYSTEM, SQL};
-use daf_mappers::registry::open_registry;
+use daf_mappers::registry::{open_registry, Registry};
 use daf_mappers::{PgRegistry, PosixRegistry, SqliteRegistry};
 
 #[test]
@@ -75,4 +75,72 @@ fn postgres() {
     if let Err(p) = result {
         std::panic::resume_unwind(p);
     }
+}
+
+fn card(s: &str) -> String {
+    format!("{s:<80}")
+}
+
+fn hdu(cards: &[&str]) -> Vec<u8> {
+    let mut h: String = cards.iter().map(|c| card(c)).collect();
+    h.push_str(&card("END"));
+    let mut b = h.into_bytes();
+    b.resize(b.len().div_ceil(2880) * 2880, b' ');
+    b
+}
+
+/// A template ending in `[%(hdu)d]`: keys the path lacks come from the header
+/// of the HDU the data id names (the primary HDU when it names none).
+#[test]
+fn filesystem_reads_keys_from_the_named_hdu() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("raw")).unwrap();
+    for (visit, p_filter, x_filter) in [(1, "g", "G1"), (2, "r", "R2")] {
+        let mut bytes = hdu(&[
+            "SIMPLE  =                    T",
+            "BITPIX  =                    8",
+            "NAXIS   =                    0",
+            &format!("FILTER  = '{p_filter}'"),
+        ]);
+        bytes.extend(hdu(&[
+            "XTENSION= 'IMAGE   '",
+            "BITPIX  =                   16",
+            "NAXIS   =                    2",
+            "NAXIS1  =                   10",
+            "NAXIS2  =                    3",
+            &format!("FILTER  = '{x_filter}'"),
+            "CCDNUM  =                   42",
+        ]));
+        let mut data = vec![0u8; 60];
+        data.resize(2880, 0);
+        bytes.extend(data);
+        std::fs::write(dir.path().join(format!("raw/v{visit}.fits")), bytes).unwrap();
+    }
+    let reg = PosixRegistry::new(dir.path());
+    let template = "raw/v%(visit)d.fits[%(hdu)d]";
+    let props: Vec<String> = vec!["visit".into(), "filter".into()];
+    let tables: Vec<String> = vec!["raw".into()];
+    let look = |id: daf_base::DataId| {
+        reg.lookup_query(&daf_mappers::registry::Lookup {
+            properties: &props,
+            tables: &tables,
+            data_id: &id,
+            valid_range: None,
+            template: Some(template),
+        })
+        .unwrap()
+    };
+    assert_eq!(
+        look(daf_base::data_id! {}),
+        vec![vec![1.into(), "g".into()], vec![2.into(), "r".into()]]
+    );
+    assert_eq!(
+        look(daf_base::data_id! {hdu: 1}),
+        vec![vec![1.into(), "G1".into()], vec![2.into(), "R2".into()]]
+    );
+    assert_eq!(
+        look(daf_base::data_id! {hdu: 1, filter: "R2"}),
+        vec![vec![2.into(), "R2".into()]]
+    );
+    assert!(look(daf_base::data_id! {visit: 3}).is_empty());
 }

@@ -299,7 +299,7 @@ pub fn bench_server(
     let (name, target) = match u.backend {
         Backend::Postgres => ("PostgreSQL DbTsvStorage (COPY) load", Target::AtLeast(10.0)),
         _ => (
-            "MariaDB DbTsvStorage (multi-row REPLACE) load",
+            "MariaDB DbTsvStorage (LOAD DATA LOCAL INFILE) load",
             Target::AtLeast(5.0),
         ),
     };

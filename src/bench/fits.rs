@@ -191,6 +191,24 @@ pub fn run(cfg: &Config) -> Vec<Row> {
         reference_name: "full read".into(),
         target: Target::AtMost(1.0 / 50.0),
     });
+
+    // The memory-mapped fast path against cfitsio's own image reader.
+    let t_cfitsio = median_time(cfg.runs, || {
+        let mut f = fitsio::FitsFile::open(&f32_path).expect("cfitsio open");
+        let hdu = f.primary_hdu().expect("cfitsio hdu");
+        let v: Vec<f32> = hdu.read_image(&mut f).expect("cfitsio read");
+        std::hint::black_box(v);
+    });
+    let n = fs::metadata(&f32_path).map(|m| m.len()).unwrap_or(0);
+    rows.push(Row {
+        name: format!("f32 {0}x{0} read vs cfitsio", cfg.side),
+        value: mib_per_s(n, full),
+        unit: "MiB/s".into(),
+        reference: Some(mib_per_s(n, t_cfitsio)),
+        reference_name: "cfitsio fits_read_img".into(),
+        // Reported only: the target is against plain file reads.
+        target: Target::None,
+    });
     let _ = fs::remove_file(&f32_path);
 
     // Peak memory of reading a large image.

@@ -96,6 +96,7 @@ fn events(
 pub fn services(cfg: &PipelineConfig, locations: &[String]) -> Result<Services, CliError> {
     let mut s = Services::with_defaults();
     s.location_map = cfg.location_map.clone();
+    s.butler_factory = Some(crate::harness_butler::butler_factory(None));
     for l in locations {
         let (k, v) = l
             .split_once('=')
@@ -272,7 +273,13 @@ pub fn demo(args: DemoArgs) -> Result<(), CliError> {
     )?;
     writeln!(
         out,
-        "  pipeline input -> bias subtraction -> output on {} thread slices:",
+        "  created repository {} (SimpleMapper, SQLite registry) and ingested them in {:.3} s",
+        args.dir.join("repo").display(),
+        s.ingest_time.as_secs_f64()
+    )?;
+    writeln!(
+        out,
+        "  pipeline input -> bias subtraction -> output (butler) on {} thread slices:",
         args.ccds
     )?;
     print_summary(&s.report, &mut out)?;
@@ -285,10 +292,15 @@ pub fn demo(args: DemoArgs) -> Result<(), CliError> {
     )?;
     writeln!(
         out,
-        "  checked {} postISR outputs (bias removed, pixels exact) in {:.3} s; total {:.3} s",
+        "  queried {} postISR outputs in the registry, read back, bias removed, pixels exact, in {:.3} s; total {:.3} s",
         s.outputs_checked,
         s.check_time.as_secs_f64(),
         t.elapsed().as_secs_f64()
+    )?;
+    writeln!(
+        out,
+        "  provenance: daf provenance {} postISR visit=1 ccd=0",
+        args.dir.join("repo").display()
     )?;
     if s.outputs_checked != args.visits * args.ccds || s.report.failures() > 0 {
         return Err(CliError::new(format!(
@@ -297,6 +309,62 @@ pub fn demo(args: DemoArgs) -> Result<(), CliError> {
             args.visits * args.ccds,
             s.report.failures()
         )));
+    }
+    Ok(())
+}
+
+/// Arguments of `daf provenance`.
+#[derive(Debug, clap::Args)]
+pub struct ProvenanceArgs {
+    /// The repository.
+    pub repo: PathBuf,
+    /// The dataset type.
+    pub dataset_type: String,
+    /// The data id: `key=value` pairs (integers stay integers), e.g. `visit=1 ccd=2`.
+    #[arg(required = true)]
+    pub data_id: Vec<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_data_id(items: &[String]) -> Result<daf_base::DataId, CliError> {
+    let mut id = daf_base::DataId::new();
+    for it in items {
+        for kv in it.split(',').filter(|s| !s.is_empty()) {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| CliError::new(format!("data id item {kv:?}: expected key=value")))?;
+            match v.parse::<i64>() {
+                Ok(i) => id.insert(k, i),
+                Err(_) => match v.parse::<f64>() {
+                    Ok(f) if v.contains('.') => id.insert(k, f),
+                    _ => id.insert(k, v),
+                },
+            }
+        }
+    }
+    Ok(id)
+}
+
+/// Runs `daf provenance`: lists the input datasets recorded for a dataset.
+pub fn provenance(args: ProvenanceArgs) -> Result<(), CliError> {
+    let id = parse_data_id(&args.data_id)?;
+    let inputs = crate::harness_butler::provenance(&args.repo, &args.dataset_type, &id)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&inputs).map_err(|e| CliError::new(e.to_string()))?
+        )?;
+    } else if inputs.is_empty() {
+        writeln!(out, "no provenance recorded for {} {id}", args.dataset_type)?;
+    } else {
+        writeln!(out, "{} {id} was made from:", args.dataset_type)?;
+        for d in &inputs {
+            writeln!(out, "  {} {}", d.dataset_type, d.ids)?;
+        }
     }
     Ok(())
 }

@@ -58,6 +58,8 @@ pub enum Command {
     /// The main job: synthetic raws and biases, a bias-subtraction pipeline
     /// on 4 thread slices, outputs checked, timings printed.
     Demo(harness::DemoArgs),
+    /// List the input datasets recorded as provenance of a dataset.
+    Provenance(harness::ProvenanceArgs),
     /// Show what a file holds: a PropertySet archive (Boost binary, text or
     /// XML; detected) or a FITS header, as YAML (or JSON) with each value's type.
     Show(show::ShowArgs),
@@ -113,6 +115,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Policy(args) => policy::run(args),
         Command::Run(args) => harness::run(args),
         Command::Demo(args) => harness::demo(args),
+        Command::Provenance(args) => harness::provenance(args),
         Command::Show(args) => show::run(&args),
         Command::Convert(args) => boost::run_convert(args),
     }

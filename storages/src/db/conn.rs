@@ -34,7 +34,21 @@ pub(crate) enum Conn {
     My {
         rt: Runtime,
         conn: sqlx::MySqlConnection,
+        /// How to open the bulk-load connection (same server, credentials
+        /// and database as `conn`).
+        load_opts: Box<mysql::Opts>,
+        /// The `LOAD DATA LOCAL INFILE` connection, opened on first use.
+        load: Option<Box<mysql::Conn>>,
     },
+}
+
+/// What the server said about one `LOAD DATA LOCAL INFILE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MysqlLoad {
+    /// Rows affected (a replaced row counts twice, as MySQL reports it).
+    pub affected_rows: u64,
+    /// The server's summary, `Records: N  Deleted: D  Skipped: S  Warnings: W`.
+    pub info: String,
 }
 
 impl rusqlite::ToSql for DbValue {
@@ -148,7 +162,26 @@ impl Conn {
                         opts = opts.password(&entry.password);
                     }
                     let conn = rt.block_on(opts.connect()).map_err(connect_err)?;
-                    Ok(Conn::My { rt, conn })
+                    let load_opts = mysql::OptsBuilder::new()
+                        .ip_or_hostname(Some(url.host.clone()))
+                        .tcp_port(url.port)
+                        .prefer_socket(false)
+                        .user(Some(entry.user.clone()))
+                        .pass((!entry.password.is_empty()).then(|| entry.password.clone()))
+                        .db_name(Some(url.database.clone()))
+                        // The TSV file is UTF-8 and written with backslash
+                        // escapes, whatever the server's defaults.
+                        .init(vec![
+                            "SET NAMES utf8mb4",
+                            "SET time_zone = '+00:00'",
+                            "SET SESSION sql_mode = REPLACE(@@sql_mode, 'NO_BACKSLASH_ESCAPES', '')",
+                        ]);
+                    Ok(Conn::My {
+                        rt,
+                        conn,
+                        load_opts: Box::new(load_opts.into()),
+                        load: None,
+                    })
                 }
             }
         }
@@ -186,7 +219,7 @@ impl Conn {
             Conn::Pg { rt, conn } => rt
                 .block_on(conn.execute(sqlx::raw_sql(AssertSqlSafe(sql.to_string()))))
                 .map(|r| r.rows_affected()),
-            Conn::My { rt, conn } => rt
+            Conn::My { rt, conn, .. } => rt
                 .block_on(conn.execute(sqlx::raw_sql(AssertSqlSafe(sql.to_string()))))
                 .map(|r| r.rows_affected()),
         };
@@ -208,7 +241,7 @@ impl Conn {
                 rt.block_on(q.execute(&mut *conn))
                     .map(|r| r.rows_affected())
             }
-            Conn::My { rt, conn } => {
+            Conn::My { rt, conn, .. } => {
                 let q = bind_all!(sqlx::query(AssertSqlSafe(sql.clone())), params, String);
                 rt.block_on(q.execute(&mut *conn))
                     .map(|r| r.rows_affected())
@@ -353,7 +386,7 @@ impl Conn {
                 });
                 res.map_err(|e| self.sql_err(sql, e))
             }
-            Conn::My { rt, conn } => {
+            Conn::My { rt, conn, .. } => {
                 let res: Result<ResultSet, sqlx::Error> = rt.block_on(async {
                     let st = (&mut *conn)
                         .prepare(AssertSqlSafe(sql.to_string()).into_sql())
@@ -416,6 +449,152 @@ impl Conn {
         res.map_err(|e| self.sql_err(sql, e))
     }
 
+    /// MySQL: opens (on first use) the bulk-load connection and starts a
+    /// transaction on it. `None` for other backends.
+    pub fn mysql_load_begin(&mut self) -> Option<Result<(), DbError>> {
+        let Conn::My {
+            load_opts, load, ..
+        } = self
+        else {
+            return None;
+        };
+        let r = (|| {
+            if load.is_none() {
+                let c = mysql::Conn::new((**load_opts).clone()).map_err(|e| {
+                    let secret = load_opts.get_pass().unwrap_or_default();
+                    DbError::Connect {
+                        backend: "MySQL".into(),
+                        host: load_opts.get_ip_or_hostname().to_string(),
+                        port: load_opts.get_tcp_port(),
+                        message: scrub(e.to_string(), secret),
+                    }
+                })?;
+                *load = Some(Box::new(c));
+            }
+            let c = load.as_mut().expect("opened above");
+            mysql::prelude::Queryable::query_drop(&mut **c, "START TRANSACTION")
+                .map_err(|e| my_err("START TRANSACTION", e))
+        })();
+        if r.is_err() {
+            *load = None;
+        }
+        Some(r)
+    }
+
+    /// MySQL: runs `sql`, a `LOAD DATA LOCAL INFILE '<name>' ...` statement,
+    /// on the bulk-load connection, serving the bytes of `path` when the
+    /// server asks for `name` — and nothing for any other name (a server
+    /// may ask for any file; only the one we wrote is ever sent). A load
+    /// with warnings (LOCAL loads turn bad values into warnings) is an
+    /// error. Call between [`Conn::mysql_load_begin`] and
+    /// [`Conn::mysql_load_end`].
+    pub fn mysql_load_file(
+        &mut self,
+        sql: &str,
+        name: &str,
+        path: &Path,
+    ) -> Result<MysqlLoad, DbError> {
+        use mysql::prelude::Queryable;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let Conn::My { load, .. } = self else {
+            return Err(DbError::State(
+                "LOAD DATA LOCAL INFILE is a MySQL feature".into(),
+            ));
+        };
+        let Some(c) = load.as_mut() else {
+            return Err(DbError::State(
+                "no bulk-load transaction is open on the MySQL connection".into(),
+            ));
+        };
+        let refused = Arc::new(AtomicBool::new(false));
+        let served = Arc::new(AtomicBool::new(false));
+        let handler = {
+            let want = name.as_bytes().to_vec();
+            let path = path.to_path_buf();
+            let (refused, served) = (refused.clone(), served.clone());
+            mysql::LocalInfileHandler::new(move |asked, out| {
+                if asked != want.as_slice() {
+                    // Send an empty file: the load succeeds with no rows,
+                    // and the flag turns it into an error below.
+                    refused.store(true, Ordering::SeqCst);
+                    return Ok(());
+                }
+                served.store(true, Ordering::SeqCst);
+                let mut f = std::fs::File::open(&path)?;
+                std::io::copy(&mut f, out)?;
+                Ok(())
+            })
+        };
+        c.set_local_infile_handler(Some(handler));
+        let r = c.query_drop(sql);
+        c.set_local_infile_handler(None);
+        if let Err(e) = r {
+            let broken = !matches!(e, mysql::Error::MySqlError(_));
+            // 1148 (MariaDB) / 3948 (MySQL 8): local_infile is off.
+            let refused_by_server =
+                matches!(&e, mysql::Error::MySqlError(m) if m.code == 1148 || m.code == 3948);
+            let mut err = my_err(sql, e);
+            if refused_by_server {
+                if let DbError::Sql { message, .. } = &mut err {
+                    message.push_str(
+                        "; the server must allow LOCAL loads: SET GLOBAL local_infile = 1 \
+                         (or local_infile = ON in its configuration)",
+                    );
+                }
+            }
+            if broken {
+                // The protocol may be out of step: drop the connection (the
+                // server rolls its transaction back).
+                *load = None;
+            }
+            return Err(err);
+        }
+        if refused.load(Ordering::SeqCst) || !served.load(Ordering::SeqCst) {
+            return Err(DbError::Sql {
+                backend: "MySQL",
+                sql: sql.into(),
+                message: "the server asked for a file other than the TSV file being loaded; nothing was sent".into(),
+            });
+        }
+        let out = MysqlLoad {
+            affected_rows: c.affected_rows(),
+            info: c.info_str().into_owned(),
+        };
+        if c.warnings() > 0 {
+            let w: Vec<(String, u32, String)> = c
+                .query("SHOW WARNINGS LIMIT 5")
+                .map_err(|e| my_err("SHOW WARNINGS", e))?;
+            let list = w
+                .into_iter()
+                .map(|(level, code, msg)| format!("{level} {code}: {msg}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(DbError::Sql {
+                backend: "MySQL",
+                sql: sql.into(),
+                message: format!("the load gave warnings ({}): {list}", out.info),
+            });
+        }
+        Ok(out)
+    }
+
+    /// MySQL: commits (`commit`) or rolls back the bulk-load transaction,
+    /// if one is open.
+    pub fn mysql_load_end(&mut self, commit: bool) -> Result<(), DbError> {
+        let Conn::My { load, .. } = self else {
+            return Ok(());
+        };
+        let Some(c) = load.as_mut() else {
+            return Ok(());
+        };
+        let sql = if commit { "COMMIT" } else { "ROLLBACK" };
+        let r = mysql::prelude::Queryable::query_drop(&mut **c, sql).map_err(|e| my_err(sql, e));
+        if r.is_err() {
+            *load = None;
+        }
+        r
+    }
+
     /// Does the (possibly `schema.`-qualified) table exist?
     pub fn table_exists(&mut self, name: &str) -> Result<bool, DbError> {
         let (schema, table) = match name.split_once('.') {
@@ -465,6 +644,18 @@ impl Conn {
             Some(DbValue::String(s)) => Some(s),
             _ => None,
         }))
+    }
+}
+
+fn my_err(sql: &str, e: mysql::Error) -> DbError {
+    let message = match e {
+        mysql::Error::MySqlError(m) => format!("{} ({})", m.message, m.code),
+        other => other.to_string(),
+    };
+    DbError::Sql {
+        backend: "MySQL",
+        sql: sql.to_string(),
+        message,
     }
 }
 
@@ -555,4 +746,60 @@ fn my_value(r: &sqlx::mysql::MySqlRow, i: usize, t: &str) -> Result<DbValue, sql
             ))
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A MariaDB connection from `DAF_TEST_MYSQL_URL` (root, no password),
+    /// or `None` (skipped) when it is not set.
+    fn mysql() -> Option<Conn> {
+        let url = match std::env::var("DAF_TEST_MYSQL_URL") {
+            Ok(u) if !u.is_empty() => u,
+            _ => {
+                daf_base::testing::available(false, "DAF_TEST_MYSQL_URL not set");
+                return None;
+            }
+        };
+        let url = DbUrl::parse(&url).unwrap();
+        let mut auth = DbAuth::new();
+        auth.add(&url.host, url.port, "root", "");
+        Some(Conn::open(&url, &auth).unwrap())
+    }
+
+    #[test]
+    fn infile_handler_serves_only_the_named_file() {
+        let Some(mut c) = mysql() else { return };
+        let table = format!("daf_infile_{}", std::process::id());
+        c.execute_raw(&format!("CREATE TABLE `{table}` (s VARCHAR(50))"))
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let ours = dir.path().join("ours.tsv");
+        std::fs::write(&ours, "a\nb\n").unwrap();
+        let load = |c: &mut Conn, asked: &str, served: &str| {
+            c.mysql_load_begin().unwrap().unwrap();
+            let sql = format!("LOAD DATA LOCAL INFILE '{asked}' INTO TABLE `{table}` (s)");
+            let r = c.mysql_load_file(&sql, served, &ours);
+            c.mysql_load_end(r.is_ok()).unwrap();
+            r
+        };
+        // The server asks for /etc/passwd (as a hostile server or a spliced
+        // statement would): nothing is sent and the load is an error.
+        let err = load(&mut c, "/etc/passwd", "ours.tsv").unwrap_err();
+        assert!(err.to_string().contains("other than the TSV file"), "{err}");
+        let n = |c: &mut Conn| {
+            c.query(&format!("SELECT s FROM `{table}`"), &[])
+                .unwrap()
+                .rows
+                .len()
+        };
+        assert_eq!(n(&mut c), 0);
+        // The name we wrote is served.
+        let ok = load(&mut c, "ours.tsv", "ours.tsv").unwrap();
+        assert_eq!(ok.affected_rows, 2);
+        assert!(ok.info.contains("Skipped: 0"), "{}", ok.info);
+        assert_eq!(n(&mut c), 2);
+        c.execute_raw(&format!("DROP TABLE `{table}`")).unwrap();
+    }
 }

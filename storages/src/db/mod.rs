@@ -1,7 +1,9 @@
 //! Database storages: [`DbStorage`] (row-by-row inserts and queries) and
 //! [`DbTsvStorage`] (rows buffered to a TSV file, bulk-loaded at commit),
 //! on SQLite (embedded, through rusqlite), PostgreSQL and MariaDB/MySQL
-//! (through sqlx, each storage owning a private current-thread tokio runtime).
+//! (through sqlx, each storage owning a private current-thread tokio runtime;
+//! [`DbTsvStorage`]'s MariaDB/MySQL bulk loads go through the `mysql` crate,
+//! which speaks the `LOAD DATA LOCAL INFILE` protocol sqlx lacks).
 //!
 //! Locations are URLs without credentials:
 //! `sqlite:///absolute/path.db`, `sqlite::memory:`,
@@ -27,6 +29,6 @@ pub use auth::{AuthEntry, DbAuth};
 pub use error::DbError;
 pub use ident::{quote_ident, validate_ident};
 pub use storage::DbStorage;
-pub use tsv::DbTsvStorage;
+pub use tsv::{BulkLoad, BulkMethod, DbTsvStorage};
 pub use url::{Backend, DbUrl};
 pub use value::{DbKind, DbValue, FromDbValue, ToDbValue};

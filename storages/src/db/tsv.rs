@@ -53,13 +53,22 @@ struct TsvTable {
 /// A database storage whose inserts go to a temporary TSV file per table
 /// (policy `TempPath`: its folder; `SaveTemp: true` keeps it), loaded in
 /// bulk when the transaction is prepared for commit:
-/// PostgreSQL `COPY ... FROM STDIN`; MySQL/MariaDB multi-row
-/// `REPLACE INTO ... VALUES (...), (...)` batches (sqlx does not implement
-/// the `LOAD DATA LOCAL INFILE` protocol, so this is the fastest bulk path
-/// open to it); SQLite one cached prepared insert run for every row. The
-/// load runs inside a database transaction that `end_transaction` commits
-/// and `abort_transaction` rolls back, so a failed load leaves the table as
-/// it was.
+/// PostgreSQL `COPY ... FROM STDIN`; MySQL/MariaDB
+/// `LOAD DATA LOCAL INFILE '<tsv>' REPLACE INTO TABLE ...` (duplicate keys
+/// replace the old row); SQLite one cached prepared insert run for every
+/// row. The load runs inside a database transaction that `end_transaction`
+/// commits and `abort_transaction` rolls back, so a failed load leaves the
+/// table as it was. [`DbTsvStorage::last_loads`] tells which path ran.
+///
+/// MySQL/MariaDB details: sqlx (used for everything else) cannot answer the
+/// server's request for the local file, so the loads go through a second
+/// connection (the `mysql` crate) opened on first use with the same
+/// credentials; the load transaction lives on that connection. It therefore
+/// cannot see `TEMPORARY` tables made through the storage. Only the TSV file
+/// this storage wrote is ever sent, whatever file name the server asks for.
+/// `LOCAL` loads turn bad values (NULL into `NOT NULL`, text into numbers)
+/// into warnings; a load with any warning is an error and rolls back. The
+/// server must allow it (`local_infile = ON`, the MariaDB default).
 ///
 /// Everything else (queries, table management) is [`DbStorage`]'s, reached
 /// through `Deref`.
@@ -91,6 +100,50 @@ pub struct DbTsvStorage {
     current: Option<usize>,
     loaded: bool,
     saved: Vec<PathBuf>,
+    /// A transaction is open on the MySQL bulk-load connection.
+    mysql_tx: bool,
+    loads: Vec<BulkLoad>,
+}
+
+/// The bulk path that loaded one table's TSV file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BulkMethod {
+    /// PostgreSQL `COPY ... FROM STDIN`.
+    PostgresCopy,
+    /// MySQL/MariaDB `LOAD DATA LOCAL INFILE ... REPLACE`.
+    MysqlLoadDataLocalInfile,
+    /// SQLite: one prepared `INSERT` run for each row.
+    SqliteInserts,
+}
+
+/// One table's bulk load (see [`DbTsvStorage::last_loads`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkLoad {
+    /// The table loaded.
+    pub table: String,
+    /// How.
+    pub method: BulkMethod,
+    /// Rows in the TSV file.
+    pub rows: u64,
+    /// MySQL's summary of the load (`Records: N  Deleted: D  Skipped: S
+    /// Warnings: W`); empty for the other backends.
+    pub server_info: String,
+}
+
+/// The file name put in `LOAD DATA LOCAL INFILE '...'`: the TSV path when it
+/// needs no quoting, else a fixed name (the handler serves our file for it
+/// either way, so nothing user-controlled is spliced into SQL).
+fn infile_name(path: &Path) -> String {
+    match path.to_str() {
+        Some(p)
+            if p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/._-+".contains(&b)) =>
+        {
+            p.to_string()
+        }
+        _ => "daf-bulk-load.tsv".to_string(),
+    }
 }
 
 impl std::fmt::Debug for DbTsvStorage {
@@ -153,6 +206,8 @@ impl DbTsvStorage {
             current: None,
             loaded: false,
             saved: Vec::new(),
+            mysql_tx: false,
+            loads: Vec::new(),
         }
     }
 
@@ -174,6 +229,12 @@ impl DbTsvStorage {
     /// Keep the TSV files after the transaction (their paths: [`DbTsvStorage::saved_files`]).
     pub fn set_save_temp(&mut self, keep: bool) {
         self.save_temp = keep;
+    }
+
+    /// The bulk loads of the last transaction (since `start_transaction`),
+    /// one per table with rows, in load order.
+    pub fn last_loads(&self) -> &[BulkLoad] {
+        &self.loads
     }
 
     /// TSV files kept by `SaveTemp`.
@@ -308,6 +369,7 @@ impl DbTsvStorage {
         if self.loaded {
             return Ok(());
         }
+        self.loads.clear();
         let backend = self
             .db
             .backend()
@@ -356,48 +418,69 @@ impl DbTsvStorage {
                         .map_err(StorageError::from)?;
                 }
                 Backend::Mysql => {
-                    let per_stmt = (60_000 / cols.len().max(1)).clamp(1, 2000);
-                    let one = format!("({})", vec!["?"; cols.len()].join(", "));
-                    let make_sql = |n: usize| -> Arc<str> {
-                        format!(
-                            "REPLACE INTO {qt} ({qcols}) VALUES {}",
-                            vec![one.as_str(); n].join(", ")
-                        )
-                        .into()
-                    };
-                    let full_sql = make_sql(per_stmt);
-                    let mut reader = TsvReader::open(&path, cats)?;
-                    let mut batch: Vec<DbValue> = Vec::with_capacity(per_stmt * cols.len());
-                    let mut n = 0;
-                    loop {
-                        let next = reader.next().transpose().map_err(StorageError::from)?;
-                        let done = next.is_none();
-                        if let Some(row) = next {
-                            batch.extend(row);
-                            n += 1;
+                    if !self.mysql_tx {
+                        if let Some(r) = self.db.conn()?.mysql_load_begin() {
+                            r.map_err(StorageError::from)?;
                         }
-                        if n == per_stmt || (done && n > 0) {
-                            let sql = if n == per_stmt {
-                                full_sql.clone()
-                            } else {
-                                make_sql(n)
-                            };
-                            self.db
-                                .conn()?
-                                .execute(&sql, &batch)
-                                .map_err(StorageError::from)?;
-                            batch.clear();
-                            n = 0;
-                        }
-                        if done {
-                            break;
-                        }
+                        self.mysql_tx = true;
                     }
+                    let name = infile_name(&path);
+                    let sql = format!(
+                        "LOAD DATA LOCAL INFILE '{name}' REPLACE INTO TABLE {qt} \
+                         CHARACTER SET utf8mb4 \
+                         FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' \
+                         LINES TERMINATED BY '\\n' ({qcols})"
+                    );
+                    let r = self
+                        .db
+                        .conn()?
+                        .mysql_load_file(&sql, &name, &path)
+                        .map_err(StorageError::from)?;
+                    self.loads.push(BulkLoad {
+                        table,
+                        method: BulkMethod::MysqlLoadDataLocalInfile,
+                        rows: self.tables[i].rows,
+                        server_info: r.info,
+                    });
+                    continue;
                 }
             }
+            self.loads.push(BulkLoad {
+                table,
+                method: match backend {
+                    Backend::Postgres => BulkMethod::PostgresCopy,
+                    _ => BulkMethod::SqliteInserts,
+                },
+                rows: self.tables[i].rows,
+                server_info: String::new(),
+            });
         }
         self.loaded = true;
         Ok(())
+    }
+
+    fn commit_all(&mut self) -> Result<()> {
+        if self.mysql_tx {
+            self.mysql_tx = false;
+            self.db
+                .conn()?
+                .mysql_load_end(true)
+                .map_err(StorageError::from)?;
+        }
+        self.db.commit()
+    }
+
+    fn rollback_all(&mut self) -> Result<()> {
+        let mut r = Ok(());
+        if self.mysql_tx {
+            self.mysql_tx = false;
+            r = self
+                .db
+                .conn()
+                .and_then(|c| c.mysql_load_end(false).map_err(StorageError::from));
+        }
+        let r2 = self.db.rollback();
+        r.and(r2)
     }
 
     fn cleanup(&mut self) {
@@ -568,6 +651,7 @@ impl Storage for DbTsvStorage {
     /// database transaction is opened by `prepare_commit` for the load (so
     /// DDL run meanwhile, which MySQL commits implicitly, cannot split it).
     fn start_transaction(&mut self) -> Result<()> {
+        self.loads.clear();
         self.tables.clear();
         self.current = None;
         self.loaded = false;
@@ -579,16 +663,16 @@ impl Storage for DbTsvStorage {
     }
 
     fn end_transaction(&mut self) -> Result<()> {
-        let r = self.load_all().and_then(|_| self.db.commit());
+        let r = self.load_all().and_then(|_| self.commit_all());
         if r.is_err() {
-            let _ = self.db.rollback();
+            let _ = self.rollback_all();
         }
         self.cleanup();
         r
     }
 
     fn abort_transaction(&mut self) -> Result<()> {
-        let r = self.db.rollback();
+        let r = self.rollback_all();
         self.cleanup();
         r
     }

@@ -229,12 +229,18 @@ impl FitsStorage {
         self.write_header(s, &cards)?;
         let path = self.path()?.to_path_buf();
         let w = self.writer()?;
-        let per = (4 << 20) / T::SIZE;
+        // Encode into a small buffer that stays in the CPU cache and hand it
+        // straight to the file (past the BufWriter, flushed first so the
+        // header stays in order).
+        let io = |e| StorageError::io(&path, e);
+        w.flush().map_err(io)?;
+        let file = w.writer().get_mut();
+        let per = (256 << 10) / T::SIZE;
         let mut buf = vec![0u8; per.min(pixels.len().max(1)) * T::SIZE];
         for chunk in pixels.chunks(per) {
             let b = &mut buf[..chunk.len() * T::SIZE];
             T::encode_be(chunk, b);
-            w.write_all(b).map_err(|e| StorageError::io(&path, e))?;
+            file.write_all(b).map_err(io)?;
         }
         self.pad(pixels.len() * T::SIZE)?;
         self.hdus_written += 1;
