@@ -152,70 +152,30 @@ pub fn read_table(r: impl Read) -> Result<BTreeMap<PathBuf, DataId>, String> {
 }
 
 /// The primary-HDU header cards of a FITS file (plain or gzip), as data-id
-/// values (strings trimmed). Reads header blocks only.
+/// values (`T`/`F` as 1/0; cards with no value left out). Reads header blocks
+/// only, through [`daf_mappers::fits_header`].
 pub fn read_primary_header(path: &Path) -> io::Result<BTreeMap<String, DataIdValue>> {
-    const BLOCK: usize = 2880;
-    const MAX_BLOCKS: usize = 1000;
-    let mut f = std::fs::File::open(path)?;
-    let mut magic = [0u8; 2];
-    let n = f.read(&mut magic)?;
-    let f = std::fs::File::open(path)?;
-    let mut r: Box<dyn Read> = if n == 2 && magic == [0x1f, 0x8b] {
-        Box::new(flate2::read::MultiGzDecoder::new(f))
-    } else {
-        Box::new(f)
-    };
-    let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, format!("not a FITS file: {m}"));
-    let mut out = BTreeMap::new();
-    let mut block = vec![0u8; BLOCK];
-    for b in 0..MAX_BLOCKS {
-        r.read_exact(&mut block)
-            .map_err(|_| bad("truncated header"))?;
-        if b == 0 && !block.starts_with(b"SIMPLE  =") {
-            return Err(bad("no SIMPLE card"));
+    let header = daf_mappers::fits_header::read_header(path, 0).map_err(|e| {
+        if e.kind() == io::ErrorKind::InvalidData {
+            let detail = e.to_string();
+            let detail = detail
+                .strip_prefix("not a valid FITS file: ")
+                .unwrap_or(&detail);
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("not a FITS file: {detail}"),
+            )
+        } else {
+            e
         }
-        for card in block.chunks(80) {
-            let card = std::str::from_utf8(card).map_err(|_| bad("non-ASCII card"))?;
-            let key = card[..8].trim_end();
-            if key == "END" {
-                return Ok(out);
-            }
-            if &card[8..10] != "= " || key.is_empty() {
-                continue;
-            }
-            let v = card[10..].trim_start();
-            let val = if let Some(rest) = v.strip_prefix('\'') {
-                let mut s = String::new();
-                let mut chars = rest.chars().peekable();
-                while let Some(c) = chars.next() {
-                    if c == '\'' {
-                        if chars.peek() == Some(&'\'') {
-                            chars.next();
-                            s.push('\'');
-                        } else {
-                            break;
-                        }
-                    } else {
-                        s.push(c);
-                    }
-                }
-                DataIdValue::Str(s.trim().to_string())
-            } else {
-                let t = v.split('/').next().unwrap_or("").trim();
-                if let Ok(i) = t.parse::<i64>() {
-                    DataIdValue::Int(i)
-                } else if let Ok(x) = t.replace(['D', 'd'], "E").parse::<f64>() {
-                    DataIdValue::Float(x)
-                } else if t == "T" || t == "F" {
-                    DataIdValue::Int(i64::from(t == "T"))
-                } else {
-                    continue;
-                }
-            };
-            out.entry(key.to_string()).or_insert(val);
+    })?;
+    let mut out = BTreeMap::new();
+    for (key, value) in header.cards() {
+        if let Some(v) = value.to_data_id_value() {
+            out.entry(key).or_insert(v);
         }
     }
-    Err(bad("header too long"))
+    Ok(out)
 }
 
 fn data_id_for(path: &Path, abs: &Path, opts: &IngestOptions) -> Result<DataId, String> {
