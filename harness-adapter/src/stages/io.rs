@@ -531,49 +531,67 @@ fn to_item(obj: Arc<dyn Persistable>) -> Item {
     }
 }
 
-/// The serial InputStage: retrieves in the phase named by `parameters.runMode`.
-#[derive(Debug, Default)]
-pub struct InputStageSerial {
-    inner: Option<Input>,
+/// Defines the serial and parallel stage types around an IO step (`Input`
+/// or `Output`): the serial one runs the step in the phase named by
+/// `parameters.runMode`, the parallel one always in `process`.
+macro_rules! io_stage_pair {
+    ($step:ident, $serial:ident, $serial_doc:expr, $parallel:ident, $parallel_doc:expr) => {
+        #[doc = $serial_doc]
+        #[derive(Debug, Default)]
+        pub struct $serial {
+            inner: Option<$step>,
+        }
+
+        impl $serial {
+            fn run_in(&self, phase: &str, ctx: &StageContext, cb: &mut Clipboard) -> Result<()> {
+                match &self.inner {
+                    Some(s) if s.common.run_mode.as_deref() == Some(phase) => s.run(ctx, cb),
+                    _ => Ok(()),
+                }
+            }
+        }
+
+        impl SerialStage for $serial {
+            fn setup(&mut self, ctx: &StageContext) -> Result<()> {
+                self.inner = Some($step::from(ctx)?);
+                Ok(())
+            }
+            fn preprocess(&mut self, ctx: &StageContext, cb: &mut Clipboard) -> Result<()> {
+                self.run_in("preprocess", ctx, cb)
+            }
+            fn postprocess(&mut self, ctx: &StageContext, cb: &mut Clipboard) -> Result<()> {
+                self.run_in("postprocess", ctx, cb)
+            }
+        }
+
+        #[doc = $parallel_doc]
+        #[derive(Debug, Default)]
+        pub struct $parallel {
+            inner: Option<$step>,
+        }
+
+        impl ParallelStage for $parallel {
+            fn setup(&mut self, ctx: &StageContext) -> Result<()> {
+                self.inner = Some($step::from(ctx)?);
+                Ok(())
+            }
+            fn process(&mut self, ctx: &StageContext, cb: &mut Clipboard) -> Result<()> {
+                match &self.inner {
+                    Some(s) => s.run(ctx, cb),
+                    None => Ok(()),
+                }
+            }
+        }
+    };
 }
 
-impl SerialStage for InputStageSerial {
-    fn setup(&mut self, ctx: &StageContext) -> Result<()> {
-        self.inner = Some(Input::from(ctx)?);
-        Ok(())
-    }
-    fn preprocess(&mut self, ctx: &StageContext, cb: &mut Clipboard) -> Result<()> {
-        match &self.inner {
-            Some(i) if i.common.run_mode.as_deref() == Some("preprocess") => i.run(ctx, cb),
-            _ => Ok(()),
-        }
-    }
-    fn postprocess(&mut self, ctx: &StageContext, cb: &mut Clipboard) -> Result<()> {
-        match &self.inner {
-            Some(i) if i.common.run_mode.as_deref() == Some("postprocess") => i.run(ctx, cb),
-            _ => Ok(()),
-        }
-    }
-}
-
-/// The parallel InputStage: always retrieves in `process`.
-#[derive(Debug, Default)]
-pub struct InputStageParallel {
-    inner: Option<Input>,
-}
-
-impl ParallelStage for InputStageParallel {
-    fn setup(&mut self, ctx: &StageContext) -> Result<()> {
-        self.inner = Some(Input::from(ctx)?);
-        Ok(())
-    }
-    fn process(&mut self, ctx: &StageContext, cb: &mut Clipboard) -> Result<()> {
-        match &self.inner {
-            Some(i) => i.run(ctx, cb),
-            None => Ok(()),
-        }
-    }
-}
+io_stage_pair!(
+    Input,
+    InputStageSerial,
+    "The serial InputStage: retrieves in the phase named by `parameters.runMode`.",
+    InputStageParallel,
+    "The parallel InputStage: always retrieves in `process`."
+);
 
 // ---------------------------------------------------------------- output
 
@@ -781,46 +799,10 @@ impl Output {
     }
 }
 
-/// The serial OutputStage: persists in the phase named by `parameters.runMode`.
-#[derive(Debug, Default)]
-pub struct OutputStageSerial {
-    inner: Option<Output>,
-}
-
-impl SerialStage for OutputStageSerial {
-    fn setup(&mut self, ctx: &StageContext) -> Result<()> {
-        self.inner = Some(Output::from(ctx)?);
-        Ok(())
-    }
-    fn preprocess(&mut self, ctx: &StageContext, cb: &mut Clipboard) -> Result<()> {
-        match &self.inner {
-            Some(o) if o.common.run_mode.as_deref() == Some("preprocess") => o.run(ctx, cb),
-            _ => Ok(()),
-        }
-    }
-    fn postprocess(&mut self, ctx: &StageContext, cb: &mut Clipboard) -> Result<()> {
-        match &self.inner {
-            Some(o) if o.common.run_mode.as_deref() == Some("postprocess") => o.run(ctx, cb),
-            _ => Ok(()),
-        }
-    }
-}
-
-/// The parallel OutputStage: always persists in `process`.
-#[derive(Debug, Default)]
-pub struct OutputStageParallel {
-    inner: Option<Output>,
-}
-
-impl ParallelStage for OutputStageParallel {
-    fn setup(&mut self, ctx: &StageContext) -> Result<()> {
-        self.inner = Some(Output::from(ctx)?);
-        Ok(())
-    }
-    fn process(&mut self, ctx: &StageContext, cb: &mut Clipboard) -> Result<()> {
-        match &self.inner {
-            Some(o) => o.run(ctx, cb),
-            None => Ok(()),
-        }
-    }
-}
+io_stage_pair!(
+    Output,
+    OutputStageSerial,
+    "The serial OutputStage: persists in the phase named by `parameters.runMode`.",
+    OutputStageParallel,
+    "The parallel OutputStage: always persists in `process`."
+);
