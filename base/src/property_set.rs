@@ -9,6 +9,8 @@ use std::fmt;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+use self::entries::Entries;
+
 use crate::datetime::DateTime;
 use crate::error::PropertyError;
 
@@ -350,19 +352,21 @@ impl From<&String> for Values {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(try_from = "IndexMap<String, Values>")]
 pub struct PropertySet {
-    entries: IndexMap<String, Values>,
+    entries: Entries,
 }
 
 impl TryFrom<IndexMap<String, Values>> for PropertySet {
     type Error = PropertyError;
-    fn try_from(entries: IndexMap<String, Values>) -> Result<Self, Self::Error> {
-        for name in entries.keys() {
+    fn try_from(map: IndexMap<String, Values>) -> Result<Self, Self::Error> {
+        let mut entries = Entries::default();
+        for (name, values) in map {
             if name.is_empty() || name.contains('.') {
                 return Err(PropertyError::InvalidName {
-                    name: name.clone(),
+                    name,
                     reason: "a stored name must be non-empty and contain no dot",
                 });
             }
+            entries.insert(name, values);
         }
         Ok(PropertySet { entries })
     }
@@ -370,7 +374,7 @@ impl TryFrom<IndexMap<String, Values>> for PropertySet {
 
 impl Serialize for PropertySet {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.entries.serialize(serializer)
+        serializer.collect_map(self.entries.iter())
     }
 }
 
@@ -381,7 +385,8 @@ fn validate_name(name: &str) -> Result<(), PropertyError> {
             reason: "empty name",
         });
     }
-    if name.split('.').any(str::is_empty) {
+    let b = name.as_bytes();
+    if b[0] == b'.' || b[b.len() - 1] == b'.' || b.windows(2).any(|w| w == b"..") {
         return Err(PropertyError::InvalidName {
             name: name.into(),
             reason: "empty component in dotted name",
@@ -422,20 +427,29 @@ impl PropertySet {
         None
     }
 
-    fn parent_mut_create(
+    /// The set that directly holds the last component of `name`, creating
+    /// missing intermediate sets, and that last component. Allocates only for
+    /// the intermediate sets it creates.
+    fn parent_mut_create<'n>(
         &mut self,
-        name: &str,
-    ) -> Result<(&mut PropertySet, String), PropertyError> {
+        name: &'n str,
+    ) -> Result<(&mut PropertySet, &'n str), PropertyError> {
         validate_name(name)?;
-        let parts: Vec<&str> = name.split('.').collect();
-        let (last, path) = parts.split_last().expect("validated non-empty");
+        let Some(dot) = name.rfind('.') else {
+            return Ok((self, name));
+        };
         let mut cur = self;
-        for (i, part) in path.iter().enumerate() {
-            let entry = cur
-                .entries
-                .entry((*part).to_string())
-                .or_insert_with(|| Values::PropertySet(vec![PropertySet::new()]));
-            match entry {
+        let mut end = 0;
+        for part in name[..dot].split('.') {
+            end += part.len();
+            let idx = match cur.entries.position(part) {
+                Some(i) => i,
+                None => cur.entries.insert(
+                    part.to_string(),
+                    Values::PropertySet(vec![PropertySet::new()]),
+                ),
+            };
+            match cur.entries.value_mut(idx) {
                 Values::PropertySet(v) => {
                     if v.is_empty() {
                         v.push(PropertySet::new());
@@ -444,14 +458,15 @@ impl PropertySet {
                 }
                 other => {
                     return Err(PropertyError::TypeMismatch {
-                        name: parts[..=i].join("."),
+                        name: name[..end].to_string(),
                         expected: "PropertySet",
                         actual: other.property_type().name(),
                     })
                 }
             }
+            end += 1;
         }
-        Ok((cur, (*last).to_string()))
+        Ok((cur, &name[dot + 1..]))
     }
 
     /// The values held under `name`, if any.
@@ -463,16 +478,8 @@ impl PropertySet {
         parent.entries_get(leaf)
     }
 
-    /// Looks up a top-level name: a linear scan for small sets (cheaper than
-    /// hashing a key), a hash lookup otherwise.
     fn entries_get(&self, key: &str) -> Option<&Values> {
-        if self.entries.len() <= 12 {
-            self.entries
-                .iter()
-                .find_map(|(k, v)| (k.as_str() == key).then_some(v))
-        } else {
-            self.entries.get(key)
-        }
+        self.entries.get(key)
     }
 
     /// Like [`PropertySet::values`], but an error naming the key when absent.
@@ -485,7 +492,39 @@ impl PropertySet {
     pub fn set(&mut self, name: &str, value: impl Into<Values>) -> Result<(), PropertyError> {
         let value = value.into();
         let (parent, leaf) = self.parent_mut_create(name)?;
-        parent.entries.insert(leaf, value);
+        match parent.entries.get_mut(leaf) {
+            Some(slot) => *slot = value,
+            None => {
+                parent.entries.insert(leaf.to_string(), value);
+            }
+        }
+        Ok(())
+    }
+
+    /// Like [`PropertySet::set`], but takes the name by value and keeps its
+    /// buffer as the stored leaf name: the cheapest way to fill a set from
+    /// names a decoder has just allocated.
+    ///
+    /// ```
+    /// use daf_base::PropertySet;
+    /// let mut ps = PropertySet::new();
+    /// ps.set_owned(String::from("a.b"), 2.5).unwrap();
+    /// assert_eq!(ps.get::<f64>("a.b").unwrap(), 2.5);
+    /// ```
+    pub fn set_owned(
+        &mut self,
+        mut name: String,
+        value: impl Into<Values>,
+    ) -> Result<(), PropertyError> {
+        let value = value.into();
+        let (parent, leaf) = self.parent_mut_create(&name)?;
+        if let Some(slot) = parent.entries.get_mut(leaf) {
+            *slot = value;
+            return Ok(());
+        }
+        let start = name.len() - leaf.len();
+        name.drain(..start);
+        parent.entries.insert(name, value);
         Ok(())
     }
 
@@ -493,9 +532,9 @@ impl PropertySet {
     pub fn add(&mut self, name: &str, value: impl Into<Values>) -> Result<(), PropertyError> {
         let value = value.into();
         let (parent, leaf) = self.parent_mut_create(name)?;
-        match parent.entries.get_mut(&leaf) {
+        match parent.entries.get_mut(leaf) {
             None => {
-                parent.entries.insert(leaf, value);
+                parent.entries.insert(leaf.to_string(), value);
                 Ok(())
             }
             Some(existing) => {
@@ -606,12 +645,12 @@ impl PropertySet {
 
     /// Top-level names in insertion order.
     pub fn names(&self) -> Vec<String> {
-        self.entries.keys().cloned().collect()
+        self.entries.iter().map(|(k, _)| k.to_string()).collect()
     }
 
     /// Iterates over the top-level entries in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Values)> {
-        self.entries.iter().map(|(k, v)| (k.as_str(), v))
+        self.entries.iter()
     }
 
     /// All leaf (non-set) names, dotted, in insertion order (depth first).
@@ -629,9 +668,9 @@ impl PropertySet {
     }
 
     fn collect_names(&self, prefix: &str, out: &mut Vec<String>, sets: bool) {
-        for (k, v) in &self.entries {
+        for (k, v) in self.entries.iter() {
             let full = if prefix.is_empty() {
-                k.clone()
+                k.to_string()
             } else {
                 format!("{prefix}.{k}")
             };
@@ -656,12 +695,12 @@ impl PropertySet {
         let (last, path) = parts.split_last()?;
         let mut cur = self;
         for part in path {
-            match cur.entries.get_mut(*part) {
+            match cur.entries.get_mut(part) {
                 Some(Values::PropertySet(v)) => cur = v.last_mut()?,
                 _ => return None,
             }
         }
-        cur.entries.shift_remove(*last)
+        cur.entries.remove(last)
     }
 
     /// Appends every leaf of `other` to this set (like LSST's `combine`): names
@@ -701,7 +740,7 @@ impl PropertySet {
 
     fn fmt_indented(&self, f: &mut fmt::Formatter<'_>, indent: usize) -> fmt::Result {
         let pad = "  ".repeat(indent);
-        for (k, v) in &self.entries {
+        for (k, v) in self.entries.iter() {
             match v {
                 Values::PropertySet(sets) => {
                     for s in sets {
@@ -755,6 +794,79 @@ mod tests {
             ps.get_property_set("a").unwrap().get::<i32>("b.c").unwrap(),
             1
         );
+    }
+
+    proptest::proptest! {
+        /// Small and large (hash-indexed) sets behave like an ordered map
+        /// under any mix of set, replace and remove.
+        #[test]
+        fn entries_behave_like_an_ordered_map(
+            ops in proptest::collection::vec((0u8..3, 0usize..40, 0i64..1000), 0..200)
+        ) {
+            let mut ps = PropertySet::new();
+            let mut model: IndexMap<String, i64> = IndexMap::new();
+            for (op, key, value) in ops {
+                let name = format!("k{key}");
+                if op == 2 {
+                    let got = ps.remove(&name).map(|v| match v {
+                        Values::I64(v) => v[0],
+                        other => panic!("{other:?}"),
+                    });
+                    proptest::prop_assert_eq!(got, model.shift_remove(&name));
+                } else {
+                    ps.set(&name, value).unwrap();
+                    model.insert(name, value);
+                }
+                proptest::prop_assert_eq!(ps.len(), model.len());
+            }
+            let names: Vec<String> = model.keys().cloned().collect();
+            proptest::prop_assert_eq!(ps.names(), names);
+            for (k, v) in &model {
+                proptest::prop_assert_eq!(ps.get::<i64>(k).unwrap(), *v);
+            }
+            for k in 0..40 {
+                let name = format!("k{k}");
+                proptest::prop_assert_eq!(ps.exists(&name), model.contains_key(&name));
+            }
+            // Equality ignores order.
+            let mut reversed = PropertySet::new();
+            for (k, v) in model.iter().rev() {
+                reversed.set(k, *v).unwrap();
+            }
+            proptest::prop_assert_eq!(&reversed, &ps);
+        }
+    }
+
+    #[test]
+    fn set_owned_matches_set() {
+        let names = ["visit", "a.b.c", "a.b.d", "a.e", "visit", "a.b.c", "z"];
+        let mut by_ref = PropertySet::new();
+        let mut owned = PropertySet::new();
+        for (i, n) in names.iter().enumerate() {
+            by_ref.set(n, i as i64).unwrap();
+            owned.set_owned(n.to_string(), i as i64).unwrap();
+        }
+        assert_eq!(by_ref, owned);
+        assert_eq!(owned.param_names(), ["visit", "a.b.c", "a.b.d", "a.e", "z"]);
+        assert_eq!(owned.get::<i64>("a.b.c").unwrap(), 5);
+        assert_eq!(owned.get::<i64>("visit").unwrap(), 4);
+        // A leaf in the way of a nested name is an error naming the leaf.
+        for err in [
+            owned.set_owned("a.e.f.g".to_string(), 1).unwrap_err(),
+            owned.set("a.e.f.g", 1).unwrap_err(),
+        ] {
+            assert_eq!(
+                err,
+                PropertyError::TypeMismatch {
+                    name: "a.e".into(),
+                    expected: "PropertySet",
+                    actual: "i64"
+                }
+            );
+        }
+        assert!(owned.set_owned("a..b".to_string(), 1).is_err());
+        assert!(owned.set_owned(String::new(), 1).is_err());
+        assert_eq!(by_ref, owned, "failed calls change nothing");
     }
 
     #[test]
@@ -873,5 +985,135 @@ mod tests {
         assert_eq!(ps.get_as_f64("u").unwrap(), 7.0);
         assert_eq!(ps.get_as_f64("f").unwrap(), 2.5);
         assert!(ps.get_as_i64("f").is_err());
+    }
+}
+
+mod entries {
+    //! The names and values of one set, in insertion order.
+
+    use std::hash::BuildHasher;
+
+    use hashbrown::HashTable;
+
+    use super::Values;
+
+    /// Above this many names a hash index is kept; below it a linear scan of
+    /// short names beats hashing, and a set costs one allocation.
+    const SMALL: usize = 16;
+
+    /// A hash index over the names of a large set.
+    #[derive(Clone, Default)]
+    struct Index {
+        table: HashTable<usize>,
+        hasher: foldhash::fast::RandomState,
+    }
+
+    /// An insertion-ordered map from name to values: a plain vector for small
+    /// sets, plus a hash index (foldhash, seeded per process) for large ones.
+    #[derive(Clone, Default)]
+    pub(super) struct Entries {
+        items: Vec<(String, Values)>,
+        index: Option<Box<Index>>,
+    }
+
+    impl std::fmt::Debug for Entries {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_map().entries(self.iter()).finish()
+        }
+    }
+
+    /// Equal when the same names hold equal values, in any order.
+    impl PartialEq for Entries {
+        fn eq(&self, other: &Self) -> bool {
+            self.len() == other.len() && self.iter().all(|(k, v)| other.get(k) == Some(v))
+        }
+    }
+
+    impl Entries {
+        pub(super) fn len(&self) -> usize {
+            self.items.len()
+        }
+
+        pub(super) fn is_empty(&self) -> bool {
+            self.items.is_empty()
+        }
+
+        pub(super) fn iter(&self) -> impl Iterator<Item = (&str, &Values)> {
+            self.items.iter().map(|(k, v)| (k.as_str(), v))
+        }
+
+        /// Where `key` is, if present.
+        pub(super) fn position(&self, key: &str) -> Option<usize> {
+            match &self.index {
+                Some(ix) => ix
+                    .table
+                    .find(ix.hasher.hash_one(key), |&i| self.items[i].0 == key)
+                    .copied(),
+                None => self.items.iter().position(|(k, _)| k == key),
+            }
+        }
+
+        pub(super) fn get(&self, key: &str) -> Option<&Values> {
+            self.position(key).map(|i| &self.items[i].1)
+        }
+
+        pub(super) fn get_mut(&mut self, key: &str) -> Option<&mut Values> {
+            self.position(key).map(|i| &mut self.items[i].1)
+        }
+
+        pub(super) fn value_mut(&mut self, i: usize) -> &mut Values {
+            &mut self.items[i].1
+        }
+
+        /// Sets `key` to `values` (keeping its place if present); returns
+        /// its position.
+        pub(super) fn insert(&mut self, key: String, values: Values) -> usize {
+            if let Some(i) = self.position(&key) {
+                self.items[i].1 = values;
+                return i;
+            }
+            let i = self.items.len();
+            self.items.push((key, values));
+            match &mut self.index {
+                Some(ix) => {
+                    let items = &self.items;
+                    let hasher = &ix.hasher;
+                    ix.table
+                        .insert_unique(hasher.hash_one(items[i].0.as_str()), i, |&j| {
+                            hasher.hash_one(items[j].0.as_str())
+                        });
+                }
+                None if self.items.len() > SMALL => self.rebuild_index(),
+                None => {}
+            }
+            i
+        }
+
+        /// Removes `key`, keeping the order of the rest.
+        pub(super) fn remove(&mut self, key: &str) -> Option<Values> {
+            let i = self.position(key)?;
+            let (_, v) = self.items.remove(i);
+            self.rebuild_index();
+            Some(v)
+        }
+
+        fn rebuild_index(&mut self) {
+            if self.items.len() <= SMALL {
+                self.index = None;
+                return;
+            }
+            let mut ix = self.index.take().unwrap_or_default();
+            ix.table.clear();
+            let items = &self.items;
+            let hasher = &ix.hasher;
+            let table = &mut ix.table;
+            table.reserve(items.len(), |&j| hasher.hash_one(items[j].0.as_str()));
+            for (i, (k, _)) in items.iter().enumerate() {
+                table.insert_unique(hasher.hash_one(k.as_str()), i, |&j| {
+                    hasher.hash_one(items[j].0.as_str())
+                });
+            }
+            self.index = Some(ix);
+        }
     }
 }

@@ -32,6 +32,9 @@ pub struct ArchiveStorage {
     settings: ArchiveSettings,
     mode: Option<Mode>,
     path: Option<PathBuf>,
+    /// The file opened by `set_retrieve_location`, with its size, for the
+    /// first read (later reads open it again).
+    opened: Option<(std::fs::File, u64)>,
     out: Option<AtomicFile>,
     written: bool,
     in_transaction: bool,
@@ -92,6 +95,7 @@ impl ArchiveStorage {
             },
             mode: None,
             path: None,
+            opened: None,
             out: None,
             written: false,
             in_transaction: false,
@@ -195,11 +199,10 @@ impl ArchiveStorage {
             ));
         }
         let path = self.path.as_deref().expect("retrieve location set");
-        let file = std::fs::File::open(path).map_err(|e| not_found_or_io(path, e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| StorageError::io(path, e))?
-            .len();
+        let (file, len) = match self.opened.take() {
+            Some(opened) => opened,
+            None => open_for_read(path)?,
+        };
         // Large archives are mapped rather than copied.
         let owned;
         let mapped;
@@ -211,8 +214,8 @@ impl ArchiveStorage {
                 .map_err(|e| StorageError::io(path, e))?;
             &mapped
         } else {
-            // Read from the handle already open, sized by the stat above
-            // (one open and one stat per read; `read_to_end` would stat again).
+            // Read from the handle already open, sized by its stat (one open,
+            // one stat and usually one read; `fs::read` would stat again).
             owned = read_sized(&file, len as usize).map_err(|e| StorageError::io(path, e))?;
             &owned
         };
@@ -257,15 +260,15 @@ impl ArchiveStorage {
     }
 }
 
-/// Reads all of `file`, expecting about `len` bytes (more or fewer are fine).
+/// Reads `file` from its start: `len` bytes, the size its stat gave. A
+/// file daf wrote never changes under an open handle (writes rename a new
+/// file over the path), so once `len` bytes arrived the read stops without
+/// the extra end-of-file probe; a shorter file gives what it holds.
 fn read_sized(mut file: &std::fs::File, len: usize) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let mut buf = vec![0u8; len];
     let mut filled = 0;
-    loop {
-        if filled == buf.len() {
-            buf.resize(buf.len() + 4096, 0);
-        }
+    while filled < len {
         match file.read(&mut buf[filled..]) {
             Ok(0) => break,
             Ok(n) => filled += n,
@@ -275,6 +278,19 @@ fn read_sized(mut file: &std::fs::File, len: usize) -> std::io::Result<Vec<u8>> 
     }
     buf.truncate(filled);
     Ok(buf)
+}
+
+/// Opens `path` for reading and returns the handle with the file's size; a
+/// missing path or one that is not a regular file is `NotFound`.
+fn open_for_read(path: &Path) -> Result<(std::fs::File, u64)> {
+    let file = std::fs::File::open(path).map_err(|e| not_found_or_io(path, e))?;
+    let meta = file.metadata().map_err(|e| StorageError::io(path, e))?;
+    if !meta.is_file() {
+        return Err(StorageError::NotFound {
+            what: format!("Unable to access file: {} (not a file)", path.display()),
+        });
+    }
+    Ok((file, meta.len()))
 }
 
 fn not_found_or_io(path: &Path, e: std::io::Error) -> StorageError {
@@ -325,6 +341,7 @@ impl Storage for ArchiveStorage {
     }
 
     fn set_persist_location(&mut self, location: &LogicalLocation) -> Result<()> {
+        self.opened = None;
         self.path = Some(PathBuf::from(location.loc_str()));
         self.mode = Some(Mode::Persist);
         Ok(())
@@ -332,15 +349,9 @@ impl Storage for ArchiveStorage {
 
     fn set_retrieve_location(&mut self, location: &LogicalLocation) -> Result<()> {
         let path = PathBuf::from(location.loc_str());
-        match std::fs::metadata(&path) {
-            Ok(m) if m.is_file() => {}
-            Ok(_) => {
-                return Err(StorageError::NotFound {
-                    what: format!("Unable to access file: {} (not a file)", path.display()),
-                })
-            }
-            Err(e) => return Err(not_found_or_io(&path, e)),
-        }
+        // Opened now (as LSST's BoostStorage did): a missing file is an error
+        // here, and the read uses this handle without a second open.
+        self.opened = Some(open_for_read(&path)?);
         self.path = Some(path);
         self.mode = Some(Mode::Retrieve);
         Ok(())

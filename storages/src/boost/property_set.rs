@@ -196,10 +196,11 @@ pub fn load_property_set(
                     // A PropertySet name always holds at least one value.
                     continue;
                 }
-                ps.set(&key, values).map_err(|e| ArchiveError::Malformed {
-                    offset: 0,
-                    message: format!("PropertySet item {key:?}: {e}"),
-                })?;
+                ps.set_owned(key, values)
+                    .map_err(|e| ArchiveError::Malformed {
+                        offset: 0,
+                        message: format!("PropertySet item: {e}"),
+                    })?;
             }
             Ok(ps)
         },
