@@ -444,7 +444,7 @@ impl PropertySet {
             end += part.len();
             let idx = match cur.entries.position(part) {
                 Some(i) => i,
-                None => cur.entries.insert(
+                None => cur.entries.push_new(
                     part.to_string(),
                     Values::PropertySet(vec![PropertySet::new()]),
                 ),
@@ -518,12 +518,10 @@ impl PropertySet {
     ) -> Result<(), PropertyError> {
         let value = value.into();
         let (parent, leaf) = self.parent_mut_create(&name)?;
-        if let Some(slot) = parent.entries.get_mut(leaf) {
-            *slot = value;
-            return Ok(());
-        }
         let start = name.len() - leaf.len();
-        name.drain(..start);
+        if start > 0 {
+            name.drain(..start);
+        }
         parent.entries.insert(name, value);
         Ok(())
     }
@@ -1029,6 +1027,13 @@ mod entries {
         }
     }
 
+    /// String equality that rejects most unequal short names without a
+    /// `memcmp` call (names in one set often differ only at the end).
+    #[inline]
+    fn same(a: &str, b: &str) -> bool {
+        a.len() == b.len() && a.as_bytes().last() == b.as_bytes().last() && a == b
+    }
+
     impl Entries {
         pub(super) fn len(&self) -> usize {
             self.items.len()
@@ -1049,7 +1054,7 @@ mod entries {
                     .table
                     .find(ix.hasher.hash_one(key), |&i| self.items[i].0 == key)
                     .copied(),
-                None => self.items.iter().position(|(k, _)| k == key),
+                None => self.items.iter().position(|(k, _)| same(k, key)),
             }
         }
 
@@ -1072,6 +1077,12 @@ mod entries {
                 self.items[i].1 = values;
                 return i;
             }
+            self.push_new(key, values)
+        }
+
+        /// Appends `key`, which the caller found absent; returns its position.
+        pub(super) fn push_new(&mut self, key: String, values: Values) -> usize {
+            debug_assert!(self.position(&key).is_none());
             let i = self.items.len();
             self.items.push((key, values));
             match &mut self.index {
