@@ -194,6 +194,45 @@ fn daf_ingest_converts_header_cards_like_registry_create() {
         );
     }
 
+    // Floats print as floats (`15.0`, not `15`) and the printed text reads
+    // back as the same value in --where and in a data id.
+    let text = daf_ok(&[
+        "query".as_ref(),
+        repo.as_os_str(),
+        "--dataset-type".as_ref(),
+        "raw".as_ref(),
+        "--keys".as_ref(),
+        "visit,expTime".as_ref(),
+    ]);
+    assert_eq!(
+        text,
+        "visit\texpTime\n890104911\t15.0\n890106021\t15.0\n890880321\t15.0\n"
+    );
+    let printed = text.lines().nth(1).unwrap().split('\t').nth(1).unwrap();
+    let text = daf_ok(&[
+        "query".as_ref(),
+        repo.as_os_str(),
+        "--dataset-type".as_ref(),
+        "raw".as_ref(),
+        "--where".as_ref(),
+        format!("expTime = {printed} AND filter = 'r'").as_ref(),
+    ]);
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(
+        text.contains("{expTime: 15.0, filter: \"r\", obsId: 890880321, taiObs: \"1999-02-19T01:17:24.056802176\", visit: 890880321}"),
+        "{text}"
+    );
+    let g: serde_json::Value = serde_json::from_str(&daf_ok(&[
+        "get".as_ref(),
+        repo.as_os_str(),
+        "raw".as_ref(),
+        "visit=890880321".as_ref(),
+        format!("expTime={printed}").as_ref(),
+        "--json".as_ref(),
+    ]))
+    .unwrap();
+    assert_eq!(g["data_id"]["expTime"], 15.0, "{g}");
+
     // The same through --key rules with a conversion.
     let repo2 = dir.path().join("repo2");
     daf_ok(&[
