@@ -33,6 +33,26 @@ pub struct IngestTable {
     pub rows: Vec<Row>,
 }
 
+impl IngestTable {
+    /// The table with every value coerced to its column's type.
+    fn coerced(columns: Vec<String>, types: Vec<ColumnType>, rows: Vec<Row>) -> Self {
+        let rows = rows
+            .into_iter()
+            .map(|r| {
+                r.into_iter()
+                    .zip(&types)
+                    .map(|(v, t)| coerce(v, *t))
+                    .collect()
+            })
+            .collect();
+        IngestTable {
+            columns,
+            types,
+            rows,
+        }
+    }
+}
+
 /// What was built.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IngestSummary {
@@ -277,20 +297,7 @@ pub fn rows_from_headers(
             }
         })
         .collect();
-    let rows = rows
-        .into_iter()
-        .map(|r| {
-            r.into_iter()
-                .zip(&types)
-                .map(|(v, t)| coerce(v, *t))
-                .collect()
-        })
-        .collect();
-    Ok(IngestTable {
-        columns,
-        types,
-        rows,
-    })
+    Ok(IngestTable::coerced(columns, types, rows))
 }
 
 /// Splits one delimited line, honouring double quotes (`""` inside quotes).
@@ -400,20 +407,7 @@ pub fn rows_from_table(path: &Path) -> Result<IngestTable, MapperError> {
     let types: Vec<ColumnType> = (0..columns.len())
         .map(|i| column_type_of(rows.iter().map(|r: &Row| r[i].clone())))
         .collect();
-    let rows = rows
-        .into_iter()
-        .map(|r| {
-            r.into_iter()
-                .zip(&types)
-                .map(|(v, t)| coerce(v, *t))
-                .collect()
-        })
-        .collect();
-    Ok(IngestTable {
-        columns,
-        types,
-        rows,
-    })
+    Ok(IngestTable::coerced(columns, types, rows))
 }
 
 /// Writes `table` (and the optional per-visit table) into a new SQLite
