@@ -1,44 +1,70 @@
-//! `daf registry create` end to end, on the obs_test raw headers.
+//! `daf registry create` end to end, on the obs_test raw headers, and
+//! `daf ingest` giving the same values through the same header rules.
 
-use std::path::Path;
-use std::process::Command;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use daf_base::data_id;
 use daf_mappers::registry::Registry;
 use daf_mappers::SqliteRegistry;
 
-#[test]
-fn registry_create_from_headers_and_from_a_table() {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/obs_test");
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("repo");
+/// Runs `daf` with `args`.
+fn daf(args: &[&dyn AsRef<OsStr>]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_daf"))
+        .args(args.iter().map(|a| a.as_ref()))
+        .output()
+        .unwrap()
+}
+
+/// Runs `daf` and returns its stdout, failing with its stderr.
+fn daf_ok(args: &[&dyn AsRef<OsStr>]) -> String {
+    let out = daf(args);
+    assert!(
+        out.status.success(),
+        "daf {:?}: {}",
+        args.iter().map(|a| a.as_ref()).collect::<Vec<_>>(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Copies the three obs_test raws into `root/raw`; returns their paths.
+fn obs_test_raws(root: &Path) -> Vec<PathBuf> {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/obs_test/input/raw");
     std::fs::create_dir_all(root.join("raw")).unwrap();
-    for f in [
+    [
         "raw_v1_fg.fits.gz",
         "raw_v2_fg.fits.gz",
         "raw_v3_fr.fits.gz",
-    ] {
-        std::fs::copy(data.join("input/raw").join(f), root.join("raw").join(f)).unwrap();
-    }
+    ]
+    .iter()
+    .map(|f| {
+        let to = root.join("raw").join(f);
+        std::fs::copy(data.join(f), &to).unwrap();
+        to
+    })
+    .collect()
+}
+
+const RAW_POLICY: &str =
+    "exposures:\n  raw:\n    template: raw/raw_v%(visit)d_f%(filter)s.fits.gz\n    tables: raw\n";
+
+#[test]
+fn registry_create_from_headers_and_from_a_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("repo");
+    obs_test_raws(&root);
     let policy = dir.path().join("mapper.yaml");
     std::fs::write(
         &policy,
-        "exposures:\n  raw:\n    template: raw/raw_v%(visit)d_f%(filter)s.fits.gz\n    tables: raw\n\
-         ingest:\n  headerKeys:\n    expTime: EXPTIME\n    taiObs: {header: MJD-OBS, convert: mjdTaiToUtc}\n",
+        format!(
+            "{RAW_POLICY}ingest:\n  headerKeys:\n    expTime: EXPTIME\n    \
+             taiObs: {{header: MJD-OBS, convert: mjdTaiToUtc}}\n"
+        ),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_daf"))
-        .args(["registry", "create", "--quiet"])
-        .arg(&policy)
-        .arg(&root)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = daf_ok(&[&"registry", &"create", &"--quiet", &policy, &root]);
     assert!(stdout.contains("3 rows"), "{stdout}");
     let reg = SqliteRegistry::open(root.join("registry.sqlite3")).unwrap();
     let rows = reg
@@ -53,20 +79,16 @@ fn registry_create_from_headers_and_from_a_table() {
     let table = dir.path().join("meta.tsv");
     std::fs::write(&table, "visit\tfilter\n7\tz\n").unwrap();
     let target = dir.path().join("other.sqlite3");
-    let out = Command::new(env!("CARGO_BIN_EXE_daf"))
-        .args(["registry", "create", "--from-table"])
-        .arg(&table)
-        .arg("--output")
-        .arg(&target)
-        .arg(&policy)
-        .arg(&root)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    daf_ok(&[
+        &"registry",
+        &"create",
+        &"--from-table",
+        &table,
+        &"--output",
+        &target,
+        &policy,
+        &root,
+    ]);
     let reg = SqliteRegistry::open(&target).unwrap();
     assert_eq!(
         reg.lookup(&["filter".into()], &["raw".into()], &data_id! {visit: 7})
@@ -76,78 +98,56 @@ fn registry_create_from_headers_and_from_a_table() {
 
     // A bad policy: a clear message and a non-zero exit.
     std::fs::write(&policy, "exposures: [1, 2\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_daf"))
-        .args(["registry", "create"])
-        .arg(&policy)
-        .arg(&root)
-        .output()
-        .unwrap();
+    let out = daf(&[&"registry", &"create", &policy, &root]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("mapper.yaml"), "{err}");
 }
 
-/// Runs `daf` and returns its stdout, failing with its stderr.
-fn daf_ok(args: &[&std::ffi::OsStr]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_daf"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "daf {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// The data ids of the raws in `repo`, as `daf query --json` prints them.
 fn ingested_ids(repo: &Path) -> Vec<serde_json::Value> {
-    let q = daf_ok(&[
-        "query".as_ref(),
-        repo.as_os_str(),
-        "--dataset-type".as_ref(),
-        "raw".as_ref(),
-        "--json".as_ref(),
-    ]);
+    let q = daf_ok(&[&"query", &repo, &"--dataset-type", &"raw", &"--json"]);
     let rows: Vec<serde_json::Value> = serde_json::from_str(&q).unwrap();
     let mut ids: Vec<serde_json::Value> = rows.into_iter().map(|r| r["data_id"].clone()).collect();
     ids.sort_by_key(|id| id["visit"].as_i64());
     ids
 }
 
+/// `daf ingest` of `files` into a new camera-mapper repository `repo` with
+/// `policy`, with `extra` arguments (rules).
+fn create_and_ingest(repo: &Path, policy: &Path, files: &[PathBuf], extra: &[&str]) {
+    daf_ok(&[
+        &"create",
+        &repo,
+        &"--mapper",
+        &"CameraMapper",
+        &"--policy",
+        &policy,
+    ]);
+    let mut args: Vec<&dyn AsRef<OsStr>> = vec![&"ingest", &repo];
+    args.extend(files.iter().map(|f| f as &dyn AsRef<OsStr>));
+    args.extend(extra.iter().map(|a| a as &dyn AsRef<OsStr>));
+    daf_ok(&args);
+}
+
 #[test]
 fn daf_ingest_converts_header_cards_like_registry_create() {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/obs_test");
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
-    std::fs::create_dir_all(root.join("raw")).unwrap();
-    let mut files = Vec::new();
-    for f in [
-        "raw_v1_fg.fits.gz",
-        "raw_v2_fg.fits.gz",
-        "raw_v3_fr.fits.gz",
-    ] {
-        std::fs::copy(data.join("input/raw").join(f), root.join("raw").join(f)).unwrap();
-        files.push(root.join("raw").join(f));
-    }
+    let files = obs_test_raws(&root);
     // visit and filter come from the file name for `daf registry create` and
     // from the header for `daf ingest` (whose files may have any name).
     let policy = dir.path().join("mapper.yaml");
     std::fs::write(
         &policy,
-        "exposures:\n  raw:\n    template: raw/raw_v%(visit)d_f%(filter)s.fits.gz\n    tables: raw\n\
-         ingest:\n  headerKeys:\n    visit: OBSID\n    filter: FILTER\n    obsId: OBSID\n    \
-         expTime: EXPTIME\n    taiObs: {header: MJD-OBS, convert: mjdTaiToUtc}\n",
+        format!(
+            "{RAW_POLICY}ingest:\n  headerKeys:\n    visit: OBSID\n    filter: FILTER\n    \
+             obsId: OBSID\n    expTime: EXPTIME\n    \
+             taiObs: {{header: MJD-OBS, convert: mjdTaiToUtc}}\n"
+        ),
     )
     .unwrap();
-    daf_ok(&[
-        "registry".as_ref(),
-        "create".as_ref(),
-        "--quiet".as_ref(),
-        policy.as_os_str(),
-        root.as_os_str(),
-    ]);
+    daf_ok(&[&"registry", &"create", &"--quiet", &policy, &root]);
     let reg = SqliteRegistry::open(root.join("registry.sqlite3")).unwrap();
     let registry_rows = reg
         .lookup(
@@ -171,18 +171,7 @@ fn daf_ingest_converts_header_cards_like_registry_create() {
 
     // `daf ingest` with the rules of the repository's policy.
     let repo = dir.path().join("repo");
-    daf_ok(&[
-        "create".as_ref(),
-        repo.as_os_str(),
-        "--mapper".as_ref(),
-        "CameraMapper".as_ref(),
-        "--policy".as_ref(),
-        policy.as_os_str(),
-    ]);
-    let mut args: Vec<&std::ffi::OsStr> = vec!["ingest".as_ref(), repo.as_os_str()];
-    args.extend(files.iter().map(|f| f.as_os_str()));
-    args.push("--json".as_ref());
-    daf_ok(&args);
+    create_and_ingest(&repo, &policy, &files, &["--json"]);
     let ids = ingested_ids(&repo);
     let filters = ["g", "g", "r"];
     assert_eq!(ids.len(), 3);
@@ -197,12 +186,12 @@ fn daf_ingest_converts_header_cards_like_registry_create() {
     // Floats print as floats (`15.0`, not `15`) and the printed text reads
     // back as the same value in --where and in a data id.
     let text = daf_ok(&[
-        "query".as_ref(),
-        repo.as_os_str(),
-        "--dataset-type".as_ref(),
-        "raw".as_ref(),
-        "--keys".as_ref(),
-        "visit,expTime".as_ref(),
+        &"query",
+        &repo,
+        &"--dataset-type",
+        &"raw",
+        &"--keys",
+        &"visit,expTime",
     ]);
     assert_eq!(
         text,
@@ -210,51 +199,49 @@ fn daf_ingest_converts_header_cards_like_registry_create() {
     );
     let printed = text.lines().nth(1).unwrap().split('\t').nth(1).unwrap();
     let text = daf_ok(&[
-        "query".as_ref(),
-        repo.as_os_str(),
-        "--dataset-type".as_ref(),
-        "raw".as_ref(),
-        "--where".as_ref(),
-        format!("expTime = {printed} AND filter = 'r'").as_ref(),
+        &"query",
+        &repo,
+        &"--dataset-type",
+        &"raw",
+        &"--where",
+        &format!("expTime = {printed} AND filter = 'r'"),
     ]);
     assert_eq!(text.lines().count(), 2, "{text}");
     assert!(
-        text.contains("{expTime: 15.0, filter: \"r\", obsId: 890880321, taiObs: \"1999-02-19T01:17:24.056802176\", visit: 890880321}"),
+        text.contains(
+            "{expTime: 15.0, filter: \"r\", obsId: 890880321, \
+             taiObs: \"1999-02-19T01:17:24.056802176\", visit: 890880321}"
+        ),
         "{text}"
     );
     let g: serde_json::Value = serde_json::from_str(&daf_ok(&[
-        "get".as_ref(),
-        repo.as_os_str(),
-        "raw".as_ref(),
-        "visit=890880321".as_ref(),
-        format!("expTime={printed}").as_ref(),
-        "--json".as_ref(),
+        &"get",
+        &repo,
+        &"raw",
+        &"visit=890880321",
+        &format!("expTime={printed}"),
+        &"--json",
     ]))
     .unwrap();
     assert_eq!(g["data_id"]["expTime"], 15.0, "{g}");
 
     // The same through --key rules with a conversion.
     let repo2 = dir.path().join("repo2");
-    daf_ok(&[
-        "create".as_ref(),
-        repo2.as_os_str(),
-        "--mapper".as_ref(),
-        "CameraMapper".as_ref(),
-        "--policy".as_ref(),
-        policy.as_os_str(),
-    ]);
-    let mut args: Vec<&std::ffi::OsStr> = vec!["ingest".as_ref(), repo2.as_os_str()];
-    args.extend(files.iter().map(|f| f.as_os_str()));
-    for k in [
-        "visit=OBSID:int",
-        "filter=FILTER",
-        "taiObs=MJD-OBS:mjdTaiToUtc",
-    ] {
-        args.push("--key".as_ref());
-        args.push(k.as_ref());
-    }
-    daf_ok(&args);
+    create_and_ingest(
+        &repo2,
+        &policy,
+        &files,
+        &[
+            "--key",
+            "visit=OBSID:int",
+            "--key",
+            "filter=FILTER",
+            "--key",
+            "taiObs=MJD-OBS:mjdTaiToUtc",
+        ],
+    );
     let ids = ingested_ids(&repo2);
+    assert_eq!(ids.len(), 3);
     for ((id, (obs, tai)), filter) in ids.iter().zip(&expected).zip(filters) {
         assert_eq!(
             id,
@@ -263,13 +250,13 @@ fn daf_ingest_converts_header_cards_like_registry_create() {
     }
 
     // An unknown conversion: a clear message, nothing ingested.
-    let out = Command::new(env!("CARGO_BIN_EXE_daf"))
-        .arg("ingest")
-        .arg(&repo2)
-        .arg(&files[0])
-        .args(["--key", "taiObs=MJD-OBS:magic"])
-        .output()
-        .unwrap();
+    let out = daf(&[
+        &"ingest",
+        &repo2,
+        &files[0],
+        &"--key",
+        &"taiObs=MJD-OBS:magic",
+    ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
