@@ -207,3 +207,16 @@ pub fn json_persistence() -> Persistence {
 /// Writes a minimal FITS file (primary HDU, no data) whose header holds
 /// `cards` as `(keyword, value text)` — strings quoted by the caller.
 pub use daf_mappers::fits_header::write_test_fits;
+
+/// Writes a header-only raw exposure for ingest tests: `VISIT = visit`,
+/// `FILTER = 'filter'`, `EXPTIME = 15.`.
+pub fn write_raw_fits(path: &std::path::Path, visit: i64, filter: &str) -> std::io::Result<()> {
+    write_test_fits(
+        path,
+        &[
+            ("VISIT", visit.to_string()),
+            ("FILTER", format!("'{filter:<8}'")),
+            ("EXPTIME", "15.".into()),
+        ],
+    )
+}

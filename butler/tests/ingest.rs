@@ -28,15 +28,7 @@ fn setup(d: &Path) -> (PathBuf, Vec<PathBuf>) {
         .map(|v| {
             let p = src.join(format!("exposure {v}.fits"));
             let filter = if v % 2 == 0 { "r" } else { "g" };
-            testing::write_test_fits(
-                &p,
-                &[
-                    ("VISIT", v.to_string()),
-                    ("FILTER", format!("'{filter}       '")),
-                    ("EXPTIME", "15.".into()),
-                ],
-            )
-            .unwrap();
+            testing::write_raw_fits(&p, v, filter).unwrap();
             p
         })
         .collect();
