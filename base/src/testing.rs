@@ -96,3 +96,18 @@ pub fn unique_name(prefix: &str) -> String {
         h.finish() & 0xffff_ffff_ffff
     )
 }
+
+/// The `PropertySet` of the `propertyset` and `propertyset_lsst` cases of
+/// the Boost goldens (`tests/data/boost/MANIFEST`): a string, an `i32`, an
+/// `f64`, a bool array, an `i64`, a nested name and an `i32` array.
+pub fn manifest_property_set() -> crate::PropertySet {
+    let mut ps = crate::PropertySet::new();
+    ps.set("name", "foo").expect("valid name");
+    ps.set("num", 42i32).expect("valid name");
+    ps.set("ra", 10.5f64).expect("valid name");
+    ps.set("flags", vec![true, false]).expect("valid name");
+    ps.set("big", 1i64 << 40).expect("valid name");
+    ps.set("nested.key", "x").expect("valid name");
+    ps.set("arr", vec![1i32, 2, 3]).expect("valid name");
+    ps
+}
