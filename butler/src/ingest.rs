@@ -305,6 +305,22 @@ fn absolute(p: &Path) -> io::Result<PathBuf> {
     std::path::absolute(p)
 }
 
+/// The index of the first output repository of `butler` (where ingest and
+/// import write), or [`ButlerError::ReadOnly`].
+pub(crate) fn first_output(butler: &Butler) -> Result<usize, ButlerError> {
+    butler
+        .output_indices()
+        .first()
+        .copied()
+        .ok_or_else(|| ButlerError::ReadOnly {
+            root: butler
+                .repositories()
+                .first()
+                .map(|r| r.root.clone())
+                .unwrap_or_default(),
+        })
+}
+
 /// Ingests `files` into the first output of `butler`. `progress` is called
 /// once per file processed (for a progress bar).
 pub fn ingest(
@@ -313,16 +329,7 @@ pub fn ingest(
     opts: &IngestOptions,
     progress: &(dyn Fn() + Sync),
 ) -> Result<IngestSummary, ButlerError> {
-    let &out = butler
-        .output_indices()
-        .first()
-        .ok_or(ButlerError::ReadOnly {
-            root: butler
-                .repositories()
-                .first()
-                .map(|r| r.root.clone())
-                .unwrap_or_default(),
-        })?;
+    let out = first_output(butler)?;
     let repo = &butler.repositories()[out];
     let root = repo.root.clone();
     let mapper = butler.mapper(out).clone();
