@@ -200,17 +200,19 @@ fn metadata_table_needs_no_file_opened() {
 fn header_rules_convert_like_registry_create() {
     let d = tempfile::tempdir().unwrap();
     let (root, _) = setup(d.path());
-    let f = d.path().join("incoming/obs.fits");
-    testing::write_test_fits(
-        &f,
-        &[
-            ("OBSID", "'0042'".into()),
-            ("FILTER", "'g       '".into()),
-            ("MJD-OBS", "51195.2240820278".into()),
-            ("EXPTIME", "15.".into()),
-        ],
-    )
-    .unwrap();
+    // An exposure of filter g with these OBSID, MJD-OBS and EXPTIME cards.
+    let obs = |name: &str, obsid: &str, mjd: &str, exptime: &str| {
+        let p = d.path().join("incoming").join(name);
+        let cards = [
+            ("OBSID", obsid.to_string()),
+            ("FILTER", "'g       '".to_string()),
+            ("MJD-OBS", mjd.to_string()),
+            ("EXPTIME", exptime.to_string()),
+        ];
+        testing::write_test_fits(&p, &cards).unwrap();
+        p
+    };
+    let f = obs("obs.fits", "'0042'", "51195.2240820278", "15.");
     let b = butler(&root);
     let mut o = opts(Transfer::Copy);
     o.ids = DataIdSource::Header(vec![
@@ -237,17 +239,7 @@ fn header_rules_convert_like_registry_create() {
 
     // Another file for the same visit and filter at another time is the
     // same dataset: refused, not recorded twice.
-    let g = d.path().join("incoming/obs-again.fits");
-    testing::write_test_fits(
-        &g,
-        &[
-            ("OBSID", "42".into()),
-            ("FILTER", "'g'".into()),
-            ("MJD-OBS", "51196.0".into()),
-            ("EXPTIME", "30.".into()),
-        ],
-    )
-    .unwrap();
+    let g = obs("obs-again.fits", "42", "51196.0", "30.");
     let s = ingest(&b, std::slice::from_ref(&g), &o, &|| {}).unwrap();
     assert_eq!(s.failed.len(), 1, "{s:?}");
     assert!(s.failed[0].1.contains("already in the repository"), "{s:?}");
