@@ -113,9 +113,8 @@ fn ingested_ids(repo: &Path) -> Vec<serde_json::Value> {
     ids
 }
 
-/// `daf ingest` of `files` into a new camera-mapper repository `repo` with
-/// `policy`, with `extra` arguments (rules).
-fn create_and_ingest(repo: &Path, policy: &Path, files: &[PathBuf], extra: &[&str]) {
+/// `daf create` of a camera-mapper repository `repo` with `policy`.
+fn create_camera_repo(repo: &Path, policy: &Path) {
     daf_ok(&[
         &"create",
         &repo,
@@ -124,6 +123,12 @@ fn create_and_ingest(repo: &Path, policy: &Path, files: &[PathBuf], extra: &[&st
         &"--policy",
         &policy,
     ]);
+}
+
+/// `daf ingest` of `files` into a new camera-mapper repository `repo` with
+/// `policy`, with `extra` arguments (rules).
+fn create_and_ingest(repo: &Path, policy: &Path, files: &[PathBuf], extra: &[&str]) {
+    create_camera_repo(repo, policy);
     let mut args: Vec<&dyn AsRef<OsStr>> = vec![&"ingest", &repo];
     args.extend(files.iter().map(|f| f as &dyn AsRef<OsStr>));
     args.extend(extra.iter().map(|a| a as &dyn AsRef<OsStr>));
@@ -224,6 +229,15 @@ fn daf_ingest_converts_header_cards_like_registry_create() {
     ]))
     .unwrap();
     assert_eq!(g["data_id"]["expTime"], 15.0, "{g}");
+    // Export YAML keeps the float a float, and import gives the same ids.
+    let yaml = dir.path().join("export.yaml");
+    daf_ok(&[&"export", &repo, &"-o", &yaml]);
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    assert!(text.contains("expTime: 15.0"), "{text}");
+    let copy = dir.path().join("copy");
+    create_camera_repo(&copy, &policy);
+    daf_ok(&[&"import", &copy, &yaml, &"--json"]);
+    assert_eq!(ingested_ids(&copy), ids);
 
     // The same through --key rules with a conversion.
     let repo2 = dir.path().join("repo2");
