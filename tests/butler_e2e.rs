@@ -58,15 +58,7 @@ fn create_ingest_put_get_query_verify_export_import() {
     let mut files = Vec::new();
     for (v, f) in [(1, "g"), (2, "r"), (3, "g")] {
         let p = d.path().join(format!("incoming/exposure-{v}.fits"));
-        testing::write_test_fits(
-            &p,
-            &[
-                ("VISIT", v.to_string()),
-                ("FILTER", format!("'{f}'")),
-                ("EXPTIME", "15.".into()),
-            ],
-        )
-        .unwrap();
+        testing::write_raw_fits(&p, v, f).unwrap();
         files.push(p.to_str().unwrap().to_string());
     }
     let mut args = vec!["ingest", repo_s];

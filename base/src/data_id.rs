@@ -52,11 +52,23 @@ impl DataIdValue {
     }
 }
 
+/// Integers as digits, strings quoted, floats so that they read back as the
+/// same float: always with a `.` or an exponent (`15.0`, `0.1`, `1e-7`,
+/// `1e16`), never as an integer would be written.
+///
+/// ```
+/// use daf_base::DataIdValue;
+/// assert_eq!(DataIdValue::Float(15.0).to_string(), "15.0");
+/// assert_eq!(DataIdValue::Int(15).to_string(), "15");
+/// assert_eq!(DataIdValue::Str("g".into()).to_string(), "\"g\"");
+/// ```
 impl fmt::Display for DataIdValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DataIdValue::Int(v) => write!(f, "{v}"),
-            DataIdValue::Float(v) => write!(f, "{v}"),
+            // Debug is the shortest text that parses back to the same f64,
+            // with `.0` on whole numbers (`inf`, `NaN` for the non-finite).
+            DataIdValue::Float(v) => write!(f, "{v:?}"),
             DataIdValue::Str(s) => write!(f, "{s:?}"),
         }
     }
@@ -202,4 +214,42 @@ macro_rules! data_id {
         $( id.insert(stringify!($key), $value); )+
         id
     }};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_display_as_floats_and_round_trip() {
+        for x in [
+            15.0,
+            -15.0,
+            0.0,
+            -0.0,
+            0.1,
+            1.5e-7,
+            1e16,
+            123456789012345680.0,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            51195.2240820278,
+        ] {
+            let s = DataIdValue::Float(x).to_string();
+            assert!(s.parse::<i64>().is_err(), "{x} shows as an integer: {s}");
+            assert_eq!(s.parse::<f64>(), Ok(x), "{s}");
+            assert_eq!(
+                s.parse::<f64>().unwrap().to_bits(),
+                x.to_bits(),
+                "{s} (sign)"
+            );
+        }
+        assert_eq!(DataIdValue::Float(15.0).to_string(), "15.0");
+        assert_eq!(DataIdValue::Float(1e16).to_string(), "1e16");
+        assert_eq!(DataIdValue::Float(2.5).to_string(), "2.5");
+        assert_eq!(
+            data_id! {expTime: 15.0, visit: 15}.to_string(),
+            "{expTime: 15.0, visit: 15}"
+        );
+    }
 }

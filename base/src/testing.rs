@@ -35,3 +35,79 @@ pub fn have_program(program: &str) -> bool {
         })
     })
 }
+
+/// A database server the tests may use, named by an environment variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestServer {
+    /// The variable it came from (`DAF_TEST_POSTGRES_URL`).
+    pub var: &'static str,
+    /// Its URL.
+    pub url: String,
+    /// The user to connect as, with an empty password (`postgres`, `root`).
+    pub user: &'static str,
+}
+
+/// The database servers of the test setup: PostgreSQL from
+/// `DAF_TEST_POSTGRES_URL` (user `postgres`) and MariaDB/MySQL from
+/// `DAF_TEST_MYSQL_URL` (user `root`). A variable that is unset or empty is
+/// reported through [`available`]: a `SKIPPED:` line here, a failure in CI.
+pub fn test_servers() -> Vec<TestServer> {
+    let mut out = Vec::new();
+    for (var, user) in [
+        ("DAF_TEST_POSTGRES_URL", "postgres"),
+        ("DAF_TEST_MYSQL_URL", "root"),
+    ] {
+        match std::env::var(var) {
+            Ok(url) if !url.is_empty() => out.push(TestServer { var, url, user }),
+            _ => {
+                available(
+                    false,
+                    &format!("{var} not set: database server backend not tested"),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// A name no other test (in this process or another) uses at the same time:
+/// `prefix`, the process id and 48 random bits, for tables on shared test
+/// servers.
+///
+/// ```
+/// let a = daf_base::testing::unique_name("t");
+/// assert!(a.starts_with("t_") && a.len() <= 40);
+/// assert_ne!(a, daf_base::testing::unique_name("t"));
+/// ```
+pub fn unique_name(prefix: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    // Each RandomState is keyed afresh (random per thread, then counted up),
+    // so two calls never hash alike.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    format!(
+        "{prefix}_{}_{:012x}",
+        std::process::id(),
+        h.finish() & 0xffff_ffff_ffff
+    )
+}
+
+/// The `PropertySet` of the `propertyset` and `propertyset_lsst` cases of
+/// the Boost goldens (`tests/data/boost/MANIFEST`): a string, an `i32`, an
+/// `f64`, a bool array, an `i64`, a nested name and an `i32` array.
+pub fn manifest_property_set() -> crate::PropertySet {
+    let mut ps = crate::PropertySet::new();
+    ps.set("name", "foo").expect("valid name");
+    ps.set("num", 42i32).expect("valid name");
+    ps.set("ra", 10.5f64).expect("valid name");
+    ps.set("flags", vec![true, false]).expect("valid name");
+    ps.set("big", 1i64 << 40).expect("valid name");
+    ps.set("nested.key", "x").expect("valid name");
+    ps.set("arr", vec![1i32, 2, 3]).expect("valid name");
+    ps
+}

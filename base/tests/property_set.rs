@@ -427,7 +427,10 @@ fn data_id_basics() {
     );
     assert_eq!(id.get("visit"), Some(&DataIdValue::Int(85471)));
     assert_eq!(id.get("expTime").and_then(DataIdValue::as_f64), Some(15.0));
-    assert_eq!(id.to_string(), "{expTime: 15, filter: \"r\", visit: 85471}");
+    assert_eq!(
+        id.to_string(),
+        "{expTime: 15.0, filter: \"r\", visit: 85471}"
+    );
     let ps = id.to_property_set();
     assert_eq!(ps.get::<i64>("visit").unwrap(), 85471);
     assert_eq!(ps.get::<f64>("expTime").unwrap(), 15.0);

@@ -88,16 +88,7 @@ pub fn import(
     transfer: Transfer,
     progress: &(dyn Fn() + Sync),
 ) -> Result<IngestSummary, ButlerError> {
-    let &out = butler
-        .output_indices()
-        .first()
-        .ok_or_else(|| ButlerError::ReadOnly {
-            root: butler
-                .repositories()
-                .first()
-                .map(|r| r.root.clone())
-                .unwrap_or_default(),
-        })?;
+    let out = crate::ingest::first_output(butler)?;
     let root = butler.repositories()[out].root.clone();
     let mut summary = IngestSummary::default();
     let mut recs = Vec::new();

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use daf_base::{DataId, DataIdValue};
+use daf_mappers::fits_header::Header;
+use daf_mappers::policy::HeaderRule;
 use daf_storages::atomic::AtomicFile;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -63,9 +65,20 @@ impl std::str::FromStr for Transfer {
 /// Where data ids come from.
 #[derive(Debug, Clone)]
 pub enum DataIdSource {
-    /// Each data-id key from a FITS header card of the primary HDU:
-    /// `key → CARD`.
-    Header(BTreeMap<String, String>),
+    /// Each data-id key from a FITS header card of the primary HDU, through
+    /// the mapper policy's header rules (`key → CARD` plus a conversion, the
+    /// same rules and conversions `daf registry create` applies):
+    ///
+    /// ```
+    /// use daf_butler::ingest::DataIdSource;
+    /// use daf_mappers::policy::HeaderRule;
+    /// let ids = DataIdSource::Header(vec![
+    ///     ("visit".into(), HeaderRule::card("VISIT")),
+    ///     ("taiObs".into(), "MJD-OBS:mjdTaiToUtc".parse().unwrap()),
+    /// ]);
+    /// # let _ = ids;
+    /// ```
+    Header(Vec<(String, HeaderRule)>),
     /// A table: file path (as given, or its absolute form) → data id.
     Table(BTreeMap<PathBuf, DataId>),
 }
@@ -155,7 +168,20 @@ pub fn read_table(r: impl Read) -> Result<BTreeMap<PathBuf, DataId>, String> {
 /// values (`T`/`F` as 1/0; cards with no value left out). Reads header blocks
 /// only, through [`daf_mappers::fits_header`].
 pub fn read_primary_header(path: &Path) -> io::Result<BTreeMap<String, DataIdValue>> {
-    let header = daf_mappers::fits_header::read_header(path, 0).map_err(|e| {
+    let header = primary_header(path)?;
+    let mut out = BTreeMap::new();
+    for (key, value) in header.cards() {
+        if let Some(v) = value.to_data_id_value() {
+            out.entry(key).or_insert(v);
+        }
+    }
+    Ok(out)
+}
+
+/// The primary header of `path`, with a plain message for a file that is
+/// not FITS.
+fn primary_header(path: &Path) -> io::Result<Header> {
+    daf_mappers::fits_header::read_header(path, 0).map_err(|e| {
         if e.kind() == io::ErrorKind::InvalidData {
             let detail = e.to_string();
             let detail = detail
@@ -168,14 +194,7 @@ pub fn read_primary_header(path: &Path) -> io::Result<BTreeMap<String, DataIdVal
         } else {
             e
         }
-    })?;
-    let mut out = BTreeMap::new();
-    for (key, value) in header.cards() {
-        if let Some(v) = value.to_data_id_value() {
-            out.entry(key).or_insert(v);
-        }
-    }
-    Ok(out)
+    })
 }
 
 fn data_id_for(path: &Path, abs: &Path, opts: &IngestOptions) -> Result<DataId, String> {
@@ -186,17 +205,35 @@ fn data_id_for(path: &Path, abs: &Path, opts: &IngestOptions) -> Result<DataId, 
             .cloned()
             .ok_or_else(|| "not listed in the metadata table".to_string()),
         DataIdSource::Header(rules) => {
-            let h = read_primary_header(path).map_err(|e| e.to_string())?;
+            let h = primary_header(path).map_err(|e| e.to_string())?;
             let mut id = DataId::new();
-            for (key, card) in rules {
-                let v = h.get(card).ok_or_else(|| {
-                    format!("header has no {card} card (for data-id key {key:?})")
-                })?;
-                id.insert(key.as_str(), v.clone());
+            for (key, rule) in rules {
+                let v = rule
+                    .apply(&h)
+                    .map_err(|m| format!("{m} (for data-id key {key:?})"))?;
+                id.insert(key.as_str(), v);
             }
             Ok(id)
         }
     }
+}
+
+/// The part of `id` the mapper knows (all of it when the mapper names no
+/// keys): what makes two data ids the same dataset, and what a path is made
+/// from. Extra header keys such as an observation time are recorded, but do
+/// not hide a second file for the same visit.
+fn known_part(id: &DataId, keys: &BTreeMap<String, daf_mappers::KeyType>) -> DataId {
+    if keys.is_empty() {
+        return id.clone();
+    }
+    id.iter()
+        .filter(|(k, _)| keys.contains_key(*k))
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+fn identity(id: &DataId, keys: &BTreeMap<String, daf_mappers::KeyType>) -> String {
+    crate::file_registry::canonical_data_id(&known_part(id, keys))
 }
 
 /// Puts `src` at `dst` by `mode` (nothing for [`Transfer::Direct`]); an
@@ -268,6 +305,22 @@ fn absolute(p: &Path) -> io::Result<PathBuf> {
     std::path::absolute(p)
 }
 
+/// The index of the first output repository of `butler` (where ingest and
+/// import write), or [`ButlerError::ReadOnly`].
+pub(crate) fn first_output(butler: &Butler) -> Result<usize, ButlerError> {
+    butler
+        .output_indices()
+        .first()
+        .copied()
+        .ok_or_else(|| ButlerError::ReadOnly {
+            root: butler
+                .repositories()
+                .first()
+                .map(|r| r.root.clone())
+                .unwrap_or_default(),
+        })
+}
+
 /// Ingests `files` into the first output of `butler`. `progress` is called
 /// once per file processed (for a progress bar).
 pub fn ingest(
@@ -276,16 +329,7 @@ pub fn ingest(
     opts: &IngestOptions,
     progress: &(dyn Fn() + Sync),
 ) -> Result<IngestSummary, ButlerError> {
-    let &out = butler
-        .output_indices()
-        .first()
-        .ok_or(ButlerError::ReadOnly {
-            root: butler
-                .repositories()
-                .first()
-                .map(|r| r.root.clone())
-                .unwrap_or_default(),
-        })?;
+    let out = first_output(butler)?;
     let repo = &butler.repositories()[out];
     let root = repo.root.clone();
     let mapper = butler.mapper(out).clone();
@@ -302,7 +346,7 @@ pub fn ingest(
             }
         }
         for r in recs {
-            ids.insert(crate::file_registry::canonical_data_id(&r.data_id));
+            ids.insert(identity(&r.data_id, &keys));
         }
         (srcs, Mutex::new(ids))
     };
@@ -324,9 +368,13 @@ pub fn ingest(
                     return Err("no such file".into());
                 }
                 let raw_id = data_id_for(f, &abs, opts)?;
-                let id = normalize_data_id(&opts.dataset_type, &raw_id, &keys, false)
+                // Header rules may add keys the mapper does not know (a
+                // registry column such as taiObs): they are recorded as
+                // converted; the mapper's own keys are typed as it says.
+                let extra_keys_ok = matches!(opts.ids, DataIdSource::Header(_));
+                let id = normalize_data_id(&opts.dataset_type, &raw_id, &keys, extra_keys_ok)
                     .map_err(|e| e.to_string())?;
-                let canon = crate::file_registry::canonical_data_id(&id);
+                let canon = identity(&id, &keys);
                 if !known_ids
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -341,7 +389,7 @@ pub fn ingest(
                     (abs.clone(), src_key.clone())
                 } else {
                     let loc = mapper
-                        .map(&opts.dataset_type, &id, true)
+                        .map(&opts.dataset_type, &known_part(&id, &keys), true)
                         .map_err(|e| e.to_string())?;
                     let l = loc.locations.first().ok_or("mapper gave no location")?;
                     let l = match l.rfind('[') {

@@ -276,6 +276,8 @@ pub fn normalize_data_id(
             },
             (KeyType::Float, _) => DataIdValue::Float(v.as_f64().expect("numeric")),
             (KeyType::Str, DataIdValue::Str(_)) => v.clone(),
+            // As a template writes a number into a string field (`15`, not `15.0`).
+            (KeyType::Str, DataIdValue::Float(x)) => DataIdValue::Str(x.to_string()),
             (KeyType::Str, _) => DataIdValue::Str(v.to_string()),
             (KeyType::Int, _) => return Err(bad(format!("key {k:?} must be an integer, got {v}"))),
         };

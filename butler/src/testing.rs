@@ -206,24 +206,17 @@ pub fn json_persistence() -> Persistence {
 
 /// Writes a minimal FITS file (primary HDU, no data) whose header holds
 /// `cards` as `(keyword, value text)` — strings quoted by the caller.
-pub fn write_test_fits(path: &std::path::Path, cards: &[(&str, String)]) -> std::io::Result<()> {
-    let mut h = String::with_capacity(2880);
-    let mut push = |s: String| {
-        let mut s = s;
-        s.truncate(80);
-        h.push_str(&format!("{s:<80}"));
-    };
-    push(format!("{:<8}= {:>20}", "SIMPLE", "T"));
-    push(format!("{:<8}= {:>20}", "BITPIX", "8"));
-    push(format!("{:<8}= {:>20}", "NAXIS", "0"));
-    for (k, v) in cards {
-        push(format!("{k:<8}= {v:>20}"));
-    }
-    push("END".to_string());
-    let mut bytes = h.into_bytes();
-    bytes.resize(bytes.len().div_ceil(2880) * 2880, b' ');
-    if let Some(p) = path.parent() {
-        std::fs::create_dir_all(p)?;
-    }
-    std::fs::write(path, bytes)
+pub use daf_mappers::fits_header::write_test_fits;
+
+/// Writes a header-only raw exposure for ingest tests: `VISIT = visit`,
+/// `FILTER = 'filter'`, `EXPTIME = 15.`.
+pub fn write_raw_fits(path: &std::path::Path, visit: i64, filter: &str) -> std::io::Result<()> {
+    write_test_fits(
+        path,
+        &[
+            ("VISIT", visit.to_string()),
+            ("FILTER", format!("'{filter:<8}'")),
+            ("EXPTIME", "15.".into()),
+        ],
+    )
 }

@@ -9,6 +9,7 @@ use daf_butler::ingest::{
 };
 use daf_butler::simple_mapper::{SimpleDataset, SimpleMapper};
 use daf_butler::{testing, Butler, Repository};
+use daf_mappers::HeaderRule;
 
 fn setup(d: &Path) -> (PathBuf, Vec<PathBuf>) {
     let m = SimpleMapper::new([(
@@ -27,15 +28,7 @@ fn setup(d: &Path) -> (PathBuf, Vec<PathBuf>) {
         .map(|v| {
             let p = src.join(format!("exposure {v}.fits"));
             let filter = if v % 2 == 0 { "r" } else { "g" };
-            testing::write_test_fits(
-                &p,
-                &[
-                    ("VISIT", v.to_string()),
-                    ("FILTER", format!("'{filter}       '")),
-                    ("EXPTIME", "15.".into()),
-                ],
-            )
-            .unwrap();
+            testing::write_raw_fits(&p, v, filter).unwrap();
             p
         })
         .collect();
@@ -43,10 +36,10 @@ fn setup(d: &Path) -> (PathBuf, Vec<PathBuf>) {
 }
 
 fn rules() -> DataIdSource {
-    let mut r = BTreeMap::new();
-    r.insert("visit".to_string(), "VISIT".to_string());
-    r.insert("filter".to_string(), "FILTER".to_string());
-    DataIdSource::Header(r)
+    DataIdSource::Header(vec![
+        ("visit".to_string(), HeaderRule::card("VISIT")),
+        ("filter".to_string(), HeaderRule::card("FILTER")),
+    ])
 }
 
 fn butler(root: &Path) -> Butler {
@@ -201,4 +194,63 @@ fn metadata_table_needs_no_file_opened() {
         b"ccc"
     );
     assert!(read_table("visit\n1\n".as_bytes()).is_err());
+}
+
+#[test]
+fn header_rules_convert_like_registry_create() {
+    let d = tempfile::tempdir().unwrap();
+    let (root, _) = setup(d.path());
+    // An exposure of filter g with these OBSID, MJD-OBS and EXPTIME cards.
+    let obs = |name: &str, obsid: &str, mjd: &str, exptime: &str| {
+        let p = d.path().join("incoming").join(name);
+        let cards = [
+            ("OBSID", obsid.to_string()),
+            ("FILTER", "'g       '".to_string()),
+            ("MJD-OBS", mjd.to_string()),
+            ("EXPTIME", exptime.to_string()),
+        ];
+        testing::write_test_fits(&p, &cards).unwrap();
+        p
+    };
+    let f = obs("obs.fits", "'0042'", "51195.2240820278", "15.");
+    let b = butler(&root);
+    let mut o = opts(Transfer::Copy);
+    o.ids = DataIdSource::Header(vec![
+        ("visit".into(), "OBSID:int".parse().unwrap()),
+        ("filter".into(), HeaderRule::card("FILTER")),
+        ("taiObs".into(), "MJD-OBS:mjdTaiToUtc".parse().unwrap()),
+        ("expTime".into(), "EXPTIME:float".parse().unwrap()),
+    ]);
+    let s = ingest(&b, std::slice::from_ref(&f), &o, &|| {}).unwrap();
+    assert_eq!(s.ingested.len(), 1, "{s:?}");
+    let recs = b.registry(0).unwrap().all().unwrap();
+    assert_eq!(recs.len(), 1);
+    // What the legacy obs_test registry holds for this MJD, to the nanosecond.
+    let tai_obs = "1999-01-17T05:22:08.687202048";
+    assert_eq!(
+        recs[0].data_id,
+        data_id! {visit: 42, filter: "g", taiObs: tai_obs, expTime: 15.0}
+    );
+    // The very value the mapper side computes for `daf registry create`.
+    let h = daf_mappers::fits_header::read_header(&f, 0).unwrap();
+    let rule: HeaderRule = "MJD-OBS:mjdTaiToUtc".parse().unwrap();
+    assert_eq!(rule.apply(&h), Ok(tai_obs.into()));
+    assert!(root.join("raw/raw_v42_fg.fits").is_file());
+
+    // Another file for the same visit and filter at another time is the
+    // same dataset: refused, not recorded twice.
+    let g = obs("obs-again.fits", "42", "51196.0", "30.");
+    let s = ingest(&b, std::slice::from_ref(&g), &o, &|| {}).unwrap();
+    assert_eq!(s.failed.len(), 1, "{s:?}");
+    assert!(s.failed[0].1.contains("already in the repository"), "{s:?}");
+
+    // A value that does not convert names the card, the value and the key.
+    o.ids = DataIdSource::Header(vec![("visit".into(), "FILTER:int".parse().unwrap())]);
+    let s = ingest(&b, &[g], &o, &|| {}).unwrap();
+    assert_eq!(s.failed.len(), 1, "{s:?}");
+    assert_eq!(
+        s.failed[0].1,
+        "header card FILTER: \"g\" is not an integer (for data-id key \"visit\")"
+    );
+    assert_eq!(b.registry(0).unwrap().count().unwrap(), 1);
 }

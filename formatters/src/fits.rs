@@ -51,6 +51,42 @@ fn invalid(name: &str, message: impl Into<String>) -> FormatterError {
     }
 }
 
+/// How objects of one type lie in a FITS file: the part each FITS formatter
+/// says for itself. Every `FitsLayout` is a [`Formatter`] through one generic
+/// impl, which checks that the storage is a [`FitsStorage`] and the object of
+/// the layout's type before handing them over.
+pub trait FitsLayout: Send + Sync {
+    /// The type written and read.
+    type Object: Persistable;
+    /// The persistable name the formatter handles.
+    fn name(&self) -> &str;
+    /// Writes `obj` to `s`.
+    fn write_fits(&self, obj: &Self::Object, s: &mut FitsStorage) -> Result<()>;
+    /// Reads an object from `s`, honouring the additional data `ad`
+    /// (cut-outs, `hdu`, `component`).
+    fn read_fits(&self, s: &mut FitsStorage, ad: &PropertySet) -> Result<Self::Object>;
+}
+
+impl<L: FitsLayout> Formatter for L {
+    fn persistable_name(&self) -> &str {
+        self.name()
+    }
+    fn write(
+        &self,
+        obj: &dyn Persistable,
+        storage: &mut dyn Storage,
+        _: &PropertySet,
+    ) -> Result<()> {
+        let obj = expect_object::<L::Object>(self, obj)?;
+        let s = fits(self, storage)?;
+        self.write_fits(obj, s)
+    }
+    fn read(&self, storage: &mut dyn Storage, ad: &PropertySet) -> Result<Box<dyn Persistable>> {
+        let s = fits(self, storage)?;
+        Ok(Box::new(self.read_fits(s, ad)?))
+    }
+}
+
 /// A requested cut-out, in the parent (`PARENT`) or local (`LOCAL`) frame.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct CutOut {
@@ -191,24 +227,17 @@ pub fn read_metadata(s: &mut FitsStorage) -> Result<PropertySet> {
 #[derive(Debug, Default)]
 pub struct FitsMetadataFormatter;
 
-impl Formatter for FitsMetadataFormatter {
-    fn persistable_name(&self) -> &str {
+impl FitsLayout for FitsMetadataFormatter {
+    type Object = PropertySet;
+    fn name(&self) -> &str {
         "PropertyList"
     }
-    fn write(
-        &self,
-        obj: &dyn Persistable,
-        storage: &mut dyn Storage,
-        _: &PropertySet,
-    ) -> Result<()> {
-        let ps = expect_object::<PropertySet>(self, obj)?;
-        let s = fits(self, storage)?;
+    fn write_fits(&self, ps: &PropertySet, s: &mut FitsStorage) -> Result<()> {
         s.write_empty(&property_set_to_cards(ps))?;
         Ok(())
     }
-    fn read(&self, storage: &mut dyn Storage, _: &PropertySet) -> Result<Box<dyn Persistable>> {
-        let s = fits(self, storage)?;
-        Ok(Box::new(read_metadata(s)?))
+    fn read_fits(&self, s: &mut FitsStorage, _: &PropertySet) -> Result<Self::Object> {
+        read_metadata(s)
     }
 }
 
@@ -216,26 +245,19 @@ impl Formatter for FitsMetadataFormatter {
 #[derive(Debug, Default)]
 pub struct ImageFormatter<T>(std::marker::PhantomData<T>);
 
-impl<T: ImagePixel> Formatter for ImageFormatter<T> {
-    fn persistable_name(&self) -> &str {
+impl<T: ImagePixel> FitsLayout for ImageFormatter<T> {
+    type Object = Image<T>;
+    fn name(&self) -> &str {
         T::IMAGE_NAME
     }
-    fn write(
-        &self,
-        obj: &dyn Persistable,
-        storage: &mut dyn Storage,
-        _: &PropertySet,
-    ) -> Result<()> {
-        let im = expect_object::<Image<T>>(self, obj)?;
-        let s = fits(self, storage)?;
+    fn write_fits(&self, im: &Image<T>, s: &mut FitsStorage) -> Result<()> {
         s.write_image(&[], im.width(), im.height(), im.xy0(), im.pixels())?;
         Ok(())
     }
-    fn read(&self, storage: &mut dyn Storage, ad: &PropertySet) -> Result<Box<dyn Persistable>> {
-        let s = fits(self, storage)?;
+    fn read_fits(&self, s: &mut FitsStorage, ad: &PropertySet) -> Result<Self::Object> {
         let cut = cut_out(ad, T::IMAGE_NAME)?;
         let hdu = image_hdu(s, ad)?;
-        Ok(Box::new(read_plane::<T>(s, hdu, cut, T::IMAGE_NAME)?))
+        read_plane::<T>(s, hdu, cut, T::IMAGE_NAME)
     }
 }
 
@@ -267,18 +289,12 @@ fn mask_from(image: Image<i32>, cards: &[Card]) -> Result<Mask> {
 #[derive(Debug, Default)]
 pub struct MaskFormatter;
 
-impl Formatter for MaskFormatter {
-    fn persistable_name(&self) -> &str {
+impl FitsLayout for MaskFormatter {
+    type Object = Mask;
+    fn name(&self) -> &str {
         "Mask"
     }
-    fn write(
-        &self,
-        obj: &dyn Persistable,
-        storage: &mut dyn Storage,
-        _: &PropertySet,
-    ) -> Result<()> {
-        let m = expect_object::<Mask>(self, obj)?;
-        let s = fits(self, storage)?;
+    fn write_fits(&self, m: &Mask, s: &mut FitsStorage) -> Result<()> {
         let mut cards = vec![Card::new("EXTNAME", Value::Str("MASK".into()))];
         cards.extend(mask_cards(m));
         s.write_image(
@@ -290,8 +306,7 @@ impl Formatter for MaskFormatter {
         )?;
         Ok(())
     }
-    fn read(&self, storage: &mut dyn Storage, ad: &PropertySet) -> Result<Box<dyn Persistable>> {
-        let s = fits(self, storage)?;
+    fn read_fits(&self, s: &mut FitsStorage, ad: &PropertySet) -> Result<Self::Object> {
         let cut = cut_out(ad, "Mask")?;
         let hdu = if s.requested_hdu().is_none() && !ad.exists("hdu") && !ad.exists("component") {
             let f = s.file()?;
@@ -304,7 +319,7 @@ impl Formatter for MaskFormatter {
         };
         let img = read_plane::<i32>(s, hdu, cut, "Mask")?;
         let cards = s.file()?.hdu(hdu)?.cards.clone();
-        Ok(Box::new(mask_from(img, &cards)?))
+        mask_from(img, &cards)
     }
 }
 
@@ -386,24 +401,17 @@ fn read_planes<T: Pixel>(
 #[derive(Debug, Default)]
 pub struct MaskedImageFormatter<T>(std::marker::PhantomData<T>);
 
-impl<T: ImagePixel> Formatter for MaskedImageFormatter<T> {
-    fn persistable_name(&self) -> &str {
+impl<T: ImagePixel> FitsLayout for MaskedImageFormatter<T> {
+    type Object = MaskedImage<T>;
+    fn name(&self) -> &str {
         T::MASKED_IMAGE_NAME
     }
-    fn write(
-        &self,
-        obj: &dyn Persistable,
-        storage: &mut dyn Storage,
-        _: &PropertySet,
-    ) -> Result<()> {
-        let mi = expect_object::<MaskedImage<T>>(self, obj)?;
-        let s = fits(self, storage)?;
+    fn write_fits(&self, mi: &MaskedImage<T>, s: &mut FitsStorage) -> Result<()> {
         s.write_empty(&[])?;
         write_planes(s, mi, &[])
     }
-    fn read(&self, storage: &mut dyn Storage, ad: &PropertySet) -> Result<Box<dyn Persistable>> {
-        let s = fits(self, storage)?;
-        Ok(Box::new(read_planes::<T>(s, ad, T::MASKED_IMAGE_NAME)?.0))
+    fn read_fits(&self, s: &mut FitsStorage, ad: &PropertySet) -> Result<Self::Object> {
+        Ok(read_planes::<T>(s, ad, T::MASKED_IMAGE_NAME)?.0)
     }
 }
 
@@ -482,24 +490,17 @@ fn exposure_fields(md: &mut PropertySet) -> (Option<String>, Option<f64>, Option
 #[derive(Debug, Default)]
 pub struct ExposureFormatter<T>(std::marker::PhantomData<T>);
 
-impl<T: ImagePixel> Formatter for ExposureFormatter<T> {
-    fn persistable_name(&self) -> &str {
+impl<T: ImagePixel> FitsLayout for ExposureFormatter<T> {
+    type Object = Exposure<T>;
+    fn name(&self) -> &str {
         T::EXPOSURE_NAME
     }
-    fn write(
-        &self,
-        obj: &dyn Persistable,
-        storage: &mut dyn Storage,
-        _: &PropertySet,
-    ) -> Result<()> {
-        let e = expect_object::<Exposure<T>>(self, obj)?;
-        let s = fits(self, storage)?;
+    fn write_fits(&self, e: &Exposure<T>, s: &mut FitsStorage) -> Result<()> {
         let (primary, wcs) = exposure_cards(e);
         s.write_empty(&primary)?;
         write_planes(s, &e.masked_image, &wcs)
     }
-    fn read(&self, storage: &mut dyn Storage, ad: &PropertySet) -> Result<Box<dyn Persistable>> {
-        let s = fits(self, storage)?;
+    fn read_fits(&self, s: &mut FitsStorage, ad: &PropertySet) -> Result<Self::Object> {
         let (mi, img_hdu) = read_planes::<T>(s, ad, T::EXPOSURE_NAME)?;
         let f = s.file()?;
         let skip = |k: &str| EXPOSURE_SKIP.contains(&k);
@@ -518,13 +519,13 @@ impl<T: ImagePixel> Formatter for ExposureFormatter<T> {
             }
         }
         let (filter, exposure_time, obs_date) = exposure_fields(&mut md);
-        Ok(Box::new(Exposure {
+        Ok(Exposure {
             masked_image: mi,
             metadata: md,
             filter,
             exposure_time,
             obs_date,
-        }))
+        })
     }
 }
 
@@ -532,18 +533,12 @@ impl<T: ImagePixel> Formatter for ExposureFormatter<T> {
 #[derive(Debug, Default)]
 pub struct DecoratedImageFormatter<T>(std::marker::PhantomData<T>);
 
-impl<T: ImagePixel> Formatter for DecoratedImageFormatter<T> {
-    fn persistable_name(&self) -> &str {
+impl<T: ImagePixel> FitsLayout for DecoratedImageFormatter<T> {
+    type Object = DecoratedImage<T>;
+    fn name(&self) -> &str {
         T::DECORATED_IMAGE_NAME
     }
-    fn write(
-        &self,
-        obj: &dyn Persistable,
-        storage: &mut dyn Storage,
-        _: &PropertySet,
-    ) -> Result<()> {
-        let d = expect_object::<DecoratedImage<T>>(self, obj)?;
-        let s = fits(self, storage)?;
+    fn write_fits(&self, d: &DecoratedImage<T>, s: &mut FitsStorage) -> Result<()> {
         let cards = property_set_to_cards(&d.metadata);
         s.write_image(
             &cards,
@@ -554,14 +549,13 @@ impl<T: ImagePixel> Formatter for DecoratedImageFormatter<T> {
         )?;
         Ok(())
     }
-    fn read(&self, storage: &mut dyn Storage, ad: &PropertySet) -> Result<Box<dyn Persistable>> {
-        let s = fits(self, storage)?;
+    fn read_fits(&self, s: &mut FitsStorage, ad: &PropertySet) -> Result<Self::Object> {
         let cut = cut_out(ad, T::DECORATED_IMAGE_NAME)?;
         let hdu = image_hdu(s, ad)?;
         let image = read_plane::<T>(s, hdu, cut, T::DECORATED_IMAGE_NAME)?;
         let metadata =
             cards_to_property_set(&s.file()?.hdu(hdu)?.cards, |k| k == "LTV1" || k == "LTV2");
-        Ok(Box::new(DecoratedImage { image, metadata }))
+        Ok(DecoratedImage { image, metadata })
     }
 }
 
@@ -569,18 +563,12 @@ impl<T: ImagePixel> Formatter for DecoratedImageFormatter<T> {
 #[derive(Debug, Default)]
 pub struct SourceCatalogFitsFormatter;
 
-impl Formatter for SourceCatalogFitsFormatter {
-    fn persistable_name(&self) -> &str {
+impl FitsLayout for SourceCatalogFitsFormatter {
+    type Object = SourceCatalog;
+    fn name(&self) -> &str {
         "SourceCatalog"
     }
-    fn write(
-        &self,
-        obj: &dyn Persistable,
-        storage: &mut dyn Storage,
-        _: &PropertySet,
-    ) -> Result<()> {
-        let cat = expect_object::<SourceCatalog>(self, obj)?;
-        let s = fits(self, storage)?;
+    fn write_fits(&self, cat: &SourceCatalog, s: &mut FitsStorage) -> Result<()> {
         s.write_empty(&property_set_to_cards(&cat.metadata))?;
         let cols: Vec<TableColumn> = cat
             .fields()
@@ -603,8 +591,7 @@ impl Formatter for SourceCatalogFitsFormatter {
         s.write_table(&[Card::new("EXTNAME", Value::Str("CATALOG".into()))], &cols)?;
         Ok(())
     }
-    fn read(&self, storage: &mut dyn Storage, _: &PropertySet) -> Result<Box<dyn Persistable>> {
-        let s = fits(self, storage)?;
+    fn read_fits(&self, s: &mut FitsStorage, _: &PropertySet) -> Result<Self::Object> {
         let want = s.requested_hdu();
         let f = s.file()?;
         let hdu = match want {
@@ -661,7 +648,7 @@ impl Formatter for SourceCatalogFitsFormatter {
             }
         }
         cat.metadata = md;
-        Ok(Box::new(cat))
+        Ok(cat)
     }
 }
 

@@ -222,20 +222,7 @@ impl<T> fmt::Debug for Image<T> {
     }
 }
 
-impl<T: ImagePixel> crate::Persistable for Image<T> {
-    fn persistable_name(&self) -> &str {
-        T::IMAGE_NAME
-    }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
-    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send + Sync> {
-        self
-    }
-}
+crate::impl_persistable!(impl<T: ImagePixel> Image<T>, T::IMAGE_NAME);
 
 /// The mask planes every new [`Mask`] has, in bit order (LSST's defaults).
 pub const DEFAULT_MASK_PLANES: [&str; 9] = [
@@ -404,20 +391,7 @@ impl<T: Pixel> MaskedImage<T> {
     }
 }
 
-impl<T: ImagePixel> crate::Persistable for MaskedImage<T> {
-    fn persistable_name(&self) -> &str {
-        T::MASKED_IMAGE_NAME
-    }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
-    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send + Sync> {
-        self
-    }
-}
+crate::impl_persistable!(impl<T: ImagePixel> MaskedImage<T>, T::MASKED_IMAGE_NAME);
 
 /// A masked image with metadata: the header cards (WCS and everything else)
 /// plus the filter, exposure time and observation date as typed fields.
@@ -460,20 +434,7 @@ impl<T: Pixel> Exposure<T> {
     }
 }
 
-impl<T: ImagePixel> crate::Persistable for Exposure<T> {
-    fn persistable_name(&self) -> &str {
-        T::EXPOSURE_NAME
-    }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
-    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send + Sync> {
-        self
-    }
-}
+crate::impl_persistable!(impl<T: ImagePixel> Exposure<T>, T::EXPOSURE_NAME);
 
 /// An image plus its header metadata (how raw camera files are read).
 #[derive(Debug, Clone, PartialEq)]
@@ -494,20 +455,7 @@ impl<T: Pixel> DecoratedImage<T> {
     }
 }
 
-impl<T: ImagePixel> crate::Persistable for DecoratedImage<T> {
-    fn persistable_name(&self) -> &str {
-        T::DECORATED_IMAGE_NAME
-    }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
-    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send + Sync> {
-        self
-    }
-}
+crate::impl_persistable!(impl<T: ImagePixel> DecoratedImage<T>, T::DECORATED_IMAGE_NAME);
 
 macro_rules! aliases {
     ($($t:ty => $img:ident, $mi:ident, $exp:ident, $dec:ident;)*) => {$(

@@ -38,11 +38,29 @@ impl dyn Persistable {
     }
 }
 
-/// Implements [`Persistable`] for a type with a fixed persistable name.
+/// Implements [`Persistable`] for a type with a fixed persistable name, or
+/// for a generic type whose name comes from its parameter:
+///
+/// ```
+/// #[derive(Debug)]
+/// struct Star { flux: f64 }
+/// daf_formatters::impl_persistable!(Star, "Star");
+///
+/// trait Band: std::fmt::Debug + Send + Sync + 'static { const NAME: &'static str; }
+/// #[derive(Debug)]
+/// struct Flux<B>(f64, std::marker::PhantomData<B>);
+/// daf_formatters::impl_persistable!(impl<B: Band> Flux<B>, B::NAME);
+/// ```
 #[macro_export]
 macro_rules! impl_persistable {
+    (impl<$p:ident : $bound:path> $t:ty, $name:expr) => {
+        $crate::impl_persistable!(@impl [$p: $bound] $t, $name);
+    };
     ($t:ty, $name:expr) => {
-        impl $crate::Persistable for $t {
+        $crate::impl_persistable!(@impl [] $t, $name);
+    };
+    (@impl [$($generics:tt)*] $t:ty, $name:expr) => {
+        impl<$($generics)*> $crate::Persistable for $t {
             fn persistable_name(&self) -> &str {
                 $name
             }

@@ -43,10 +43,7 @@ impl FormatterRegistry {
         name: &str,
         factory: impl Fn(Option<&Policy>) -> Box<dyn Formatter> + Send + Sync + 'static,
     ) -> Result<()> {
-        if self.by_name.contains_key(name) {
-            return Err(FormatterError::DuplicateName { name: name.into() });
-        }
-        self.by_name.insert(name.to_string(), Arc::new(factory));
+        self.register_name(name, factory)?;
         self.by_type.insert(TypeId::of::<T>(), name.to_string());
         Ok(())
     }

@@ -2,8 +2,9 @@
 //! on every backend (SQLite always; PostgreSQL / MariaDB when
 //! `DAF_TEST_POSTGRES_URL` / `DAF_TEST_MYSQL_URL` are set).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+
+use daf_base::testing::{test_servers, unique_name};
 
 use daf_base::{Policy, PropertySet};
 use daf_formatters::catalog::{Cell, Field, FieldType};
@@ -25,43 +26,17 @@ fn targets() -> Vec<Target> {
         auth: DbAuth::new(),
         _dir: dir,
     }];
-    for (var, user) in [
-        ("DAF_TEST_POSTGRES_URL", "postgres"),
-        ("DAF_TEST_MYSQL_URL", "root"),
-    ] {
-        match std::env::var(var) {
-            Ok(url) if !url.is_empty() => {
-                let u = daf_storages::db::DbUrl::parse(&url).unwrap();
-                let mut auth = DbAuth::new();
-                auth.add(&u.host, u.port, user, "");
-                out.push(Target {
-                    url,
-                    auth,
-                    _dir: tempfile::tempdir().unwrap(),
-                });
-            }
-            _ => {
-                daf_base::testing::available(
-                    false,
-                    &format!("{var} not set: database server backend not tested"),
-                );
-            }
-        }
+    for server in test_servers() {
+        let u = daf_storages::db::DbUrl::parse(&server.url).unwrap();
+        let mut auth = DbAuth::new();
+        auth.add(&u.host, u.port, server.user, "");
+        out.push(Target {
+            url: server.url,
+            auth,
+            _dir: tempfile::tempdir().unwrap(),
+        });
     }
     out
-}
-
-fn unique(prefix: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{prefix}_{}_{}_{nanos}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 struct Dropper(String, DbAuth, Vec<String>);
@@ -141,7 +116,7 @@ const CAT_COLS: [(&str, DbKind); 6] = [
 #[test]
 fn property_set_rows_through_both_storages() {
     for t in targets() {
-        let table = unique("daf_ps");
+        let table = unique_name("daf_ps");
         let _d = Dropper(t.url.clone(), t.auth.clone(), vec![table.clone()]);
         let mut db = open(&t);
         create(
@@ -200,7 +175,7 @@ fn property_set_rows_through_both_storages() {
 #[test]
 fn property_set_all_leaf_names_and_table_name_policy() {
     for t in targets() {
-        let table = unique("daf_ps2");
+        let table = unique_name("daf_ps2");
         let _d = Dropper(t.url.clone(), t.auth.clone(), vec![table.clone()]);
         let mut db = open(&t);
         create(
@@ -232,8 +207,8 @@ fn property_set_all_leaf_names_and_table_name_policy() {
 #[test]
 fn source_catalog_per_visit_tables_round_trip() {
     for t in targets() {
-        let template = unique("daf_src_tmpl");
-        let prefix = unique("daf_src");
+        let template = unique_name("daf_src_tmpl");
+        let prefix = unique_name("daf_src");
         let tables: Vec<String> = [42, 43]
             .iter()
             .map(|v| format!("{prefix}_{v:05}"))
@@ -297,7 +272,7 @@ fn count_rows(db: &mut DbStorage, table: &str) -> usize {
 #[test]
 fn rollback_spans_db_storages() {
     for t in targets() {
-        let table = unique("daf_rb");
+        let table = unique_name("daf_rb");
         let _d = Dropper(t.url.clone(), t.auth.clone(), vec![table.clone()]);
         let mut db = open(&t);
         create(&mut db, &table, &CAT_COLS, false);

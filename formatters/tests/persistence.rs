@@ -5,6 +5,7 @@
 use std::any::Any;
 use std::path::{Path, PathBuf};
 
+use daf_base::testing::manifest_property_set;
 use daf_base::{Policy, PropertySet};
 use daf_formatters::{
     Formatter, FormatterError, FormatterRegistry, Persistable, Persistence, PropertySetFormatter,
@@ -16,18 +17,6 @@ fn golden(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/data/boost")
         .join(path)
-}
-
-fn manifest_ps() -> PropertySet {
-    let mut ps = PropertySet::new();
-    ps.set("name", "foo").unwrap();
-    ps.set("num", 42i32).unwrap();
-    ps.set("ra", 10.5f64).unwrap();
-    ps.set("flags", vec![true, false]).unwrap();
-    ps.set("big", 1i64 << 40).unwrap();
-    ps.set("nested.key", "x").unwrap();
-    ps.set("arr", vec![1i32, 2, 3]).unwrap();
-    ps
 }
 
 fn loc(p: &Path) -> LogicalLocation {
@@ -258,7 +247,7 @@ fn formatter_handed_an_unsupported_storage_names_both() {
         aborted: false,
     };
     let err = f
-        .write(&manifest_ps(), &mut s, &PropertySet::new())
+        .write(&manifest_property_set(), &mut s, &PropertySet::new())
         .unwrap_err();
     let msg = err.to_string();
     assert!(
@@ -275,7 +264,7 @@ fn persist_to_boost_and_xml_then_retrieve_first_reads_later_update() {
     let bin = dir.path().join("deep/er/ps.boost");
     let xml = dir.path().join("x/ps.xml");
     let p = persistence(Policy::new());
-    let ps = manifest_ps();
+    let ps = manifest_property_set();
     let mut storages = vec![
         p.persist_storage("BoostStorage", &loc(&bin)).unwrap(),
         p.persist_storage("XmlStorage", &loc(&xml)).unwrap(),
@@ -412,7 +401,7 @@ fn persist_bytes(policy: Policy, storage: &str, ps: &PropertySet) -> Vec<u8> {
 
 #[test]
 fn property_set_formatter_writes_lsst_layout_byte_identically_by_default() {
-    let ps = manifest_ps();
+    let ps = manifest_property_set();
     for (folder, version) in [("boost-1.74", "1.74"), ("boost-1.81", "1.81")] {
         for (archive, storage, ext) in [
             ("binary", "BoostStorage", "bin"),
@@ -448,7 +437,7 @@ fn property_set_formatter_writes_lsst_layout_byte_identically_by_default() {
 #[test]
 fn property_set_formatter_reads_every_propertyset_golden() {
     let p = persistence(Policy::new());
-    let want = manifest_ps();
+    let want = manifest_property_set();
     for folder in [
         "boost-1.74",
         "boost-1.81",
@@ -482,7 +471,7 @@ fn property_set_formatter_policy_selects_the_int_untracked_layout() {
     policy
         .set("Formatter.PropertySet.persistable_tracked", "false")
         .unwrap();
-    let got = persist_bytes(policy, "BoostStorage", &manifest_ps());
+    let got = persist_bytes(policy, "BoostStorage", &manifest_property_set());
     assert_eq!(
         got,
         std::fs::read(golden("boost-1.74/propertyset.bin")).unwrap()

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use daf_base::data_id;
 use daf_harness::{
     read_events, run_threads, Clipboard, Event, HarnessError, ParallelStage, PipelineConfig,
-    RunOptions, SerialStage, Services, StageContext, StageRegistry,
+    RunOptions, RunReport, SerialStage, Services, StageContext, StageRegistry,
 };
 use serde_json::json;
 
@@ -49,6 +49,28 @@ fn opts() -> RunOptions {
         run_id: "r42".into(),
         keep_clipboards: true,
     }
+}
+
+/// Events for visits `1..=n`.
+fn visits(n: i64) -> impl Iterator<Item = daf_harness::Result<Event>> {
+    (1..=n).map(|v| Ok(Event::with_job_identity(data_id! { visit: v })))
+}
+
+/// Runs `cfg` on `slices` threads with the built-in stages and default
+/// services.
+fn run_builtin(
+    cfg: &PipelineConfig,
+    events: impl IntoIterator<Item = daf_harness::Result<Event>>,
+    slices: usize,
+) -> daf_harness::Result<RunReport> {
+    run_threads(
+        cfg,
+        &StageRegistry::with_defaults(),
+        Default::default(),
+        events,
+        Some(slices),
+        &opts(),
+    )
 }
 
 #[test]
@@ -142,7 +164,7 @@ fn failure_flags_one_slice_one_visit_and_feeds_the_failure_stage() {
         "failureStage": {"name": "onFailure", "parallelClass": "FailureStage"}
     }));
     let cfg = PipelineConfig::from_policy(&p).unwrap();
-    let events = (1..=3).map(|v| Ok(Event::with_job_identity(data_id! { visit: v })));
+    let events = visits(3);
     let report = run_threads(
         &cfg,
         &reg,
@@ -200,16 +222,8 @@ fn a_panicking_stage_is_a_failure_not_a_crash() {
         ]
     }));
     let cfg = PipelineConfig::from_policy(&p).unwrap();
-    let events = (1..=2).map(|v| Ok(Event::with_job_identity(data_id! { visit: v })));
-    let report = run_threads(
-        &cfg,
-        &StageRegistry::with_defaults(),
-        Default::default(),
-        events,
-        Some(2),
-        &opts(),
-    )
-    .unwrap();
+    let events = visits(2);
+    let report = run_builtin(&cfg, events, 2).unwrap();
     assert_eq!(report.failures(), 1);
     let f = report.visits[0].slices[0].failure.as_ref().unwrap();
     assert_eq!(f.failure_type, "Panic");
@@ -225,16 +239,8 @@ fn master_failure_is_flagged_on_the_master_only() {
         ]
     }));
     let cfg = PipelineConfig::from_policy(&p).unwrap();
-    let events = (1..=2).map(|v| Ok(Event::with_job_identity(data_id! { visit: v })));
-    let report = run_threads(
-        &cfg,
-        &StageRegistry::with_defaults(),
-        Default::default(),
-        events,
-        Some(2),
-        &opts(),
-    )
-    .unwrap();
+    let events = visits(2);
+    let report = run_builtin(&cfg, events, 2).unwrap();
     assert_eq!(report.failures(), 1);
     assert_eq!(report.visits[0].master.failure.as_ref().unwrap().stage, "m");
     assert!(report.visits[0]
@@ -256,16 +262,8 @@ fn shared_items_travel_in_a_ring() {
             ]
         }));
         let cfg = PipelineConfig::from_policy(&p).unwrap();
-        let events = (1..=2).map(|v| Ok(Event::with_job_identity(data_id! { visit: v })));
-        let report = run_threads(
-            &cfg,
-            &StageRegistry::with_defaults(),
-            Default::default(),
-            events,
-            Some(n),
-            &opts(),
-        )
-        .unwrap();
+        let events = visits(2);
+        let report = run_builtin(&cfg, events, n).unwrap();
         for v in &report.visits {
             for s in &v.slices {
                 let r = s.rank as usize;
@@ -300,15 +298,7 @@ fn without_share_data_on_nothing_travels() {
     }));
     let cfg = PipelineConfig::from_policy(&p).unwrap();
     let events = std::iter::once(Ok(Event::with_job_identity(data_id! { visit: 1 })));
-    let report = run_threads(
-        &cfg,
-        &StageRegistry::with_defaults(),
-        Default::default(),
-        events,
-        Some(2),
-        &opts(),
-    )
-    .unwrap();
+    let report = run_builtin(&cfg, events, 2).unwrap();
     assert_eq!(
         report.visits[0].slices[0].summary["record"]["received"],
         json!(0)
@@ -322,15 +312,7 @@ fn unknown_stage_is_reported_before_any_visit() {
     }));
     let cfg = PipelineConfig::from_policy(&p).unwrap();
     let events = std::iter::once(Ok(Event::default()));
-    let err = run_threads(
-        &cfg,
-        &StageRegistry::with_defaults(),
-        Default::default(),
-        events,
-        Some(2),
-        &opts(),
-    )
-    .unwrap_err();
+    let err = run_builtin(&cfg, events, 2).unwrap_err();
     assert!(
         matches!(err, HarnessError::UnknownStage { kind: "parallel", ref name, .. } if name == "lsst.nope.NoSuchStage")
     );
@@ -378,15 +360,7 @@ fn bad_setup_policy_fails_before_the_run() {
         "stagePolicy": {"RunMode": "process"}}]}),
     );
     let cfg = PipelineConfig::from_policy(&p).unwrap();
-    let err = run_threads(
-        &cfg,
-        &StageRegistry::with_defaults(),
-        Default::default(),
-        std::iter::once(Ok(Event::default())),
-        Some(1),
-        &opts(),
-    )
-    .unwrap_err();
+    let err = run_builtin(&cfg, std::iter::once(Ok(Event::default())), 1).unwrap_err();
     assert!(
         err.to_string().contains("unknown policy name RunMode"),
         "{err}"
@@ -429,15 +403,7 @@ fn a_bad_event_ends_the_run_cleanly_with_its_error() {
     );
     let cfg = PipelineConfig::from_policy(&p).unwrap();
     let text = "{\"jobIdentity\": {\"visit\": 1}}\n{\"jobIdentity\": 5}\n";
-    let err = run_threads(
-        &cfg,
-        &StageRegistry::with_defaults(),
-        Default::default(),
-        read_events(text.as_bytes(), "ev"),
-        Some(3),
-        &opts(),
-    )
-    .unwrap_err();
+    let err = run_builtin(&cfg, read_events(text.as_bytes(), "ev"), 3).unwrap_err();
     assert!(
         matches!(err, HarnessError::Event { ref location, .. } if location == "ev:2"),
         "{err}"
@@ -449,16 +415,8 @@ fn oneloop_runs_a_single_visit() {
     let p = common::policy(json!({"executionMode": "oneloop",
         "appStage": [{"name": "a", "parallelClass": "daf.harness.RecordParallel"}]}));
     let cfg = PipelineConfig::from_policy(&p).unwrap();
-    let events = (1..=5).map(|v| Ok(Event::with_job_identity(data_id! { visit: v })));
-    let report = run_threads(
-        &cfg,
-        &StageRegistry::with_defaults(),
-        Default::default(),
-        events,
-        Some(2),
-        &opts(),
-    )
-    .unwrap();
+    let events = visits(5);
+    let report = run_builtin(&cfg, events, 2).unwrap();
     assert_eq!(report.visits.len(), 1);
 }
 
@@ -469,16 +427,8 @@ fn a_hanging_slice_ends_the_thread_run_with_an_error() {
          "stagePolicy": {"failVisit": 1, "failRank": 0, "sleep": 3}}]}));
     let cfg = PipelineConfig::from_policy(&p).unwrap();
     let t0 = std::time::Instant::now();
-    let events = (1..=2).map(|v| Ok(Event::with_job_identity(data_id! { visit: v })));
-    let err = run_threads(
-        &cfg,
-        &StageRegistry::with_defaults(),
-        Default::default(),
-        events,
-        Some(2),
-        &opts(),
-    )
-    .unwrap_err();
+    let events = visits(2);
+    let err = run_builtin(&cfg, events, 2).unwrap_err();
     assert!(matches!(err, HarnessError::SliceLost { .. }), "{err}");
     assert!(
         t0.elapsed() < std::time::Duration::from_secs(2),

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use daf_base::{DataIdValue, DateTime, Timescale};
 use rayon::prelude::*;
 
-use crate::fits_header::{read_header, HeaderValue};
-use crate::policy::{IngestPolicy, MapperPolicy};
+use crate::fits_header::{read_header, Header, HeaderValue};
+use crate::policy::{Conversion, HeaderRule, IngestPolicy, MapperPolicy};
 use crate::registry::{validate_identifier, ColumnType, Registry, Row, SqliteRegistry};
 use crate::template::PathTemplate;
 use crate::{KeyType, MapperError};
@@ -31,6 +31,26 @@ pub struct IngestTable {
     pub types: Vec<ColumnType>,
     /// One row per file.
     pub rows: Vec<Row>,
+}
+
+impl IngestTable {
+    /// The table with every value coerced to its column's type.
+    fn coerced(columns: Vec<String>, types: Vec<ColumnType>, rows: Vec<Row>) -> Self {
+        let rows = rows
+            .into_iter()
+            .map(|r| {
+                r.into_iter()
+                    .zip(&types)
+                    .map(|(v, t)| coerce(v, *t))
+                    .collect()
+            })
+            .collect();
+        IngestTable {
+            columns,
+            types,
+            rows,
+        }
+    }
 }
 
 /// What was built.
@@ -97,10 +117,25 @@ fn mjd_to_iso(mjd: f64, scale: Timescale) -> String {
     s.strip_suffix('Z').map(str::to_string).unwrap_or(s)
 }
 
-fn convert(v: &HeaderValue, how: &str) -> Result<DataIdValue, String> {
+/// Converts a header card's value by `how` (the conversions of
+/// [`Conversion`]); the message of an error says what did not fit.
+///
+/// ```
+/// use daf_base::DataIdValue;
+/// use daf_mappers::fits_header::HeaderValue;
+/// use daf_mappers::ingest::convert;
+/// use daf_mappers::policy::Conversion;
+/// assert_eq!(convert(&HeaderValue::Str(" 42".into()), Conversion::Int), Ok(DataIdValue::Int(42)));
+/// assert_eq!(
+///     convert(&HeaderValue::Float(51544.0), Conversion::MjdTaiToTai),
+///     Ok(DataIdValue::Str("2000-01-01T00:00:00.000000000".into()))
+/// );
+/// assert!(convert(&HeaderValue::Str("x".into()), Conversion::Float).is_err());
+/// ```
+pub fn convert(v: &HeaderValue, how: Conversion) -> Result<DataIdValue, String> {
     let num = || v.as_f64().ok_or_else(|| format!("{v:?} is not a number"));
     Ok(match how {
-        "int" => match v {
+        Conversion::Int => match v {
             HeaderValue::Int(i) => DataIdValue::Int(*i),
             HeaderValue::Str(s) => DataIdValue::Int(
                 s.trim()
@@ -109,7 +144,7 @@ fn convert(v: &HeaderValue, how: &str) -> Result<DataIdValue, String> {
             ),
             _ => DataIdValue::Int(num()? as i64),
         },
-        "float" => match v {
+        Conversion::Float => match v {
             HeaderValue::Str(s) => DataIdValue::Float(
                 s.trim()
                     .parse()
@@ -117,7 +152,7 @@ fn convert(v: &HeaderValue, how: &str) -> Result<DataIdValue, String> {
             ),
             _ => DataIdValue::Float(num()?),
         },
-        "string" => DataIdValue::Str(match v {
+        Conversion::String => DataIdValue::Str(match v {
             HeaderValue::Str(s) => s.clone(),
             HeaderValue::Int(i) => i.to_string(),
             HeaderValue::Float(f) => f.to_string(),
@@ -130,12 +165,24 @@ fn convert(v: &HeaderValue, how: &str) -> Result<DataIdValue, String> {
             }
             HeaderValue::Undefined => return Err("undefined value".into()),
         }),
-        "mjdTaiToUtc" => DataIdValue::Str(mjd_to_iso(num()?, Timescale::Utc)),
-        "mjdTaiToTai" => DataIdValue::Str(mjd_to_iso(num()?, Timescale::Tai)),
-        _ => v
+        Conversion::MjdTaiToUtc => DataIdValue::Str(mjd_to_iso(num()?, Timescale::Utc)),
+        Conversion::MjdTaiToTai => DataIdValue::Str(mjd_to_iso(num()?, Timescale::Tai)),
+        Conversion::None => v
             .to_data_id_value()
             .ok_or_else(|| "undefined value".to_string())?,
     })
+}
+
+impl HeaderRule {
+    /// This rule's value in `header`: the card, converted. The message of an
+    /// error names the card (`header has no MJD-OBS card`, `header card
+    /// MJD-OBS: "x" is not a number`).
+    pub fn apply(&self, header: &Header) -> Result<DataIdValue, String> {
+        let v = header
+            .get(&self.header)
+            .ok_or_else(|| format!("header has no {} card", self.header))?;
+        convert(&v, self.convert).map_err(|m| format!("header card {}: {m}", self.header))
+    }
 }
 
 fn column_type_of(values: impl Iterator<Item = DataIdValue>) -> ColumnType {
@@ -211,21 +258,13 @@ pub fn rows_from_headers(
                     .iter()
                     .find(|(k, _)| k == c)
                     .ok_or_else(|| err(path.display(), format!("no value for key {c:?}")))?;
-                let h = header
+                let header = header
                     .as_ref()
-                    .and_then(|h| h.get(&rule.header))
-                    .ok_or_else(|| {
-                        err(
-                            path.display(),
-                            format!("header card {} (for key {c:?}) is missing", rule.header),
-                        )
-                    })?;
-                row.push(convert(&h, &rule.convert).map_err(|m| {
-                    err(
-                        path.display(),
-                        format!("header card {} (for key {c:?}): {m}", rule.header),
-                    )
-                })?);
+                    .ok_or_else(|| err(path.display(), format!("no header read for key {c:?}")))?;
+                row.push(
+                    rule.apply(header)
+                        .map_err(|m| err(path.display(), format!("{m} (for key {c:?})")))?,
+                );
             }
             progress();
             Ok(row)
@@ -245,30 +284,20 @@ pub fn rows_from_headers(
                 .header_keys
                 .iter()
                 .find(|(k, _)| k == c)
-                .map(|(_, r)| r.convert.as_str());
+                .map(|(_, r)| r.convert);
             match (template_types.get(c.as_str()), rule) {
-                (Some(KeyType::Int), _) | (None, Some("int")) => ColumnType::Int,
-                (Some(KeyType::Float), _) | (None, Some("float")) => ColumnType::Float,
+                (Some(KeyType::Int), _) | (None, Some(Conversion::Int)) => ColumnType::Int,
+                (Some(KeyType::Float), _) | (None, Some(Conversion::Float)) => ColumnType::Float,
                 (Some(KeyType::Str), _)
-                | (None, Some("string" | "mjdTaiToUtc" | "mjdTaiToTai")) => ColumnType::Text,
+                | (
+                    None,
+                    Some(Conversion::String | Conversion::MjdTaiToUtc | Conversion::MjdTaiToTai),
+                ) => ColumnType::Text,
                 _ => column_type_of(rows.iter().map(|r| r[i].clone())),
             }
         })
         .collect();
-    let rows = rows
-        .into_iter()
-        .map(|r| {
-            r.into_iter()
-                .zip(&types)
-                .map(|(v, t)| coerce(v, *t))
-                .collect()
-        })
-        .collect();
-    Ok(IngestTable {
-        columns,
-        types,
-        rows,
-    })
+    Ok(IngestTable::coerced(columns, types, rows))
 }
 
 /// Splits one delimited line, honouring double quotes (`""` inside quotes).
@@ -378,20 +407,7 @@ pub fn rows_from_table(path: &Path) -> Result<IngestTable, MapperError> {
     let types: Vec<ColumnType> = (0..columns.len())
         .map(|i| column_type_of(rows.iter().map(|r: &Row| r[i].clone())))
         .collect();
-    let rows = rows
-        .into_iter()
-        .map(|r| {
-            r.into_iter()
-                .zip(&types)
-                .map(|(v, t)| coerce(v, *t))
-                .collect()
-        })
-        .collect();
-    Ok(IngestTable {
-        columns,
-        types,
-        rows,
-    })
+    Ok(IngestTable::coerced(columns, types, rows))
 }
 
 /// Writes `table` (and the optional per-visit table) into a new SQLite

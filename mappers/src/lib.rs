@@ -49,6 +49,8 @@ pub mod template;
 
 pub use camera_mapper::{CameraMapper, CameraMapperOptions};
 pub use mapper::{ButlerLocation, KeyType, Mapper, MapperError};
-pub use policy::{DatasetKind, DatasetPolicy, MapperPolicy, PolicyDefaults};
+pub use policy::{
+    Conversion, DatasetKind, DatasetPolicy, HeaderRule, MapperPolicy, PolicyDefaults,
+};
 pub use registry::{open_registry, PgRegistry, PosixRegistry, Registry, SqliteRegistry};
 pub use template::{KeyRewrites, PathTemplate};

@@ -122,14 +122,121 @@ impl DatasetPolicy {
     }
 }
 
-/// How one registry key is read from a FITS header during ingest.
+/// A conversion applied to a header card's value during ingest (the
+/// `convert` of a header rule; see [`crate::ingest::convert`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Conversion {
+    /// `none`: the card's value as it is (`T`/`F` as 1/0).
+    #[default]
+    None,
+    /// `int`: an integer (numbers truncated, strings parsed).
+    Int,
+    /// `float`: a real number (strings parsed).
+    Float,
+    /// `string`: the value as text (`T`/`F` for logical cards).
+    String,
+    /// `mjdTaiToUtc`: an MJD (TAI) → ISO-8601 UTC text with nanoseconds, no
+    /// zone suffix.
+    MjdTaiToUtc,
+    /// `mjdTaiToTai`: an MJD (TAI) → ISO-8601 TAI text with nanoseconds.
+    MjdTaiToTai,
+}
+
+impl Conversion {
+    /// Every conversion, in the order the documentation lists them.
+    pub const ALL: [Conversion; 6] = [
+        Conversion::None,
+        Conversion::Int,
+        Conversion::Float,
+        Conversion::String,
+        Conversion::MjdTaiToUtc,
+        Conversion::MjdTaiToTai,
+    ];
+
+    /// The name used in policies and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Conversion::None => "none",
+            Conversion::Int => "int",
+            Conversion::Float => "float",
+            Conversion::String => "string",
+            Conversion::MjdTaiToUtc => "mjdTaiToUtc",
+            Conversion::MjdTaiToTai => "mjdTaiToTai",
+        }
+    }
+}
+
+impl std::fmt::Display for Conversion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Conversion {
+    type Err = String;
+
+    /// Parses a conversion name (`none`, `int`, `float`, `string`,
+    /// `mjdTaiToUtc`, `mjdTaiToTai`; an empty name is `none`).
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.is_empty() {
+            return Ok(Conversion::None);
+        }
+        Conversion::ALL
+            .into_iter()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown conversion {s:?}; use {}",
+                    Conversion::ALL.map(Conversion::name).join(", ")
+                )
+            })
+    }
+}
+
+/// How one registry key is read from a FITS header during ingest, by
+/// `daf registry create` and `daf ingest` alike.
+///
+/// ```
+/// use daf_mappers::policy::{Conversion, HeaderRule};
+/// let r: HeaderRule = "MJD-OBS:mjdTaiToUtc".parse().unwrap();
+/// assert_eq!(r, HeaderRule { header: "MJD-OBS".into(), convert: Conversion::MjdTaiToUtc });
+/// assert_eq!("FILTER".parse::<HeaderRule>().unwrap(), HeaderRule::card("FILTER"));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeaderRule {
     /// The header keyword.
     pub header: String,
-    /// A conversion: `none`, `int`, `float`, `string`, or `mjdTaiToUtc` /
-    /// `mjdTaiToTai` (MJD → ISO text with nanoseconds, no zone suffix).
-    pub convert: String,
+    /// The conversion of its value.
+    pub convert: Conversion,
+}
+
+impl HeaderRule {
+    /// The card `header`, value taken as it is.
+    pub fn card(header: impl Into<String>) -> Self {
+        HeaderRule {
+            header: header.into(),
+            convert: Conversion::None,
+        }
+    }
+}
+
+impl std::str::FromStr for HeaderRule {
+    type Err = String;
+
+    /// Parses `CARD` or `CARD:CONVERSION` (the command line's form).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (card, conv) = match s.rsplit_once(':') {
+            Some((c, v)) => (c.trim(), v.trim().parse()?),
+            None => (s.trim(), Conversion::None),
+        };
+        if card.is_empty() {
+            return Err(format!("{s:?}: no header card"));
+        }
+        Ok(HeaderRule {
+            header: card.to_string(),
+            convert: conv,
+        })
+    }
 }
 
 /// The `ingest` section: how `daf registry create` fills a registry.
@@ -148,7 +255,9 @@ pub struct HeaderRule {
 /// ```
 ///
 /// Keys come from the file path (parsed with the template) first, then from
-/// the header rules.
+/// the header rules. `daf ingest` applies the same header rules (every key
+/// from the header, since ingested files may have any name), so that a key
+/// gets the same value through either command.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct IngestPolicy {
     /// Registry table for the files.
@@ -622,28 +731,21 @@ fn parse_ingest(cx: &Ctx<'_>, m: &Mapping) -> Result<IngestPolicy, MapperError> 
             let k = key_str(k);
             let path = format!("ingest.headerKeys.{k}");
             let rule = match v {
-                Value::Mapping(r) => HeaderRule {
-                    header: cx
-                        .string(r.get("header"), &format!("{path}.header"))?
-                        .ok_or_else(|| cx.err(&path, "missing header"))?,
-                    convert: cx
+                Value::Mapping(r) => {
+                    let convert = cx
                         .string(r.get("convert"), &format!("{path}.convert"))?
-                        .unwrap_or_else(|| "none".into()),
-                },
-                other => HeaderRule {
-                    header: cx.string(Some(other), &path)?.unwrap_or_default(),
-                    convert: "none".into(),
-                },
+                        .unwrap_or_default();
+                    HeaderRule {
+                        header: cx
+                            .string(r.get("header"), &format!("{path}.header"))?
+                            .ok_or_else(|| cx.err(&path, "missing header"))?,
+                        convert: convert
+                            .parse()
+                            .map_err(|m| cx.err(&format!("{path}.convert"), m))?,
+                    }
+                }
+                other => HeaderRule::card(cx.string(Some(other), &path)?.unwrap_or_default()),
             };
-            if !matches!(
-                rule.convert.as_str(),
-                "none" | "int" | "float" | "string" | "mjdTaiToUtc" | "mjdTaiToTai"
-            ) {
-                return Err(cx.err(
-                    &format!("{path}.convert"),
-                    format!("unknown conversion {:?}", rule.convert),
-                ));
-            }
             header_keys.push((k, rule));
         }
     }

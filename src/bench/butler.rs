@@ -148,12 +148,13 @@ pub fn ingest_secs(env: &Env, files: &[PathBuf], tag: &str) -> f64 {
         .output(root.as_path())
         .build()
         .expect("butler");
-    let mut rules = std::collections::BTreeMap::new();
-    rules.insert("visit".to_string(), "VISIT".to_string());
     let opts = IngestOptions {
         dataset_type: "raw".into(),
         transfer: Transfer::Hardlink,
-        ids: DataIdSource::Header(rules),
+        ids: DataIdSource::Header(vec![(
+            "visit".to_string(),
+            daf_mappers::HeaderRule::card("VISIT"),
+        )]),
         run: String::new(),
     };
     let t = Instant::now();

@@ -13,6 +13,7 @@ use daf_butler::ingest::{self, DataIdSource, IngestOptions, IngestSummary, Trans
 use daf_butler::query::parse_where;
 use daf_butler::simple_mapper::{SimpleDataset, SimpleMapper};
 use daf_butler::{Butler, GetOptions, Repository};
+use daf_mappers::HeaderRule;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::CliError;
@@ -151,7 +152,10 @@ pub struct IngestArgs {
     /// copy, move, hardlink, symlink, relsymlink or direct.
     #[arg(long, default_value = "copy")]
     pub transfer: String,
-    /// A data-id rule `KEY=HEADERCARD` (repeatable), e.g. `--key visit=OBSID --key filter=FILTER`.
+    /// A data-id rule `KEY=HEADERCARD[:CONVERSION]` (repeatable), e.g. `--key visit=OBSID
+    /// --key filter=FILTER --key taiObs=MJD-OBS:mjdTaiToUtc`. Conversions, as in a mapper
+    /// policy's `ingest.headerKeys`: none (default), int, float, string, mjdTaiToUtc, mjdTaiToTai.
+    /// Without --key and --table, the rules of the repository's mapper policy are used.
     #[arg(long = "key")]
     pub keys: Vec<String>,
     /// A metadata table (`path` column plus data-id keys; tab or comma separated) instead of headers.
@@ -178,16 +182,7 @@ pub fn ingest(a: IngestArgs) -> Result<(), CliError> {
             )
         }
         None if a.keys.is_empty() => DataIdSource::Header(policy_rules(&a.repo)?),
-        None => {
-            let mut rules = BTreeMap::new();
-            for k in &a.keys {
-                let (key, card) = k.split_once('=').ok_or_else(|| {
-                    CliError::new(format!("--key {k:?}: expected KEY=HEADERCARD"))
-                })?;
-                rules.insert(key.to_string(), card.to_string());
-            }
-            DataIdSource::Header(rules)
-        }
+        None => DataIdSource::Header(key_rules(&a.keys)?),
     };
     let butler = open(&a.repo, true)?;
     let opts = IngestOptions {
@@ -202,13 +197,36 @@ pub fn ingest(a: IngestArgs) -> Result<(), CliError> {
     report_summary(&summary, a.json)
 }
 
+/// The `--key KEY=HEADERCARD[:CONVERSION]` rules, in the order given; a
+/// key given twice is an error.
+fn key_rules(keys: &[String]) -> Result<Vec<(String, HeaderRule)>, CliError> {
+    let mut rules: Vec<(String, HeaderRule)> = Vec::new();
+    for k in keys {
+        let bad = |m: &str| CliError::new(format!("--key {k:?}: {m}"));
+        let (key, spec) = k
+            .split_once('=')
+            .ok_or_else(|| bad("expected KEY=HEADERCARD[:CONVERSION]"))?;
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(bad("no data-id key before `=`"));
+        }
+        if rules.iter().any(|(k2, _)| k2 == key) {
+            return Err(bad(&format!("data-id key {key:?} is given twice")));
+        }
+        let rule: HeaderRule = spec.parse().map_err(|m: String| bad(&m))?;
+        rules.push((key.to_string(), rule));
+    }
+    Ok(rules)
+}
+
 /// The header rules of the repository's mapper policy (`ingest.headerKeys`
-/// of the policy named by `mapperArgs.policy`), as used by `daf registry create`.
-fn policy_rules(repo: &Path) -> Result<BTreeMap<String, String>, CliError> {
+/// of the policy named by `mapperArgs.policy`), with their conversions: the
+/// rules `daf registry create` applies.
+fn policy_rules(repo: &Path) -> Result<Vec<(String, HeaderRule)>, CliError> {
     let none = || {
         CliError::new(
-            "say where data ids come from: --key KEY=HEADERCARD (repeatable), --table FILE, \
-             or a mapper policy with an ingest.headerKeys section",
+            "say where data ids come from: --key KEY=HEADERCARD[:CONVERSION] (repeatable), \
+             --table FILE, or a mapper policy with an ingest.headerKeys section",
         )
     };
     let r = Repository::open(repo, daf_butler::repository::Mode::Read)?;
@@ -216,27 +234,10 @@ fn policy_rules(repo: &Path) -> Result<BTreeMap<String, String>, CliError> {
         return Err(none());
     };
     let policy = daf_mappers::MapperPolicy::load(&r.root.join(policy), None)?;
-    let Some(ingest) = policy.ingest else {
-        return Err(none());
-    };
-    let mut rules = BTreeMap::new();
-    for (key, rule) in ingest.header_keys {
-        if !matches!(
-            rule.convert.as_str(),
-            "" | "none" | "int" | "float" | "string"
-        ) {
-            return Err(CliError::new(format!(
-                "policy header rule for {key:?} converts with {:?}, which daf ingest does not do; \
-                 give --key rules or a --table instead",
-                rule.convert
-            )));
-        }
-        rules.insert(key, rule.header);
+    match policy.ingest {
+        Some(ingest) if !ingest.header_keys.is_empty() => Ok(ingest.header_keys),
+        _ => Err(none()),
     }
-    if rules.is_empty() {
-        return Err(none());
-    }
-    Ok(rules)
 }
 
 fn report_summary(summary: &IngestSummary, json: bool) -> Result<(), CliError> {

@@ -3,8 +3,9 @@
 //! MariaDB/MySQL when `DAF_TEST_MYSQL_URL` is set (a missing variable skips
 //! with a `SKIPPED:` line locally and fails in CI).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+
+use daf_base::testing::{test_servers, unique_name};
 
 use daf_base::{DateTime, Timescale};
 use daf_storages::db::{DbAuth, DbError, DbKind, DbStorage, DbTsvStorage};
@@ -54,42 +55,16 @@ fn targets() -> Vec<Target> {
         _dir: dir,
     }];
     eprintln!("testing backend: {}", out[0].url);
-    for (var, user) in [
-        ("DAF_TEST_POSTGRES_URL", "postgres"),
-        ("DAF_TEST_MYSQL_URL", "root"),
-    ] {
-        match std::env::var(var) {
-            Ok(url) if !url.is_empty() => {
-                eprintln!("testing backend: {url}");
-                let (auth, dir) = auth_for(&url, user);
-                out.push(Target {
-                    url,
-                    auth,
-                    _dir: dir,
-                });
-            }
-            _ => {
-                daf_base::testing::available(
-                    false,
-                    &format!("{var} not set: database server backend not tested"),
-                );
-            }
-        }
+    for server in test_servers() {
+        eprintln!("testing backend: {}", server.url);
+        let (auth, dir) = auth_for(&server.url, server.user);
+        out.push(Target {
+            url: server.url,
+            auth,
+            _dir: dir,
+        });
     }
     out
-}
-
-fn unique(prefix: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{prefix}_{}_{}_{nanos}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 /// Drops the table when the test ends, even on panic.
@@ -149,7 +124,7 @@ fn count(db: &mut DbStorage, table: &str) -> i64 {
 fn all_types_round_trip_with_nulls() {
     for t in targets() {
         let mut db = t.db();
-        let table = unique("daf_types");
+        let table = unique_name("daf_types");
         let _d = Dropper(&t, table.clone());
         create(&mut db, &table, &ALL_COLS, "");
         let when: DateTime = "2020-02-29T12:34:56.123456789Z".parse().unwrap();
@@ -213,7 +188,7 @@ fn all_types_round_trip_with_nulls() {
 fn where_params_group_and_order() {
     for t in targets() {
         let mut db = t.db();
-        let table = unique("daf_q");
+        let table = unique_name("daf_q");
         let _d = Dropper(&t, table.clone());
         create(
             &mut db,
@@ -288,7 +263,7 @@ fn where_params_group_and_order() {
 fn row_values_are_cleared_and_missing_columns_named() {
     for t in targets() {
         let mut db = t.db();
-        let table = unique("daf_leak");
+        let table = unique_name("daf_leak");
         let _d = Dropper(&t, table.clone());
         create(
             &mut db,
@@ -326,8 +301,8 @@ fn row_values_are_cleared_and_missing_columns_named() {
 fn abort_rolls_back_and_tables_are_managed() {
     for t in targets() {
         let mut db = t.db();
-        let template = unique("daf_tmpl");
-        let table = unique("daf_made");
+        let template = unique_name("daf_tmpl");
+        let table = unique_name("daf_made");
         let _d1 = Dropper(&t, template.clone());
         let _d2 = Dropper(&t, table.clone());
         create(
@@ -348,7 +323,7 @@ fn abort_rolls_back_and_tables_are_managed() {
             Err(StorageError::Db(DbError::Table { .. }))
         ));
         assert!(matches!(
-            db.create_table_from_template(&unique("daf_x"), &unique("daf_nosuch"), true),
+            db.create_table_from_template(&unique_name("daf_x"), &unique_name("daf_nosuch"), true),
             Err(StorageError::NotFound { .. })
         ));
 
@@ -378,7 +353,7 @@ fn abort_rolls_back_and_tables_are_managed() {
 fn wrong_type_reads_are_typed_errors() {
     for t in targets() {
         let mut db = t.db();
-        let table = unique("daf_wt");
+        let table = unique_name("daf_wt");
         let _d = Dropper(&t, table.clone());
         create(
             &mut db,
@@ -489,7 +464,7 @@ const NASTY: [&str; 12] = [
 fn tsv_round_trips_hostile_strings_and_nulls() {
     for t in targets() {
         let mut tsv = t.tsv();
-        let table = unique("daf_tsv");
+        let table = unique_name("daf_tsv");
         let _d = Dropper(&t, table.clone());
         create(
             &mut tsv,
@@ -558,7 +533,7 @@ fn tsv_round_trips_hostile_strings_and_nulls() {
 fn failed_tsv_load_leaves_table_as_it_was() {
     for t in targets() {
         let mut tsv = t.tsv();
-        let table = unique("daf_fail");
+        let table = unique_name("daf_fail");
         let _d = Dropper(&t, table.clone());
         create(
             &mut tsv,
@@ -614,7 +589,7 @@ fn failed_tsv_load_leaves_table_as_it_was() {
 fn tsv_duplicate_keys_replace_on_mysql_and_fail_elsewhere() {
     for t in targets() {
         let mut tsv = t.tsv();
-        let table = unique("daf_dup");
+        let table = unique_name("daf_dup");
         let _d = Dropper(&t, table.clone());
         let b = tsv.backend().unwrap();
         let q = |n: &str| daf_storages::db::quote_ident(b, n).unwrap();
@@ -684,7 +659,7 @@ fn tsv_loads_through_each_native_bulk_path() {
     use daf_storages::db::{Backend, BulkMethod};
     for t in targets() {
         let mut tsv = t.tsv();
-        let table = unique("daf_path");
+        let table = unique_name("daf_path");
         let _d = Dropper(&t, table.clone());
         create(
             &mut tsv,
@@ -745,7 +720,7 @@ fn persistence_protocol_through_the_registry() {
     for t in targets() {
         let mut reg = daf_storages::StorageRegistry::with_defaults();
         reg.set_db_auth((*t.auth).clone());
-        let table = unique("daf_reg");
+        let table = unique_name("daf_reg");
         let _d = Dropper(&t, table.clone());
         let mut db = t.db();
         create(&mut db, &table, &[("id", DbKind::I64)], "");
@@ -775,7 +750,7 @@ fn persistence_protocol_through_the_registry() {
 #[test]
 fn tsv_policy_temp_path_and_save_temp() {
     for t in targets() {
-        let table = unique("daf_pol");
+        let table = unique_name("daf_pol");
         let _d = Dropper(&t, table.clone());
         let mut db = t.db();
         create(&mut db, &table, &[("id", DbKind::I64)], "");

@@ -18,21 +18,11 @@ fn targets() -> Vec<(String, Arc<DbAuth>, Option<tempfile::TempDir>)> {
         Arc::new(DbAuth::new()),
         Some(dir),
     )];
-    for (var, user) in [
-        ("DAF_TEST_POSTGRES_URL", "postgres"),
-        ("DAF_TEST_MYSQL_URL", "root"),
-    ] {
-        match std::env::var(var) {
-            Ok(url) if !url.is_empty() => {
-                let u = DbUrl::parse(&url).unwrap();
-                let mut a = DbAuth::new();
-                a.add(&u.host, u.port, user, "");
-                out.push((url, Arc::new(a), None));
-            }
-            _ => {
-                daf_base::testing::available(false, &format!("{var} not set: server not tested"));
-            }
-        }
+    for server in daf_base::testing::test_servers() {
+        let u = DbUrl::parse(&server.url).unwrap();
+        let mut a = DbAuth::new();
+        a.add(&u.host, u.port, server.user, "");
+        out.push((server.url, Arc::new(a), None));
     }
     out
 }

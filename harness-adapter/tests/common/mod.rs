@@ -1,108 +1,14 @@
-//! A tiny JSON file storage and a PropertySet formatter for it, so the IO
-//! stages can be tested without depending on the real storages.
+//! Services for the IO stage tests: the JSON file storage and PropertySet
+//! formatter of [`daf_butler::testing`] (no real storage needed), policies
+//! from JSON and an in-memory butler.
 #![allow(dead_code)]
 
-use std::any::Any;
-use std::io::Write;
-use std::path::PathBuf;
-
 use daf_base::{Policy, PropertySet};
-use daf_formatters::formatter::{expect_object, unsupported};
-use daf_formatters::{Formatter, FormatterRegistry, Persistable};
+use daf_formatters::{FormatterRegistry, Persistable};
 use daf_harness::Services;
-use daf_storages::atomic::AtomicFile;
-use daf_storages::{LogicalLocation, Storage, StorageError, StorageRegistry};
+use daf_storages::StorageRegistry;
 
-#[derive(Default)]
-pub struct JsonStorage {
-    write: Option<AtomicFile>,
-    read: Option<PathBuf>,
-}
-
-impl Storage for JsonStorage {
-    fn storage_name(&self) -> &str {
-        "JsonStorage"
-    }
-    fn set_persist_location(&mut self, l: &LogicalLocation) -> Result<(), StorageError> {
-        self.write = Some(AtomicFile::create(l.loc_str())?);
-        Ok(())
-    }
-    fn set_retrieve_location(&mut self, l: &LogicalLocation) -> Result<(), StorageError> {
-        if !l.as_path().exists() {
-            return Err(StorageError::NotFound {
-                what: l.loc_str().into(),
-            });
-        }
-        self.read = Some(l.as_path().to_path_buf());
-        Ok(())
-    }
-    fn start_transaction(&mut self) -> Result<(), StorageError> {
-        Ok(())
-    }
-    fn prepare_commit(&mut self) -> Result<(), StorageError> {
-        if let Some(w) = self.write.as_mut() {
-            w.prepare()?;
-        }
-        Ok(())
-    }
-    fn end_transaction(&mut self) -> Result<(), StorageError> {
-        if let Some(w) = self.write.take() {
-            w.commit()?;
-        }
-        Ok(())
-    }
-    fn abort_transaction(&mut self) -> Result<(), StorageError> {
-        if let Some(w) = self.write.take() {
-            w.abort();
-        }
-        Ok(())
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
-    }
-}
-
-pub struct PsJson;
-
-impl Formatter for PsJson {
-    fn persistable_name(&self) -> &str {
-        "PropertySet"
-    }
-    fn write(
-        &self,
-        obj: &dyn Persistable,
-        storage: &mut dyn Storage,
-        _ad: &PropertySet,
-    ) -> daf_formatters::Result<()> {
-        let ps = expect_object::<PropertySet>(self, obj)?;
-        let Some(s) = storage.as_any_mut().downcast_mut::<JsonStorage>() else {
-            return Err(unsupported(self, storage));
-        };
-        let w = s.write.as_mut().expect("persist location set");
-        let text = serde_json::to_string(ps).unwrap();
-        w.writer()
-            .write_all(text.as_bytes())
-            .map_err(|e| StorageError::io("json", e))?;
-        Ok(())
-    }
-    fn read(
-        &self,
-        storage: &mut dyn Storage,
-        _ad: &PropertySet,
-    ) -> daf_formatters::Result<Box<dyn Persistable>> {
-        let Some(s) = storage.as_any_mut().downcast_mut::<JsonStorage>() else {
-            return Err(unsupported(self, storage));
-        };
-        let p = s.read.clone().expect("retrieve location set");
-        let text = std::fs::read_to_string(&p).map_err(|e| StorageError::io(&p, e))?;
-        let ps: PropertySet = serde_json::from_str(&text)
-            .map_err(|e| StorageError::io(&p, std::io::Error::other(e)))?;
-        Ok(Box::new(ps))
-    }
-}
+pub use daf_butler::testing::{JsonPropertySetFormatter, JsonStorage};
 
 pub fn services(location_map: PropertySet) -> Services {
     let mut storages = StorageRegistry::new();
@@ -111,7 +17,9 @@ pub fn services(location_map: PropertySet) -> Services {
         .unwrap();
     let mut formatters = FormatterRegistry::new();
     formatters
-        .register::<PropertySet>("PropertySet", |_: Option<&Policy>| Box::new(PsJson))
+        .register::<PropertySet>("PropertySet", |_: Option<&Policy>| {
+            Box::new(JsonPropertySetFormatter)
+        })
         .unwrap();
     Services {
         storages,

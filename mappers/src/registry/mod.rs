@@ -221,6 +221,70 @@ pub(crate) fn build_select(
     Ok(sql)
 }
 
+/// Column names validated and double-quoted for SQL (`"visit"`).
+pub(crate) fn quoted_columns(columns: &[String]) -> Result<Vec<String>, MapperError> {
+    columns
+        .iter()
+        .map(|c| validate_identifier(c).map(|c| format!("\"{c}\"")))
+        .collect()
+}
+
+/// The SQL of [`Registry::create_table`] for the SQL backends: the table
+/// (with an `id` primary key declared as `id_column` unless a column is
+/// named `id`), a unique index over `unique` and an index on every column.
+/// `table` is the bare name (it names the indexes), `qualified` its SQL form
+/// (quoted, with a schema where the backend has one); `type_name` gives the
+/// backend's name of each column type.
+pub(crate) fn create_table_sql(
+    table: &str,
+    qualified: &str,
+    columns: &[(String, ColumnType)],
+    unique: &[String],
+    id_column: &str,
+    type_name: impl Fn(ColumnType) -> &'static str,
+) -> Result<String, MapperError> {
+    let t = validate_identifier(table)?;
+    let has_id = columns.iter().any(|(c, _)| c == "id");
+    let mut sql = format!("CREATE TABLE IF NOT EXISTS {qualified} (");
+    if !has_id {
+        sql.push_str(id_column);
+        sql.push_str(", ");
+    }
+    for (i, (c, ty)) in columns.iter().enumerate() {
+        let sep = if i > 0 { ", " } else { "" };
+        sql.push_str(&format!(
+            "{sep}\"{}\" {}",
+            validate_identifier(c)?,
+            type_name(*ty)
+        ));
+    }
+    sql.push_str(");");
+    if !unique.is_empty() {
+        sql.push_str(&format!(
+            "CREATE UNIQUE INDEX IF NOT EXISTS \"uq_{t}\" ON {qualified} ({});",
+            quoted_columns(unique)?.join(", ")
+        ));
+    }
+    for (c, _) in columns {
+        sql.push_str(&format!(
+            "CREATE INDEX IF NOT EXISTS \"ix_{t}_{c}\" ON {qualified} (\"{c}\");"
+        ));
+    }
+    Ok(sql)
+}
+
+/// The error message for a row whose length is not the column count, if so.
+pub(crate) fn check_row_len(row: &Row, columns: usize) -> Result<(), String> {
+    if row.len() == columns {
+        Ok(())
+    } else {
+        Err(format!(
+            "row has {} values for {columns} columns",
+            row.len()
+        ))
+    }
+}
+
 /// Sorts rows into the stable order every backend returns (integers and
 /// floats by value, before strings; strings bytewise).
 pub fn sort_rows(rows: &mut [Row]) {

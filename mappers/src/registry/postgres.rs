@@ -250,38 +250,19 @@ impl Registry for PgRegistry {
         columns: &[(String, ColumnType)],
         unique: &[String],
     ) -> Result<(), MapperError> {
-        let t = validate_identifier(table)?;
-        let q = self.qualify(t);
-        let has_id = columns.iter().any(|(c, _)| c == "id");
-        let mut sql = format!("CREATE TABLE IF NOT EXISTS {q} (");
-        if !has_id {
-            sql.push_str("id BIGSERIAL PRIMARY KEY, ");
-        }
-        for (i, (c, ty)) in columns.iter().enumerate() {
-            let ty = match ty {
+        let q = self.qualify(validate_identifier(table)?);
+        let sql = super::create_table_sql(
+            table,
+            &q,
+            columns,
+            unique,
+            "id BIGSERIAL PRIMARY KEY",
+            |ty| match ty {
                 ColumnType::Int => "BIGINT",
                 ColumnType::Float => "DOUBLE PRECISION",
                 ColumnType::Text => "TEXT",
-            };
-            let sep = if i > 0 { ", " } else { "" };
-            sql.push_str(&format!("{sep}\"{}\" {ty}", validate_identifier(c)?));
-        }
-        sql.push_str(");");
-        if !unique.is_empty() {
-            let cols: Vec<String> = unique
-                .iter()
-                .map(|c| validate_identifier(c).map(|c| format!("\"{c}\"")))
-                .collect::<Result<_, _>>()?;
-            sql.push_str(&format!(
-                "CREATE UNIQUE INDEX IF NOT EXISTS \"uq_{t}\" ON {q} ({});",
-                cols.join(", ")
-            ));
-        }
-        for (c, _) in columns {
-            sql.push_str(&format!(
-                "CREATE INDEX IF NOT EXISTS \"ix_{t}_{c}\" ON {q} (\"{c}\");"
-            ));
-        }
+            },
+        )?;
         self.execute(&sql)
     }
 
@@ -292,20 +273,11 @@ impl Registry for PgRegistry {
         rows: &[Row],
     ) -> Result<(), MapperError> {
         let q = self.qualify(validate_identifier(table)?);
-        let cols: Vec<String> = columns
-            .iter()
-            .map(|c| validate_identifier(c).map(|c| format!("\"{c}\"")))
-            .collect::<Result<_, _>>()?;
+        let cols = super::quoted_columns(columns)?;
         self.runtime.block_on(async {
             let mut tx = self.pool.begin().await.map_err(|x| self.e(x))?;
             for row in rows {
-                if row.len() != cols.len() {
-                    return Err(self.e(format!(
-                        "row has {} values for {} columns",
-                        row.len(),
-                        cols.len()
-                    )));
-                }
+                super::check_row_len(row, cols.len()).map_err(|m| self.e(m))?;
                 let marks: Vec<String> = row
                     .iter()
                     .enumerate()

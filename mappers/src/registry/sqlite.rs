@@ -230,36 +230,18 @@ impl Registry for SqliteRegistry {
         unique: &[String],
     ) -> Result<(), MapperError> {
         let table = validate_identifier(table)?;
-        let has_id = columns.iter().any(|(c, _)| c == "id");
-        let mut sql = format!("CREATE TABLE IF NOT EXISTS \"{table}\" (");
-        if !has_id {
-            sql.push_str("id INTEGER PRIMARY KEY, ");
-        }
-        for (i, (c, t)) in columns.iter().enumerate() {
-            let ty = match t {
+        let sql = super::create_table_sql(
+            table,
+            &format!("\"{table}\""),
+            columns,
+            unique,
+            "id INTEGER PRIMARY KEY",
+            |ty| match ty {
                 ColumnType::Int => "INTEGER",
                 ColumnType::Float => "DOUBLE",
                 ColumnType::Text => "TEXT",
-            };
-            let sep = if i > 0 { ", " } else { "" };
-            sql.push_str(&format!("{sep}\"{}\" {ty}", validate_identifier(c)?));
-        }
-        sql.push_str(");");
-        if !unique.is_empty() {
-            let cols: Vec<String> = unique
-                .iter()
-                .map(|c| validate_identifier(c).map(|c| format!("\"{c}\"")))
-                .collect::<Result<_, _>>()?;
-            sql.push_str(&format!(
-                "CREATE UNIQUE INDEX IF NOT EXISTS \"uq_{table}\" ON \"{table}\" ({});",
-                cols.join(", ")
-            ));
-        }
-        for (c, _) in columns {
-            sql.push_str(&format!(
-                "CREATE INDEX IF NOT EXISTS \"ix_{table}_{c}\" ON \"{table}\" (\"{c}\");"
-            ));
-        }
+            },
+        )?;
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         conn.execute_batch(&sql).map_err(|e| self.e(e))
     }
@@ -271,10 +253,7 @@ impl Registry for SqliteRegistry {
         rows: &[Row],
     ) -> Result<(), MapperError> {
         let table = validate_identifier(table)?;
-        let cols: Vec<String> = columns
-            .iter()
-            .map(|c| validate_identifier(c).map(|c| format!("\"{c}\"")))
-            .collect::<Result<_, _>>()?;
+        let cols = super::quoted_columns(columns)?;
         let marks = vec!["?"; cols.len()].join(", ");
         let sql = format!(
             "INSERT INTO \"{table}\" ({}) VALUES ({marks})",
@@ -285,13 +264,7 @@ impl Registry for SqliteRegistry {
         {
             let mut stmt = tx.prepare(&sql).map_err(|e| self.e(e))?;
             for row in rows {
-                if row.len() != cols.len() {
-                    return Err(self.e(format!(
-                        "row has {} values for {} columns",
-                        row.len(),
-                        cols.len()
-                    )));
-                }
+                super::check_row_len(row, cols.len()).map_err(|m| self.e(m))?;
                 stmt.execute(rusqlite::params_from_iter(row.iter().map(Bind)))
                     .map_err(|e| self.e(e))?;
             }

@@ -113,6 +113,44 @@ macro_rules! bind_all {
     }};
 }
 
+/// Prepares `sql` on a sqlx connection (for the column names and types),
+/// runs it with `params` bound and collects a [`ResultSet`];
+/// `|row, i, type| value` decodes one cell (type: the statement's, upper case).
+macro_rules! sqlx_result_set {
+    ($rt:expr, $conn:expr, $sql:expr, $params:expr, |$r:ident, $i:ident, $t:ident| $value:expr) => {
+        $rt.block_on(async {
+            let st = (&mut *$conn)
+                .prepare(AssertSqlSafe($sql.to_string()).into_sql())
+                .await?;
+            let columns: Vec<String> = st.columns().iter().map(|c| c.name().to_string()).collect();
+            let types: Vec<String> = st
+                .columns()
+                .iter()
+                .map(|c| c.type_info().name().to_ascii_uppercase())
+                .collect();
+            let q = bind_all!(
+                sqlx::query(AssertSqlSafe($sql.to_string())),
+                $params,
+                String
+            );
+            let rows = q.fetch_all(&mut *$conn).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for $r in &rows {
+                let mut v = Vec::with_capacity(types.len());
+                for ($i, $t) in types.iter().enumerate() {
+                    v.push($value?);
+                }
+                out.push(v);
+            }
+            Ok::<ResultSet, sqlx::Error>(ResultSet {
+                columns,
+                types,
+                rows: out,
+            })
+        })
+    };
+}
+
 impl Conn {
     /// Opens a connection; servers take credentials from `auth`.
     pub fn open(url: &DbUrl, auth: &DbAuth) -> Result<Conn, DbError> {
@@ -357,63 +395,13 @@ impl Conn {
                 })
             }
             Conn::Pg { rt, conn } => {
-                let res: Result<ResultSet, sqlx::Error> = rt.block_on(async {
-                    let st = (&mut *conn)
-                        .prepare(AssertSqlSafe(sql.to_string()).into_sql())
-                        .await?;
-                    let columns: Vec<String> =
-                        st.columns().iter().map(|c| c.name().to_string()).collect();
-                    let types: Vec<String> = st
-                        .columns()
-                        .iter()
-                        .map(|c| c.type_info().name().to_ascii_uppercase())
-                        .collect();
-                    let q = bind_all!(sqlx::query(AssertSqlSafe(sql.to_string())), params, String);
-                    let rows = q.fetch_all(&mut *conn).await?;
-                    let mut out = Vec::with_capacity(rows.len());
-                    for r in &rows {
-                        let mut v = Vec::with_capacity(types.len());
-                        for (i, t) in types.iter().enumerate() {
-                            v.push(pg_value(r, i, t)?);
-                        }
-                        out.push(v);
-                    }
-                    Ok(ResultSet {
-                        columns,
-                        types,
-                        rows: out,
-                    })
-                });
+                let res = sqlx_result_set!(rt, conn, sql, params, |r, i, t| pg_value(r, i, t));
                 res.map_err(|e| self.sql_err(sql, e))
             }
             Conn::My { rt, conn, .. } => {
-                let res: Result<ResultSet, sqlx::Error> = rt.block_on(async {
-                    let st = (&mut *conn)
-                        .prepare(AssertSqlSafe(sql.to_string()).into_sql())
-                        .await?;
-                    let columns: Vec<String> =
-                        st.columns().iter().map(|c| c.name().to_string()).collect();
-                    let types: Vec<String> = st
-                        .columns()
-                        .iter()
-                        .map(|c| c.type_info().name().to_ascii_uppercase())
-                        .collect();
-                    let q = bind_all!(sqlx::query(AssertSqlSafe(sql.to_string())), params, String);
-                    let rows = q.fetch_all(&mut *conn).await?;
-                    let mut out = Vec::with_capacity(rows.len());
-                    for r in &rows {
-                        let mut v = Vec::with_capacity(r.len());
-                        for i in 0..r.len() {
-                            let t = r.column(i).type_info().name().to_ascii_uppercase();
-                            v.push(my_value(r, i, &t)?);
-                        }
-                        out.push(v);
-                    }
-                    Ok(ResultSet {
-                        columns,
-                        types,
-                        rows: out,
-                    })
+                // MariaDB: the row's own column types (the statement's may be vaguer).
+                let res = sqlx_result_set!(rt, conn, sql, params, |r, i, _t| {
+                    my_value(r, i, &r.column(i).type_info().name().to_ascii_uppercase())
                 });
                 res.map_err(|e| self.sql_err(sql, e))
             }

@@ -133,3 +133,20 @@ pub enum DbError {
         message: String,
     },
 }
+
+/// Checks that row `i` of an `insert_rows` into `table` has `columns` values.
+pub(crate) fn check_row_len(
+    table: &str,
+    i: usize,
+    row: &[super::DbValue],
+    columns: usize,
+) -> Result<(), DbError> {
+    if row.len() == columns {
+        Ok(())
+    } else {
+        Err(DbError::State(format!(
+            "insert_rows into {table}: row {i} has {} values for {columns} columns",
+            row.len()
+        )))
+    }
+}

@@ -425,13 +425,7 @@ impl DbStorage {
                         outer_err = Some(e);
                         return Err(DbError::State("row fill failed".into()));
                     }
-                    if row.len() != ncols {
-                        return Err(DbError::State(format!(
-                        "insert_rows into {table_name}: row {i} has {} values for {ncols} columns",
-                        row.len()
-                    )));
-                    }
-                    Ok(())
+                    super::error::check_row_len(&table_name, i, row, ncols)
                 };
             let r = self.conn()?.sqlite_execute_each(&sql, n, &mut adapter);
             return match r.expect("SQLite connection") {
@@ -443,14 +437,7 @@ impl DbStorage {
         for i in 0..n {
             row.clear();
             fill(i, &mut row)?;
-            if row.len() != columns.len() {
-                return Err(DbError::State(format!(
-                    "insert_rows into {table}: row {i} has {} values for {} columns",
-                    row.len(),
-                    columns.len()
-                ))
-                .into());
-            }
+            super::error::check_row_len(table, i, &row, columns.len())?;
             for (c, v) in columns.iter().zip(row.drain(..)) {
                 self.set_value(c, v)?;
             }

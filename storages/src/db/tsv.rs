@@ -352,14 +352,7 @@ impl DbTsvStorage {
         for i in 0..n {
             row.clear();
             fill(i, &mut row)?;
-            if row.len() != columns.len() {
-                return Err(DbError::State(format!(
-                    "insert_rows into {table}: row {i} has {} values for {} columns",
-                    row.len(),
-                    columns.len()
-                ))
-                .into());
-            }
+            super::error::check_row_len(table, i, &row, columns.len())?;
             write_line(t, &row)?;
         }
         Ok(n as u64)

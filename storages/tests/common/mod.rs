@@ -355,17 +355,7 @@ pub const ALL_CASES: [&str; 14] = [
     "float_edge",
 ];
 
-pub fn manifest_property_set() -> PropertySet {
-    let mut ps = PropertySet::new();
-    ps.set("name", "foo").unwrap();
-    ps.set("num", 42i32).unwrap();
-    ps.set("ra", 10.5f64).unwrap();
-    ps.set("flags", vec![true, false]).unwrap();
-    ps.set("big", 1i64 << 40).unwrap();
-    ps.set("nested.key", "x").unwrap();
-    ps.set("arr", vec![1i32, 2, 3]).unwrap();
-    ps
-}
+pub use daf_base::testing::manifest_property_set;
 
 /// The values the MANIFEST lists for `case` (`variant` is "", "rec-untracked"
 /// or "persistable-tracked").
