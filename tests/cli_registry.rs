@@ -203,6 +203,19 @@ fn daf_ingest_converts_header_cards_like_registry_create() {
         "visit\texpTime\n890104911\t15.0\n890106021\t15.0\n890880321\t15.0\n"
     );
     let printed = text.lines().nth(1).unwrap().split('\t').nth(1).unwrap();
+    // --keys with a --where on keys that are not listed: the filter sees
+    // every key it names, and rows are listed once.
+    let text = daf_ok(&[
+        &"query",
+        &repo,
+        &"--dataset-type",
+        &"raw",
+        &"--keys",
+        &"expTime",
+        &"--where",
+        &"visit > 890104911 AND filter = 'r'",
+    ]);
+    assert_eq!(text, "expTime\n15.0\n");
     let text = daf_ok(&[
         &"query",
         &repo,

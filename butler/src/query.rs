@@ -257,6 +257,34 @@ fn compare(a: &DataIdValue, b: &DataIdValue) -> Option<std::cmp::Ordering> {
 }
 
 impl Expr {
+    /// The data-id keys the expression refers to, each once, in order of
+    /// first use.
+    ///
+    /// ```
+    /// use daf_butler::query::parse_where;
+    /// let e = parse_where("visit > 1 AND (filter = 'g' OR visit IN (7, 8))").unwrap();
+    /// assert_eq!(e.keys(), ["visit", "filter"]);
+    /// ```
+    pub fn keys(&self) -> Vec<&str> {
+        fn walk<'a>(e: &'a Expr, out: &mut Vec<&'a str>) {
+            match e {
+                Expr::And(a, b) | Expr::Or(a, b) => {
+                    walk(a, out);
+                    walk(b, out);
+                }
+                Expr::Not(a) => walk(a, out),
+                Expr::Cmp(k, _, _) | Expr::In(k, _) => {
+                    if !out.contains(&k.as_str()) {
+                        out.push(k);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut out);
+        out
+    }
+
     /// Does `id` satisfy the expression?
     pub fn matches(&self, id: &DataId) -> bool {
         use std::cmp::Ordering::*;

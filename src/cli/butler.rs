@@ -296,16 +296,32 @@ pub fn query(a: QueryArgs) -> Result<(), CliError> {
             CliError::new("--keys needs --dataset-type (the dataset type whose keys to list)")
         })?;
         let keys: Vec<&str> = a.keys.iter().map(String::as_str).collect();
-        let rows = butler.query_metadata(dt, &keys, &DataId::new())?;
+        // The filter may name keys that are not listed: ask for those too,
+        // filter the full rows, then keep the listed keys (each row once).
+        let mut asked = keys.clone();
+        for k in filter.iter().flat_map(|f| f.keys()) {
+            if !asked.contains(&k) {
+                asked.push(k);
+            }
+        }
+        let rows = butler.query_metadata(dt, &asked, &DataId::new())?;
+        let mut seen = std::collections::HashSet::new();
         let rows: Vec<DataId> = rows
             .into_iter()
             .map(|t| {
-                keys.iter()
+                asked
+                    .iter()
                     .map(|k| k.to_string())
                     .zip(t)
                     .collect::<DataId>()
             })
             .filter(|id| filter.as_ref().is_none_or(|f| f.matches(id)))
+            .map(|id| {
+                keys.iter()
+                    .filter_map(|k| id.get(k).map(|v| (k.to_string(), v.clone())))
+                    .collect::<DataId>()
+            })
+            .filter(|id| seen.insert(id.to_string()))
             .collect();
         if a.json {
             return print_json(&rows);
