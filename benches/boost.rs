@@ -3,6 +3,10 @@
 //! `DAF_BENCH_TEXT_MIB` (8); set them lower for quick CI runs. The ratio
 //! table against plain file I/O is `daf bench boost`.
 
+// The same allocator as the `daf` binary, so both measure the same thing.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};

@@ -1,6 +1,10 @@
 //! Criterion benches of the butler (see `daf::bench::butler`): get and put
 //! of a small dataset with their plain-file references, get_many and ingest.
 
+// The same allocator as the `daf` binary, so both measure the same thing.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use daf::bench::butler as b;
 

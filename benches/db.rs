@@ -8,6 +8,10 @@
 //! - MariaDB through `DbTsvStorage` vs `DbStorage` row inserts (≥ 5×), when
 //!   `DAF_TEST_MYSQL_URL` is set.
 
+// The same allocator as the `daf` binary, so both measure the same thing.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::Duration;
 

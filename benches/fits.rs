@@ -2,6 +2,10 @@
 //! against plain file I/O of the same bytes, and a 100×100 cut-out. The
 //! ratio table of `daf bench fits` (including peak memory) is printed at the end.
 
+// The same allocator as the `daf` binary, so both measure the same thing.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use daf::bench::fits::{persistence, read_image, reference_write, test_image, write_image, Config};
 use daf::bench::format_table;

@@ -1,6 +1,10 @@
 //! Criterion bench of the foundation: LogicalLocation filling a 5-key template
 //! against a hand-written `format!` producing the same string (target ≤ 2×).
 
+// The same allocator as the `daf` binary, so both measure the same thing.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};

@@ -3,6 +3,10 @@
 //! writing and reading back one 512² float image per slice with 1, 2 and 4
 //! slices. `daf bench harness` prints the same figures as ratios.
 
+// The same allocator as the `daf` binary, so both measure the same thing.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::time::Duration;
 

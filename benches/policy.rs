@@ -2,6 +2,10 @@
 //! from YAML, with serde_norway's generic parse and `std::fs::read` as the
 //! references measured in the same run.
 
+// The same allocator as the `daf` binary, so both measure the same thing.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};

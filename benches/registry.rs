@@ -1,6 +1,10 @@
 //! Criterion benches for mappers and registries (see `daf bench registry`
 //! for the same measurements as ratios against their references).
 
+// The same allocator as the `daf` binary, so both measure the same thing.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use daf::bench::registry as rb;
 use daf_base::DataId;

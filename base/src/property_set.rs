@@ -706,6 +706,9 @@ impl PropertySet {
     ///
     /// On error (a type mismatch) `self` is left unchanged.
     pub fn combine(&mut self, other: &PropertySet) -> Result<(), PropertyError> {
+        if other.is_empty() {
+            return Ok(());
+        }
         let mut merged = self.clone();
         for name in other.param_names() {
             if let Some(v) = other.values(&name) {
@@ -721,6 +724,9 @@ impl PropertySet {
     /// On error (a leaf here where `other` has a nested set) `self` is left
     /// unchanged.
     pub fn merge_replace(&mut self, other: &PropertySet) -> Result<(), PropertyError> {
+        if other.is_empty() {
+            return Ok(());
+        }
         let mut merged = self.clone();
         for name in other.param_names() {
             if let Some(v) = other.values(&name) {

@@ -595,9 +595,11 @@ impl Butler {
             }
         }
         let mut additional = loc.additional_data.clone();
-        additional
-            .merge_replace(&opts.params)
-            .map_err(FormatterError::from)?;
+        if !opts.params.is_empty() {
+            additional
+                .merge_replace(&opts.params)
+                .map_err(FormatterError::from)?;
+        }
         if let Some(c) = &component {
             additional
                 .set("component", c.as_str())
