@@ -1,4 +1,5 @@
-//! The conformance suite every [`DatasetRegistry`] backend must pass.
+//! The conformance suite every [`DatasetRegistry`](super::DatasetRegistry)
+//! backend must pass.
 //!
 //! A backend test makes an empty folder (the repository root) and a fresh,
 //! empty registry store for it, and calls [`run`] with a function that opens

@@ -199,8 +199,15 @@ impl Sql {
     }
 }
 
-/// The PostgreSQL file registry of one repository. See the
-/// [module docs](self).
+/// The PostgreSQL file registry of one repository, for repositories shared
+/// by many nodes.
+///
+/// One table, `datasets`, in the repository's own schema. Every lookup is
+/// one indexed `SELECT` (no cache), so a `find` sees every row another node
+/// has committed; every write is one upsert statement (a transaction when a
+/// large batch takes several), retried after a deadlock or serialization
+/// failure. The pool runs on a private current-thread tokio runtime, so the
+/// API is synchronous.
 pub struct PgFileRegistry {
     pool: PgPool,
     runtime: tokio::runtime::Runtime,
