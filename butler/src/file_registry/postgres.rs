@@ -9,8 +9,8 @@
 //! batch is split into several statements. A deadlock or serialization
 //! failure between concurrent writers is retried.
 //!
-//! The pool runs on a private current-thread tokio runtime, so the API stays
-//! synchronous like the SQLite backend's.
+//! The connection runs on a private current-thread tokio runtime, so the API
+//! stays synchronous like the SQLite backend's.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -21,7 +21,9 @@ use std::time::Duration;
 use daf_base::DataId;
 use daf_mappers::registry::{redact_url, validate_identifier};
 use daf_storages::db::DbAuth;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use std::cell::RefCell;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
 use sqlx::{AssertSqlSafe, ConnectOptions as _, Connection as _, Row as _};
 
 use super::{canonical_data_id, matches_partial, parse_data_id, DatasetRecord, DatasetRegistry};
@@ -29,6 +31,9 @@ use crate::error::ButlerError;
 
 /// Rows per upsert statement (each row binds eight array elements).
 const CHUNK: usize = 5000;
+
+/// How long opening a connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How often a write that lost a deadlock or serialization race is retried.
 const WRITE_TRIES: usize = 8;
@@ -206,10 +211,16 @@ impl Sql {
 /// one indexed `SELECT` (no cache), so a `find` sees every row another node
 /// has committed; every write is one upsert statement (a transaction when a
 /// large batch takes several), retried after a deadlock or serialization
-/// failure. The pool runs on a private current-thread tokio runtime, so the
-/// API is synchronous.
+/// failure.
+///
+/// It holds one connection (the butler serialises registry calls; a pool's
+/// checkout costs more than the query on a current-thread runtime), run on
+/// a private current-thread tokio runtime so that the API is synchronous. A
+/// connection found dead is reopened once and the operation repeated (every
+/// operation is one statement or one transaction, and idempotent).
 pub struct PgFileRegistry {
-    pool: PgPool,
+    conn: RefCell<Option<PgConnection>>,
+    opts: PgConnectOptions,
     runtime: tokio::runtime::Runtime,
     root: PathBuf,
     schema: String,
@@ -229,9 +240,11 @@ impl std::fmt::Debug for PgFileRegistry {
 
 impl Drop for PgFileRegistry {
     fn drop(&mut self) {
-        // Close the connections politely when we may block here.
-        if tokio::runtime::Handle::try_current().is_err() {
-            self.runtime.block_on(self.pool.close());
+        // Close the connection politely when we may block here.
+        if let Some(c) = self.conn.get_mut().take() {
+            if tokio::runtime::Handle::try_current().is_err() {
+                let _ = self.runtime.block_on(c.close());
+            }
         }
     }
 }
@@ -249,6 +262,31 @@ fn row_to_record(r: &PgRow) -> Result<DatasetRecord, sqlx::Error> {
         time_ns: r.try_get(7)?,
         source: r.try_get(8)?,
     })
+}
+
+/// Does `e` say the connection is gone (worth reconnecting)?
+fn connection_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
+}
+
+/// Opens a connection, giving up after [`CONNECT_TIMEOUT`].
+async fn open_connection(opts: &PgConnectOptions) -> Result<PgConnection, sqlx::Error> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, opts.connect()).await {
+        Ok(r) => r,
+        Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "no answer from the server within {} s",
+                CONNECT_TIMEOUT.as_secs()
+            ),
+        ))),
+    }
 }
 
 /// Is `e` a deadlock or serialization failure (worth retrying)?
@@ -319,23 +357,13 @@ impl PgFileRegistry {
             .enable_all()
             .build()
             .map_err(|e| fail(format!("cannot start the database I/O runtime: {e}")))?;
-        // One direct connection first: a pool retries a refused connection
-        // until its acquire timeout instead of saying so at once. The pool
-        // then opens its own connections when first used.
-        let pool = runtime
-            .block_on(async {
-                let probe = opts.connect().await?;
-                let pool = PgPoolOptions::new()
-                    .max_connections(2)
-                    .acquire_timeout(Duration::from_secs(30))
-                    .connect_lazy_with(opts);
-                probe.close().await?;
-                Ok::<_, sqlx::Error>(pool)
-            })
+        let conn = runtime
+            .block_on(open_connection(&opts))
             .map_err(|e| fail(format!("cannot connect: {e}")))?;
         let table = format!("\"{schema}\".\"datasets\"");
         let reg = PgFileRegistry {
-            pool,
+            conn: RefCell::new(Some(conn)),
+            opts,
             runtime,
             root: root.to_path_buf(),
             sql: Sql::new(&table),
@@ -360,11 +388,37 @@ impl PgFileRegistry {
     /// Drops the repository's schema and everything in it (its registry
     /// rows; the files stay). For tests and for deleting a repository.
     pub fn drop_schema(&self) -> Result<(), ButlerError> {
-        let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.schema);
-        self.runtime
-            .block_on(sqlx::raw_sql(AssertSqlSafe(sql)).execute(&self.pool))
-            .map_err(|e| self.err(e))?;
+        let sql: Arc<str> = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.schema).into();
+        self.run(async |c| {
+            sqlx::raw_sql(AssertSqlSafe(sql.clone()))
+                .execute(&mut *c)
+                .await
+        })
+        .map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    /// Runs `op` on the connection, reopening it (once) if it was lost.
+    fn run<T>(
+        &self,
+        mut op: impl AsyncFnMut(&mut PgConnection) -> Result<T, sqlx::Error>,
+    ) -> Result<T, sqlx::Error> {
+        let mut slot = self.conn.borrow_mut();
+        let mut reconnected = false;
+        loop {
+            if slot.is_none() {
+                *slot = Some(self.runtime.block_on(open_connection(&self.opts))?);
+            }
+            let conn = slot.as_mut().expect("connection opened above");
+            match self.runtime.block_on(op(conn)) {
+                Err(e) if !reconnected && connection_lost(&e) => {
+                    tracing::warn!(registry = %self.described, error = %e, "reconnecting");
+                    *slot = None;
+                    reconnected = true;
+                }
+                other => return other,
+            }
+        }
     }
 
     fn err(&self, e: impl std::fmt::Display) -> ButlerError {
@@ -375,12 +429,15 @@ impl PgFileRegistry {
     }
 
     fn table_exists(&self) -> Result<bool, ButlerError> {
-        let q = sqlx::query("SELECT to_regclass($1) IS NOT NULL")
-            .bind(format!("\"{}\".\"datasets\"", self.schema));
-        self.runtime
-            .block_on(q.fetch_one(&self.pool))
-            .and_then(|r| r.try_get::<bool, _>(0))
-            .map_err(|e| self.err(e))
+        let table = format!("\"{}\".\"datasets\"", self.schema);
+        self.run(async |c| {
+            sqlx::query("SELECT to_regclass($1) IS NOT NULL")
+                .bind(&table)
+                .fetch_one(&mut *c)
+                .await?
+                .try_get::<bool, _>(0)
+        })
+        .map_err(|e| self.err(e))
     }
 
     fn create_table(&self) -> Result<(), ButlerError> {
@@ -402,38 +459,33 @@ impl PgFileRegistry {
              CREATE INDEX IF NOT EXISTS \"ix_datasets_source\" ON \"{s}\".\"datasets\" (source);
              CREATE INDEX IF NOT EXISTS \"ix_datasets_path\" ON \"{s}\".\"datasets\" (path);"
         );
-        self.runtime
-            .block_on(async {
-                let mut tx = self.pool.begin().await?;
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(DDL_LOCK)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::raw_sql(AssertSqlSafe(ddl)).execute(&mut *tx).await?;
-                tx.commit().await
-            })
-            .map_err(|e| self.err(format!("cannot create the registry table: {e}")))
-    }
-
-    fn fetch_optional(
-        &self,
-        q: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    ) -> Result<Option<DatasetRecord>, ButlerError> {
-        self.runtime
-            .block_on(q.fetch_optional(&self.pool))
-            .and_then(|r| r.as_ref().map(row_to_record).transpose())
-            .map_err(|e| self.err(e))
+        let ddl: Arc<str> = ddl.into();
+        self.run(async |c| {
+            let mut tx = c.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(DDL_LOCK)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::raw_sql(AssertSqlSafe(ddl.clone()))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        })
+        .map_err(|e| self.err(format!("cannot create the registry table: {e}")))
     }
 
     /// Upserts `chunks` (unique keys), in one transaction when there are
     /// several; returns (key → row id).
-    async fn upsert(&self, chunks: &[Columns<'_>]) -> Result<RowIds, sqlx::Error> {
+    async fn upsert(
+        &self,
+        conn: &mut PgConnection,
+        chunks: &[Columns<'_>],
+    ) -> Result<RowIds, sqlx::Error> {
         let mut ids = RowIds::new();
         if let [one] = chunks {
-            let mut conn = self.pool.acquire().await?;
-            self.upsert_chunk(one, &mut conn, &mut ids).await?;
+            self.upsert_chunk(one, conn, &mut ids).await?;
         } else {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = conn.begin().await?;
             for c in chunks {
                 self.upsert_chunk(c, &mut tx, &mut ids).await?;
             }
@@ -525,7 +577,7 @@ impl DatasetRegistry for PgFileRegistry {
             .collect();
         let mut tries = 0;
         let ids = loop {
-            match self.runtime.block_on(self.upsert(&chunks)) {
+            match self.run(async |c| self.upsert(c, &chunks).await) {
                 Ok(ids) => break ids,
                 Err(e) if retryable(&e) && tries + 1 < WRITE_TRIES => {
                     tries += 1;
@@ -544,10 +596,13 @@ impl DatasetRegistry for PgFileRegistry {
     }
 
     fn remove(&mut self, id: i64) -> Result<(), ButlerError> {
-        let q = sqlx::query(AssertSqlSafe(self.sql.remove.clone())).bind(id);
-        self.runtime
-            .block_on(q.execute(&self.pool))
-            .map_err(|e| self.err(e))?;
+        self.run(async |c| {
+            sqlx::query(AssertSqlSafe(self.sql.remove.clone()))
+                .bind(id)
+                .execute(&mut *c)
+                .await
+        })
+        .map_err(|e| self.err(e))?;
         Ok(())
     }
 
@@ -558,19 +613,27 @@ impl DatasetRegistry for PgFileRegistry {
         run: Option<&str>,
     ) -> Result<Option<DatasetRecord>, ButlerError> {
         let key = canonical_data_id(data_id);
-        match run {
-            Some(run) => self.fetch_optional(
-                sqlx::query(AssertSqlSafe(self.sql.find_run.clone()))
-                    .bind(dataset_type)
-                    .bind(&key)
-                    .bind(run),
-            ),
-            None => self.fetch_optional(
-                sqlx::query(AssertSqlSafe(self.sql.find_newest.clone()))
-                    .bind(dataset_type)
-                    .bind(&key),
-            ),
-        }
+        self.run(async |c| {
+            let row = match run {
+                Some(run) => {
+                    sqlx::query(AssertSqlSafe(self.sql.find_run.clone()))
+                        .bind(dataset_type)
+                        .bind(&key)
+                        .bind(run)
+                        .fetch_optional(&mut *c)
+                        .await?
+                }
+                None => {
+                    sqlx::query(AssertSqlSafe(self.sql.find_newest.clone()))
+                        .bind(dataset_type)
+                        .bind(&key)
+                        .fetch_optional(&mut *c)
+                        .await?
+                }
+            };
+            row.as_ref().map(row_to_record).transpose()
+        })
+        .map_err(|e| self.err(e))
     }
 
     fn find_matching(
@@ -583,13 +646,15 @@ impl DatasetRegistry for PgFileRegistry {
         // numerically, as `matches_partial` does); the exact rule is then
         // applied here.
         let contains = (!partial.is_empty()).then(|| canonical_data_id(partial));
-        let q = sqlx::query(AssertSqlSafe(self.sql.matching.clone()))
-            .bind(dataset_type)
-            .bind(run)
-            .bind(contains);
         let rows = self
-            .runtime
-            .block_on(q.fetch_all(&self.pool))
+            .run(async |c| {
+                sqlx::query(AssertSqlSafe(self.sql.matching.clone()))
+                    .bind(dataset_type)
+                    .bind(run)
+                    .bind(contains.as_deref())
+                    .fetch_all(&mut *c)
+                    .await
+            })
             .map_err(|e| self.err(e))?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
@@ -602,21 +667,34 @@ impl DatasetRegistry for PgFileRegistry {
     }
 
     fn count(&self) -> Result<usize, ButlerError> {
-        self.runtime
-            .block_on(sqlx::query(AssertSqlSafe(self.sql.count.clone())).fetch_one(&self.pool))
-            .and_then(|r| r.try_get::<i64, _>(0))
-            .map(|n| n as usize)
-            .map_err(|e| self.err(e))
+        self.run(async |c| {
+            sqlx::query(AssertSqlSafe(self.sql.count.clone()))
+                .fetch_one(&mut *c)
+                .await?
+                .try_get::<i64, _>(0)
+        })
+        .map(|n| n as usize)
+        .map_err(|e| self.err(e))
     }
 
     fn find_by_source(&self, source: &str) -> Result<Option<DatasetRecord>, ButlerError> {
-        self.fetch_optional(sqlx::query(AssertSqlSafe(self.sql.by_source.clone())).bind(source))
+        self.run(async |c| {
+            let row = sqlx::query(AssertSqlSafe(self.sql.by_source.clone()))
+                .bind(source)
+                .fetch_optional(&mut *c)
+                .await?;
+            row.as_ref().map(row_to_record).transpose()
+        })
+        .map_err(|e| self.err(e))
     }
 
     fn dataset_types(&self) -> Result<Vec<String>, ButlerError> {
         let rows = self
-            .runtime
-            .block_on(sqlx::query(AssertSqlSafe(self.sql.types.clone())).fetch_all(&self.pool))
+            .run(async |c| {
+                sqlx::query(AssertSqlSafe(self.sql.types.clone()))
+                    .fetch_all(&mut *c)
+                    .await
+            })
             .map_err(|e| self.err(e))?;
         rows.iter()
             .map(|r| r.try_get::<String, _>(0))
@@ -628,6 +706,51 @@ impl DatasetRegistry for PgFileRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lost_connection_is_reopened() {
+        let url = std::env::var("DAF_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|s| !s.is_empty());
+        if !daf_base::testing::available(url.is_some(), "DAF_TEST_POSTGRES_URL not set") {
+            return;
+        }
+        let schema = format!("daf_t_reconnect_{}", std::process::id());
+        let loc = PgLocation::parse(&url.unwrap_or_default(), Some(&schema)).unwrap();
+        let here = std::env::temp_dir();
+        let a = PgFileRegistry::connect(&loc, &here, &DbAuth::new(), true)
+            .unwrap()
+            .unwrap();
+        let b = PgFileRegistry::connect(&loc, &here, &DbAuth::new(), true)
+            .unwrap()
+            .unwrap();
+        let pid = |r: &PgFileRegistry| {
+            r.run(async |c| {
+                sqlx::query("SELECT pg_backend_pid()")
+                    .fetch_one(&mut *c)
+                    .await?
+                    .try_get::<i32, _>(0)
+            })
+            .unwrap()
+        };
+        let before = pid(&a);
+        let killed = b
+            .run(async |c| {
+                sqlx::query("SELECT pg_terminate_backend($1)")
+                    .bind(before)
+                    .fetch_one(&mut *c)
+                    .await?
+                    .try_get::<bool, _>(0)
+            })
+            .unwrap();
+        assert!(killed);
+        std::thread::sleep(Duration::from_millis(100));
+        let result = a.count();
+        let after = pid(&a);
+        b.drop_schema().unwrap();
+        assert_eq!(result.unwrap(), 0);
+        assert_ne!(before, after);
+    }
 
     #[test]
     fn locations_parse_and_refuse() {
