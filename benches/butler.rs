@@ -1,5 +1,6 @@
 //! Criterion benches of the butler (see `daf::bench::butler`): get and put
-//! of a small dataset with their plain-file references, get_many and ingest.
+//! of a small dataset with their plain-file references, get through a
+//! PostgreSQL file registry against SQLite, get_many and ingest.
 
 // The same allocator as the `daf` binary, so both measure the same thing.
 #[global_allocator]
@@ -25,6 +26,31 @@ fn get_put(c: &mut Criterion) {
         x.iter(|| b::write_once(&env))
     });
     g.finish();
+}
+
+/// `get` through a PostgreSQL file registry against the SQLite one
+/// (informational), when `DAF_TEST_POSTGRES_URL` is set.
+fn pg_registry(c: &mut Criterion) {
+    let Some(url) = std::env::var("DAF_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+    else {
+        eprintln!("note: DAF_TEST_POSTGRES_URL not set: PostgreSQL-registry bench skipped");
+        return;
+    };
+    let loc = b::pg_location(&url).expect("PostgreSQL location");
+    let sqlite = b::setup();
+    let pg = b::setup_with(Some(&loc));
+    let mut g = c.benchmark_group("butler_get_registry");
+    g.bench_function("butler.get, PostgreSQL registry", |x| {
+        x.iter(|| b::get_once(&pg))
+    });
+    g.bench_function("butler.get, SQLite registry", |x| {
+        x.iter(|| b::get_once(&sqlite))
+    });
+    g.finish();
+    drop(pg);
+    b::drop_pg_schema(&loc);
 }
 
 fn many(c: &mut Criterion) {
@@ -59,5 +85,5 @@ fn many(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, get_put, many);
+criterion_group!(benches, get_put, pg_registry, many);
 criterion_main!(benches);

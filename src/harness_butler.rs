@@ -38,7 +38,11 @@ impl ButlerAdapter {
         let butler = b
             .build()
             .map_err(|e| berr(&root.display().to_string(), e))?;
-        let registry = butler.registry(0).map(|r| r.path().to_path_buf());
+        // Provenance goes into the SQLite registry file; a repository whose
+        // registry is in PostgreSQL records none.
+        let registry = butler
+            .registry(0)
+            .and_then(|r| r.local_file().map(Path::to_path_buf));
         Ok(ButlerAdapter { butler, registry })
     }
 

@@ -211,9 +211,17 @@ pub struct ButlerBuilder {
     factory: Option<MapperFactory>,
     persistence: Option<Persistence>,
     run: Option<String>,
+    db_auth: Option<daf_storages::db::DbAuth>,
 }
 
 impl ButlerBuilder {
+    /// Credentials for repositories whose file registry is in PostgreSQL
+    /// (default: [`default_db_auth`](crate::file_registry::default_db_auth),
+    /// read only if such a repository is opened).
+    pub fn db_auth(mut self, auth: daf_storages::db::DbAuth) -> Self {
+        self.db_auth = Some(auth);
+        self
+    }
     /// Adds a read-only input repository.
     pub fn input(mut self, args: impl Into<RepositoryArgs>) -> Self {
         self.inputs.push(args.into());
@@ -254,7 +262,8 @@ impl ButlerBuilder {
         for (i, r) in repos.search.iter().enumerate() {
             mappers.push(factory(r)?);
             let writable = repos.outputs.contains(&i);
-            registries.push(FileRegistry::open(&r.root, writable)?.map(Mutex::new));
+            let reg = FileRegistry::open_cfg(&r.root, &r.cfg, writable, self.db_auth.as_ref())?;
+            registries.push(reg.map(Mutex::new));
         }
         let persistence = self.persistence.unwrap_or_else(|| {
             Persistence::new(

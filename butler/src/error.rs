@@ -71,10 +71,11 @@ pub enum ButlerError {
         message: String,
     },
     /// The file registry failed.
-    #[error("file registry {path}: {message}")]
+    #[error("file registry {registry}: {message}")]
     Registry {
-        /// The registry file.
-        path: PathBuf,
+        /// The registry: its file, or its URL (never with a password) and
+        /// schema.
+        registry: String,
         /// What went wrong.
         message: String,
     },

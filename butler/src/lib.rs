@@ -6,9 +6,23 @@
 //!
 //! Depends on `daf-base`, `daf-storages`, `daf-formatters` and `daf-mappers`.
 //! Start reading at [`Butler`] (the API), then [`repository`] (where data
-//! lives and in which order it is searched), [`file_registry::FileRegistry`]
-//! (what was written, with checksums), [`ingest`] and [`export`]. The `daf`
-//! command line over all of it is in the root crate (`src/cli/butler.rs`).
+//! lives and in which order it is searched), [`file_registry`] (what was
+//! written, with checksums), [`ingest`] and [`export`]. The `daf` command
+//! line over all of it is in the root crate (`src/cli/butler.rs`).
+//!
+//! ## The file registry: SQLite or PostgreSQL
+//! Each repository records its files in a registry behind one trait,
+//! [`file_registry::DatasetRegistry`], with two backends that pass one
+//! conformance suite. By default it is the SQLite file
+//! `daf_registry.sqlite3` in the repository root. For a repository shared by
+//! many nodes, put it in PostgreSQL: `daf create REPO --registry
+//! postgresql://host:5432/db` (or [`Repository::create_with_registry`])
+//! records `registry:` and `registrySchema:` in `repositoryCfg.yaml`; every
+//! command and every butler opening the repository then uses that database
+//! (one schema per repository, so repositories can share a database). The
+//! URL holds no password: it comes from `~/.daf/db-auth.yaml`
+//! ([`daf_storages::db::DbAuth`], or [`ButlerBuilder::db_auth`]) or from
+//! `PGPASSWORD` / `~/.pgpass`.
 
 pub mod butler;
 pub mod error;

@@ -13,7 +13,10 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use daf_storages::db::DbAuth;
+
 use crate::error::ButlerError;
+use crate::file_registry::{default_db_auth, PgFileRegistry, PgLocation};
 
 /// The configuration file name of a repository.
 pub const CFG_FILE: &str = "repositoryCfg.yaml";
@@ -46,6 +49,16 @@ pub struct RepositoryCfg {
     /// An optional policy (free-form).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<serde_json::Value>,
+    /// Where the file registry lives: absent for the SQLite file
+    /// `daf_registry.sqlite3` in the root; a PostgreSQL URL
+    /// (`postgresql://[user@]host[:port]/database`, never with a password)
+    /// for a registry shared by many nodes. See [`crate::file_registry`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
+    /// The PostgreSQL schema holding this repository's registry rows (one
+    /// schema per repository, so repositories can share a database).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_schema: Option<String>,
 }
 
 impl RepositoryCfg {
@@ -246,6 +259,24 @@ impl Repository {
         mapper_args: BTreeMap<String, serde_json::Value>,
         parents: &[PathBuf],
     ) -> Result<Repository, ButlerError> {
+        Self::create_with_registry(root, mapper, mapper_args, parents, None, None)
+    }
+
+    /// [`Repository::create`] with the file registry in PostgreSQL at
+    /// `registry` (`None`: the SQLite default), using `auth` for credentials
+    /// (default: [`default_db_auth`]).
+    /// Without a schema, one is generated
+    /// ([`PgLocation::generated_schema`]). The schema and table are made
+    /// before the configuration is written, so an unreachable database
+    /// leaves no repository behind.
+    pub fn create_with_registry(
+        root: &Path,
+        mapper: Option<&str>,
+        mapper_args: BTreeMap<String, serde_json::Value>,
+        parents: &[PathBuf],
+        registry: Option<&PgLocation>,
+        auth: Option<&DbAuth>,
+    ) -> Result<Repository, ButlerError> {
         let root = absolute(root)?;
         if Self::exists(&root) {
             return Err(ButlerError::repo(
@@ -253,6 +284,29 @@ impl Repository {
                 "a repository already exists here; open it instead",
             ));
         }
+        let (registry, registry_schema) = match registry {
+            None => (None, None),
+            Some(loc) => {
+                let loc = PgLocation {
+                    url: loc.url.clone(),
+                    schema: Some(
+                        loc.schema
+                            .clone()
+                            .unwrap_or_else(|| PgLocation::generated_schema(&root)),
+                    ),
+                };
+                let owned;
+                let auth = match auth {
+                    Some(a) => a,
+                    None => {
+                        owned = default_db_auth()?;
+                        &owned
+                    }
+                };
+                PgFileRegistry::connect(&loc, &root, auth, true)?;
+                (Some(loc.url), loc.schema)
+            }
+        };
         std::fs::create_dir_all(&root).map_err(|e| ButlerError::io(&root, e))?;
         let mut rel = Vec::new();
         for p in parents {
@@ -271,6 +325,8 @@ impl Repository {
             mapper_args,
             parents: rel,
             policy: None,
+            registry,
+            registry_schema,
         };
         let path = root.join(CFG_FILE);
         let mut f = daf_storages::atomic::AtomicFile::create(&path)?;

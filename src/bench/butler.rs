@@ -2,6 +2,10 @@
 //! a plain read / a plain temp+fsync+rename of the same bytes, `get_many` of
 //! many small datasets, and ingest of many FITS files.
 //!
+//! With a PostgreSQL location, `get` through a repository whose file
+//! registry is in PostgreSQL is reported against the same `get` through the
+//! SQLite registry (informational, no target).
+//!
 //! The small dataset is a PropertySet in a Boost binary archive
 //! (`BoostStorage`), read and written with the built-in formatters.
 
@@ -10,9 +14,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use daf_base::{data_id, DataId, PropertySet};
+use daf_butler::file_registry::{now_ns, PgFileRegistry, PgLocation};
 use daf_butler::ingest::{ingest, DataIdSource, IngestOptions, Transfer};
 use daf_butler::simple_mapper::{SimpleDataset, SimpleMapper};
 use daf_butler::{testing, Butler, GetOptions, PutOptions, Repository};
+
+use daf_storages::db::DbAuth;
 
 use crate::bench::{median_time, Row, Target};
 
@@ -47,6 +54,12 @@ pub fn small_object() -> PropertySet {
 
 /// Creates the repository and puts the object.
 pub fn setup() -> Env {
+    setup_with(None)
+}
+
+/// Creates the repository, with its file registry in PostgreSQL at
+/// `registry` when given, and puts the object.
+pub fn setup_with(registry: Option<&PgLocation>) -> Env {
     let dir = tempfile::tempdir().expect("temp dir");
     let root = dir.path().join("repo");
     let m = SimpleMapper::new([
@@ -60,7 +73,15 @@ pub fn setup() -> Env {
         ),
     ])
     .expect("valid templates");
-    Repository::create(&root, Some("SimpleMapper"), m.to_args(), &[]).expect("create");
+    Repository::create_with_registry(
+        &root,
+        Some("SimpleMapper"),
+        m.to_args(),
+        &[],
+        registry,
+        None,
+    )
+    .expect("create");
     let butler = Butler::builder()
         .output(root.as_path())
         .build()
@@ -188,9 +209,88 @@ pub fn paired_median(
     (ta[ta.len() / 2], tb[tb.len() / 2])
 }
 
+/// A PostgreSQL registry location in a fresh schema (dropped by
+/// [`drop_pg_schema`]).
+pub fn pg_location(url: &str) -> Result<PgLocation, String> {
+    let schema = format!(
+        "daf_bench_{}_{}",
+        std::process::id(),
+        now_ns() % 1_000_000_007
+    );
+    PgLocation::parse(url, Some(&schema))
+}
+
+/// Drops the schema of a [`pg_location`].
+pub fn drop_pg_schema(loc: &PgLocation) {
+    let here = std::env::temp_dir();
+    if let Ok(Some(reg)) = PgFileRegistry::connect(loc, &here, &DbAuth::new(), false) {
+        let _ = reg.drop_schema();
+    }
+}
+
+/// `get` through a repository whose registry is in PostgreSQL against the
+/// same `get` through an SQLite registry (`sqlite`), and the registry lookup
+/// alone. Informational: no target (a server round trip per lookup is the
+/// price of seeing other nodes' writes at once).
+pub fn pg_rows(sqlite: &Env, url: &str, runs: usize) -> Result<Vec<Row>, String> {
+    let loc = pg_location(url)?;
+    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let pg = setup_with(Some(&loc));
+        let (t_sqlite, t_pg) = paired_median(
+            runs,
+            || {
+                std::hint::black_box(get_once(sqlite));
+            },
+            || {
+                std::hint::black_box(get_once(&pg));
+            },
+        );
+        let (l_sqlite, l_pg) = paired_median(
+            runs,
+            || {
+                let reg = sqlite.butler.registry(0).expect("registry");
+                std::hint::black_box(reg.find("meta", &sqlite.id, None).expect("find"));
+            },
+            || {
+                let reg = pg.butler.registry(0).expect("registry");
+                std::hint::black_box(reg.find("meta", &pg.id, None).expect("find"));
+            },
+        );
+        vec![
+            Row {
+                name: "get small PropertySet, PostgreSQL registry".into(),
+                value: t_pg.as_secs_f64() * 1e6,
+                unit: "µs".into(),
+                reference: Some(t_sqlite.as_secs_f64() * 1e6),
+                reference_name: "same get, SQLite registry".into(),
+                target: Target::None,
+            },
+            Row {
+                name: "  of which: PostgreSQL registry lookup".into(),
+                value: l_pg.as_secs_f64() * 1e6,
+                unit: "µs".into(),
+                reference: Some(l_sqlite.as_secs_f64() * 1e6),
+                reference_name: "SQLite registry lookup".into(),
+                target: Target::None,
+            },
+        ]
+    }));
+    drop_pg_schema(&loc);
+    res.map_err(|_| format!("the PostgreSQL registry bench failed ({})", loc.url))
+}
+
 /// Runs every measurement; `quick` uses fewer runs and 1,000 instead of
-/// 10,000 datasets/files.
+/// 10,000 datasets/files. The PostgreSQL-registry rows run when
+/// `DAF_TEST_POSTGRES_URL` is set ([`run_with`] takes the URL).
 pub fn run(quick: bool) -> Vec<Row> {
+    let url = std::env::var("DAF_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.is_empty());
+    run_with(quick, url.as_deref())
+}
+
+/// [`run`], with the PostgreSQL-registry rows against `postgres` if given.
+pub fn run_with(quick: bool, postgres: Option<&str>) -> Vec<Row> {
     let env = setup();
     let runs = if quick { 200 } else { 2000 };
     let n = if quick { 1000 } else { 10_000 };
@@ -249,6 +349,13 @@ pub fn run(quick: bool) -> Vec<Row> {
             reference_name: String::new(),
             target: Target::None,
         });
+    }
+
+    if let Some(url) = postgres {
+        match pg_rows(&env, url, runs) {
+            Ok(r) => rows.extend(r),
+            Err(e) => eprintln!("note: {e}"),
+        }
     }
 
     let pruns = if quick { 20 } else { 100 };

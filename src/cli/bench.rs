@@ -25,8 +25,9 @@ pub enum BenchArea {
     /// Policy loading (the seeds' IO-stage policy, PAF and YAML) against
     /// serde_norway's generic parse and `std::fs::read`.
     Policy(QuickArgs),
-    /// Butler get/put against plain file I/O, get_many and ingest rates.
-    Butler(QuickArgs),
+    /// Butler get/put against plain file I/O, get_many and ingest rates;
+    /// get through a PostgreSQL file registry against SQLite.
+    Butler(ButlerBenchArgs),
     /// Boost archives: a binary `Vec<f64>` against plain file I/O, records,
     /// doubles in a text archive.
     Boost(BoostBenchArgs),
@@ -37,6 +38,19 @@ pub enum BenchArea {
     /// The harness: per-stage overhead (threads; MPI with `--mpi-only` under
     /// `mpirun -n 5`) and IO-stage throughput with 1, 2 and 4 slices.
     Harness(HarnessBenchArgs),
+}
+
+/// `daf bench butler` arguments.
+#[derive(Debug, Args)]
+pub struct ButlerBenchArgs {
+    /// Fewer iterations: a quick, noisier run.
+    #[arg(long)]
+    pub quick: bool,
+    /// PostgreSQL location for the PostgreSQL-registry row (default: env
+    /// DAF_TEST_POSTGRES_URL; none skips it). Credentials as for any
+    /// registry: ~/.daf/db-auth.yaml or PGUSER / PGPASSWORD.
+    #[arg(long)]
+    pub postgres: Option<String>,
 }
 
 /// `daf bench harness` arguments.
@@ -132,7 +146,18 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
             Ok(())
         }
         BenchArea::Butler(a) => {
-            let rows = crate::bench::butler::run(a.quick);
+            let postgres = a.postgres.clone().or_else(|| {
+                std::env::var("DAF_TEST_POSTGRES_URL")
+                    .ok()
+                    .filter(|s| !s.is_empty())
+            });
+            if postgres.is_none() {
+                eprintln!(
+                    "note: no PostgreSQL location (--postgres or DAF_TEST_POSTGRES_URL): \
+                     PostgreSQL-registry row skipped"
+                );
+            }
+            let rows = crate::bench::butler::run_with(a.quick, postgres.as_deref());
             print!("{}", crate::bench::format_table("daf bench butler", &rows));
             Ok(())
         }

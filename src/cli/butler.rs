@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use daf_base::{DataId, DataIdValue, PropertySet};
 use daf_butler::export::Export;
-use daf_butler::file_registry::DatasetRecord;
+use daf_butler::file_registry::{DatasetRecord, PgLocation};
 use daf_butler::ingest::{self, DataIdSource, IngestOptions, IngestSummary, Transfer};
 use daf_butler::query::parse_where;
 use daf_butler::simple_mapper::{SimpleDataset, SimpleMapper};
@@ -100,6 +100,16 @@ pub struct CreateArgs {
     /// (repeatable), e.g. `raw:raw/v%(visit)d_f%(filter)s.fits:DecoratedImageU:FitsStorage`.
     #[arg(long = "dataset")]
     pub datasets: Vec<String>,
+    /// Keep the file registry in PostgreSQL, for a repository shared by many
+    /// nodes: `postgresql://[user@]host[:port]/database[?schema=NAME]`, never
+    /// with a password (that comes from ~/.daf/db-auth.yaml or PGPASSWORD).
+    /// Default: the SQLite file daf_registry.sqlite3 in the repository.
+    #[arg(long)]
+    pub registry: Option<String>,
+    /// The PostgreSQL schema for this repository's rows (default: a new
+    /// `daf_<hex>` name); one schema per repository.
+    #[arg(long, requires = "registry")]
+    pub registry_schema: Option<String>,
 }
 
 /// Runs `daf create`.
@@ -131,8 +141,27 @@ pub fn create(a: CreateArgs) -> Result<(), CliError> {
         }
         args.insert("policy".into(), abs.to_string_lossy().into_owned().into());
     }
-    let r = Repository::create(&a.repo, Some(&mapper), args, &a.parents)?;
-    println!("created repository {} (mapper {mapper})", r.root.display());
+    let registry = a
+        .registry
+        .as_deref()
+        .map(|url| PgLocation::parse(url, a.registry_schema.as_deref()))
+        .transpose()
+        .map_err(CliError::new)?;
+    let r = Repository::create_with_registry(
+        &a.repo,
+        Some(&mapper),
+        args,
+        &a.parents,
+        registry.as_ref(),
+        None,
+    )?;
+    match (&r.cfg.registry, &r.cfg.registry_schema) {
+        (Some(url), Some(schema)) => println!(
+            "created repository {} (mapper {mapper}, registry {url} schema {schema})",
+            r.root.display()
+        ),
+        _ => println!("created repository {} (mapper {mapper})", r.root.display()),
+    }
     Ok(())
 }
 

@@ -26,6 +26,29 @@ pub use sqlite::SqliteRegistry;
 
 use crate::MapperError;
 
+/// `url` without its password, for messages: `scheme://user:secret@host/db`
+/// becomes `scheme://user@host/db`. Shared by every component that connects
+/// to a database server by URL (this crate's [`PgRegistry`], the butler's
+/// PostgreSQL file registry).
+///
+/// ```
+/// use daf_mappers::registry::redact_url;
+/// assert_eq!(redact_url("postgresql://bob:s3cret@db:5432/x"), "postgresql://bob@db:5432/x");
+/// assert_eq!(redact_url("postgresql://bob:a/b@c@db/x"), "postgresql://bob@db/x");
+/// assert_eq!(redact_url("postgresql://db:5432/x"), "postgresql://db:5432/x");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        // The last '@' anywhere: a password may hold '/' or '@' unencoded,
+        // and cutting too much is safer than echoing a secret.
+        if let Some((cred, host)) = rest.rsplit_once('@') {
+            let user = cred.split([':', '/']).next().unwrap_or("");
+            return format!("{scheme}://{user}@{host}");
+        }
+    }
+    url.to_string()
+}
+
 /// One result row: values in the order of the requested properties.
 pub type Row = Vec<DataIdValue>;
 

@@ -6,7 +6,7 @@ use daf_base::DataIdValue;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Row as _, TypeInfo, ValueRef};
 
-use super::{build_select, validate_identifier, ColumnType, Lookup, Registry, Row};
+use super::{build_select, redact_url, validate_identifier, ColumnType, Lookup, Registry, Row};
 use crate::MapperError;
 
 /// A registry in a PostgreSQL database, optionally inside one schema.
@@ -45,22 +45,11 @@ fn default_port() -> u16 {
     5432
 }
 
-/// Strips a password from a URL for messages.
-fn redact(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        if let Some((cred, host)) = rest.rsplit_once('@') {
-            let user = cred.split(':').next().unwrap_or("");
-            return format!("{scheme}://{user}@{host}");
-        }
-    }
-    url.to_string()
-}
-
 impl PgRegistry {
     /// Connects to `url` (`postgres://user[:password]@host[:port]/db`); with
     /// `schema`, every table name is qualified with it.
     pub fn connect(url: &str, schema: Option<&str>) -> Result<Self, MapperError> {
-        let described = redact(url);
+        let described = redact_url(url);
         let e = |m: String| MapperError::Registry {
             registry: described.clone(),
             message: m,

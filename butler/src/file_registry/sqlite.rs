@@ -1,29 +1,21 @@
-//! [`FileRegistry`]: an SQLite table of every file a repository holds.
+//! [`SqliteFileRegistry`]: the file registry in `daf_registry.sqlite3` in
+//! the repository root (the default backend).
 //!
-//! Every `put` and every ingest records the dataset type, the data id (as
-//! canonical JSON: keys sorted, integers as integers), the run, the path
-//! (relative to the repository root, or absolute for files ingested in
-//! place), the size, a BLAKE3 checksum, the time and, for ingested files,
-//! the source path. A file of any name is then found by its data id without
-//! renaming or symlinking; datasets of the same type and data id written by
-//! different runs are kept apart, and the reader picks a run (default: the
-//! newest). [`FileRegistry::verify`] re-checks sizes and checksums.
-//!
-//! The database is `daf_registry.sqlite3` in the repository root, in WAL
-//! mode with a busy timeout, so that many processes can put into one
+//! WAL mode with a busy timeout, so that many processes can put into one
 //! repository at once; each write is one `BEGIN IMMEDIATE` transaction.
+//! Lookups are answered from an in-memory copy of the rows while SQLite's
+//! `data_version` (which changes when another connection commits) stays the
+//! same.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use daf_base::{DataId, DataIdValue};
-use rayon::prelude::*;
+use daf_base::DataId;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
-use serde::{Deserialize, Serialize};
 
+use super::{canonical_data_id, matches_partial, parse_data_id, DatasetRecord, DatasetRegistry};
 use crate::error::ButlerError;
 
 /// The registry's file name inside a repository root.
@@ -31,136 +23,6 @@ pub const REGISTRY_FILE: &str = "daf_registry.sqlite3";
 
 /// How long a writer waits for another process's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// One registered file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DatasetRecord {
-    /// Row id.
-    #[serde(skip)]
-    pub id: i64,
-    /// The dataset type.
-    pub dataset_type: String,
-    /// The data id.
-    pub data_id: DataId,
-    /// The run that wrote it (`""` when none was named).
-    pub run: String,
-    /// Path relative to the repository root, or absolute.
-    pub path: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// BLAKE3 hex digest.
-    pub checksum: String,
-    /// When it was recorded (ns since the Unix epoch, UTC).
-    pub time_ns: i64,
-    /// The file it was ingested from, if ingested.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-}
-
-/// A problem found by [`FileRegistry::verify`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Mismatch {
-    /// The record.
-    pub record: DatasetRecord,
-    /// The full path checked.
-    pub full_path: PathBuf,
-    /// What is wrong.
-    pub problem: Problem,
-}
-
-/// What [`FileRegistry::verify`] found wrong with one file.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
-pub enum Problem {
-    /// The file is gone.
-    Missing,
-    /// The size differs.
-    Size {
-        /// Recorded.
-        expected: u64,
-        /// Found.
-        actual: u64,
-    },
-    /// The checksum differs (same size).
-    Checksum {
-        /// Recorded.
-        expected: String,
-        /// Found.
-        actual: String,
-    },
-    /// The file could not be read.
-    Unreadable {
-        /// The error.
-        message: String,
-    },
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Problem::Missing => write!(f, "missing"),
-            Problem::Size { expected, actual } => {
-                write!(f, "size changed: recorded {expected} bytes, found {actual}")
-            }
-            Problem::Checksum { expected, actual } => {
-                write!(f, "checksum changed: recorded {expected}, found {actual}")
-            }
-            Problem::Unreadable { message } => write!(f, "unreadable: {message}"),
-        }
-    }
-}
-
-/// The canonical JSON text of a data id (sorted keys, compact).
-pub fn canonical_data_id(id: &DataId) -> String {
-    serde_json::to_string(id).expect("a DataId always serializes")
-}
-
-fn parse_data_id(text: &str) -> Option<DataId> {
-    serde_json::from_str(text).ok()
-}
-
-/// BLAKE3 checksum and size of a file.
-pub fn checksum_file(path: &Path) -> std::io::Result<(String, u64)> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut size = 0u64;
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        size += n as u64;
-        h.update(&buf[..n]);
-    }
-    Ok((h.finalize().to_hex().to_string(), size))
-}
-
-/// Does `data_id` hold every item of `partial` (integers and floats compared
-/// numerically)?
-pub fn matches_partial(data_id: &DataId, partial: &DataId) -> bool {
-    partial.iter().all(|(k, v)| match data_id.get(k) {
-        Some(have) => value_eq(have, v),
-        None => false,
-    })
-}
-
-/// Equality of two data-id values, numeric across int and float.
-pub fn value_eq(a: &DataIdValue, b: &DataIdValue) -> bool {
-    match (a, b) {
-        (DataIdValue::Str(x), DataIdValue::Str(y)) => x == y,
-        (DataIdValue::Str(_), _) | (_, DataIdValue::Str(_)) => false,
-        _ => a.as_f64() == b.as_f64(),
-    }
-}
-
-/// Nanoseconds since the Unix epoch, now.
-pub fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-}
 
 /// Rows by (dataset type, canonical data id).
 type RowMap = HashMap<(String, String), Vec<DatasetRecord>>;
@@ -177,9 +39,9 @@ struct CacheState {
     cache: Option<(i64, RowMap)>,
 }
 
-/// The file registry of one repository.
+/// The SQLite file registry of one repository.
 #[derive(Debug)]
-pub struct FileRegistry {
+pub struct SqliteFileRegistry {
     conn: Connection,
     path: PathBuf,
     root: PathBuf,
@@ -220,16 +82,16 @@ fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<DatasetRecord> {
     })
 }
 
-impl FileRegistry {
+impl SqliteFileRegistry {
     /// Opens (creating if `create`) the registry of the repository at `root`.
     /// Without `create`, a missing registry gives `Ok(None)`.
-    pub fn open(root: &Path, create: bool) -> Result<Option<FileRegistry>, ButlerError> {
+    pub fn open(root: &Path, create: bool) -> Result<Option<SqliteFileRegistry>, ButlerError> {
         let path = root.join(REGISTRY_FILE);
         if !create && !path.is_file() {
             return Ok(None);
         }
         let err = |m: String| ButlerError::Registry {
-            path: path.clone(),
+            registry: path.display().to_string(),
             message: m,
         };
         let flags = if create {
@@ -259,7 +121,7 @@ impl FileRegistry {
             }
             conn.execute_batch("PRAGMA synchronous=NORMAL;")
                 .map_err(|e| err(e.to_string()))?;
-            let mut reg = FileRegistry {
+            let mut reg = SqliteFileRegistry {
                 conn,
                 path: path.clone(),
                 root: root.to_path_buf(),
@@ -268,7 +130,7 @@ impl FileRegistry {
             reg.write_txn(|tx| tx.execute_batch(SCHEMA))?;
             return Ok(Some(reg));
         }
-        Ok(Some(FileRegistry {
+        Ok(Some(SqliteFileRegistry {
             conn,
             path,
             root: root.to_path_buf(),
@@ -281,14 +143,9 @@ impl FileRegistry {
         &self.path
     }
 
-    /// The repository root paths are relative to.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     fn err(&self, e: impl std::fmt::Display) -> ButlerError {
         ButlerError::Registry {
-            path: self.path.clone(),
+            registry: self.path.display().to_string(),
             message: e.to_string(),
         }
     }
@@ -298,33 +155,40 @@ impl FileRegistry {
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
     ) -> Result<T, ButlerError> {
         *self.state.borrow_mut() = CacheState::default();
-        let path = self.path.clone();
+        let path = self.path.display().to_string();
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| ButlerError::Registry {
-                path: path.clone(),
+                registry: path.clone(),
                 message: e.to_string(),
             })?;
         let out = f(&tx).map_err(|e| ButlerError::Registry {
-            path: path.clone(),
+            registry: path.clone(),
             message: e.to_string(),
         })?;
         tx.commit().map_err(|e| ButlerError::Registry {
-            path,
+            registry: path,
             message: e.to_string(),
         })?;
         Ok(out)
     }
+}
 
-    /// Records `rec` (its `id` is ignored), replacing an existing row with the
-    /// same dataset type, data id and run. Returns the row id.
-    pub fn insert(&mut self, rec: &DatasetRecord) -> Result<i64, ButlerError> {
-        self.insert_many(std::slice::from_ref(rec)).map(|v| v[0])
+impl DatasetRegistry for SqliteFileRegistry {
+    fn describe(&self) -> String {
+        self.path.display().to_string()
     }
 
-    /// Records many rows in one transaction.
-    pub fn insert_many(&mut self, recs: &[DatasetRecord]) -> Result<Vec<i64>, ButlerError> {
+    fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn local_file(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+
+    fn insert_many(&mut self, recs: &[DatasetRecord]) -> Result<Vec<i64>, ButlerError> {
         self.write_txn(|tx| {
             let mut st = tx.prepare_cached(
                 "INSERT INTO datasets (dataset_type, data_id, run, path, size, checksum, time_ns, source)
@@ -356,7 +220,7 @@ impl FileRegistry {
     }
 
     /// Removes a row.
-    pub fn remove(&mut self, id: i64) -> Result<(), ButlerError> {
+    fn remove(&mut self, id: i64) -> Result<(), ButlerError> {
         self.write_txn(|tx| {
             tx.execute("DELETE FROM datasets WHERE id = ?1", [id])
                 .map(|_| ())
@@ -365,7 +229,7 @@ impl FileRegistry {
 
     /// The file of `dataset_type` with exactly `data_id`, from `run` (or the
     /// newest run when `None`).
-    pub fn find(
+    fn find(
         &self,
         dataset_type: &str,
         data_id: &DataId,
@@ -429,7 +293,7 @@ impl FileRegistry {
 
     /// Every row of `dataset_type` (all types when `None`) whose data id holds
     /// every item of `partial`, in insertion order; only `run` if given.
-    pub fn find_matching(
+    fn find_matching(
         &self,
         dataset_type: Option<&str>,
         partial: &DataId,
@@ -455,13 +319,8 @@ impl FileRegistry {
         Ok(out)
     }
 
-    /// Every row, in insertion order.
-    pub fn all(&self) -> Result<Vec<DatasetRecord>, ButlerError> {
-        self.find_matching(None, &DataId::new(), None)
-    }
-
     /// Number of rows.
-    pub fn count(&self) -> Result<usize, ButlerError> {
+    fn count(&self) -> Result<usize, ButlerError> {
         self.conn
             .query_row("SELECT COUNT(*) FROM datasets", [], |r| r.get::<_, i64>(0))
             .map(|n| n as usize)
@@ -469,7 +328,7 @@ impl FileRegistry {
     }
 
     /// The row ingested from `source` (an absolute path), if any.
-    pub fn find_by_source(&self, source: &str) -> Result<Option<DatasetRecord>, ButlerError> {
+    fn find_by_source(&self, source: &str) -> Result<Option<DatasetRecord>, ButlerError> {
         self.conn
             .prepare_cached(&format!(
                 "SELECT {COLS} FROM datasets WHERE source = ?1 LIMIT 1"
@@ -479,7 +338,7 @@ impl FileRegistry {
     }
 
     /// Distinct dataset types, sorted.
-    pub fn dataset_types(&self) -> Result<Vec<String>, ButlerError> {
+    fn dataset_types(&self) -> Result<Vec<String>, ButlerError> {
         let mut st = self
             .conn
             .prepare("SELECT DISTINCT dataset_type FROM datasets ORDER BY dataset_type")
@@ -490,66 +349,12 @@ impl FileRegistry {
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(|e| self.err(e))
     }
-
-    /// The full path of a record's file.
-    pub fn full_path(&self, rec: &DatasetRecord) -> PathBuf {
-        let p = Path::new(&rec.path);
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.root.join(p)
-        }
-    }
-
-    /// Re-checks the size and checksum of every registered file (in
-    /// parallel) and returns every mismatch, in row order.
-    pub fn verify(&self) -> Result<Vec<Mismatch>, ButlerError> {
-        let recs = self.all()?;
-        let root = self.root.clone();
-        let mut out: Vec<Mismatch> = recs
-            .into_par_iter()
-            .filter_map(|rec| {
-                let p = Path::new(&rec.path);
-                let full = if p.is_absolute() {
-                    p.to_path_buf()
-                } else {
-                    root.join(p)
-                };
-                let problem = match std::fs::metadata(&full) {
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(Problem::Missing),
-                    Err(e) => Some(Problem::Unreadable {
-                        message: e.to_string(),
-                    }),
-                    Ok(m) if m.len() != rec.size => Some(Problem::Size {
-                        expected: rec.size,
-                        actual: m.len(),
-                    }),
-                    Ok(_) => match checksum_file(&full) {
-                        Err(e) => Some(Problem::Unreadable {
-                            message: e.to_string(),
-                        }),
-                        Ok((sum, _)) if sum != rec.checksum => Some(Problem::Checksum {
-                            expected: rec.checksum.clone(),
-                            actual: sum,
-                        }),
-                        Ok(_) => None,
-                    },
-                };
-                problem.map(|problem| Mismatch {
-                    record: rec,
-                    full_path: full,
-                    problem,
-                })
-            })
-            .collect();
-        out.sort_by_key(|m| m.record.id);
-        Ok(out)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::file_registry::{checksum_file, now_ns, Problem};
     use daf_base::data_id;
 
     fn rec(dt: &str, id: DataId, run: &str, path: &str, root: &Path) -> DatasetRecord {
@@ -573,7 +378,7 @@ mod tests {
         let root = d.path();
         std::fs::write(root.join("any name.bin"), b"first").unwrap();
         std::fs::write(root.join("second.bin"), b"second!").unwrap();
-        let mut reg = FileRegistry::open(root, true).unwrap().unwrap();
+        let mut reg = SqliteFileRegistry::open(root, true).unwrap().unwrap();
         let id = data_id! {visit: 1, filter: "g"};
         reg.insert(&rec("calexp", id.clone(), "r1", "any name.bin", root))
             .unwrap();
@@ -628,15 +433,15 @@ mod tests {
     #[test]
     fn reopen_and_missing() {
         let d = tempfile::tempdir().unwrap();
-        assert!(FileRegistry::open(d.path(), false).unwrap().is_none());
+        assert!(SqliteFileRegistry::open(d.path(), false).unwrap().is_none());
         std::fs::write(d.path().join("f"), b"abc").unwrap();
         {
-            let mut reg = FileRegistry::open(d.path(), true).unwrap().unwrap();
+            let mut reg = SqliteFileRegistry::open(d.path(), true).unwrap().unwrap();
             let mut r = rec("raw", data_id! {visit: 3}, "", "f", d.path());
             r.source = Some("/src/f".into());
             reg.insert(&r).unwrap();
         }
-        let reg = FileRegistry::open(d.path(), false).unwrap().unwrap();
+        let reg = SqliteFileRegistry::open(d.path(), false).unwrap().unwrap();
         let r = reg.find_by_source("/src/f").unwrap().unwrap();
         assert_eq!(r.data_id, data_id! {visit: 3});
         assert_eq!(r.size, 3);
@@ -648,8 +453,8 @@ mod tests {
     fn cache_sees_other_connections_writes() {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("f"), b"abc").unwrap();
-        let mut a = FileRegistry::open(d.path(), true).unwrap().unwrap();
-        let mut b = FileRegistry::open(d.path(), true).unwrap().unwrap();
+        let mut a = SqliteFileRegistry::open(d.path(), true).unwrap().unwrap();
+        let mut b = SqliteFileRegistry::open(d.path(), true).unwrap().unwrap();
         let id1 = data_id! {visit: 1};
         let id2 = data_id! {visit: 2};
         a.insert(&rec("raw", id1.clone(), "", "f", d.path()))

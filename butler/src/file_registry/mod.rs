@@ -1,0 +1,456 @@
+//! The file registry: a table of every file a repository holds, behind one
+//! small trait ([`DatasetRegistry`]) with two backends that pass the same
+//! [`conformance`] suite.
+//!
+//! Every `put` and every ingest records the dataset type, the data id (as
+//! canonical JSON: keys sorted, integers as integers), the run, the path
+//! (relative to the repository root, or absolute for files ingested in
+//! place), the size, a BLAKE3 checksum, the time and, for ingested files,
+//! the source path. A file of any name is then found by its data id without
+//! renaming or symlinking; datasets of the same type and data id written by
+//! different runs are kept apart, and the reader picks a run (default: the
+//! newest). [`DatasetRegistry::verify`] re-checks sizes and checksums.
+//!
+//! ## Backends, and how a repository chooses one
+//! * [`SqliteFileRegistry`] — the default: `daf_registry.sqlite3` in the
+//!   repository root, in WAL mode with a busy timeout so that many processes
+//!   on one machine (or one shared file system with working locks) can put
+//!   at once. Lookups are served from an in-memory copy while SQLite's
+//!   `data_version` is unchanged.
+//! * [`PgFileRegistry`] — PostgreSQL, for repositories shared by many nodes.
+//!   Chosen by `registry:` in the repository's `repositoryCfg.yaml`
+//!   (`daf create REPO --registry postgresql://host:5432/db`):
+//!
+//!   ```yaml
+//!   registry: postgresql://butler@db.example.org:5432/survey
+//!   registrySchema: daf_3f9c2a71be04
+//!   ```
+//!
+//!   Each repository keeps its rows in a schema of its own (`registrySchema`,
+//!   generated at creation unless given, or `?schema=NAME` on the URL), so
+//!   many repositories can share one database. The URL never holds a
+//!   password: it comes from `~/.daf/db-auth.yaml` ([`DbAuth`], first entry
+//!   for the URL's host and port) or from libpq's `PGPASSWORD` / `~/.pgpass`;
+//!   the user from the URL, else the auth entry, else `PGUSER`. Every `find`
+//!   is one indexed `SELECT`, so a lookup sees what other nodes committed.
+//!
+//! [`FileRegistry`] is the boxed backend the [`Butler`](crate::Butler) keeps
+//! per repository; it dereferences to `dyn DatasetRegistry`, so call sites
+//! read `reg.find(...)` whatever the backend.
+
+pub mod conformance;
+mod postgres;
+mod sqlite;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use daf_base::{DataId, DataIdValue};
+use daf_storages::db::DbAuth;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ButlerError;
+use crate::repository::{RepositoryCfg, CFG_FILE};
+
+pub use postgres::{PgFileRegistry, PgLocation};
+pub use sqlite::{SqliteFileRegistry, REGISTRY_FILE};
+
+/// One registered file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetRecord {
+    /// Row id.
+    #[serde(skip)]
+    pub id: i64,
+    /// The dataset type.
+    pub dataset_type: String,
+    /// The data id.
+    pub data_id: DataId,
+    /// The run that wrote it (`""` when none was named).
+    pub run: String,
+    /// Path relative to the repository root, or absolute.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// BLAKE3 hex digest.
+    pub checksum: String,
+    /// When it was recorded (ns since the Unix epoch, UTC).
+    pub time_ns: i64,
+    /// The file it was ingested from, if ingested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// A problem found by [`DatasetRegistry::verify`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mismatch {
+    /// The record.
+    pub record: DatasetRecord,
+    /// The full path checked.
+    pub full_path: PathBuf,
+    /// What is wrong.
+    pub problem: Problem,
+}
+
+/// What [`DatasetRegistry::verify`] found wrong with one file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Problem {
+    /// The file is gone.
+    Missing,
+    /// The size differs.
+    Size {
+        /// Recorded.
+        expected: u64,
+        /// Found.
+        actual: u64,
+    },
+    /// The checksum differs (same size).
+    Checksum {
+        /// Recorded.
+        expected: String,
+        /// Found.
+        actual: String,
+    },
+    /// The file could not be read.
+    Unreadable {
+        /// The error.
+        message: String,
+    },
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::Missing => write!(f, "missing"),
+            Problem::Size { expected, actual } => {
+                write!(f, "size changed: recorded {expected} bytes, found {actual}")
+            }
+            Problem::Checksum { expected, actual } => {
+                write!(f, "checksum changed: recorded {expected}, found {actual}")
+            }
+            Problem::Unreadable { message } => write!(f, "unreadable: {message}"),
+        }
+    }
+}
+
+/// The canonical JSON text of a data id (sorted keys, compact).
+pub fn canonical_data_id(id: &DataId) -> String {
+    serde_json::to_string(id).expect("a DataId always serializes")
+}
+
+pub(crate) fn parse_data_id(text: &str) -> Option<DataId> {
+    serde_json::from_str(text).ok()
+}
+
+/// BLAKE3 checksum and size of a file.
+pub fn checksum_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        h.update(&buf[..n]);
+    }
+    Ok((h.finalize().to_hex().to_string(), size))
+}
+
+/// Does `data_id` hold every item of `partial` (integers and floats compared
+/// numerically)?
+pub fn matches_partial(data_id: &DataId, partial: &DataId) -> bool {
+    partial.iter().all(|(k, v)| match data_id.get(k) {
+        Some(have) => value_eq(have, v),
+        None => false,
+    })
+}
+
+/// Equality of two data-id values, numeric across int and float.
+pub fn value_eq(a: &DataIdValue, b: &DataIdValue) -> bool {
+    match (a, b) {
+        (DataIdValue::Str(x), DataIdValue::Str(y)) => x == y,
+        (DataIdValue::Str(_), _) | (_, DataIdValue::Str(_)) => false,
+        _ => a.as_f64() == b.as_f64(),
+    }
+}
+
+/// Nanoseconds since the Unix epoch, now.
+pub fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// The operations of a file registry. Reads take `&self`, writes `&mut self`
+/// (the butler keeps each registry behind a mutex).
+///
+/// Every backend passes [`conformance::run`].
+pub trait DatasetRegistry: Send + std::fmt::Debug {
+    /// What and where the registry is, for messages (a file path, or a URL
+    /// without password and the schema).
+    fn describe(&self) -> String;
+
+    /// The repository root that relative paths are relative to.
+    fn root(&self) -> &Path;
+
+    /// The local database file, for backends that keep one (SQLite).
+    fn local_file(&self) -> Option<&Path> {
+        None
+    }
+
+    /// Records `rec` (its `id` is ignored), replacing an existing row with
+    /// the same dataset type, data id and run. Returns the row id.
+    fn insert(&mut self, rec: &DatasetRecord) -> Result<i64, ButlerError> {
+        let ids = self.insert_many(std::slice::from_ref(rec))?;
+        ids.first().copied().ok_or_else(|| ButlerError::Registry {
+            registry: self.describe(),
+            message: "the insert returned no row id".into(),
+        })
+    }
+
+    /// Records many rows in one transaction (all or none); returns their row
+    /// ids in order.
+    fn insert_many(&mut self, recs: &[DatasetRecord]) -> Result<Vec<i64>, ButlerError>;
+
+    /// Removes a row (no error if it is gone).
+    fn remove(&mut self, id: i64) -> Result<(), ButlerError>;
+
+    /// The file of `dataset_type` with exactly `data_id`, from `run` (or the
+    /// newest run when `None`).
+    fn find(
+        &self,
+        dataset_type: &str,
+        data_id: &DataId,
+        run: Option<&str>,
+    ) -> Result<Option<DatasetRecord>, ButlerError>;
+
+    /// Every row of `dataset_type` (all types when `None`) whose data id
+    /// holds every item of `partial`, in insertion order; only `run` if
+    /// given.
+    fn find_matching(
+        &self,
+        dataset_type: Option<&str>,
+        partial: &DataId,
+        run: Option<&str>,
+    ) -> Result<Vec<DatasetRecord>, ButlerError>;
+
+    /// Every row, in insertion order.
+    fn all(&self) -> Result<Vec<DatasetRecord>, ButlerError> {
+        self.find_matching(None, &DataId::new(), None)
+    }
+
+    /// Number of rows.
+    fn count(&self) -> Result<usize, ButlerError>;
+
+    /// The row ingested from `source` (an absolute path), if any.
+    fn find_by_source(&self, source: &str) -> Result<Option<DatasetRecord>, ButlerError>;
+
+    /// Distinct dataset types, sorted.
+    fn dataset_types(&self) -> Result<Vec<String>, ButlerError>;
+
+    /// The full path of a record's file.
+    fn full_path(&self, rec: &DatasetRecord) -> PathBuf {
+        full_path(self.root(), &rec.path)
+    }
+
+    /// Re-checks the size and checksum of every registered file (in
+    /// parallel) and returns every mismatch, in row order.
+    fn verify(&self) -> Result<Vec<Mismatch>, ButlerError> {
+        Ok(verify_records(self.root(), self.all()?))
+    }
+}
+
+fn full_path(root: &Path, path: &str) -> PathBuf {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        root.join(p)
+    }
+}
+
+/// Checks the files of `recs` (in parallel); the mismatches in row order.
+pub fn verify_records(root: &Path, recs: Vec<DatasetRecord>) -> Vec<Mismatch> {
+    let mut out: Vec<Mismatch> = recs
+        .into_par_iter()
+        .filter_map(|rec| {
+            let full = full_path(root, &rec.path);
+            let problem = match std::fs::metadata(&full) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(Problem::Missing),
+                Err(e) => Some(Problem::Unreadable {
+                    message: e.to_string(),
+                }),
+                Ok(m) if m.len() != rec.size => Some(Problem::Size {
+                    expected: rec.size,
+                    actual: m.len(),
+                }),
+                Ok(_) => match checksum_file(&full) {
+                    Err(e) => Some(Problem::Unreadable {
+                        message: e.to_string(),
+                    }),
+                    Ok((sum, _)) if sum != rec.checksum => Some(Problem::Checksum {
+                        expected: rec.checksum.clone(),
+                        actual: sum,
+                    }),
+                    Ok(_) => None,
+                },
+            };
+            problem.map(|problem| Mismatch {
+                record: rec,
+                full_path: full,
+                problem,
+            })
+        })
+        .collect();
+    out.sort_by_key(|m| m.record.id);
+    out
+}
+
+/// Where a repository's file registry lives, from its configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryLocation {
+    /// `daf_registry.sqlite3` in the repository root (the default).
+    Sqlite,
+    /// A PostgreSQL database and schema.
+    Postgres(PgLocation),
+}
+
+impl RegistryLocation {
+    /// The location a configuration names (`registry`, `registrySchema`).
+    pub fn from_cfg(cfg: &RepositoryCfg) -> Result<RegistryLocation, String> {
+        match &cfg.registry {
+            None => {
+                if cfg.registry_schema.is_some() {
+                    return Err("registrySchema is set but registry is not".into());
+                }
+                Ok(RegistryLocation::Sqlite)
+            }
+            Some(url) => {
+                let loc = PgLocation::parse(url, cfg.registry_schema.as_deref())?;
+                if loc.schema.is_none() {
+                    return Err(format!(
+                        "registry {} needs registrySchema (the schema holding this repository's rows)",
+                        loc.url
+                    ));
+                }
+                Ok(RegistryLocation::Postgres(loc))
+            }
+        }
+    }
+}
+
+/// The database credentials a butler uses when none are passed:
+/// `~/.daf/db-auth.yaml` if it exists (an error if it is unreadable or not
+/// private), else none (PostgreSQL then falls back to `PGPASSWORD` /
+/// `~/.pgpass`).
+pub fn default_db_auth() -> Result<DbAuth, ButlerError> {
+    match DbAuth::default_path() {
+        Some(p) if p.exists() => DbAuth::load(&p).map_err(|e| ButlerError::Registry {
+            registry: p.display().to_string(),
+            message: e.to_string(),
+        }),
+        _ => Ok(DbAuth::new()),
+    }
+}
+
+/// The file registry of one repository: a boxed backend. Dereferences to
+/// `dyn` [`DatasetRegistry`], so `reg.find(...)`, `reg.insert(...)` work
+/// directly.
+///
+/// ```
+/// use daf_base::data_id;
+/// use daf_butler::file_registry::{FileRegistry, DatasetRecord};
+/// let dir = tempfile::tempdir().unwrap();
+/// std::fs::write(dir.path().join("f.txt"), b"abc").unwrap();
+/// let mut reg = FileRegistry::open(dir.path(), true).unwrap().unwrap();
+/// let (checksum, size) = daf_butler::file_registry::checksum_file(&dir.path().join("f.txt")).unwrap();
+/// reg.insert(&DatasetRecord { id: 0, dataset_type: "raw".into(), data_id: data_id!{visit: 1},
+///     run: String::new(), path: "f.txt".into(), size, checksum, time_ns: 1, source: None }).unwrap();
+/// assert_eq!(reg.find("raw", &data_id!{visit: 1}, None).unwrap().unwrap().size, 3);
+/// ```
+#[derive(Debug)]
+pub struct FileRegistry {
+    inner: Box<dyn DatasetRegistry>,
+}
+
+impl std::ops::Deref for FileRegistry {
+    type Target = dyn DatasetRegistry;
+    fn deref(&self) -> &Self::Target {
+        &*self.inner
+    }
+}
+
+impl std::ops::DerefMut for FileRegistry {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut *self.inner
+    }
+}
+
+impl FileRegistry {
+    /// Wraps a backend.
+    pub fn new(backend: impl DatasetRegistry + 'static) -> FileRegistry {
+        FileRegistry {
+            inner: Box::new(backend),
+        }
+    }
+
+    /// Opens (creating if `create`) the registry of the repository at `root`,
+    /// where its `repositoryCfg.yaml` says (SQLite when it names none, or
+    /// when there is no configuration). PostgreSQL credentials come from
+    /// [`default_db_auth`]. Without `create`, a registry that does not exist
+    /// yet gives `Ok(None)`.
+    pub fn open(root: &Path, create: bool) -> Result<Option<FileRegistry>, ButlerError> {
+        let cfg_path = root.join(CFG_FILE);
+        let cfg = if cfg_path.is_file() {
+            let text =
+                std::fs::read_to_string(&cfg_path).map_err(|e| ButlerError::io(&cfg_path, e))?;
+            RepositoryCfg::from_yaml_str(&text).map_err(|m| {
+                ButlerError::repo(root, format!("corrupt {}: {m}", cfg_path.display()))
+            })?
+        } else {
+            RepositoryCfg::default()
+        };
+        Self::open_cfg(root, &cfg, create, None)
+    }
+
+    /// Opens (creating if `create`) the registry `cfg` names for the
+    /// repository at `root`, with `auth` for PostgreSQL (default:
+    /// [`default_db_auth`], read only when needed).
+    pub fn open_cfg(
+        root: &Path,
+        cfg: &RepositoryCfg,
+        create: bool,
+        auth: Option<&DbAuth>,
+    ) -> Result<Option<FileRegistry>, ButlerError> {
+        let loc = RegistryLocation::from_cfg(cfg).map_err(|m| {
+            ButlerError::repo(root, format!("{m}; fix the registry entries of {CFG_FILE}"))
+        })?;
+        match loc {
+            RegistryLocation::Sqlite => {
+                Ok(SqliteFileRegistry::open(root, create)?.map(FileRegistry::new))
+            }
+            RegistryLocation::Postgres(pg) => {
+                let owned;
+                let auth = match auth {
+                    Some(a) => a,
+                    None => {
+                        owned = default_db_auth()?;
+                        &owned
+                    }
+                };
+                Ok(PgFileRegistry::connect(&pg, root, auth, create)?.map(FileRegistry::new))
+            }
+        }
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &dyn DatasetRegistry {
+        &*self.inner
+    }
+}

@@ -1,0 +1,246 @@
+//! End to end with a repository whose file registry is in PostgreSQL
+//! (`daf create --registry`): create → ingest → put → get → query → verify →
+//! export → import, through the `daf` binary and the library. Needs
+//! `DAF_TEST_POSTGRES_URL` (skipped locally without it, required in CI).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use daf::base::{data_id, PropertySet};
+use daf::butler::file_registry::{PgFileRegistry, PgLocation};
+use daf::butler::{testing, Butler};
+use daf::storages::db::DbAuth;
+
+fn daf(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_daf"))
+        .args(args)
+        .output()
+        .expect("daf runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = daf(args);
+    assert!(
+        o.status.success(),
+        "daf {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&ok(args)).unwrap()
+}
+
+const RAW: &str = "raw:raw/raw_v%(visit)d_f%(filter)s.fits:DecoratedImageU:FitsStorage";
+const META: &str = "meta:meta/v%(visit)04d_f%(filter)s.json:PropertySet:JsonStorage";
+
+fn butler(root: &Path) -> Butler {
+    Butler::builder()
+        .output(root)
+        .persistence(testing::json_persistence())
+        .build()
+        .unwrap()
+}
+
+fn schema(tag: &str) -> String {
+    format!(
+        "daf_e2e_{tag}_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    )
+}
+
+/// Drops the schemas when the test ends, passed or not.
+struct DropSchemas(String, Vec<String>);
+
+impl Drop for DropSchemas {
+    fn drop(&mut self) {
+        let dir = std::env::temp_dir();
+        for s in &self.1 {
+            let loc = PgLocation::parse(&self.0, Some(s)).unwrap();
+            if let Ok(Some(reg)) = PgFileRegistry::connect(&loc, &dir, &DbAuth::new(), false) {
+                let _ = reg.drop_schema();
+            }
+        }
+    }
+}
+
+#[test]
+fn pg_registry_create_ingest_put_get_query_verify_export_import() {
+    let url = std::env::var("DAF_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.is_empty());
+    if !daf::base::testing::available(url.is_some(), "DAF_TEST_POSTGRES_URL not set") {
+        return;
+    }
+    let url = url.unwrap_or_default();
+    let (s1, s2) = (schema("a"), schema("b"));
+    let _cleanup = DropSchemas(url.clone(), vec![s1.clone(), s2.clone()]);
+    let d = tempfile::tempdir().unwrap();
+    let repo = d.path().join("repo");
+    let repo_s = repo.to_str().unwrap();
+
+    // create: the registry location goes into the cfg, no SQLite file
+    let out = ok(&[
+        "create",
+        repo_s,
+        "--dataset",
+        RAW,
+        "--dataset",
+        META,
+        "--registry",
+        &url,
+        "--registry-schema",
+        &s1,
+    ]);
+    assert!(
+        out.contains("created repository") && out.contains(&s1),
+        "{out}"
+    );
+    let cfg = std::fs::read_to_string(repo.join("repositoryCfg.yaml")).unwrap();
+    assert!(cfg.contains(&format!("registrySchema: {s1}")), "{cfg}");
+    assert!(cfg.contains("registry: postgres"), "{cfg}");
+    // a password on the command line is refused, and not echoed
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    let with_pw = format!("{scheme}://someone:pw-XYZZY@{rest}");
+    let o = daf(&["create", &format!("{repo_s}-pw"), "--registry", &with_pw]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("password") && !err.contains("pw-XYZZY"),
+        "{err}"
+    );
+    assert!(!d.path().join("repo-pw").exists());
+
+    // ingest three FITS files with arbitrary names
+    let mut files = Vec::new();
+    for (v, f) in [(1, "g"), (2, "r"), (3, "g")] {
+        let p = d.path().join(format!("incoming/exposure-{v}.fits"));
+        testing::write_test_fits(
+            &p,
+            &[
+                ("VISIT", v.to_string()),
+                ("FILTER", format!("'{f}'")),
+                ("EXPTIME", "15.".into()),
+            ],
+        )
+        .unwrap();
+        files.push(p.to_str().unwrap().to_string());
+    }
+    let mut args = vec!["ingest", repo_s];
+    args.extend(files.iter().map(String::as_str));
+    args.extend(["--key", "visit=VISIT", "--key", "filter=FILTER", "--json"]);
+    let s = json(&args);
+    assert_eq!(s["ingested"].as_array().unwrap().len(), 3, "{s}");
+    let s = json(&args);
+    assert_eq!(s["skipped"].as_array().unwrap().len(), 3, "{s}");
+    assert!(repo.join("raw/raw_v2_fr.fits").is_file());
+
+    // put (library) and get back
+    {
+        let b = butler(&repo);
+        for v in 1..=3i64 {
+            let mut ps = PropertySet::new();
+            ps.set("visit", v).unwrap();
+            ps.set("exptime", 15.0).unwrap();
+            let f = if v == 2 { "r" } else { "g" };
+            b.put(&ps, "meta", &data_id! {visit: v, filter: f}).unwrap();
+        }
+        let back: PropertySet = b.get("meta", &data_id! {visit: 2}).unwrap();
+        assert_eq!(back.get::<i64>("visit").unwrap(), 2);
+        let reg = b.registry(0).unwrap();
+        assert_eq!(reg.count().unwrap(), 6);
+        assert!(reg.describe().contains(&s1), "{}", reg.describe());
+    }
+    assert!(!repo.join("daf_registry.sqlite3").exists());
+
+    // get (CLI)
+    let g = json(&["get", repo_s, "raw", "visit=2", "--json"]);
+    assert_eq!(g["type"], "DecoratedImageU", "{g}");
+    assert_eq!(g["data_id"]["filter"], "r", "{g}");
+    assert_eq!(g["header"]["EXPTIME"], 15.0, "{g}");
+    assert_eq!(g["size"], 2880, "{g}");
+
+    // query
+    let q = json(&[
+        "query",
+        repo_s,
+        "--dataset-type",
+        "raw",
+        "--where",
+        "visit > 1 AND filter = 'g'",
+        "--json",
+    ]);
+    let rows = q.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{q}");
+    assert_eq!(rows[0]["data_id"]["visit"], 3);
+    let q = json(&[
+        "query",
+        repo_s,
+        "--dataset-type",
+        "meta",
+        "--keys",
+        "filter",
+        "--json",
+    ]);
+    assert_eq!(q, serde_json::json!([{"filter": "g"}, {"filter": "r"}]));
+    assert_eq!(
+        json(&["query", repo_s, "--json"]).as_array().unwrap().len(),
+        6
+    );
+
+    // verify
+    let v = json(&["verify", repo_s, "--json"]);
+    assert_eq!(v["checked"], 6);
+    assert_eq!(v["mismatches"].as_array().unwrap().len(), 0);
+
+    // export, and import into a second repository in the same database
+    // (its own schema)
+    let yaml = d.path().join("export.yaml");
+    ok(&["export", repo_s, "-o", yaml.to_str().unwrap()]);
+    let repo2 = d.path().join("repo2");
+    let repo2_s = repo2.to_str().unwrap();
+    ok(&[
+        "create",
+        repo2_s,
+        "--dataset",
+        RAW,
+        "--dataset",
+        META,
+        "--registry",
+        &format!("{url}?schema={s2}"),
+    ]);
+    let s = json(&["import", repo2_s, yaml.to_str().unwrap(), "--json"]);
+    assert_eq!(s["ingested"].as_array().unwrap().len(), 6, "{s}");
+    let s = json(&["import", repo2_s, yaml.to_str().unwrap(), "--json"]);
+    assert_eq!(s["skipped"].as_array().unwrap().len(), 6, "{s}");
+    let v = json(&["verify", repo2_s, "--json"]);
+    assert_eq!(v["checked"], 6);
+    let b2 = butler(&repo2);
+    let back: PropertySet = b2.get("meta", &data_id! {visit: 3}).unwrap();
+    assert_eq!(back.get::<i64>("visit").unwrap(), 3);
+    assert!(b2.registry(0).unwrap().describe().contains(&s2));
+    assert_eq!(
+        std::fs::read(repo2.join("raw/raw_v1_fg.fits")).unwrap(),
+        std::fs::read(repo.join("raw/raw_v1_fg.fits")).unwrap()
+    );
+
+    // a file changed after ingest is caught by verify
+    let f = repo.join("raw/raw_v1_fg.fits");
+    let mut bytes = std::fs::read(&f).unwrap();
+    bytes[2000] = b'!';
+    std::fs::write(&f, bytes).unwrap();
+    let o = daf(&["verify", repo_s]);
+    assert_eq!(o.status.code(), Some(3));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("raw_v1_fg.fits") && out.contains("checksum changed"),
+        "{out}"
+    );
+}
