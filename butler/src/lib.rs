@@ -28,6 +28,7 @@ pub mod butler;
 pub mod error;
 pub mod export;
 pub mod file_registry;
+mod wal_watch;
 pub mod ingest;
 pub mod query;
 pub mod repository;
