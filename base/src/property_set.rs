@@ -401,6 +401,21 @@ impl PropertySet {
         Self::default()
     }
 
+    /// An empty set with room for `n` top-level names (a decoder that knows
+    /// how many items follow saves the reallocations of growing).
+    ///
+    /// ```
+    /// use daf_base::PropertySet;
+    /// let mut ps = PropertySet::with_capacity(2);
+    /// ps.set("a", 1).unwrap();
+    /// assert_eq!(ps.len(), 1);
+    /// ```
+    pub fn with_capacity(n: usize) -> Self {
+        PropertySet {
+            entries: Entries::with_capacity(n),
+        }
+    }
+
     /// True when the set holds no names.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
@@ -1041,6 +1056,13 @@ mod entries {
     }
 
     impl Entries {
+        pub(super) fn with_capacity(n: usize) -> Self {
+            Entries {
+                items: Vec::with_capacity(n),
+                index: None,
+            }
+        }
+
         pub(super) fn len(&self) -> usize {
             self.items.len()
         }

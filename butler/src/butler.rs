@@ -428,9 +428,12 @@ impl Butler {
     }
 
     /// Replaces a leading `@alias` in `dataset_type`.
-    pub fn resolve_alias(&self, dataset_type: &str) -> Result<String, ButlerError> {
+    pub fn resolve_alias<'a>(
+        &self,
+        dataset_type: &'a str,
+    ) -> Result<std::borrow::Cow<'a, str>, ButlerError> {
         if !dataset_type.contains('@') {
-            return Ok(dataset_type.to_string());
+            return Ok(std::borrow::Cow::Borrowed(dataset_type));
         }
         let best = self
             .aliases
@@ -445,7 +448,7 @@ impl Butler {
                         "{dataset_type:?} still has an unresolved '@' after resolving to {out:?}"
                     )));
                 }
-                Ok(out)
+                Ok(std::borrow::Cow::Owned(out))
             }
             None => Err(ButlerError::Alias(format!(
                 "no alias defined for {dataset_type:?}; define it with define_alias"
@@ -455,17 +458,17 @@ impl Butler {
 
     /// Splits `calexp.metadata` into (`calexp`, `Some("metadata")`) when the
     /// full name is not itself a dataset type.
-    fn split_component(&self, dataset_type: &str) -> (String, Option<String>) {
+    fn split_component<'a>(&self, dataset_type: &'a str) -> (&'a str, Option<&'a str>) {
         if let Some((base, comp)) = dataset_type.split_once('.') {
             let known = self
                 .mappers
                 .iter()
                 .any(|m| m.dataset_types().iter().any(|t| t == dataset_type));
             if !known {
-                return (base.to_string(), Some(comp.to_string()));
+                return (base, Some(comp));
             }
         }
-        (dataset_type.to_string(), None)
+        (dataset_type, None)
     }
 
     // ----- locating -----
@@ -595,15 +598,15 @@ impl Butler {
         let resolved = self.resolve_alias(dataset_type)?;
         let (base, component) = self.split_component(&resolved);
         let run = opts.run.as_deref();
-        let found = self.locate(&base, data_id, run)?;
+        let mut found = self.locate(base, data_id, run)?;
         let mapper = &self.mappers[found.repo];
-        let loc = &found.location;
-        if mapper.has_bypass(&base) {
-            if let Some(ps) = mapper.bypass(&base, loc) {
+        if mapper.has_bypass(base) {
+            if let Some(ps) = mapper.bypass(base, &found.location) {
                 return Ok(Box::new(ps));
             }
         }
-        let mut additional = loc.additional_data.clone();
+        let mut additional = std::mem::take(&mut found.location.additional_data);
+        let loc = &found.location;
         if !opts.params.is_empty() {
             additional
                 .merge_replace(&opts.params)
@@ -611,14 +614,14 @@ impl Butler {
         }
         if let Some(c) = &component {
             additional
-                .set("component", c.as_str())
+                .set("component", *c)
                 .map_err(FormatterError::from)?;
         }
         mapper.standardize(&base, &loc.data_id, &mut additional);
         let persistable = match &component {
             Some(c) => component_persistable(&loc.persistable, c).ok_or_else(|| {
                 ButlerError::BadDataId {
-                    dataset_type: resolved.clone(),
+                    dataset_type: resolved.to_string(),
                     data_id: data_id.clone(),
                     message: format!(
                         "{} has no component {c:?}; components are metadata, image, mask, variance",
@@ -629,11 +632,17 @@ impl Butler {
             None => loc.persistable.clone(),
         };
         let mut storages = Vec::with_capacity(loc.locations.len());
-        for p in loc.locations_with_root() {
-            storages.push(self.persistence.retrieve_storage(
-                &loc.storage,
-                &LogicalLocation::literal(p.to_string_lossy().into_owned()),
-            )?);
+        for l in &loc.locations {
+            // Locations found through the file registry are absolute already.
+            let full = if Path::new(l).is_absolute() {
+                l.clone()
+            } else {
+                loc.root.join(l).to_string_lossy().into_owned()
+            };
+            storages.push(
+                self.persistence
+                    .retrieve_storage(&loc.storage, &LogicalLocation::literal(full))?,
+            );
         }
         Ok(self
             .persistence
@@ -1018,7 +1027,7 @@ impl Butler {
         let keys = self.get_keys(&dataset_type, level)?;
         let mk = |id: DataId| DataRef {
             butler: self,
-            dataset_type: dataset_type.clone(),
+            dataset_type: dataset_type.to_string(),
             level: level.map(str::to_string),
             data_id: id,
         };

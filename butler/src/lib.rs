@@ -28,13 +28,13 @@ pub mod butler;
 pub mod error;
 pub mod export;
 pub mod file_registry;
-mod wal_watch;
 pub mod ingest;
 pub mod query;
 pub mod repository;
 pub mod simple_mapper;
 #[doc(hidden)]
 pub mod testing;
+mod wal_watch;
 
 pub use butler::{
     camera_mapper_factory, default_mapper_factory, Butler, ButlerBuilder, DataRef, GetOptions,

@@ -166,7 +166,8 @@ fn pad(s: String, width: usize, zero: bool, left: bool) -> String {
 /// ```
 #[derive(Debug, Clone)]
 pub struct SimpleMapper {
-    datasets: BTreeMap<String, (SimpleDataset, Vec<Piece>)>,
+    /// Each dataset with its parsed template and the template's key types.
+    datasets: BTreeMap<String, (SimpleDataset, Vec<Piece>, BTreeMap<String, KeyType>)>,
     root: std::path::PathBuf,
 }
 
@@ -178,7 +179,8 @@ impl SimpleMapper {
         let mut map = BTreeMap::new();
         for (name, d) in datasets {
             let pieces = parse_template(&d.template).map_err(MapperError::Policy)?;
-            map.insert(name.to_string(), (d, pieces));
+            let keys = Self::keys_of(&pieces);
+            map.insert(name.to_string(), (d, pieces, keys));
         }
         Ok(SimpleMapper {
             datasets: map,
@@ -206,7 +208,7 @@ impl SimpleMapper {
     /// The definitions, as mapper arguments for [`SimpleMapper::from_args`].
     pub fn to_args(&self) -> BTreeMap<String, serde_json::Value> {
         let defs: BTreeMap<&String, &SimpleDataset> =
-            self.datasets.iter().map(|(k, (d, _))| (k, d)).collect();
+            self.datasets.iter().map(|(k, (d, _, _))| (k, d)).collect();
         let mut m = BTreeMap::new();
         m.insert(
             "datasets".to_string(),
@@ -215,7 +217,11 @@ impl SimpleMapper {
         m
     }
 
-    fn entry(&self, dataset_type: &str) -> Result<&(SimpleDataset, Vec<Piece>), MapperError> {
+    #[allow(clippy::type_complexity)]
+    fn entry(
+        &self,
+        dataset_type: &str,
+    ) -> Result<&(SimpleDataset, Vec<Piece>, BTreeMap<String, KeyType>), MapperError> {
         self.datasets
             .get(dataset_type)
             .ok_or_else(|| MapperError::UnknownDatasetType {
@@ -334,9 +340,8 @@ impl Mapper for SimpleMapper {
         data_id: &DataId,
         _write: bool,
     ) -> Result<ButlerLocation, MapperError> {
-        let (def, pieces) = self.entry(dataset_type)?;
-        let keys = Self::keys_of(pieces);
-        let id = normalize_data_id(dataset_type, data_id, &keys, false)?;
+        let (def, pieces, keys) = self.entry(dataset_type)?;
+        let id = normalize_data_id(dataset_type, data_id, keys, false)?;
         let missing: Vec<String> = keys
             .keys()
             .filter(|k| !id.contains_key(k))
@@ -381,7 +386,7 @@ impl Mapper for SimpleMapper {
         dataset_type: &str,
         _level: Option<&str>,
     ) -> Result<BTreeMap<String, KeyType>, MapperError> {
-        Ok(Self::keys_of(&self.entry(dataset_type)?.1))
+        Ok(self.entry(dataset_type)?.2.clone())
     }
 }
 

@@ -162,7 +162,9 @@ pub fn load_property_set(
                 3,
                 "PropertySet items",
             )?;
-            let mut ps = PropertySet::new();
+            // At most `nitems` top-level names (fewer when names nest);
+            // capped, so a corrupt count cannot reserve much.
+            let mut ps = PropertySet::with_capacity((nitems as usize).min(1024));
             for _ in 0..nitems {
                 let key: String = ar.field("name")?;
                 let code = ar.field::<i8>("type")? as u8;
