@@ -331,7 +331,7 @@ pub struct Located {
     /// found through the file registry) the recorded path.
     pub location: ButlerLocation,
     /// The registry row, if the file registry answered.
-    pub record: Option<DatasetRecord>,
+    pub record: Option<Arc<DatasetRecord>>,
 }
 
 fn strip_hdu(loc: &str) -> &str {
@@ -539,7 +539,10 @@ impl Butler {
                         count: ids.len(),
                     });
                 }
-                rec = matches.into_iter().max_by_key(|r| (r.time_ns, r.id));
+                rec = matches
+                    .into_iter()
+                    .max_by_key(|r| (r.time_ns, r.id))
+                    .map(Arc::new);
             }
             if let Some(rec) = rec {
                 let mut loc = match mapped {
@@ -550,14 +553,20 @@ impl Butler {
                         l
                     }
                 };
-                let full = reg.full_path(&rec);
-                let suffix = loc
-                    .locations
-                    .first()
-                    .map(|l| &l[strip_hdu(l).len()..])
-                    .unwrap_or("");
-                loc.locations = vec![format!("{}{suffix}", full.display())];
-                loc.root = repo.root.clone();
+                // The recorded file, keeping an `[N]` HDU suffix of the
+                // mapped location.
+                let mut text = match reg.full_path(&rec).into_os_string().into_string() {
+                    Ok(t) => t,
+                    Err(raw) => raw.to_string_lossy().into_owned(),
+                };
+                if let Some(first) = loc.locations.first() {
+                    text.push_str(&first[strip_hdu(first).len()..]);
+                }
+                loc.locations.clear();
+                loc.locations.push(text);
+                if loc.root != repo.root {
+                    loc.root = repo.root.clone();
+                }
                 return Ok(Some(Located {
                     repo: i,
                     location: loc,
@@ -632,16 +641,16 @@ impl Butler {
             None => loc.persistable.clone(),
         };
         let mut storages = Vec::with_capacity(loc.locations.len());
-        for l in &loc.locations {
+        for l in std::mem::take(&mut found.location.locations) {
             // Locations found through the file registry are absolute already.
-            let full = if Path::new(l).is_absolute() {
-                l.clone()
+            let full = if Path::new(&l).is_absolute() {
+                l
             } else {
-                loc.root.join(l).to_string_lossy().into_owned()
+                found.location.root.join(l).to_string_lossy().into_owned()
             };
             storages.push(
                 self.persistence
-                    .retrieve_storage(&loc.storage, &LogicalLocation::literal(full))?,
+                    .retrieve_storage(&found.location.storage, &LogicalLocation::literal(full))?,
             );
         }
         Ok(self
@@ -666,13 +675,16 @@ impl Butler {
         opts: &GetOptions,
     ) -> Result<T, ButlerError> {
         let obj = self.get_dyn(dataset_type, data_id, opts)?;
-        let actual = obj.persistable_name().to_string();
-        obj.into_any().downcast::<T>().map(|b| *b).map_err(|_| {
-            ButlerError::Formatter(FormatterError::WrongObject {
+        if !obj.as_any().is::<T>() {
+            return Err(ButlerError::Formatter(FormatterError::WrongObject {
                 expected: std::any::type_name::<T>().to_string(),
-                actual,
-            })
-        })
+                actual: obj.persistable_name().to_string(),
+            }));
+        }
+        Ok(*obj
+            .into_any()
+            .downcast::<T>()
+            .expect("the type was checked just above"))
     }
 
     /// Reads many datasets of one type in parallel; one result per data id,

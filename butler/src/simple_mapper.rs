@@ -293,7 +293,7 @@ pub fn normalize_data_id(
 }
 
 fn fill(pieces: &[Piece], id: &DataId) -> Result<String, String> {
-    let mut s = String::new();
+    let mut s = String::with_capacity(64);
     for p in pieces {
         match p {
             Piece::Lit(l) => s.push_str(l),
@@ -306,6 +306,12 @@ fn fill(pieces: &[Piece], id: &DataId) -> Result<String, String> {
                 conv,
             } => {
                 let v = id.get(key).ok_or_else(|| format!("missing key {key:?}"))?;
+                if *width == 0 && matches!(conv, 'd' | 'i' | 'u') {
+                    // The common `%(visit)d`: straight into the path.
+                    use std::fmt::Write as _;
+                    let _ = write!(s, "{}", v.as_i64().ok_or("not an integer")?);
+                    continue;
+                }
                 let text = match conv {
                     'd' | 'i' | 'u' => format!("{}", v.as_i64().ok_or("not an integer")?),
                     'x' => format!("{:x}", v.as_i64().ok_or("not an integer")?),

@@ -222,13 +222,14 @@ pub trait DatasetRegistry: Send + std::fmt::Debug {
     fn remove(&mut self, id: i64) -> Result<(), ButlerError>;
 
     /// The file of `dataset_type` with exactly `data_id`, from `run` (or the
-    /// newest run when `None`).
+    /// newest run when `None`). Shared, so a backend that caches rows hands
+    /// one out without copying it.
     fn find(
         &self,
         dataset_type: &str,
         data_id: &DataId,
         run: Option<&str>,
-    ) -> Result<Option<DatasetRecord>, ButlerError>;
+    ) -> Result<Option<std::sync::Arc<DatasetRecord>>, ButlerError>;
 
     /// Every row of `dataset_type` (all types when `None`) whose data id
     /// holds every item of `partial`, in insertion order; only `run` if

@@ -611,7 +611,7 @@ impl DatasetRegistry for PgFileRegistry {
         dataset_type: &str,
         data_id: &DataId,
         run: Option<&str>,
-    ) -> Result<Option<DatasetRecord>, ButlerError> {
+    ) -> Result<Option<std::sync::Arc<DatasetRecord>>, ButlerError> {
         let key = canonical_data_id(data_id);
         self.run(async |c| {
             let row = match run {
@@ -633,6 +633,7 @@ impl DatasetRegistry for PgFileRegistry {
             };
             row.as_ref().map(row_to_record).transpose()
         })
+        .map(|r| r.map(std::sync::Arc::new))
         .map_err(|e| self.err(e))
     }
 

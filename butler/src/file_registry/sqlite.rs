@@ -13,6 +13,7 @@
 use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use daf_base::DataId;
@@ -30,7 +31,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Rows by dataset type, then canonical data id (nested, so a lookup by
 /// `&str` allocates no key).
-type RowMap = HashMap<String, HashMap<String, Vec<DatasetRecord>>>;
+type RowMap = HashMap<String, HashMap<String, Vec<Arc<DatasetRecord>>>>;
 
 /// An in-memory copy of the rows, valid while SQLite's `data_version`
 /// (which changes when another connection commits) stays the same.
@@ -247,7 +248,7 @@ impl DatasetRegistry for SqliteFileRegistry {
         dataset_type: &str,
         data_id: &DataId,
         run: Option<&str>,
-    ) -> Result<Option<DatasetRecord>, ButlerError> {
+    ) -> Result<Option<Arc<DatasetRecord>>, ButlerError> {
         let key = canonical_data_id(data_id);
         let pick = |map: &RowMap| {
             let hits = map.get(dataset_type).and_then(|m| m.get(&key));
@@ -293,7 +294,7 @@ impl DatasetRegistry for SqliteFileRegistry {
                         .or_default()
                         .entry(id_text)
                         .or_default()
-                        .push(rec);
+                        .push(Arc::new(rec));
                 }
                 st.cache = Some((version, map));
             } else if !fresh {
@@ -320,7 +321,7 @@ impl DatasetRegistry for SqliteFileRegistry {
                 ))
                 .and_then(|mut st| st.query_row(params![dataset_type, key], row_to_record).optional()),
         };
-        res.map_err(|e| self.err(e))
+        res.map(|r| r.map(Arc::new)).map_err(|e| self.err(e))
     }
 
     /// Every row of `dataset_type` (all types when `None`) whose data id holds
