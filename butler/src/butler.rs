@@ -626,7 +626,7 @@ impl Butler {
                 .set("component", *c)
                 .map_err(FormatterError::from)?;
         }
-        mapper.standardize(&base, &loc.data_id, &mut additional);
+        mapper.standardize(base, &loc.data_id, &mut additional);
         let persistable = match &component {
             Some(c) => component_persistable(&loc.persistable, c).ok_or_else(|| {
                 ButlerError::BadDataId {
@@ -709,7 +709,7 @@ impl Butler {
     ) -> Result<bool, ButlerError> {
         let resolved = self.resolve_alias(dataset_type)?;
         let (base, _) = self.split_component(&resolved);
-        match self.locate(&base, data_id, None) {
+        match self.locate(base, data_id, None) {
             Ok(_) => Ok(true),
             Err(ButlerError::NotFound { .. }) => Ok(false),
             Err(e) => Err(e),
@@ -728,7 +728,7 @@ impl Butler {
         let (base, _) = self.split_component(&resolved);
         if write {
             let &i = self.repos.outputs.first().ok_or_else(|| self.no_output())?;
-            let loc = self.mappers[i].map(&base, data_id, true)?;
+            let loc = self.mappers[i].map(base, data_id, true)?;
             let run = self.run.as_deref().unwrap_or("");
             let rel = strip_hdu(loc.locations.first().map(String::as_str).unwrap_or(""));
             let root = &self.repos.search[i].root;
@@ -738,13 +738,13 @@ impl Butler {
                 root.join(run).join(rel)
             });
         }
-        let found = self.locate(&base, data_id, None)?;
+        let found = self.locate(base, data_id, None)?;
         let l = found
             .location
             .locations_with_root()
             .into_iter()
             .next()
-            .ok_or_else(|| self.not_found(&base, data_id, None))?;
+            .ok_or_else(|| self.not_found(base, data_id, None))?;
         Ok(PathBuf::from(strip_hdu(&l.to_string_lossy())))
     }
 
