@@ -136,6 +136,9 @@ fn key_type(conv: char) -> KeyType {
     }
 }
 
+/// A dataset's definition, its parsed template and the template's key types.
+type Entry = (SimpleDataset, Vec<Piece>, BTreeMap<String, KeyType>);
+
 fn pad(s: String, width: usize, zero: bool, left: bool) -> String {
     if s.chars().count() >= width {
         return s;
@@ -167,7 +170,7 @@ fn pad(s: String, width: usize, zero: bool, left: bool) -> String {
 #[derive(Debug, Clone)]
 pub struct SimpleMapper {
     /// Each dataset with its parsed template and the template's key types.
-    datasets: BTreeMap<String, (SimpleDataset, Vec<Piece>, BTreeMap<String, KeyType>)>,
+    datasets: BTreeMap<String, Entry>,
     root: std::path::PathBuf,
 }
 
@@ -217,11 +220,7 @@ impl SimpleMapper {
         m
     }
 
-    #[allow(clippy::type_complexity)]
-    fn entry(
-        &self,
-        dataset_type: &str,
-    ) -> Result<&(SimpleDataset, Vec<Piece>, BTreeMap<String, KeyType>), MapperError> {
+    fn entry(&self, dataset_type: &str) -> Result<&Entry, MapperError> {
         self.datasets
             .get(dataset_type)
             .ok_or_else(|| MapperError::UnknownDatasetType {
