@@ -638,9 +638,9 @@ impl Butler {
                     ),
                 }
             })?,
-            None => loc.persistable.clone(),
+            None => std::mem::take(&mut found.location.persistable),
         };
-        let mut storages = Vec::with_capacity(loc.locations.len());
+        let mut storages = Vec::with_capacity(found.location.locations.len());
         for l in std::mem::take(&mut found.location.locations) {
             // Locations found through the file registry are absolute already.
             let full = if Path::new(&l).is_absolute() {
