@@ -449,14 +449,21 @@ impl PropertySet {
         &mut self,
         name: &'n str,
     ) -> Result<(&mut PropertySet, &'n str), PropertyError> {
+        // Checked first, so that a bad name changes nothing.
         validate_name(name)?;
-        let Some(dot) = name.rfind('.') else {
+        let bytes = name.as_bytes();
+        let Some(dot) = bytes.iter().rposition(|&c| c == b'.') else {
             return Ok((self, name));
         };
         let mut cur = self;
-        let mut end = 0;
-        for part in name[..dot].split('.') {
-            end += part.len();
+        let mut start = 0;
+        loop {
+            let end = start
+                + bytes[start..=dot]
+                    .iter()
+                    .position(|&c| c == b'.')
+                    .expect("a dot at or before `dot`");
+            let part = &name[start..end];
             let idx = match cur.entries.position(part) {
                 Some(i) => i,
                 None => cur.entries.push_new(
@@ -479,7 +486,10 @@ impl PropertySet {
                     })
                 }
             }
-            end += 1;
+            if end == dot {
+                break;
+            }
+            start = end + 1;
         }
         Ok((cur, &name[dot + 1..]))
     }
@@ -853,6 +863,15 @@ mod tests {
                 reversed.set(k, *v).unwrap();
             }
             proptest::prop_assert_eq!(&reversed, &ps);
+        }
+    }
+
+    #[test]
+    fn a_bad_name_changes_nothing() {
+        let mut ps = PropertySet::new();
+        for bad in ["x..y", ".x", "x.", "x.y..z", ""] {
+            assert!(ps.set(bad, 1).is_err(), "{bad:?}");
+            assert!(ps.is_empty(), "{bad:?} left {ps:?}");
         }
     }
 
