@@ -3,46 +3,13 @@
 //! export → import, through the `daf` binary and the library. Needs
 //! `DAF_TEST_POSTGRES_URL` (skipped locally without it, required in CI).
 
-use std::path::Path;
-use std::process::{Command, Output};
-
 use daf::base::{data_id, PropertySet};
 use daf::butler::file_registry::{PgFileRegistry, PgLocation};
-use daf::butler::{testing, Butler};
+use daf::butler::testing;
 use daf::storages::db::DbAuth;
 
-fn daf(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_daf"))
-        .args(args)
-        .output()
-        .expect("daf runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = daf(args);
-    assert!(
-        o.status.success(),
-        "daf {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
-fn json(args: &[&str]) -> serde_json::Value {
-    serde_json::from_str(&ok(args)).unwrap()
-}
-
-const RAW: &str = "raw:raw/raw_v%(visit)d_f%(filter)s.fits:DecoratedImageU:FitsStorage";
-const META: &str = "meta:meta/v%(visit)04d_f%(filter)s.json:PropertySet:JsonStorage";
-
-fn butler(root: &Path) -> Butler {
-    Butler::builder()
-        .output(root)
-        .persistence(testing::json_persistence())
-        .build()
-        .unwrap()
-}
+mod common;
+use common::{butler, daf, json, ok, META, RAW};
 
 fn schema(tag: &str) -> String {
     format!(
