@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use daf_storages::db::DbAuth;
 
 use crate::error::ButlerError;
-use crate::file_registry::{default_db_auth, PgFileRegistry, PgLocation};
+use crate::file_registry::{auth_or_default, PgFileRegistry, PgLocation};
 
 /// The configuration file name of a repository.
 pub const CFG_FILE: &str = "repositoryCfg.yaml";
@@ -295,15 +295,8 @@ impl Repository {
                             .unwrap_or_else(|| PgLocation::generated_schema(&root)),
                     ),
                 };
-                let owned;
-                let auth = match auth {
-                    Some(a) => a,
-                    None => {
-                        owned = default_db_auth()?;
-                        &owned
-                    }
-                };
-                PgFileRegistry::connect(&loc, &root, auth, true)?;
+                let auth = auth_or_default(auth)?;
+                PgFileRegistry::connect(&loc, &root, &auth, true)?;
                 (Some(loc.url), loc.schema)
             }
         };

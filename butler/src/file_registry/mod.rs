@@ -360,6 +360,16 @@ pub fn default_db_auth() -> Result<DbAuth, ButlerError> {
     }
 }
 
+/// `auth` if given, else [`default_db_auth`].
+pub(crate) fn auth_or_default(
+    auth: Option<&DbAuth>,
+) -> Result<std::borrow::Cow<'_, DbAuth>, ButlerError> {
+    Ok(match auth {
+        Some(a) => std::borrow::Cow::Borrowed(a),
+        None => std::borrow::Cow::Owned(default_db_auth()?),
+    })
+}
+
 /// The file registry of one repository: a boxed backend. Dereferences to
 /// `dyn` [`DatasetRegistry`], so `reg.find(...)`, `reg.insert(...)` work
 /// directly.
@@ -437,15 +447,8 @@ impl FileRegistry {
                 Ok(SqliteFileRegistry::open(root, create)?.map(FileRegistry::new))
             }
             RegistryLocation::Postgres(pg) => {
-                let owned;
-                let auth = match auth {
-                    Some(a) => a,
-                    None => {
-                        owned = default_db_auth()?;
-                        &owned
-                    }
-                };
-                Ok(PgFileRegistry::connect(&pg, root, auth, create)?.map(FileRegistry::new))
+                let auth = auth_or_default(auth)?;
+                Ok(PgFileRegistry::connect(&pg, root, &auth, create)?.map(FileRegistry::new))
             }
         }
     }
