@@ -264,7 +264,7 @@ impl Repository {
 
     /// [`Repository::create`] with the file registry in PostgreSQL at
     /// `registry` (`None`: the SQLite default), using `auth` for credentials
-    /// (default: [`default_db_auth`]).
+    /// (default: [`default_db_auth`](crate::file_registry::default_db_auth)).
     /// Without a schema, one is generated
     /// ([`PgLocation::generated_schema`]). The schema and table are made
     /// before the configuration is written, so an unreachable database
