@@ -287,4 +287,28 @@ pub fn run(root: &Path, open: &dyn Fn() -> FileRegistry) {
             .len(),
         12_000
     );
+
+    // provenance: recorded, replaced, sorted, seen by the other handle
+    let out = data_id! {visit: 1, ccd: 0};
+    assert!(b.provenance("postISR", &out).unwrap().is_empty());
+    let raw = ("raw".to_string(), data_id! {visit: 1, ccd: 0});
+    let bias = ("bias".to_string(), data_id! {ccd: 0});
+    let flat = ("flat".to_string(), data_id! {ccd: 0, filter: "g"});
+    a.record_provenance("postISR", &out, &[raw.clone(), bias.clone(), raw.clone()])
+        .unwrap();
+    assert_eq!(
+        b.provenance("postISR", &data_id! {ccd: 0, visit: 1})
+            .unwrap(),
+        vec![bias.clone(), raw.clone()],
+        "sorted, duplicates once, data-id key order irrelevant"
+    );
+    a.record_provenance("postISR", &out, &[flat.clone(), raw.clone()])
+        .unwrap();
+    assert_eq!(b.provenance("postISR", &out).unwrap(), vec![flat, raw]);
+    assert!(b
+        .provenance("postISR", &data_id! {visit: 2, ccd: 0})
+        .unwrap()
+        .is_empty());
+    a.record_provenance("postISR", &out, &[]).unwrap();
+    assert!(b.provenance("postISR", &out).unwrap().is_empty());
 }

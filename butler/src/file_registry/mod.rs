@@ -255,6 +255,25 @@ pub trait DatasetRegistry: Send + std::fmt::Debug {
     /// Distinct dataset types, sorted.
     fn dataset_types(&self) -> Result<Vec<String>, ButlerError>;
 
+    /// Records that `dataset_type` with `data_id` was made from `inputs`
+    /// (dataset type and data id of each), replacing an earlier record for
+    /// the same dataset; all or nothing. The pipeline harness records each
+    /// output this way.
+    fn record_provenance(
+        &mut self,
+        dataset_type: &str,
+        data_id: &DataId,
+        inputs: &[(String, DataId)],
+    ) -> Result<(), ButlerError>;
+
+    /// The inputs recorded for `dataset_type` with `data_id`, sorted by
+    /// dataset type, then by data id text; empty when none were recorded.
+    fn provenance(
+        &self,
+        dataset_type: &str,
+        data_id: &DataId,
+    ) -> Result<Vec<(String, DataId)>, ButlerError>;
+
     /// The full path of a record's file.
     fn full_path(&self, rec: &DatasetRecord) -> PathBuf {
         full_path(self.root(), &rec.path)

@@ -162,12 +162,17 @@ struct Sql {
     by_source: Arc<str>,
     types: Arc<str>,
     remove: Arc<str>,
+    prov_delete: Arc<str>,
+    prov_insert: Arc<str>,
+    prov_select: Arc<str>,
 }
 
 const COLS: &str = "id, dataset_type, data_id, run, path, size, checksum, time_ns, source";
 
 impl Sql {
-    fn new(table: &str) -> Sql {
+    /// `table` is the qualified `datasets` table, `prov` the qualified
+    /// `provenance` table.
+    fn new(table: &str, prov: &str) -> Sql {
         let a = |s: String| Arc::<str>::from(s);
         Sql {
             upsert: a(format!(
@@ -200,6 +205,18 @@ impl Sql {
                  ORDER BY dataset_type COLLATE \"C\""
             )),
             remove: a(format!("DELETE FROM {table} WHERE id = $1")),
+            prov_delete: a(format!(
+                "DELETE FROM {prov} WHERE dataset_type = $1 AND data_id = $2"
+            )),
+            prov_insert: a(format!(
+                "INSERT INTO {prov} (dataset_type, data_id, input_type, input_id)
+                 SELECT $1, $2, t, i FROM UNNEST($3::text[], $4::text[]) AS u(t, i)
+                 ON CONFLICT DO NOTHING"
+            )),
+            prov_select: a(format!(
+                "SELECT input_type, input_id FROM {prov} WHERE dataset_type = $1 AND data_id = $2
+                 ORDER BY input_type COLLATE \"C\", input_id COLLATE \"C\""
+            )),
         }
     }
 }
@@ -361,12 +378,13 @@ impl PgFileRegistry {
             .block_on(open_connection(&opts))
             .map_err(|e| fail(format!("cannot connect: {e}")))?;
         let table = format!("\"{schema}\".\"datasets\"");
+        let prov = format!("\"{schema}\".\"provenance\"");
         let reg = PgFileRegistry {
             conn: RefCell::new(Some(conn)),
             opts,
             runtime,
             root: root.to_path_buf(),
-            sql: Sql::new(&table),
+            sql: Sql::new(&table, &prov),
             schema,
             described,
             secret,
@@ -457,7 +475,14 @@ impl PgFileRegistry {
                  UNIQUE (dataset_type, data_id, run)
              );
              CREATE INDEX IF NOT EXISTS \"ix_datasets_source\" ON \"{s}\".\"datasets\" (source);
-             CREATE INDEX IF NOT EXISTS \"ix_datasets_path\" ON \"{s}\".\"datasets\" (path);"
+             CREATE INDEX IF NOT EXISTS \"ix_datasets_path\" ON \"{s}\".\"datasets\" (path);
+             CREATE TABLE IF NOT EXISTS \"{s}\".\"provenance\" (
+                 dataset_type TEXT NOT NULL,
+                 data_id TEXT NOT NULL,
+                 input_type TEXT NOT NULL,
+                 input_id TEXT NOT NULL,
+                 PRIMARY KEY (dataset_type, data_id, input_type, input_id)
+             );"
         );
         let ddl: Arc<str> = ddl.into();
         self.run(async |c| {
@@ -687,6 +712,60 @@ impl DatasetRegistry for PgFileRegistry {
             row.as_ref().map(row_to_record).transpose()
         })
         .map_err(|e| self.err(e))
+    }
+
+    fn record_provenance(
+        &mut self,
+        dataset_type: &str,
+        data_id: &DataId,
+        inputs: &[(String, DataId)],
+    ) -> Result<(), ButlerError> {
+        let id = canonical_data_id(data_id);
+        let types: Vec<&str> = inputs.iter().map(|(t, _)| t.as_str()).collect();
+        let ids: Vec<String> = inputs.iter().map(|(_, i)| canonical_data_id(i)).collect();
+        self.run(async |c| {
+            let mut tx = c.begin().await?;
+            sqlx::query(AssertSqlSafe(self.sql.prov_delete.clone()))
+                .bind(dataset_type)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(AssertSqlSafe(self.sql.prov_insert.clone()))
+                .bind(dataset_type)
+                .bind(&id)
+                .bind(&types)
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        })
+        .map_err(|e| self.err(e))
+    }
+
+    fn provenance(
+        &self,
+        dataset_type: &str,
+        data_id: &DataId,
+    ) -> Result<Vec<(String, DataId)>, ButlerError> {
+        let id = canonical_data_id(data_id);
+        let rows = self
+            .run(async |c| {
+                sqlx::query(AssertSqlSafe(self.sql.prov_select.clone()))
+                    .bind(dataset_type)
+                    .bind(&id)
+                    .fetch_all(&mut *c)
+                    .await
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let t: String = r.try_get(0).map_err(|e| self.err(e))?;
+            let text: String = r.try_get(1).map_err(|e| self.err(e))?;
+            let id = parse_data_id(&text)
+                .ok_or_else(|| self.err(format!("provenance row has a bad data id {text:?}")))?;
+            out.push((t, id));
+        }
+        Ok(out)
     }
 
     fn dataset_types(&self) -> Result<Vec<String>, ButlerError> {

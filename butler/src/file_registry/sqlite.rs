@@ -75,6 +75,13 @@ CREATE TABLE IF NOT EXISTS datasets (
 );
 CREATE INDEX IF NOT EXISTS ix_datasets_source ON datasets (source);
 CREATE INDEX IF NOT EXISTS ix_datasets_path ON datasets (path);
+CREATE TABLE IF NOT EXISTS provenance (
+    dataset_type TEXT NOT NULL,
+    data_id TEXT NOT NULL,
+    input_type TEXT NOT NULL,
+    input_id TEXT NOT NULL,
+    PRIMARY KEY (dataset_type, data_id, input_type, input_id)
+);
 ";
 
 const COLS: &str = "id, dataset_type, data_id, run, path, size, checksum, time_ns, source";
@@ -371,6 +378,54 @@ impl DatasetRegistry for SqliteFileRegistry {
     }
 
     /// Distinct dataset types, sorted.
+    fn record_provenance(
+        &mut self,
+        dataset_type: &str,
+        data_id: &DataId,
+        inputs: &[(String, DataId)],
+    ) -> Result<(), ButlerError> {
+        let id = canonical_data_id(data_id);
+        self.write_txn(|tx| {
+            tx.execute(
+                "DELETE FROM provenance WHERE dataset_type = ?1 AND data_id = ?2",
+                params![dataset_type, id],
+            )?;
+            let mut st =
+                tx.prepare_cached("INSERT OR IGNORE INTO provenance VALUES (?1, ?2, ?3, ?4)")?;
+            for (t, i) in inputs {
+                st.execute(params![dataset_type, id, t, canonical_data_id(i)])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn provenance(
+        &self,
+        dataset_type: &str,
+        data_id: &DataId,
+    ) -> Result<Vec<(String, DataId)>, ButlerError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT input_type, input_id FROM provenance WHERE dataset_type = ?1 AND data_id = ?2
+                 ORDER BY input_type, input_id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![dataset_type, canonical_data_id(data_id)], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (t, id) = row.map_err(|e| self.err(e))?;
+            let id = parse_data_id(&id)
+                .ok_or_else(|| self.err(format!("provenance row has a bad data id {id:?}")))?;
+            out.push((t, id));
+        }
+        Ok(out)
+    }
+
     fn dataset_types(&self) -> Result<Vec<String>, ButlerError> {
         let mut st = self
             .conn
