@@ -425,13 +425,13 @@ fn concurrent_processes_lose_nothing() {
             std::process::Command::new(&exe)
                 .args(["--exact", "stress_child", "--test-threads=1"])
                 .env(CHILD_ENV, format!("{}|{k}", root.display()))
-                .stdout(std::process::Stdio::null())
                 .spawn()
                 .unwrap()
         })
         .collect();
     for mut c in children {
-        assert!(c.wait().unwrap().success());
+        let status = c.wait().unwrap();
+        assert!(status.success(), "a child failed: {status:?}");
     }
     let b = out_butler(&root);
     let reg = b.registry(0).unwrap();

@@ -6,9 +6,10 @@
 //! Lookups are answered from an in-memory copy of the rows while SQLite's
 //! `data_version` (which changes when another connection commits) stays the
 //! same. Asking `data_version` takes a lock and a statement (~2 µs), so a
-//! lookup first compares the WAL-index header in the `-shm` file with the one
-//! it saw when the copy was last validated ([`crate::wal_watch`]): unchanged
-//! means no commit since, and the copy is used without any system call.
+//! lookup first compares the WAL-index header (which every commit rewrites,
+//! read through the connection's own shared-memory mapping) with the one it
+//! saw when the copy was last validated: unchanged means no commit since,
+//! and the copy is used without any system call.
 
 use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
@@ -55,8 +56,9 @@ pub struct SqliteFileRegistry {
     path: PathBuf,
     root: PathBuf,
     state: RefCell<CacheState>,
-    /// The WAL-index header watch, opened after the first lookup (`None`
-    /// inside when the database has no `-shm` file to watch).
+    /// The WAL-index header watch over `conn`'s mapping, made at the first
+    /// lookup (`None` inside when there is none to watch). Used only through
+    /// `self`, so never after `conn` is closed.
     watch: OnceCell<Option<WalWatch>>,
 }
 
@@ -282,7 +284,10 @@ impl DatasetRegistry for SqliteFileRegistry {
             .map_err(|e| self.err(e))?;
         // The connection has read the database now, so in WAL mode its
         // `-shm` file exists.
-        self.watch.get_or_init(|| WalWatch::open(&self.path));
+        // SAFETY: the watch lives in `self` beside `conn` and is only read
+        // through `self`, so never after the connection is closed.
+        self.watch
+            .get_or_init(|| unsafe { WalWatch::of(&self.conn) });
         {
             let mut st = self.state.borrow_mut();
             let fresh = matches!(&st.cache, Some((v, _)) if *v == version);
@@ -596,7 +601,10 @@ mod tests {
             assert!(reader.find("raw", &other, None).unwrap().is_some(), "{i}");
         }
         assert!(
-            reader.watch.get().is_some_and(|w| w.is_some()),
+            reader
+                .watch
+                .get()
+                .is_some_and(|w| w.as_ref().is_some_and(|w| w.stamp().is_some())),
             "the WAL header is watched"
         );
     }
