@@ -425,6 +425,7 @@ fn concurrent_processes_lose_nothing() {
             std::process::Command::new(&exe)
                 .args(["--exact", "stress_child", "--test-threads=1"])
                 .env(CHILD_ENV, format!("{}|{k}", root.display()))
+                .stdout(std::process::Stdio::null())
                 .spawn()
                 .unwrap()
         })
