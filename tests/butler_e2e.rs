@@ -4,10 +4,9 @@
 use std::path::Path;
 
 use daf::base::{data_id, PropertySet};
-use daf::butler::testing;
 
 mod common;
-use common::{butler, daf, json, ok, META, RAW};
+use common::{butler, daf, ingest_three_raws, json, ok, put_three_metas, query_three, META, RAW};
 
 #[test]
 fn create_ingest_put_get_query_verify_export_import() {
@@ -24,38 +23,13 @@ fn create_ingest_put_get_query_verify_export_import() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("already exists"));
 
     // ingest three FITS files with arbitrary names
-    let mut files = Vec::new();
-    for (v, f) in [(1, "g"), (2, "r"), (3, "g")] {
-        let p = d.path().join(format!("incoming/exposure-{v}.fits"));
-        testing::write_raw_fits(&p, v, f).unwrap();
-        files.push(p.to_str().unwrap().to_string());
-    }
-    let mut args = vec!["ingest", repo_s];
-    args.extend(files.iter().map(String::as_str));
-    args.extend(["--key", "visit=VISIT", "--key", "filter=FILTER", "--json"]);
-    let s = json(&args);
-    assert_eq!(s["ingested"].as_array().unwrap().len(), 3, "{s}");
-    let s = json(&args);
-    assert_eq!(s["skipped"].as_array().unwrap().len(), 3, "{s}");
-    assert!(repo.join("raw/raw_v2_fr.fits").is_file());
+    let files = ingest_three_raws(d.path(), &repo);
     // ingest without rules says what to do
     let o = daf(&["ingest", repo_s, &files[0]]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("--key KEY=HEADERCARD"));
 
     // put (library) and get back
-    {
-        let b = butler(&repo);
-        for v in 1..=3i64 {
-            let mut ps = PropertySet::new();
-            ps.set("visit", v).unwrap();
-            ps.set("exptime", 15.0).unwrap();
-            let f = if v == 2 { "r" } else { "g" };
-            b.put(&ps, "meta", &data_id! {visit: v, filter: f}).unwrap();
-        }
-        let back: PropertySet = b.get("meta", &data_id! {visit: 2}).unwrap();
-        assert_eq!(back.get::<i64>("visit").unwrap(), 2);
-        assert_eq!(back.get::<f64>("exptime").unwrap(), 15.0);
-    }
+    put_three_metas(&repo);
 
     // get (CLI): type, shape and header
     let g = json(&["get", repo_s, "raw", "visit=2", "--json"]);
@@ -70,28 +44,7 @@ fn create_ingest_put_get_query_verify_export_import() {
     assert_eq!(g["size"], 2880, "{g}");
 
     // query: datasets with --where, and distinct keys
-    let q = json(&[
-        "query",
-        repo_s,
-        "--dataset-type",
-        "raw",
-        "--where",
-        "visit > 1 AND filter = 'g'",
-        "--json",
-    ]);
-    let rows = q.as_array().unwrap();
-    assert_eq!(rows.len(), 1, "{q}");
-    assert_eq!(rows[0]["data_id"]["visit"], 3);
-    let q = json(&[
-        "query",
-        repo_s,
-        "--dataset-type",
-        "meta",
-        "--keys",
-        "filter",
-        "--json",
-    ]);
-    assert_eq!(q, serde_json::json!([{"filter": "g"}, {"filter": "r"}]));
+    query_three(repo_s);
     let q = json(&["query", repo_s, "--json"]);
     assert_eq!(q.as_array().unwrap().len(), 6);
     let o = daf(&["query", repo_s, "--where", "visit >"]);

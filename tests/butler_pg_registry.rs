@@ -5,11 +5,10 @@
 
 use daf::base::{data_id, PropertySet};
 use daf::butler::file_registry::{PgFileRegistry, PgLocation};
-use daf::butler::testing;
 use daf::storages::db::DbAuth;
 
 mod common;
-use common::{butler, daf, json, ok, META, RAW};
+use common::{butler, daf, ingest_three_raws, json, ok, put_three_metas, query_three, META, RAW};
 
 fn schema(tag: &str) -> String {
     format!(
@@ -86,41 +85,11 @@ fn pg_registry_create_ingest_put_get_query_verify_export_import() {
     assert!(!d.path().join("repo-pw").exists());
 
     // ingest three FITS files with arbitrary names
-    let mut files = Vec::new();
-    for (v, f) in [(1, "g"), (2, "r"), (3, "g")] {
-        let p = d.path().join(format!("incoming/exposure-{v}.fits"));
-        testing::write_test_fits(
-            &p,
-            &[
-                ("VISIT", v.to_string()),
-                ("FILTER", format!("'{f}'")),
-                ("EXPTIME", "15.".into()),
-            ],
-        )
-        .unwrap();
-        files.push(p.to_str().unwrap().to_string());
-    }
-    let mut args = vec!["ingest", repo_s];
-    args.extend(files.iter().map(String::as_str));
-    args.extend(["--key", "visit=VISIT", "--key", "filter=FILTER", "--json"]);
-    let s = json(&args);
-    assert_eq!(s["ingested"].as_array().unwrap().len(), 3, "{s}");
-    let s = json(&args);
-    assert_eq!(s["skipped"].as_array().unwrap().len(), 3, "{s}");
-    assert!(repo.join("raw/raw_v2_fr.fits").is_file());
+    ingest_three_raws(d.path(), &repo);
 
     // put (library) and get back
     {
-        let b = butler(&repo);
-        for v in 1..=3i64 {
-            let mut ps = PropertySet::new();
-            ps.set("visit", v).unwrap();
-            ps.set("exptime", 15.0).unwrap();
-            let f = if v == 2 { "r" } else { "g" };
-            b.put(&ps, "meta", &data_id! {visit: v, filter: f}).unwrap();
-        }
-        let back: PropertySet = b.get("meta", &data_id! {visit: 2}).unwrap();
-        assert_eq!(back.get::<i64>("visit").unwrap(), 2);
+        let b = put_three_metas(&repo);
         let reg = b.registry(0).unwrap();
         assert_eq!(reg.count().unwrap(), 6);
         assert!(reg.describe().contains(&s1), "{}", reg.describe());
@@ -135,28 +104,7 @@ fn pg_registry_create_ingest_put_get_query_verify_export_import() {
     assert_eq!(g["size"], 2880, "{g}");
 
     // query
-    let q = json(&[
-        "query",
-        repo_s,
-        "--dataset-type",
-        "raw",
-        "--where",
-        "visit > 1 AND filter = 'g'",
-        "--json",
-    ]);
-    let rows = q.as_array().unwrap();
-    assert_eq!(rows.len(), 1, "{q}");
-    assert_eq!(rows[0]["data_id"]["visit"], 3);
-    let q = json(&[
-        "query",
-        repo_s,
-        "--dataset-type",
-        "meta",
-        "--keys",
-        "filter",
-        "--json",
-    ]);
-    assert_eq!(q, serde_json::json!([{"filter": "g"}, {"filter": "r"}]));
+    query_three(repo_s);
     assert_eq!(
         json(&["query", repo_s, "--json"]).as_array().unwrap().len(),
         6

@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use daf::base::{data_id, PropertySet};
 use daf::butler::{testing, Butler};
 
 /// Runs the `daf` binary built for these tests.
@@ -45,4 +46,69 @@ pub fn butler(root: &Path) -> Butler {
         .persistence(testing::json_persistence())
         .build()
         .unwrap()
+}
+
+/// Writes three raw FITS files with arbitrary names (visits 1–3, filters g,
+/// r, g) under `dir/incoming` and ingests them into `repo` by header keys;
+/// a second ingest skips all three. Returns the files.
+pub fn ingest_three_raws(dir: &Path, repo: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    for (v, f) in [(1, "g"), (2, "r"), (3, "g")] {
+        let p = dir.join(format!("incoming/exposure-{v}.fits"));
+        testing::write_raw_fits(&p, v, f).unwrap();
+        files.push(p.to_str().unwrap().to_string());
+    }
+    let mut args = vec!["ingest", repo.to_str().unwrap()];
+    args.extend(files.iter().map(String::as_str));
+    args.extend(["--key", "visit=VISIT", "--key", "filter=FILTER", "--json"]);
+    let s = json(&args);
+    assert_eq!(s["ingested"].as_array().unwrap().len(), 3, "{s}");
+    let s = json(&args);
+    assert_eq!(s["skipped"].as_array().unwrap().len(), 3, "{s}");
+    assert!(repo.join("raw/raw_v2_fr.fits").is_file());
+    files
+}
+
+/// Puts three `meta` PropertySets (visits 1–3) into `repo` through the
+/// library and reads visit 2 back; returns the butler.
+pub fn put_three_metas(repo: &Path) -> Butler {
+    let b = butler(repo);
+    for v in 1..=3i64 {
+        let mut ps = PropertySet::new();
+        ps.set("visit", v).unwrap();
+        ps.set("exptime", 15.0).unwrap();
+        let f = if v == 2 { "r" } else { "g" };
+        b.put(&ps, "meta", &data_id! {visit: v, filter: f}).unwrap();
+    }
+    let back: PropertySet = b.get("meta", &data_id! {visit: 2}).unwrap();
+    assert_eq!(back.get::<i64>("visit").unwrap(), 2);
+    assert_eq!(back.get::<f64>("exptime").unwrap(), 15.0);
+    b
+}
+
+/// `daf query` on the repository [`ingest_three_raws`] and
+/// [`put_three_metas`] filled: datasets with `--where`, and distinct keys.
+pub fn query_three(repo: &str) {
+    let q = json(&[
+        "query",
+        repo,
+        "--dataset-type",
+        "raw",
+        "--where",
+        "visit > 1 AND filter = 'g'",
+        "--json",
+    ]);
+    let rows = q.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{q}");
+    assert_eq!(rows[0]["data_id"]["visit"], 3);
+    let q = json(&[
+        "query",
+        repo,
+        "--dataset-type",
+        "meta",
+        "--keys",
+        "filter",
+        "--json",
+    ]);
+    assert_eq!(q, serde_json::json!([{"filter": "g"}, {"filter": "r"}]));
 }
