@@ -520,7 +520,7 @@ impl PropertySet {
         match parent.entries.get_mut(leaf) {
             Some(slot) => *slot = value,
             None => {
-                parent.entries.insert(leaf.to_string(), value);
+                parent.entries.push_new(leaf.to_string(), value);
             }
         }
         Ok(())
@@ -557,7 +557,7 @@ impl PropertySet {
         let (parent, leaf) = self.parent_mut_create(name)?;
         match parent.entries.get_mut(leaf) {
             None => {
-                parent.entries.insert(leaf.to_string(), value);
+                parent.entries.push_new(leaf.to_string(), value);
                 Ok(())
             }
             Some(existing) => {
