@@ -20,7 +20,15 @@ use daf_base::{data_id, DataId};
 
 use super::{checksum_file, DatasetRecord, FileRegistry, Problem};
 
-fn record(root: &Path, dt: &str, id: DataId, run: &str, path: &str, time_ns: i64) -> DatasetRecord {
+/// A record of the existing file `root/path` (its real size and checksum).
+pub(crate) fn record(
+    root: &Path,
+    dt: &str,
+    id: DataId,
+    run: &str,
+    path: &str,
+    time_ns: i64,
+) -> DatasetRecord {
     let (checksum, size) = checksum_file(&root.join(path)).expect("test file exists");
     DatasetRecord {
         id: 0,

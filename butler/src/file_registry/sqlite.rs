@@ -447,22 +447,11 @@ impl DatasetRegistry for SqliteFileRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::file_registry::{checksum_file, now_ns, Problem};
+    use crate::file_registry::{now_ns, Problem};
     use daf_base::data_id;
 
     fn rec(dt: &str, id: DataId, run: &str, path: &str, root: &Path) -> DatasetRecord {
-        let (checksum, size) = checksum_file(&root.join(path)).unwrap();
-        DatasetRecord {
-            id: 0,
-            dataset_type: dt.into(),
-            data_id: id,
-            run: run.into(),
-            path: path.into(),
-            size,
-            checksum,
-            time_ns: now_ns(),
-            source: None,
-        }
+        crate::file_registry::conformance::record(root, dt, id, run, path, now_ns())
     }
 
     #[test]
