@@ -9,6 +9,9 @@ use daf_butler::simple_mapper::{SimpleDataset, SimpleMapper};
 use daf_butler::{testing, Butler, ButlerError, GetOptions, PutOptions, Repository};
 use daf_mappers::KeyType;
 
+mod common;
+use common::{out_butler, ps};
+
 fn mapper() -> SimpleMapper {
     SimpleMapper::new([
         (
@@ -33,21 +36,6 @@ fn mapper() -> SimpleMapper {
 
 fn make_repo(root: &Path, parents: &[PathBuf]) {
     Repository::create(root, Some("SimpleMapper"), mapper().to_args(), parents).unwrap();
-}
-
-fn ps(v: i64) -> PropertySet {
-    let mut p = PropertySet::new();
-    p.set("value", v).unwrap();
-    p.set("name", format!("obj{v}")).unwrap();
-    p
-}
-
-fn out_butler(root: &Path) -> Butler {
-    Butler::builder()
-        .output(root)
-        .persistence(testing::json_persistence())
-        .build()
-        .unwrap()
 }
 
 /// Files in `dir` (recursively), excluding the registry files.

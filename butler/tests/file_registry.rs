@@ -10,8 +10,11 @@ use daf_butler::file_registry::{
     conformance, DatasetRegistry as _, FileRegistry, PgFileRegistry, PgLocation, SqliteFileRegistry,
 };
 use daf_butler::simple_mapper::{SimpleDataset, SimpleMapper};
-use daf_butler::{testing, Butler, ButlerError, Repository};
+use daf_butler::{Butler, ButlerError, Repository};
 use daf_storages::db::DbAuth;
+
+mod common;
+use common::{out_butler, ps};
 
 fn pg_url() -> Option<String> {
     let url = std::env::var("DAF_TEST_POSTGRES_URL")
@@ -224,21 +227,6 @@ fn mapper() -> SimpleMapper {
         ),
     )])
     .unwrap()
-}
-
-fn ps(v: i64) -> PropertySet {
-    let mut p = PropertySet::new();
-    p.set("value", v).unwrap();
-    p.set("name", format!("obj{v}")).unwrap();
-    p
-}
-
-fn out_butler(root: &Path) -> Butler {
-    Butler::builder()
-        .output(root)
-        .persistence(testing::json_persistence())
-        .build()
-        .unwrap()
 }
 
 const CHILD_ENV: &str = "DAF_BUTLER_PG_STRESS_CHILD";
