@@ -3,10 +3,8 @@
 
 use std::path::Path;
 
-use daf::base::{data_id, PropertySet};
-
 mod common;
-use common::{butler, daf, ingest_three_raws, json, ok, put_three_metas, query_three, META, RAW};
+use common::*;
 
 #[test]
 fn create_ingest_put_get_query_verify_export_import() {
@@ -68,33 +66,11 @@ fn create_ingest_put_get_query_verify_export_import() {
     let repo2 = d.path().join("repo2");
     let repo2_s = repo2.to_str().unwrap();
     ok(&["create", repo2_s, "--dataset", RAW, "--dataset", META]);
-    let s = json(&["import", repo2_s, yaml.to_str().unwrap(), "--json"]);
-    assert_eq!(s["ingested"].as_array().unwrap().len(), 6, "{s}");
-    let s = json(&["import", repo2_s, yaml.to_str().unwrap(), "--json"]);
-    assert_eq!(s["skipped"].as_array().unwrap().len(), 6, "{s}");
-    let v = json(&["verify", repo2_s, "--json"]);
-    assert_eq!(v["checked"], 6);
-    let b2 = butler(&repo2);
-    let back: PropertySet = b2.get("meta", &data_id! {visit: 3}).unwrap();
-    assert_eq!(back.get::<i64>("visit").unwrap(), 3);
-    assert_eq!(
-        std::fs::read(repo2.join("raw/raw_v1_fg.fits")).unwrap(),
-        std::fs::read(repo.join("raw/raw_v1_fg.fits")).unwrap()
-    );
+    import_six(&repo, &repo2, &yaml);
 
     // a file changed after ingest is caught by verify
-    let f = repo.join("raw/raw_v1_fg.fits");
-    let mut bytes = std::fs::read(&f).unwrap();
-    bytes[2000] = b'!';
-    std::fs::write(&f, bytes).unwrap();
-    let o = daf(&["verify", repo_s]);
-    assert_eq!(o.status.code(), Some(3));
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        out.contains("raw_v1_fg.fits") && out.contains("checksum changed"),
-        "{out}"
-    );
-    assert!(String::from_utf8_lossy(&o.stderr).contains("restore them"));
+    let err = verify_catches_damage(&repo);
+    assert!(err.contains("restore them"), "{err}");
 }
 
 #[test]

@@ -3,12 +3,11 @@
 //! export → import, through the `daf` binary and the library. Needs
 //! `DAF_TEST_POSTGRES_URL` (skipped locally without it, required in CI).
 
-use daf::base::{data_id, PropertySet};
 use daf::butler::file_registry::{PgFileRegistry, PgLocation};
 use daf::storages::db::DbAuth;
 
 mod common;
-use common::{butler, daf, ingest_three_raws, json, ok, put_three_metas, query_three, META, RAW};
+use common::*;
 
 fn schema(tag: &str) -> String {
     format!(
@@ -131,31 +130,9 @@ fn pg_registry_create_ingest_put_get_query_verify_export_import() {
         "--registry",
         &format!("{url}?schema={s2}"),
     ]);
-    let s = json(&["import", repo2_s, yaml.to_str().unwrap(), "--json"]);
-    assert_eq!(s["ingested"].as_array().unwrap().len(), 6, "{s}");
-    let s = json(&["import", repo2_s, yaml.to_str().unwrap(), "--json"]);
-    assert_eq!(s["skipped"].as_array().unwrap().len(), 6, "{s}");
-    let v = json(&["verify", repo2_s, "--json"]);
-    assert_eq!(v["checked"], 6);
-    let b2 = butler(&repo2);
-    let back: PropertySet = b2.get("meta", &data_id! {visit: 3}).unwrap();
-    assert_eq!(back.get::<i64>("visit").unwrap(), 3);
+    let b2 = import_six(&repo, &repo2, &yaml);
     assert!(b2.registry(0).unwrap().describe().contains(&s2));
-    assert_eq!(
-        std::fs::read(repo2.join("raw/raw_v1_fg.fits")).unwrap(),
-        std::fs::read(repo.join("raw/raw_v1_fg.fits")).unwrap()
-    );
 
     // a file changed after ingest is caught by verify
-    let f = repo.join("raw/raw_v1_fg.fits");
-    let mut bytes = std::fs::read(&f).unwrap();
-    bytes[2000] = b'!';
-    std::fs::write(&f, bytes).unwrap();
-    let o = daf(&["verify", repo_s]);
-    assert_eq!(o.status.code(), Some(3));
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        out.contains("raw_v1_fg.fits") && out.contains("checksum changed"),
-        "{out}"
-    );
+    verify_catches_damage(&repo);
 }

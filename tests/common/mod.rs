@@ -112,3 +112,41 @@ pub fn query_three(repo: &str) {
     ]);
     assert_eq!(q, serde_json::json!([{"filter": "g"}, {"filter": "r"}]));
 }
+
+/// Imports the export `yaml` of `repo` into the created, empty `repo2`
+/// (twice: the second time skips all six datasets) and checks what arrived;
+/// returns a butler on `repo2`.
+pub fn import_six(repo: &Path, repo2: &Path, yaml: &Path) -> Butler {
+    let (repo2_s, yaml_s) = (repo2.to_str().unwrap(), yaml.to_str().unwrap());
+    let s = json(&["import", repo2_s, yaml_s, "--json"]);
+    assert_eq!(s["ingested"].as_array().unwrap().len(), 6, "{s}");
+    let s = json(&["import", repo2_s, yaml_s, "--json"]);
+    assert_eq!(s["skipped"].as_array().unwrap().len(), 6, "{s}");
+    let v = json(&["verify", repo2_s, "--json"]);
+    assert_eq!(v["checked"], 6);
+    let b2 = butler(repo2);
+    let back: PropertySet = b2.get("meta", &data_id! {visit: 3}).unwrap();
+    assert_eq!(back.get::<i64>("visit").unwrap(), 3);
+    assert_eq!(
+        std::fs::read(repo2.join("raw/raw_v1_fg.fits")).unwrap(),
+        std::fs::read(repo.join("raw/raw_v1_fg.fits")).unwrap()
+    );
+    b2
+}
+
+/// Changes a byte of an ingested file of `repo`: `daf verify` must name it
+/// and exit with status 3. Returns verify's stderr.
+pub fn verify_catches_damage(repo: &Path) -> String {
+    let f = repo.join("raw/raw_v1_fg.fits");
+    let mut bytes = std::fs::read(&f).unwrap();
+    bytes[2000] = b'!';
+    std::fs::write(&f, bytes).unwrap();
+    let o = daf(&["verify", repo.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("raw_v1_fg.fits") && out.contains("checksum changed"),
+        "{out}"
+    );
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
