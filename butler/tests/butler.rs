@@ -10,7 +10,7 @@ use daf_butler::{testing, Butler, ButlerError, GetOptions, PutOptions, Repositor
 use daf_mappers::KeyType;
 
 mod common;
-use common::{out_butler, ps};
+use common::{out_butler, ps, put_child, run_put_children};
 
 fn mapper() -> SimpleMapper {
     SimpleMapper::new([
@@ -386,17 +386,7 @@ const CHILD_ENV: &str = "DAF_BUTLER_STRESS_CHILD";
 /// Run by `concurrent_processes_lose_nothing` in 8 child processes.
 #[test]
 fn stress_child() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else {
-        return;
-    };
-    let (root, k) = spec.split_once('|').unwrap();
-    let k: i64 = k.parse().unwrap();
-    let b = out_butler(Path::new(root));
-    for v in 0..1000 {
-        let visit = k * 1000 + v;
-        b.put(&ps(visit), "meta", &data_id! {visit: visit, filter: "g"})
-            .unwrap();
-    }
+    put_child(CHILD_ENV, 1000);
 }
 
 #[test]
@@ -407,21 +397,7 @@ fn concurrent_processes_lose_nothing() {
     let d = tempfile::tempdir().unwrap();
     let root = d.path().join("repo");
     make_repo(&root, &[]);
-    let exe = std::env::current_exe().unwrap();
-    let children: Vec<_> = (0..8)
-        .map(|k| {
-            std::process::Command::new(&exe)
-                .args(["--exact", "stress_child", "--test-threads=1"])
-                .env(CHILD_ENV, format!("{}|{k}", root.display()))
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for mut c in children {
-        let status = c.wait().unwrap();
-        assert!(status.success(), "a child failed: {status:?}");
-    }
+    run_put_children("stress_child", CHILD_ENV, &root, 8);
     let b = out_butler(&root);
     let reg = b.registry(0).unwrap();
     assert_eq!(reg.count().unwrap(), 8000);

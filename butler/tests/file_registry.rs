@@ -3,8 +3,6 @@
 //! afterwards), and many processes putting into one repository whose
 //! registry is in PostgreSQL.
 
-use std::path::Path;
-
 use daf_base::{data_id, PropertySet};
 use daf_butler::file_registry::{
     conformance, DatasetRegistry as _, FileRegistry, PgFileRegistry, PgLocation, SqliteFileRegistry,
@@ -14,7 +12,7 @@ use daf_butler::{Butler, ButlerError, Repository};
 use daf_storages::db::DbAuth;
 
 mod common;
-use common::{out_butler, ps};
+use common::{out_butler, ps, put_child, run_put_children};
 
 fn pg_url() -> Option<String> {
     let url = std::env::var("DAF_TEST_POSTGRES_URL")
@@ -236,17 +234,7 @@ const PUTS: i64 = 500;
 /// Run by `concurrent_processes_lose_nothing_postgres` in child processes.
 #[test]
 fn pg_stress_child() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else {
-        return;
-    };
-    let (root, k) = spec.split_once('|').unwrap();
-    let k: i64 = k.parse().unwrap();
-    let b = out_butler(Path::new(root));
-    for v in 0..PUTS {
-        let visit = k * PUTS + v;
-        b.put(&ps(visit), "meta", &data_id! {visit: visit, filter: "g"})
-            .unwrap();
-    }
+    put_child(CHILD_ENV, PUTS);
 }
 
 #[test]
@@ -266,21 +254,8 @@ fn concurrent_processes_lose_nothing_postgres() {
             None,
         )
         .unwrap();
-        let exe = std::env::current_exe().unwrap();
         let t = std::time::Instant::now();
-        let children: Vec<_> = (0..PROCESSES)
-            .map(|k| {
-                std::process::Command::new(&exe)
-                    .args(["--exact", "pg_stress_child", "--test-threads=1"])
-                    .env(CHILD_ENV, format!("{}|{k}", root.display()))
-                    .stdout(std::process::Stdio::null())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        for mut c in children {
-            assert!(c.wait().unwrap().success());
-        }
+        run_put_children("pg_stress_child", CHILD_ENV, &root, PROCESSES);
         eprintln!(
             "{PROCESSES} processes x {PUTS} puts into a PostgreSQL-registry repository: {:.1} s",
             t.elapsed().as_secs_f64()

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use daf_base::PropertySet;
+use daf_base::{data_id, PropertySet};
 use daf_butler::{testing, Butler};
 
 /// A small PropertySet told apart by `v`.
@@ -22,4 +22,42 @@ pub fn out_butler(root: &Path) -> Butler {
         .persistence(testing::json_persistence())
         .build()
         .unwrap()
+}
+
+/// The child side of a many-process put test: when `env` is set (to
+/// `ROOT|K`, by [`run_put_children`]), puts `puts` `meta` datasets, visits
+/// `K*puts ..`, into the repository at ROOT. Does nothing otherwise.
+pub fn put_child(env: &str, puts: i64) {
+    let Ok(spec) = std::env::var(env) else {
+        return;
+    };
+    let (root, k) = spec.split_once('|').unwrap();
+    let k: i64 = k.parse().unwrap();
+    let b = out_butler(Path::new(root));
+    for v in 0..puts {
+        let visit = k * puts + v;
+        b.put(&ps(visit), "meta", &data_id! {visit: visit, filter: "g"})
+            .unwrap();
+    }
+}
+
+/// The parent side: runs test `child` of this test binary in `n` processes
+/// at once (each told `root` and its number through `env`) and asserts that
+/// every one succeeded, naming the exit status of one that did not.
+pub fn run_put_children(child: &str, env: &str, root: &Path, n: i64) {
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..n)
+        .map(|k| {
+            std::process::Command::new(&exe)
+                .args(["--exact", child, "--test-threads=1"])
+                .env(env, format!("{}|{k}", root.display()))
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        let status = c.wait().unwrap();
+        assert!(status.success(), "a child failed: {status:?}");
+    }
 }
