@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use daf_base::{DataId, DataIdValue};
-use daf_mappers::{ButlerLocation, KeyType, Mapper, MapperError};
+use daf_mappers::{ButlerLocation, KeyRewrites, KeyType, Mapper, MapperError, PathTemplate};
 use serde::{Deserialize, Serialize};
 
 /// One dataset type of a [`SimpleMapper`].
@@ -37,125 +37,8 @@ impl SimpleDataset {
     }
 }
 
-/// One piece of a parsed template.
-#[derive(Debug, Clone, PartialEq)]
-enum Piece {
-    Lit(String),
-    Field {
-        key: String,
-        zero: bool,
-        left: bool,
-        width: usize,
-        precision: Option<usize>,
-        conv: char,
-    },
-}
-
-fn parse_template(t: &str) -> Result<Vec<Piece>, String> {
-    let mut out = Vec::new();
-    let mut lit = String::new();
-    let mut it = t.chars().peekable();
-    while let Some(c) = it.next() {
-        if c != '%' {
-            lit.push(c);
-            continue;
-        }
-        match it.peek() {
-            Some('%') => {
-                it.next();
-                lit.push('%');
-                continue;
-            }
-            Some('(') => {
-                it.next();
-            }
-            _ => return Err(format!("'%' not followed by '(key)' in {t:?}")),
-        }
-        let mut key = String::new();
-        loop {
-            match it.next() {
-                Some(')') => break,
-                Some(ch) => key.push(ch),
-                None => return Err(format!("unclosed '%(' in {t:?}")),
-            }
-        }
-        let (mut zero, mut left) = (false, false);
-        while let Some(&f) = it.peek() {
-            match f {
-                '0' => zero = true,
-                '-' => left = true,
-                '+' | ' ' | '#' => {}
-                _ => break,
-            }
-            it.next();
-        }
-        let mut width = 0usize;
-        while let Some(d) = it.peek().and_then(|c| c.to_digit(10)) {
-            width = width * 10 + d as usize;
-            it.next();
-        }
-        let mut precision = None;
-        if it.peek() == Some(&'.') {
-            it.next();
-            let mut p = 0usize;
-            while let Some(d) = it.peek().and_then(|c| c.to_digit(10)) {
-                p = p * 10 + d as usize;
-                it.next();
-            }
-            precision = Some(p);
-        }
-        let conv = it
-            .next()
-            .ok_or_else(|| format!("missing conversion after %({key}) in {t:?}"))?;
-        if !"diouxXeEfFgGsrc".contains(conv) {
-            return Err(format!("bad conversion %{conv} for {key:?} in {t:?}"));
-        }
-        if !lit.is_empty() {
-            out.push(Piece::Lit(std::mem::take(&mut lit)));
-        }
-        out.push(Piece::Field {
-            key,
-            zero,
-            left,
-            width,
-            precision,
-            conv,
-        });
-    }
-    if !lit.is_empty() {
-        out.push(Piece::Lit(lit));
-    }
-    Ok(out)
-}
-
-fn key_type(conv: char) -> KeyType {
-    match conv {
-        'd' | 'i' | 'o' | 'u' | 'x' | 'X' => KeyType::Int,
-        'e' | 'E' | 'f' | 'F' | 'g' | 'G' => KeyType::Float,
-        _ => KeyType::Str,
-    }
-}
-
 /// A dataset's definition, its parsed template and the template's key types.
-type Entry = (SimpleDataset, Vec<Piece>, BTreeMap<String, KeyType>);
-
-fn pad(s: String, width: usize, zero: bool, left: bool) -> String {
-    if s.chars().count() >= width {
-        return s;
-    }
-    let n = width - s.chars().count();
-    if left {
-        format!("{s}{}", " ".repeat(n))
-    } else if zero {
-        let (sign, digits) = match s.strip_prefix('-') {
-            Some(d) => ("-", d.to_string()),
-            None => ("", s),
-        };
-        format!("{sign}{}{digits}", "0".repeat(n))
-    } else {
-        format!("{}{s}", " ".repeat(n))
-    }
-}
+type Entry = (SimpleDataset, PathTemplate, BTreeMap<String, KeyType>);
 
 /// A mapper over a fixed list of dataset types.
 ///
@@ -181,9 +64,9 @@ impl SimpleMapper {
     ) -> Result<Self, MapperError> {
         let mut map = BTreeMap::new();
         for (name, d) in datasets {
-            let pieces = parse_template(&d.template).map_err(MapperError::Policy)?;
-            let keys = Self::keys_of(&pieces);
-            map.insert(name.to_string(), (d, pieces, keys));
+            let template = PathTemplate::parse(&d.template)?;
+            let keys = template.keys().iter().cloned().collect();
+            map.insert(name.to_string(), (d, template, keys));
         }
         Ok(SimpleMapper {
             datasets: map,
@@ -226,16 +109,6 @@ impl SimpleMapper {
             .ok_or_else(|| MapperError::UnknownDatasetType {
                 dataset_type: dataset_type.into(),
             })
-    }
-
-    fn keys_of(pieces: &[Piece]) -> BTreeMap<String, KeyType> {
-        pieces
-            .iter()
-            .filter_map(|p| match p {
-                Piece::Field { key, conv, .. } => Some((key.clone(), key_type(*conv))),
-                Piece::Lit(_) => None,
-            })
-            .collect()
     }
 }
 
@@ -291,49 +164,6 @@ pub fn normalize_data_id(
     Ok(out)
 }
 
-fn fill(pieces: &[Piece], id: &DataId) -> Result<String, String> {
-    let mut s = String::with_capacity(64);
-    for p in pieces {
-        match p {
-            Piece::Lit(l) => s.push_str(l),
-            Piece::Field {
-                key,
-                zero,
-                left,
-                width,
-                precision,
-                conv,
-            } => {
-                let v = id.get(key).ok_or_else(|| format!("missing key {key:?}"))?;
-                if *width == 0 && matches!(conv, 'd' | 'i' | 'u') {
-                    // The common `%(visit)d`: straight into the path.
-                    use std::fmt::Write as _;
-                    let _ = write!(s, "{}", v.as_i64().ok_or("not an integer")?);
-                    continue;
-                }
-                let text = match conv {
-                    'd' | 'i' | 'u' => format!("{}", v.as_i64().ok_or("not an integer")?),
-                    'x' => format!("{:x}", v.as_i64().ok_or("not an integer")?),
-                    'X' => format!("{:X}", v.as_i64().ok_or("not an integer")?),
-                    'o' => format!("{:o}", v.as_i64().ok_or("not an integer")?),
-                    'f' | 'F' => format!(
-                        "{:.*}",
-                        precision.unwrap_or(6),
-                        v.as_f64().ok_or("not a number")?
-                    ),
-                    'e' | 'E' | 'g' | 'G' => format!("{}", v.as_f64().ok_or("not a number")?),
-                    _ => match v {
-                        DataIdValue::Str(x) => x.clone(),
-                        other => other.to_string(),
-                    },
-                };
-                s.push_str(&pad(text, *width, *zero, *left));
-            }
-        }
-    }
-    Ok(s)
-}
-
 impl Mapper for SimpleMapper {
     fn dataset_types(&self) -> Vec<String> {
         self.datasets.keys().cloned().collect()
@@ -345,7 +175,7 @@ impl Mapper for SimpleMapper {
         data_id: &DataId,
         _write: bool,
     ) -> Result<ButlerLocation, MapperError> {
-        let (def, pieces, keys) = self.entry(dataset_type)?;
+        let (def, template, keys) = self.entry(dataset_type)?;
         let id = normalize_data_id(dataset_type, data_id, keys, false)?;
         let missing: Vec<String> = keys
             .keys()
@@ -359,11 +189,7 @@ impl Mapper for SimpleMapper {
                 found: 0,
             });
         }
-        let path = fill(pieces, &id).map_err(|m| MapperError::Template {
-            template: def.template.clone(),
-            data_id: id.clone(),
-            message: m,
-        })?;
+        let path = template.format(&id, &KeyRewrites::default())?;
         Ok(ButlerLocation {
             dataset_type: dataset_type.into(),
             python_type: def.python.clone(),
