@@ -33,4 +33,4 @@ pub use datetime::{DateTime, Timescale};
 pub use error::PropertyError;
 pub use policy::Policy;
 pub use printf::{sprintf, FormatSpec, PrintfArg, PrintfError};
-pub use property_set::{PropertySet, PropertyType, PropertyValue, Values};
+pub use property_set::{NativeType, PropertySet, PropertyType, PropertyValue, Values};

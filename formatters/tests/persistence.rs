@@ -423,12 +423,22 @@ fn property_set_formatter_writes_lsst_layout_byte_identically_by_default() {
             assert_eq!(got, want, "{folder} {archive}");
         }
     }
-    // Default policy: binary, Boost 1.81 (library version 19).
+    // Default policy: LSST's text archives at Boost 1.74's library version
+    // 18, byte for byte what LSST's C++ on Boost 1.74 wrote.
     let got = persist_bytes(Policy::new(), "BoostStorage", &ps);
     assert_eq!(
         got,
         std::fs::read(golden(
-            "boost-1.81/persistable-tracked/propertyset_lsst.bin"
+            "boost-1.74/persistable-tracked/propertyset_lsst.txt"
+        ))
+        .unwrap()
+    );
+    // XmlStorage's default version is 18 too.
+    let got = persist_bytes(Policy::new(), "XmlStorage", &ps);
+    assert_eq!(
+        got,
+        std::fs::read(golden(
+            "boost-1.74/persistable-tracked/propertyset_lsst.xml"
         ))
         .unwrap()
     );
@@ -467,6 +477,7 @@ fn property_set_formatter_reads_every_propertyset_golden() {
 fn property_set_formatter_policy_selects_the_int_untracked_layout() {
     let mut policy = Policy::new();
     policy.set("BoostStorage.boost_version", "18").unwrap();
+    policy.set("BoostStorage.archive", "binary").unwrap();
     policy.set("Formatter.PropertySet.nitems", "int").unwrap();
     policy
         .set("Formatter.PropertySet.persistable_tracked", "false")

@@ -54,6 +54,7 @@ pub struct OArchive<'a> {
     objects: HashMap<(usize, TypeId), (u32, bool)>,
     next_oid: u32,
     tracking: HashMap<TypeId, bool>,
+    finite_only: bool,
 }
 
 const FLUSH_AT: usize = 1 << 20;
@@ -91,6 +92,7 @@ impl<'a> OArchive<'a> {
             objects: HashMap::new(),
             next_oid: 0,
             tracking: HashMap::new(),
+            finite_only: false,
         };
         if header {
             ar.write_header();
@@ -124,6 +126,24 @@ impl<'a> OArchive<'a> {
     /// this from the whole program; see the module docs).
     pub fn set_tracking<T: BoostSerialize>(&mut self, tracked: bool) {
         self.tracking.insert(TypeId::of::<T>(), tracked);
+    }
+
+    /// Refuses NaN and ±infinity in text and XML archives
+    /// ([`ArchiveError::NonFinite`]): Boost 1.74's text and XML readers
+    /// cannot read them back (binary archives hold them exactly and are not
+    /// affected). For archives meant for C++ programs.
+    pub fn set_finite_only(&mut self, on: bool) {
+        self.finite_only = on;
+    }
+
+    fn check_finite(&self, finite: bool, value: impl FnOnce() -> String) -> Result<()> {
+        if self.finite_only && !finite && self.kind != ArchiveKind::Binary {
+            return Err(ArchiveError::NonFinite {
+                value: value(),
+                kind: self.kind.name().to_string(),
+            });
+        }
+        Ok(())
     }
 
     /// The archive kind.
@@ -334,6 +354,7 @@ impl<'a> OArchive<'a> {
 
     /// Writes a double.
     pub fn write_f64(&mut self, v: f64) -> Result<()> {
+        self.check_finite(v.is_finite(), || v.to_string())?;
         match self.kind {
             ArchiveKind::Binary => self.buf.extend_from_slice(&v.to_le_bytes()),
             ArchiveKind::Text => {
@@ -350,6 +371,7 @@ impl<'a> OArchive<'a> {
 
     /// Writes a float.
     pub fn write_f32(&mut self, v: f32) -> Result<()> {
+        self.check_finite(v.is_finite(), || v.to_string())?;
         match self.kind {
             ArchiveKind::Binary => self.buf.extend_from_slice(&v.to_le_bytes()),
             ArchiveKind::Text => {

@@ -8,13 +8,20 @@
 //! `type` (a one-letter `char` code) and `value` (a `std::vector` of every
 //! value). The codes: `b` bool, `c` char, `y` signed char, `C` unsigned char,
 //! `w` short, `W` unsigned short, `i` int, `I` unsigned int, `l` long, `L`
-//! unsigned long, `x` int64, `X` uint64, `f` float, `d` double, `s` string,
-//! `T` DateTime (a vector of TAI nanoseconds as int64). `p` (a
-//! `Persistable` pointer) is not supported.
+//! unsigned long, `x` long long, `X` unsigned long long, `f` float, `d`
+//! double, `s` string, `T` DateTime (a vector of TAI nanoseconds as int64).
+//! `p` (a `Persistable` pointer) is not supported.
+//!
+//! Every code survives a read and a write: `c`/`y` are both [`Values::I8`],
+//! `l`/`x` both [`Values::I64`] and `L`/`X` both [`Values::U64`], so the
+//! reader records the C++ type of leaves with the codes `y`, `l` and `L` as
+//! their [`NativeType`] ([`PropertySet::native_type`]) and the writer gives
+//! them back their code (C++ `get<long>` works on what daf wrote). Leaves
+//! without a native type get `c`, `x` and `X`.
 
 use std::any::TypeId;
 
-use daf_base::{DateTime, PropertySet, Timescale, Values};
+use daf_base::{DateTime, NativeType, PropertySet, Timescale, Values};
 
 use super::{ArchiveError, ClassInfo, IArchive, OArchive, Result};
 
@@ -47,7 +54,32 @@ fn persistable_info(tracked: bool) -> ClassInfo {
     ClassInfo::new("Persistable").tracked(tracked)
 }
 
-/// The one-letter type code written for `values`.
+/// The one-letter type code written for `values` of C++ type `native`
+/// (when it matches the values' type; else the default code).
+pub fn type_code_for(values: &Values, native: Option<NativeType>) -> Result<u8> {
+    Ok(match (values, native) {
+        (Values::I8(_), Some(NativeType::SignedChar)) => b'y',
+        (Values::I64(_), Some(NativeType::Long)) => b'l',
+        (Values::U64(_), Some(NativeType::UnsignedLong)) => b'L',
+        _ => type_code(values)?,
+    })
+}
+
+/// The C++ type a type code names, where one value type stands for two.
+pub fn native_type_of(code: u8) -> Option<NativeType> {
+    Some(match code {
+        b'c' => NativeType::Char,
+        b'y' => NativeType::SignedChar,
+        b'l' => NativeType::Long,
+        b'L' => NativeType::UnsignedLong,
+        b'x' => NativeType::LongLong,
+        b'X' => NativeType::UnsignedLongLong,
+        _ => return None,
+    })
+}
+
+/// The default one-letter type code written for `values` (`c` for
+/// [`Values::I8`], `x` for [`Values::I64`], `X` for [`Values::U64`]).
 pub fn type_code(values: &Values) -> Result<u8> {
     Ok(match values {
         Values::Bool(_) => b'b',
@@ -105,7 +137,7 @@ pub fn save_property_set(
             for n in &names {
                 let values = ps.values(n).expect("param_names lists existing names");
                 ar.field("name", n)?;
-                ar.field("type", &(type_code(values)? as i8))?;
+                ar.field("type", &(type_code_for(values, ps.native_type(n))? as i8))?;
                 match values {
                     Values::Bool(v) => ar.field("value", v)?,
                     Values::I8(v) => ar.field("value", v)?,
@@ -198,11 +230,24 @@ pub fn load_property_set(
                     // A PropertySet name always holds at least one value.
                     continue;
                 }
+                // The default codes (c, x, X) need no record.
+                let native = match code {
+                    b'y' | b'l' | b'L' => native_type_of(code),
+                    _ => None,
+                };
+                let kept = native.map(|_| key.clone());
                 ps.set_owned(key, values)
                     .map_err(|e| ArchiveError::Malformed {
                         offset: 0,
                         message: format!("PropertySet item: {e}"),
                     })?;
+                if let (Some(t), Some(k)) = (native, kept) {
+                    ps.set_native_type(&k, t)
+                        .map_err(|e| ArchiveError::Malformed {
+                            offset: 0,
+                            message: format!("PropertySet item: {e}"),
+                        })?;
+                }
             }
             Ok(ps)
         },
