@@ -205,7 +205,9 @@ pub fn to_document(ps: &PropertySet) -> Document {
             Value::Array(items)
         };
         let entry = match ps.native_type(&name) {
-            Some(t) => json!({"type": v.property_type().name(), "cpp": t.cpp_name(), "value": value}),
+            Some(t) => {
+                json!({"type": v.property_type().name(), "cpp": t.cpp_name(), "value": value})
+            }
             None => json!({"type": v.property_type().name(), "value": value}),
         };
         doc.push((name, entry));

@@ -14,6 +14,8 @@
 //   boost_lsst_shapes --verify FILE... reads each FILE (case and kind from its
 //                                      name: CASE.KIND[.anything]) and checks
 //                                      every value and every type code
+//   boost_lsst_shapes --doubles KIND FILE  reads a std::vector<double> "v" and
+//                                      prints it (how Boost reads NaN/inf)
 //
 // The goldens in tests/data/boost/boost-1.74/lsst and boost-1.81/lsst were
 // written by this program built against Debian 12's Boost 1.74 and 1.81;
@@ -312,6 +314,23 @@ int main(int argc, char **argv) {
     const std::string mode = argv[1];
     int failures = 0;
     try {
+        if (mode == "--doubles" && argc == 4) {
+            const std::string kind = argv[2];
+            std::ifstream is(argv[3], std::ios::binary);
+            std::vector<double> v;
+            if (kind == "binary") {
+                boost::archive::binary_iarchive ia(is);
+                ia >> make_nvp("v", v);
+            } else if (kind == "text") {
+                boost::archive::text_iarchive ia(is);
+                ia >> make_nvp("v", v);
+            } else {
+                boost::archive::xml_iarchive ia(is);
+                ia >> make_nvp("v", v);
+            }
+            for (double d : v) std::cout << d << "\n";
+            return 0;
+        }
         if (mode == "--generate") {
             const std::string dir = argv[2];
             for (const char *c : kCases) {

@@ -903,7 +903,10 @@ impl<'a> IArchive<'a> {
         if cid == -1 {
             return Ok(None);
         }
-        if cid < 0 || cid as usize > self.classes.len() || (cid as usize == self.classes.len() && expected.is_some()) {
+        if cid < 0
+            || cid as usize > self.classes.len()
+            || (cid as usize == self.classes.len() && expected.is_some())
+        {
             return Err(ArchiveError::UnknownClassId {
                 class_id: cid,
                 offset: off,
@@ -984,16 +987,26 @@ impl<'a> IArchive<'a> {
 
     /// Reads a value (without an XML element around it).
     pub fn value<T: BoostSerialize>(&mut self) -> Result<T> {
+        self.value_as(TypeId::of::<T>())
+    }
+
+    fn value_as<T: BoostSerialize>(&mut self, class: TypeId) -> Result<T> {
         match T::LEVEL {
             Level::Primitive => T::load(self, 0),
             Level::Serializable => {
-                self.register_serializable(TypeId::of::<T>())?;
+                self.register_serializable(class)?;
                 T::load(self, 0)
             }
             Level::ClassInfo => Ok(self
-                .load_class_object(TypeId::of::<T>(), &T::class_info(), |ar, v| T::load(ar, v))?
+                .load_class_object(class, &T::class_info(), |ar, v| T::load(ar, v))?
                 .0),
         }
+    }
+
+    /// Reads member `name` written as the C++ class identified by `class`
+    /// (the counterpart of [`super::OArchive::field_as`]).
+    pub fn field_as<T: BoostSerialize>(&mut self, name: &str, class: TypeId) -> Result<T> {
+        self.in_element(name, |ar| ar.value_as(class))
     }
 
     fn in_element<R>(&mut self, name: &str, f: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {

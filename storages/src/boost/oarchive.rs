@@ -630,18 +630,37 @@ impl<'a> OArchive<'a> {
 
     /// Writes a value (without an XML element around it).
     pub fn value<T: BoostSerialize>(&mut self, v: &T) -> Result<()> {
+        self.value_as(TypeId::of::<T>(), v)
+    }
+
+    /// Writes member `name` as the C++ class identified by `class` rather
+    /// than by `T`: for C++ types that one Rust type stands for, which C++
+    /// registers as distinct classes (`std::vector<long>` and
+    /// `std::vector<long long>` are both `Vec<i64>` here). Class ids follow
+    /// registration, so this keeps later class ids where C++ has them.
+    pub fn field_as<T: BoostSerialize>(&mut self, name: &str, class: TypeId, v: &T) -> Result<()> {
+        if self.kind == ArchiveKind::Xml {
+            self.xml_start(name);
+            self.value_as(class, v)?;
+            self.xml_end();
+            Ok(())
+        } else {
+            self.value_as(class, v)
+        }
+    }
+
+    fn value_as<T: BoostSerialize>(&mut self, class: TypeId, v: &T) -> Result<()> {
         match T::LEVEL {
             Level::Primitive => v.save(self),
             Level::Serializable => {
-                self.register(TypeId::of::<T>());
+                self.register(class);
                 v.save(self)
             }
-            Level::ClassInfo => self.save_class_object(
-                TypeId::of::<T>(),
-                &T::class_info(),
-                v as *const T as usize,
-                |ar| v.save(ar),
-            ),
+            Level::ClassInfo => {
+                self.save_class_object(class, &T::class_info(), v as *const T as usize, |ar| {
+                    v.save(ar)
+                })
+            }
         }
     }
 

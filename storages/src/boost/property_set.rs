@@ -47,6 +47,15 @@ impl Default for PropertySetLayout {
 
 struct PropertySetClass;
 struct PersistableClass;
+/// `std::vector<char>`: C++ registers it apart from `std::vector<signed
+/// char>` (`Vec<i8>`, type code `y`, as `int8_t` is `signed char`).
+struct VecCharClass;
+/// `std::vector<long long>`: apart from `std::vector<long>` (`Vec<i64>`,
+/// codes `l` and `T`, as `int64_t` is `long` on LP64).
+struct VecLongLongClass;
+/// `std::vector<unsigned long long>`: apart from `std::vector<unsigned
+/// long>` (`Vec<u64>`, code `L`).
+struct VecULongLongClass;
 
 const PROPERTY_SET: ClassInfo = ClassInfo::new("PropertySet");
 
@@ -137,9 +146,19 @@ pub fn save_property_set(
             for n in &names {
                 let values = ps.values(n).expect("param_names lists existing names");
                 ar.field("name", n)?;
-                ar.field("type", &(type_code_for(values, ps.native_type(n))? as i8))?;
+                let code = type_code_for(values, ps.native_type(n))?;
+                ar.field("type", &(code as i8))?;
                 match values {
                     Values::Bool(v) => ar.field("value", v)?,
+                    Values::I8(v) if code == b'c' => {
+                        ar.field_as("value", TypeId::of::<VecCharClass>(), v)?
+                    }
+                    Values::I64(v) if code == b'x' => {
+                        ar.field_as("value", TypeId::of::<VecLongLongClass>(), v)?
+                    }
+                    Values::U64(v) if code == b'X' => {
+                        ar.field_as("value", TypeId::of::<VecULongLongClass>(), v)?
+                    }
                     Values::I8(v) => ar.field("value", v)?,
                     Values::U8(v) => ar.field("value", v)?,
                     Values::I16(v) => ar.field("value", v)?,
@@ -202,14 +221,23 @@ pub fn load_property_set(
                 let code = ar.field::<i8>("type")? as u8;
                 let values: Values = match code {
                     b'b' => ar.field::<Vec<bool>>("value")?.into(),
-                    b'c' | b'y' => ar.field::<Vec<i8>>("value")?.into(),
+                    b'c' => ar
+                        .field_as::<Vec<i8>>("value", TypeId::of::<VecCharClass>())?
+                        .into(),
+                    b'y' => ar.field::<Vec<i8>>("value")?.into(),
                     b'C' => ar.field::<Vec<u8>>("value")?.into(),
                     b'w' => ar.field::<Vec<i16>>("value")?.into(),
                     b'W' => ar.field::<Vec<u16>>("value")?.into(),
                     b'i' => ar.field::<Vec<i32>>("value")?.into(),
                     b'I' => ar.field::<Vec<u32>>("value")?.into(),
-                    b'l' | b'x' => ar.field::<Vec<i64>>("value")?.into(),
-                    b'L' | b'X' => ar.field::<Vec<u64>>("value")?.into(),
+                    b'l' => ar.field::<Vec<i64>>("value")?.into(),
+                    b'x' => ar
+                        .field_as::<Vec<i64>>("value", TypeId::of::<VecLongLongClass>())?
+                        .into(),
+                    b'L' => ar.field::<Vec<u64>>("value")?.into(),
+                    b'X' => ar
+                        .field_as::<Vec<u64>>("value", TypeId::of::<VecULongLongClass>())?
+                        .into(),
                     b'f' => ar.field::<Vec<f32>>("value")?.into(),
                     b'd' => ar.field::<Vec<f64>>("value")?.into(),
                     b's' => ar.field::<Vec<String>>("value")?.into(),
