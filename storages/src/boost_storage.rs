@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use daf_base::Policy;
 
-use crate::atomic::AtomicFile;
+use crate::atomic::{AtomicFile, Committed};
 use crate::boost::{ArchiveError, ArchiveKind, IArchive, OArchive, DEFAULT_VERSION};
 use crate::error::StorageError;
 use crate::location::LogicalLocation;
@@ -40,6 +40,8 @@ pub struct ArchiveStorage {
     /// first read (later reads open it again).
     opened: Option<(std::fs::File, u64)>,
     out: Option<AtomicFile>,
+    /// The last commit, with the file it replaced, until it is final.
+    committed: Option<Committed>,
     written: bool,
     in_transaction: bool,
     last_read: Option<ArchiveSettings>,
@@ -119,6 +121,7 @@ impl ArchiveStorage {
             path: None,
             opened: None,
             out: None,
+            committed: None,
             written: false,
             in_transaction: false,
             last_read: None,
@@ -327,6 +330,12 @@ fn not_found_or_io(path: &Path, e: std::io::Error) -> StorageError {
     }
 }
 
+impl Drop for ArchiveStorage {
+    fn drop(&mut self) {
+        self.finish_commit();
+    }
+}
+
 impl Storage for ArchiveStorage {
     fn storage_name(&self) -> &str {
         self.name
@@ -415,9 +424,30 @@ impl Storage for ArchiveStorage {
                     "transaction ended with nothing written",
                 ));
             }
-            out.commit()?;
+            self.finish_commit();
+            self.committed = Some(out.commit_keeping_old()?);
         }
         Ok(())
+    }
+
+    fn undo_commit(&mut self) -> Result<bool> {
+        match self.committed.take() {
+            Some(c) => c.undo().map(|_| true),
+            None => Ok(false),
+        }
+    }
+
+    fn finish_commit(&mut self) {
+        if let Some(c) = self.committed.take() {
+            c.finish();
+        }
+    }
+
+    fn describe(&self) -> String {
+        match &self.path {
+            Some(p) => format!("{} {}", self.name, p.display()),
+            None => self.name.to_string(),
+        }
     }
 
     fn abort_transaction(&mut self) -> Result<()> {
