@@ -355,8 +355,8 @@ impl From<&String> for Values {
 pub struct PropertySet {
     entries: Entries,
     /// C++ types of leaves held directly here, where one Rust type stands
-    /// for two (see [`NativeType`]); `None` (no allocation) when there are none.
-    native: Option<Box<Vec<(String, NativeType)>>>,
+    /// for two (see [`NativeType`]); empty (no allocation) when there are none.
+    native: Vec<(String, NativeType)>,
 }
 
 impl PartialEq for PropertySet {
@@ -443,7 +443,7 @@ impl TryFrom<IndexMap<String, Values>> for PropertySet {
         }
         Ok(PropertySet {
             entries,
-            native: None,
+            native: Vec::new(),
         })
     }
 }
@@ -489,7 +489,7 @@ impl PropertySet {
     pub fn with_capacity(n: usize) -> Self {
         PropertySet {
             entries: Entries::with_capacity(n),
-            native: None,
+            native: Vec::new(),
         }
     }
 
@@ -800,8 +800,8 @@ impl PropertySet {
                 _ => return None,
             }
         }
-        if let Some(native) = cur.native.as_mut() {
-            native.retain(|(k, _)| k != last);
+        if !cur.native.is_empty() {
+            cur.native.retain(|(k, _)| k != last);
         }
         cur.entries.remove(last)
     }
@@ -824,7 +824,6 @@ impl PropertySet {
         let (parent, leaf) = self.parent(name)?;
         let t = parent
             .native
-            .as_ref()?
             .iter()
             .find(|(k, _)| k == leaf)
             .map(|(_, t)| *t)?;
@@ -844,7 +843,7 @@ impl PropertySet {
             });
         }
         let (parent, leaf) = self.parent_mut_create(name)?;
-        let native = parent.native.get_or_insert_with(Default::default);
+        let native = &mut parent.native;
         match native.iter_mut().find(|(k, _)| k == leaf) {
             Some(slot) => slot.1 = t,
             None => native.push((leaf.to_string(), t)),

@@ -6,8 +6,9 @@
 //! registry is in PostgreSQL is reported against the same `get` through the
 //! SQLite registry (informational, no target).
 //!
-//! The small dataset is a PropertySet in a Boost binary archive
-//! (`BoostStorage`), read and written with the built-in formatters.
+//! The small dataset is a PropertySet in a Boost archive (`BoostStorage`:
+//! a text archive, its LSST default), read and written with the built-in
+//! formatters.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

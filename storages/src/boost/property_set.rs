@@ -146,7 +146,11 @@ pub fn save_property_set(
             for n in &names {
                 let values = ps.values(n).expect("param_names lists existing names");
                 ar.field("name", n)?;
-                let code = type_code_for(values, ps.native_type(n))?;
+                let native = match values {
+                    Values::I8(_) | Values::I64(_) | Values::U64(_) => ps.native_type(n),
+                    _ => None,
+                };
+                let code = type_code_for(values, native)?;
                 ar.field("type", &(code as i8))?;
                 match values {
                     Values::Bool(v) => ar.field("value", v)?,
