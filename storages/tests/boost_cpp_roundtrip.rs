@@ -12,7 +12,10 @@ use std::process::Command;
 use std::sync::Arc;
 
 use common::*;
-use daf_storages::boost::{ArchiveKind, IArchive, OArchive, Result};
+use daf_storages::boost::{
+    ArchiveKind, BoostSerialize, ClassInfo, Exports, IArchive, OArchive, PolyBase, Result,
+    SharedPtr,
+};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
@@ -24,6 +27,70 @@ enum ShapeV {
     Square(f64),
     /// The same object as the previous shape pointer (when it is not null).
     SameAsPrevious,
+}
+
+/// A concrete, data-carrying polymorphic base (LSST's `Persistable` pattern).
+#[derive(Debug, Clone, PartialEq)]
+struct Base {
+    tag: i32,
+}
+impl BoostSerialize for Base {
+    fn class_info() -> ClassInfo {
+        ClassInfo::new("Base").tracked(true).export("Base")
+    }
+    fn save(&self, ar: &mut OArchive<'_>) -> Result<()> {
+        ar.field("tag", &self.tag)
+    }
+    fn load(ar: &mut IArchive<'_>, _v: u32) -> Result<Self> {
+        Ok(Base {
+            tag: ar.field("tag")?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Tri {
+    base: Base,
+    h: f64,
+}
+impl BoostSerialize for Tri {
+    fn class_info() -> ClassInfo {
+        ClassInfo::new("Tri").tracked(true).export("Tri")
+    }
+    fn save(&self, ar: &mut OArchive<'_>) -> Result<()> {
+        ar.base("Base", self, &self.base)?;
+        ar.field("h", &self.h)
+    }
+    fn load(ar: &mut IArchive<'_>, _v: u32) -> Result<Self> {
+        Ok(Tri {
+            base: ar.base("Base")?,
+            h: ar.field("h")?,
+        })
+    }
+}
+
+trait Obj: PolyBase + Send + Sync + std::fmt::Debug {
+    /// (is a Tri, tag, h bits)
+    fn key(&self) -> (bool, i32, u64);
+}
+daf_storages::boost_poly_class!(Base);
+daf_storages::boost_poly_class!(Tri);
+impl Obj for Base {
+    fn key(&self) -> (bool, i32, u64) {
+        (false, self.tag, 0)
+    }
+}
+impl Obj for Tri {
+    fn key(&self) -> (bool, i32, u64) {
+        (true, self.base.tag, self.h.to_bits())
+    }
+}
+
+fn all_exports() -> Exports {
+    let mut e = shape_exports();
+    e.register::<dyn Obj, Base>("Base", |b| Arc::new(b));
+    e.register::<dyn Obj, Tri>("Tri", |t| Arc::new(t));
+    e
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +121,10 @@ struct Bundle {
     a: Option<Arc<Rec>>,
     a_again: Option<Arc<Rec>>,
     shapes: Vec<Option<Arc<dyn Shape>>>,
+    q1: Option<Arc<dyn Obj>>,
+    q2: Option<Arc<dyn Obj>>,
+    sp1: SharedPtr<Rec>,
+    sp2: SharedPtr<Rec>,
 }
 
 fn finite_f64() -> impl Strategy<Value = f64> {
@@ -121,8 +192,39 @@ fn bundle() -> impl Strategy<Value = Bundle> {
             3,
         ),
     );
-    (prims, rest, objs).prop_map(|(p, r, o)| {
+    let lsst = (
+        0u8..3,
+        any::<i32>(),
+        finite_f64(),
+        0u8..3,
+        prop::option::of(rec_s()),
+        0u8..3,
+    );
+    (prims, rest, objs, lsst).prop_map(|(p, r, o, l)| {
         let ((orec, xs, m, pi, pd), (rid, rname, rextra), opt, a, again, shapes) = o;
+        let (q1k, tag, h, q2k, sp, sp2k) = l;
+        let q1: Option<Arc<dyn Obj>> = match q1k {
+            0 => None,
+            1 => Some(Arc::new(Base { tag })),
+            _ => Some(Arc::new(Tri {
+                base: Base { tag },
+                h,
+            })),
+        };
+        let q2: Option<Arc<dyn Obj>> = match q2k {
+            0 => None,
+            1 => q1.clone(),
+            _ => Some(Arc::new(Tri {
+                base: Base { tag: -tag },
+                h: -h,
+            })),
+        };
+        let sp1 = SharedPtr::from(sp.map(Arc::new));
+        let sp2 = match sp2k {
+            0 => sp1.clone(),
+            1 => SharedPtr::null(),
+            _ => SharedPtr::new(rec(7, "seven", &[7.0])),
+        };
         let a = a.map(Arc::new);
         let a_again = match again {
             0 => a.clone(),
@@ -175,6 +277,10 @@ fn bundle() -> impl Strategy<Value = Bundle> {
             a,
             a_again,
             shapes: sv,
+            q1,
+            q2,
+            sp1,
+            sp2,
         }
     })
 }
@@ -208,11 +314,14 @@ fn write_bundle(ar: &mut OArchive<'_>, b: &Bundle) -> Result<()> {
     for (i, s) in b.shapes.iter().enumerate() {
         ar.poly_pointer(&format!("s{}", i + 1), s.as_ref())?;
     }
-    Ok(())
+    ar.poly_pointer_concrete::<Base, dyn Obj>("q1", b.q1.as_ref())?;
+    ar.poly_pointer_concrete::<Base, dyn Obj>("q2", b.q2.as_ref())?;
+    ar.field("sp1", &b.sp1)?;
+    ar.field("sp2", &b.sp2)
 }
 
 fn read_bundle(ar: &mut IArchive<'_>) -> Result<Bundle> {
-    ar.set_exports(shape_exports());
+    ar.set_exports(all_exports());
     Ok(Bundle {
         b: ar.field("b")?,
         c: ar.field("c")?,
@@ -244,6 +353,10 @@ fn read_bundle(ar: &mut IArchive<'_>) -> Result<Bundle> {
             ar.poly_pointer("s2")?,
             ar.poly_pointer("s3")?,
         ],
+        q1: ar.poly_pointer_concrete::<Base, dyn Obj>("q1")?,
+        q2: ar.poly_pointer_concrete::<Base, dyn Obj>("q2")?,
+        sp1: ar.field("sp1")?,
+        sp2: ar.field("sp2")?,
     })
 }
 
@@ -261,6 +374,8 @@ fn same_values(x: &Bundle, y: &Bundle) -> bool {
         _ => false,
     };
     let alias = |a: &Option<Arc<Rec>>, b: &Option<Arc<Rec>>| matches!((a, b), (Some(a), Some(b)) if Arc::ptr_eq(a, b));
+    let obj = |a: &Option<Arc<dyn Obj>>| a.as_ref().map(|o| o.key());
+    let obj_alias = |a: &Option<Arc<dyn Obj>>, b: &Option<Arc<dyn Obj>>| matches!((a, b), (Some(a), Some(b)) if Arc::ptr_eq(a, b));
     x.b == y.b
         && (x.c, x.sc, x.uc, x.sh, x.us, x.i, x.ui, x.l, x.ul, x.ll)
             == (y.c, y.sc, y.uc, y.sh, y.us, y.i, y.ui, y.l, y.ul, y.ll)
@@ -280,6 +395,11 @@ fn same_values(x: &Bundle, y: &Bundle) -> bool {
         && ptr(&x.a_again, &y.a_again)
         && alias(&x.a, &x.a_again) == alias(&y.a, &y.a_again)
         && x.shapes.iter().zip(&y.shapes).all(|(a, b)| shape(a, b))
+        && (obj(&x.q1), obj(&x.q2)) == (obj(&y.q1), obj(&y.q2))
+        && obj_alias(&x.q1, &x.q2) == obj_alias(&y.q1, &y.q2)
+        && ptr(&x.sp1.0, &y.sp1.0)
+        && ptr(&x.sp2.0, &y.sp2.0)
+        && alias(&x.sp1.0, &x.sp2.0) == alias(&y.sp1.0, &y.sp2.0)
 }
 
 fn boost_headers() -> bool {

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,6 +30,7 @@
 #include <boost/serialization/map.hpp>
 #include <boost/serialization/nvp.hpp>
 #include <boost/serialization/optional.hpp>
+#include <boost/serialization/shared_ptr.hpp>
 #include <boost/serialization/string.hpp>
 #include <boost/serialization/utility.hpp>
 #include <boost/serialization/vector.hpp>
@@ -89,6 +91,21 @@ struct Square : Shape {
     }
 };
 
+// A concrete, data-carrying polymorphic base (LSST's Persistable pattern):
+// Boost registers it before the classes its pointers point to.
+struct Base {
+    virtual ~Base() = default;
+    int tag = 0;
+    template <class A> void serialize(A &ar, unsigned) { ar &make_nvp("tag", tag); }
+};
+
+struct Tri : Base {
+    double h = 0;
+    template <class A> void serialize(A &ar, unsigned) {
+        ar &make_nvp("Base", boost::serialization::base_object<Base>(*this)) & make_nvp("h", h);
+    }
+};
+
 // Everything daf's proptest generates, in write order.
 struct Bundle {
     bool b = false;
@@ -119,6 +136,9 @@ struct Bundle {
     Shape *s1 = nullptr;
     Shape *s2 = nullptr;
     Shape *s3 = nullptr;
+    Base *q1 = nullptr;
+    Base *q2 = nullptr;
+    std::shared_ptr<Rec> sp1, sp2;
 
     template <class A> void io(A &ar) {
         ar &make_nvp("b", b) & make_nvp("c", c) & make_nvp("sc", sc) & make_nvp("uc", uc);
@@ -130,6 +150,7 @@ struct Bundle {
         ar &make_nvp("rv", rv) & make_nvp("opt", opt);
         ar &make_nvp("a", a) & make_nvp("a_again", a_again);
         ar &make_nvp("s1", s1) & make_nvp("s2", s2) & make_nvp("s3", s3);
+        ar &make_nvp("q1", q1) & make_nvp("q2", q2) & make_nvp("sp1", sp1) & make_nvp("sp2", sp2);
     }
 };
 
@@ -139,6 +160,8 @@ BOOST_CLASS_VERSION(rt::RecV2, 3)
 BOOST_SERIALIZATION_ASSUME_ABSTRACT(rt::Shape)
 BOOST_CLASS_EXPORT_GUID(rt::Circle, "Circle")
 BOOST_CLASS_EXPORT_GUID(rt::Square, "Square")
+BOOST_CLASS_EXPORT_GUID(rt::Base, "Base")
+BOOST_CLASS_EXPORT_GUID(rt::Tri, "Tri")
 
 template <class IA, class OA> static void echo(const std::string &in) {
     rt::Bundle b;
