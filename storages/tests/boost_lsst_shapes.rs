@@ -600,3 +600,68 @@ fn live_cpp_boost_cannot_read_nan_from_text_or_xml() {
         }
     }
 }
+
+/// Reads `bytes` as `case` without checking values.
+fn try_read(case: &str, bytes: &[u8]) -> Result<()> {
+    let mut ar = IArchive::new(bytes)?;
+    match case {
+        "concrete_base" => drop(read_concrete(&mut ar)?),
+        "shared_ptr" => drop(read_shared(&mut ar)?),
+        _ => drop(load_property_set(
+            &mut ar,
+            "propertySet",
+            &PropertySetLayout::default(),
+        )?),
+    }
+    ar.finish()
+}
+
+#[test]
+fn truncated_and_corrupted_goldens_are_errors_never_panics() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for folder in ["boost-1.74", "boost-1.81"] {
+        for case in CASES {
+            for (kind, ext) in KINDS {
+                let bytes =
+                    std::fs::read(golden_dir(folder).join(format!("{case}.{ext}"))).unwrap();
+                // A prefix that drops a whole value (not just trailing
+                // whitespace or the end of the last number) is an error.
+                let keep = match kind {
+                    ArchiveKind::Binary => bytes.len(),
+                    _ => {
+                        let end = bytes
+                            .iter()
+                            .rposition(|c| !c.is_ascii_whitespace())
+                            .unwrap();
+                        if kind == ArchiveKind::Xml {
+                            end + 1
+                        } else {
+                            bytes[..end]
+                                .iter()
+                                .rposition(|c| c.is_ascii_whitespace())
+                                .unwrap()
+                        }
+                    }
+                };
+                for n in 0..keep {
+                    assert!(
+                        try_read(case, &bytes[..n]).is_err(),
+                        "{folder}/{case}.{ext}: prefix of {n} bytes read"
+                    );
+                }
+                for _ in 0..300 {
+                    let mut b = bytes.clone();
+                    let i = (next() % b.len() as u64) as usize;
+                    b[i] = next() as u8;
+                    let _ = try_read(case, &b);
+                }
+            }
+        }
+    }
+}
