@@ -69,9 +69,25 @@ fn policy_picks_kind_and_version_and_reads_detect_them() {
     let mut s = XmlStorage::xml();
     write(&mut s, &path, &v);
     assert!(std::fs::read_to_string(&path).unwrap().starts_with("<?xml"));
+    assert!(std::fs::read_to_string(&path)
+        .unwrap()
+        .contains("<boost_serialization signature=\"serialization::archive\" version=\"18\">"));
     assert_eq!(
         read(&path, XmlStorage::xml()),
-        (v.clone(), ArchiveKind::Xml, 19)
+        (v.clone(), ArchiveKind::Xml, 18)
+    );
+    // With no policy at all, BoostStorage writes LSST's text archives at
+    // Boost 1.74's library version 18.
+    let path = dir.path().join("default.boost");
+    let mut s = BoostStorage::new();
+    s.set_policy(None).unwrap();
+    write(&mut s, &path, &v);
+    assert!(std::fs::read(&path)
+        .unwrap()
+        .starts_with(b"22 serialization::archive 18 "));
+    assert_eq!(
+        read(&path, BoostStorage::new()),
+        (v.clone(), ArchiveKind::Text, 18)
     );
     // XmlStorage refuses a binary archive.
     let bin = dir.path().join("binary1.74.boost");
@@ -91,6 +107,7 @@ fn no_header_archives_use_the_policy() {
     let path = dir.path().join("nh.bin");
     let mut policy = Policy::new();
     policy.set("no_header", "true").unwrap();
+    policy.set("archive", "binary").unwrap();
     let mut s = BoostStorage::new();
     s.set_policy(Some(&policy)).unwrap();
     write(&mut s, &path, &vec![3.0]);
@@ -163,4 +180,50 @@ fn corrupt_files_are_format_errors_naming_the_file() {
         matches!(&err, StorageError::Format { what, .. } if what.contains("junk.boost")),
         "{err}"
     );
+}
+
+#[test]
+fn finite_only_policy_refuses_nan_in_text_archives_and_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut policy = Policy::new();
+    policy.set("finite_only", "true").unwrap();
+    for (archive, refused) in [("text", true), ("binary", false)] {
+        let path = dir.path().join(format!("nan.{archive}"));
+        policy.set("archive", archive).unwrap();
+        let mut s = BoostStorage::new();
+        s.set_policy(Some(&policy)).unwrap();
+        assert!(s.settings().finite_only);
+        s.set_persist_location(&loc(&path)).unwrap();
+        s.start_transaction().unwrap();
+        let r = s.write_archive(|ar| ar.field("v", &vec![1.0, f64::NAN]));
+        if refused {
+            let err = r.unwrap_err();
+            assert!(
+                err.to_string().contains("finite_only") && err.to_string().contains("NaN"),
+                "{err}"
+            );
+            s.abort_transaction().unwrap();
+            assert!(!path.exists());
+        } else {
+            r.unwrap();
+            s.prepare_commit().unwrap();
+            s.end_transaction().unwrap();
+            let (v, kind, _) = read(&path, BoostStorage::new());
+            assert_eq!(kind, ArchiveKind::Binary);
+            assert!(v[1].is_nan());
+        }
+    }
+    // XmlStorage takes the same key.
+    let mut s = XmlStorage::xml();
+    let mut policy = Policy::new();
+    policy.set("finite_only", "true").unwrap();
+    s.set_policy(Some(&policy)).unwrap();
+    s.set_persist_location(&loc(&dir.path().join("inf.xml")))
+        .unwrap();
+    s.start_transaction().unwrap();
+    assert!(s
+        .write_archive(|ar| ar.field("v", &vec![f64::INFINITY]))
+        .is_err());
+    s.abort_transaction().unwrap();
+    assert!(!dir.path().join("inf.xml").exists());
 }
