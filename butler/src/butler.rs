@@ -8,20 +8,21 @@
 //! id, and a `run` can be chosen), then the mapper's templated path.
 //!
 //! ## Writes
-//! A put maps the data id in every output, refuses to replace an existing
-//! dataset unless `clobber` or `backup` is set, and writes through
-//! [`Persistence`] (temporary file, fsync, rename). The order is:
-//! 1. backup (if asked): the old file is hard-linked to `path~N`;
-//! 2. the storages write a temporary file, fsync it and rename it over the
-//!    final path (all or nothing);
-//! 3. the file is checksummed and its registry row inserted in one
-//!    transaction.
+//! A put maps the data id in every output, checks every path piece made
+//! from input (run name, filled template) with
+//! [`daf_base::path_safety`], and follows the put protocol described in
+//! [`crate::recovery`]: stage the file (temporary file, fsync, rename to a
+//! staging name) and checksum it; claim the data id with an intent row;
+//! refuse to replace an existing dataset unless `clobber` or `backup` is set
+//! (exactly one of several racing new puts of one data id succeeds, the
+//! others get [`ButlerError::Exists`]); hard-link a backup to `path~N` if
+//! asked; rename the staging file into place; record the row and drop the
+//! intent in one transaction.
 //!
-//! A failure in step 2 leaves no new file and no row (the old file, if any,
-//! is untouched). A failure in step 3 removes the new file and puts the
-//! backup back. Only a crash between the rename and the registry commit can
-//! leave a file without a row; `daf verify` does not list it and a re-put
-//! with `clobber` repairs it.
+//! A failure before the rename leaves no new file and no row (the old file,
+//! if any, is untouched). A registry failure after it removes a new file,
+//! or puts the backup back. A crash leaves an intent that the next writer
+//! opening the repository (or `daf verify --repair`) resolves.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -265,7 +266,13 @@ impl ButlerBuilder {
         for (i, r) in repos.search.iter().enumerate() {
             mappers.push(factory(r)?);
             let writable = repos.outputs.contains(&i);
-            let reg = FileRegistry::open_cfg(&r.root, &r.cfg, writable, self.db_auth.as_ref())?;
+            let mut reg = FileRegistry::open_cfg(&r.root, &r.cfg, writable, self.db_auth.as_ref())?;
+            if writable {
+                // finish or roll back the puts of writers that died
+                if let Some(reg) = reg.as_mut() {
+                    crate::recovery::recover_all(&mut **reg, &r.root)?;
+                }
+            }
             registries.push(reg.map(Mutex::new));
         }
         let persistence = self.persistence.unwrap_or_else(|| {
@@ -735,11 +742,13 @@ impl Butler {
             let run = self.run.as_deref().unwrap_or("");
             let rel = strip_hdu(loc.locations.first().map(String::as_str).unwrap_or(""));
             let root = &self.repos.search[i].root;
-            return Ok(if run.is_empty() {
-                root.join(rel)
+            check_relative("run", run)?;
+            let rel = if run.is_empty() {
+                rel.to_string()
             } else {
-                root.join(run).join(rel)
-            });
+                format!("{run}/{rel}")
+            };
+            return Ok(join_under(root, "dataset path", &rel)?);
         }
         let found = self.locate(base, data_id, None)?;
         let l = found
