@@ -291,3 +291,60 @@ fn is_backup_name(name: &str) -> bool {
     name.rsplit_once('~')
         .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
+
+/// What [`repair`] did and what remains.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RepairReport {
+    /// Pending puts of dead processes, and how each was resolved.
+    pub resolved: Vec<(String, Resolution)>,
+    /// Temporary files removed (their writers are dead, or they have no
+    /// owner and are over an hour old).
+    pub removed: Vec<PathBuf>,
+}
+
+/// Cleans what is provably garbage in the repository at `root` with
+/// registry `reg`: resolves the pending puts of dead processes
+/// ([`recover_all`]) and removes temporary files of dead writers (and
+/// owner-less ones over an hour old). Registered and unregistered data
+/// files are never touched. `daf verify --repair` runs this.
+pub fn repair(reg: &mut dyn DatasetRegistry, root: &Path) -> Result<RepairReport, ButlerError> {
+    let mut report = RepairReport::default();
+    for (it, r) in recover_all(reg, root)? {
+        if r != Resolution::Skipped {
+            report.resolved.push((
+                format!(
+                    "{} {} (run {:?}, {})",
+                    it.dataset_type,
+                    it.data_id,
+                    it.run,
+                    it.mode.as_str()
+                ),
+                r,
+            ));
+        }
+    }
+    for s in scan_strays(root, &known_paths(reg, root)?) {
+        if matches!(s.kind, StrayKind::DeadTemp | StrayKind::OldTemp)
+            && std::fs::remove_file(&s.path).is_ok()
+        {
+            report.removed.push(s.path);
+        }
+    }
+    Ok(report)
+}
+
+/// The full paths of every registered file and of every pending put's
+/// final files (what [`scan_strays`] must not call unregistered).
+pub fn known_paths(
+    reg: &dyn DatasetRegistry,
+    root: &Path,
+) -> Result<std::collections::HashSet<PathBuf>, ButlerError> {
+    let mut known: std::collections::HashSet<PathBuf> =
+        reg.all()?.iter().map(|r| reg.full_path(r)).collect();
+    for it in reg.intents()? {
+        for (f, _) in &it.files {
+            known.insert(root.join(f));
+        }
+    }
+    Ok(known)
+}

@@ -711,13 +711,12 @@ pub fn verify(a: VerifyArgs) -> Result<(), CliError> {
     if a.repair {
         let mut reg = daf_butler::FileRegistry::open(&root, true)?
             .ok_or_else(|| CliError::new("the file registry vanished"))?;
-        for (it, r) in recovery::recover_all(&mut *reg, &root)? {
-            if r != recovery::Resolution::Skipped {
-                repaired.push(serde_json::json!({
-                    "pending_put": format!("{} {} (run {:?})", it.dataset_type, it.data_id, it.run),
-                    "resolution": r,
-                }));
-            }
+        let report = recovery::repair(&mut *reg, &root)?;
+        for (what, r) in report.resolved {
+            repaired.push(serde_json::json!({"pending_put": what, "resolution": r}));
+        }
+        for p in report.removed {
+            repaired.push(serde_json::json!({"removed": p}));
         }
     }
     let reg = butler
@@ -726,26 +725,10 @@ pub fn verify(a: VerifyArgs) -> Result<(), CliError> {
     let recs = reg.all()?;
     let n = recs.len();
     let pending = reg.intents()?;
-    let mut known: std::collections::HashSet<PathBuf> =
-        recs.iter().map(|r| reg.full_path(r)).collect();
-    for it in &pending {
-        for (f, _) in &it.files {
-            known.insert(root.join(f));
-        }
-    }
+    let known = recovery::known_paths(&**reg, &root)?;
     let bad = daf_butler::file_registry::verify_records(&root, recs);
     drop(reg);
-    let mut strays = recovery::scan_strays(&root, &known);
-    if a.repair {
-        strays.retain(|s| {
-            let garbage = matches!(s.kind, StrayKind::DeadTemp | StrayKind::OldTemp);
-            if garbage && std::fs::remove_file(&s.path).is_ok() {
-                repaired.push(serde_json::json!({"removed": s.path}));
-                return false;
-            }
-            true
-        });
-    }
+    let strays = recovery::scan_strays(&root, &known);
     let garbage = strays
         .iter()
         .filter(|s| matches!(s.kind, StrayKind::DeadTemp | StrayKind::OldTemp))
