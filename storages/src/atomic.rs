@@ -13,7 +13,10 @@ use tempfile::NamedTempFile;
 use crate::error::StorageError;
 use crate::Result;
 
-/// A file being written under a temporary name beside its final path.
+/// A file being written under a temporary name beside its final path
+/// (`.NAME.OWNER.RANDOM.daf-tmp`, with the writing process's
+/// [`owner::token`](crate::owner::token), so that a repair can tell a dead
+/// writer's leftovers from a live writer's file).
 ///
 /// ```
 /// use std::io::Write;
@@ -67,7 +70,7 @@ impl AtomicFile {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "file".into());
         let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
+            .prefix(&format!(".{name}.{}.", crate::owner::token()))
             .suffix(".daf-tmp")
             .tempfile_in(&dir)
             .map_err(|e| StorageError::io(&dir, e))?;
