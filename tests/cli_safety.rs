@@ -149,6 +149,9 @@ fn get_verify_and_read_errors_set_the_exit_status() {
     ingest_three_raws(d.path(), &repo);
     let g = json(&["get", repo_s, "raw", "visit=2", "--verify", "--json"]);
     assert_eq!(g["verified"], true, "{g}");
+    // as README shows it
+    let text = ok(&["get", repo_s, "raw", "visit=2", "--verify"]);
+    assert!(text.contains("verified: true"), "{text}");
     // damage that still reads: --verify catches it, plain get does not
     let f = repo.join("raw/raw_v2_fr.fits");
     let mut bytes = std::fs::read(&f).unwrap();
@@ -199,6 +202,13 @@ fn verify_reports_leftovers_and_repair_cleans_only_garbage() {
     for p in [&stray, &dead_tmp, &dead_staging, &live_tmp] {
         std::fs::write(p, b"x").unwrap();
     }
+    // as README shows it
+    let o = daf(&["verify", repo_s]);
+    assert_eq!(o.status.code(), Some(3), "garbage fails verify");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("stray.fits: not registered"), "{text}");
+    assert!(text.contains("temporary file of a dead process"), "{text}");
+    assert!(stderr(&o).contains("daf verify --repair"), "{}", stderr(&o));
     let o = daf(&["verify", repo_s, "--json"]);
     assert_eq!(o.status.code(), Some(3), "garbage fails verify");
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
