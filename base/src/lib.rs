@@ -35,4 +35,4 @@ pub use error::PropertyError;
 pub use path_safety::UnsafePath;
 pub use policy::Policy;
 pub use printf::{sprintf, FormatSpec, PrintfArg, PrintfError};
-pub use property_set::{PropertySet, PropertyType, PropertyValue, Values};
+pub use property_set::{NativeType, PropertySet, PropertyType, PropertyValue, Values};
