@@ -1109,11 +1109,8 @@ impl Butler {
             for (&intent, (k, backup)) in done.iter().zip(&moved) {
                 let s = &staged[*k];
                 match backup {
-                    Some(b) => {
-                        if std::fs::rename(b, &s.full[0]).is_ok() {
-                            undone.push(intent);
-                        }
-                    }
+                    Some(b) if std::fs::rename(b, &s.full[0]).is_ok() => undone.push(intent),
+                    Some(_) => {}
                     None if s.intent.mode == IntentMode::New => {
                         let mut it = s.intent.clone();
                         it.id = intent;

@@ -540,3 +540,84 @@ fn tester_runs_master_and_worker_and_rejects_unknown_stages() {
         Err(HarnessError::UnknownStage { .. })
     ));
 }
+
+// ------------------------------------------------------------ path safety (issue 20)
+
+/// Every file and link under `dir`, recursively (links not followed).
+fn entries_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn event_values_cannot_lead_links_or_outputs_out_of_their_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a/b/out");
+    std::fs::create_dir_all(&out).unwrap();
+    let m = map(&[("output", out.to_str().unwrap()), ("input", "/data")]);
+    let link_pol = common::policy(json!({
+        "parameters": {"additionalData": ["filterName=triggerVisitEvent.filterName"]},
+        "Links": [{"sourcePath": "%(input)/images/%(filterName)", "destPath": "%(output)/links/%(filterName)"}]
+    }));
+    let out_pol = common::policy(json!({"parameters": {
+        "additionalData": "filterName=triggerVisitEvent.filterName",
+        "outputItems": {"ps": {"required": true,
+            "storagePolicy": {"storage": "JsonStorage", "location": "%(output)/ps/%(filterName).json"}}}
+    }}));
+    let before = entries_under(dir.path());
+    for bad in ["../../../../x", "/tmp/daf-escape", "g/../../..", "g\nh"] {
+        let mut ev = PropertySet::new();
+        ev.set("filterName", bad).unwrap();
+        let mut t = tester(m.clone());
+        t.add_registered(
+            "link",
+            None,
+            Some("SymLinkStageParallel"),
+            Some(link_pol.clone()),
+        )
+        .unwrap();
+        let mut cb = Clipboard::new();
+        cb.put("triggerVisitEvent", ev.clone());
+        let e = t.run(cb, 0).unwrap_err();
+        assert!(e.to_string().contains("unsafe"), "{bad:?}: {e}");
+        let mut t = tester(m.clone());
+        t.add_registered(
+            "out",
+            None,
+            Some("OutputStageParallel"),
+            Some(out_pol.clone()),
+        )
+        .unwrap();
+        let mut cb = Clipboard::new();
+        cb.put("triggerVisitEvent", ev);
+        cb.put("ps", PropertySet::new());
+        let e = t.run(cb, 0).unwrap_err();
+        assert!(e.to_string().contains("unsafe"), "{bad:?}: {e}");
+    }
+    assert_eq!(entries_under(dir.path()), before, "nothing was created");
+    assert!(!Path::new("/tmp/daf-escape").exists());
+    // a plain value still works, inside the folder
+    let mut ev = PropertySet::new();
+    ev.set("filterName", "g").unwrap();
+    let mut t = tester(m);
+    t.add_registered("link", None, Some("SymLinkStageParallel"), Some(link_pol))
+        .unwrap();
+    let mut cb = Clipboard::new();
+    cb.put("triggerVisitEvent", ev);
+    t.run(cb, 0).unwrap();
+    assert_eq!(
+        std::fs::read_link(out.join("links/g")).unwrap(),
+        Path::new("/data/images/g")
+    );
+}
