@@ -247,7 +247,25 @@ fn run_transaction(
     }
     for i in 0..storages.len() {
         if let Err(e) = storages[i].end_transaction() {
-            return Err(rollback(&mut storages[i + 1..], e.into()));
+            let err = rollback(&mut storages[i + 1..], e.into());
+            if i == 0 {
+                return Err(err);
+            }
+            let FormatterError::RolledBack {
+                source,
+                rollback_errors,
+            } = err
+            else {
+                unreachable!("rollback returns RolledBack")
+            };
+            return Err(FormatterError::PartlyCommitted {
+                source,
+                committed: storages[..i]
+                    .iter()
+                    .map(|s| s.storage_name().to_string())
+                    .collect(),
+                rollback_errors,
+            });
         }
     }
     Ok(())

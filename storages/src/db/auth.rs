@@ -114,6 +114,12 @@ impl DbAuth {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             check_private(dir, true)?;
         }
+        // A symbolic link: the file's real folder must be private too.
+        if let Ok(real) = std::fs::canonicalize(path) {
+            if let Some(dir) = real.parent().filter(|d| !d.as_os_str().is_empty()) {
+                check_private(dir, true)?;
+            }
+        }
         let text = std::fs::read_to_string(path).map_err(|e| err(path, e.to_string()))?;
         let is_paf = path.extension().is_some_and(|e| e == "paf");
         let parsed = if is_paf {

@@ -30,5 +30,5 @@ pub use error::DbError;
 pub use ident::{quote_ident, validate_ident};
 pub use storage::DbStorage;
 pub use tsv::{BulkLoad, BulkMethod, DbTsvStorage};
-pub use url::{Backend, DbUrl};
+pub use url::{Backend, ConnOptions, DbUrl, SslMode, DEFAULT_CONNECT_TIMEOUT};
 pub use value::{DbKind, DbValue, FromDbValue, ToDbValue};
