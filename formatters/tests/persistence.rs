@@ -46,6 +46,7 @@ enum FailAt {
     Start,
     Write,
     Prepare,
+    Commit,
 }
 
 #[derive(Debug)]
@@ -83,6 +84,12 @@ impl Storage for FailingStorage {
         Ok(())
     }
     fn end_transaction(&mut self) -> daf_storages::Result<()> {
+        if self.fail_at == FailAt::Commit {
+            return Err(StorageError::state(
+                "FailingStorage",
+                "commit failed on purpose",
+            ));
+        }
         Ok(())
     }
     fn abort_transaction(&mut self) -> daf_storages::Result<()> {
@@ -347,6 +354,54 @@ fn failing_second_storage_rolls_back_the_first() {
             "{fail_at:?}: started storages are aborted"
         );
     }
+}
+
+/// A commit that fails after other storages committed: the error names
+/// them (their writes stand), rather than claiming a rollback.
+#[test]
+fn failed_commit_names_the_storages_that_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("note.boost");
+    let xml = dir.path().join("note.xml");
+    let p = persistence(Policy::new());
+    let mut storages: Vec<Box<dyn Storage>> = vec![
+        p.persist_storage("BoostStorage", &loc(&bin)).unwrap(),
+        p.persist_storage("XmlStorage", &loc(&xml)).unwrap(),
+        Box::new(FailingStorage {
+            fail_at: FailAt::Commit,
+            aborted: false,
+        }),
+    ];
+    let err = p
+        .persist(&Note("hello".into()), &mut storages, &PropertySet::new())
+        .unwrap_err();
+    match &err {
+        FormatterError::PartlyCommitted { committed, .. } => {
+            assert_eq!(committed, &["BoostStorage", "XmlStorage"]);
+        }
+        other => panic!("{other}"),
+    }
+    let msg = err.to_string();
+    assert!(
+        msg.contains("commit failed on purpose")
+            && msg.contains("already committed by: BoostStorage, XmlStorage"),
+        "{msg}"
+    );
+    assert!(bin.exists() && xml.exists(), "the committed files stand");
+    // The failing storage first: nothing committed, a plain rollback.
+    let mut storages: Vec<Box<dyn Storage>> = vec![
+        Box::new(FailingStorage {
+            fail_at: FailAt::Commit,
+            aborted: false,
+        }),
+        p.persist_storage("BoostStorage", &loc(&dir.path().join("n2.boost")))
+            .unwrap(),
+    ];
+    let err = p
+        .persist(&Note("x".into()), &mut storages, &PropertySet::new())
+        .unwrap_err();
+    assert!(matches!(err, FormatterError::RolledBack { .. }), "{err}");
+    assert!(!dir.path().join("n2.boost").exists());
 }
 
 #[test]
