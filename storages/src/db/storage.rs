@@ -1108,6 +1108,14 @@ impl Storage for DbStorage {
         self.connect(location.loc_str())
     }
 
+    /// `DbStorage <location>` (locations never hold credentials).
+    fn describe(&self) -> String {
+        match &self.url {
+            Some(u) => format!("{} {u}", self.storage_name),
+            None => self.storage_name.to_string(),
+        }
+    }
+
     fn set_retrieve_location(&mut self, location: &LogicalLocation) -> Result<()> {
         if let Ok(u) = DbUrl::parse(location.loc_str()) {
             if u.backend == Backend::Sqlite

@@ -702,6 +702,14 @@ impl Storage for DbTsvStorage {
         self.db.set_persist_location(location)
     }
 
+    /// `DbTsvStorage <location>` (locations never hold credentials).
+    fn describe(&self) -> String {
+        match self.db.url() {
+            Some(u) => format!("DbTsvStorage {u}"),
+            None => "DbTsvStorage".into(),
+        }
+    }
+
     fn set_retrieve_location(&mut self, location: &LogicalLocation) -> Result<()> {
         self.db.set_retrieve_location(location)
     }
