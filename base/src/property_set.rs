@@ -356,6 +356,8 @@ pub struct PropertySet {
     entries: Entries,
     /// C++ types of leaves held directly here, where one Rust type stands
     /// for two (see [`NativeType`]); `None` (no allocation) when there are none.
+    // Boxed on purpose: one pointer keeps PropertySet small when unused.
+    #[allow(clippy::box_collection)]
     native: Option<Box<Vec<(String, NativeType)>>>,
 }
 
