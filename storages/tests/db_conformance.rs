@@ -827,3 +827,752 @@ fn connection_errors_name_host_port_and_hide_passwords() {
     let r = s.set_retrieve_location(&LogicalLocation::literal("sqlite:///nonexistent/dir/x.db"));
     assert!(matches!(r, Err(StorageError::NotFound { .. })), "{r:?}");
 }
+
+// ----- issue 18: outcomes, floats, deployable connections ---------------
+
+fn backend_of(t: &Target) -> daf_storages::db::Backend {
+    daf_storages::db::DbUrl::parse(&t.url).unwrap().backend
+}
+
+/// Ends the server session `id` from a second connection (the test's own
+/// "operator"): `pg_terminate_backend` on PostgreSQL, `KILL` on MariaDB.
+fn kill_session(t: &Target, id: i64) {
+    use daf_storages::db::Backend;
+    let mut op = t.db();
+    match backend_of(t) {
+        Backend::Postgres => {
+            op.execute_sql(&format!("SELECT pg_terminate_backend({id})"))
+                .unwrap();
+            // Wait until the backend is really gone.
+            for _ in 0..50 {
+                op.set_table_for_query("pg_stat_activity").unwrap();
+                op.out_column("pid").unwrap();
+                op.cond_param("id", id as i32).unwrap();
+                op.set_query_where("pid = :id").unwrap();
+                op.query().unwrap();
+                let alive = op.next().unwrap();
+                op.finish_query();
+                if !alive {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+        Backend::Mysql => {
+            op.execute_sql(&format!("KILL {id}")).unwrap();
+        }
+        Backend::Sqlite => unreachable!("SQLite has no server session"),
+    }
+}
+
+fn keyed_table(db: &mut DbStorage, table: &str) {
+    let b = db.backend().unwrap();
+    create(
+        db,
+        table,
+        &[("id", DbKind::I64), ("x", DbKind::F64)],
+        &format!(
+            ", PRIMARY KEY ({})",
+            daf_storages::db::quote_ident(b, "id").unwrap()
+        ),
+    );
+}
+
+fn ids(db: &mut DbStorage, table: &str) -> Vec<i64> {
+    db.set_table_for_query(table).unwrap();
+    db.out_column("id").unwrap();
+    db.order_by("id").unwrap();
+    db.query().unwrap();
+    let mut out = Vec::new();
+    while db.next().unwrap() {
+        out.push(db.get_column_by_pos::<i64>(0).unwrap());
+    }
+    db.finish_query();
+    out
+}
+
+/// One meaning of a failed statement on every backend: the transaction is
+/// doomed — later statements are refused, `end_transaction` is an error and
+/// commits nothing (PostgreSQL's own rule, now SQLite's and MariaDB's too).
+#[test]
+fn failed_statement_dooms_the_transaction_on_every_backend() {
+    for t in targets() {
+        let mut db = t.db();
+        let table = unique_name("daf_doom");
+        let _d = Dropper(&t, table.clone());
+        keyed_table(&mut db, &table);
+        db.start_transaction().unwrap();
+        db.set_table_for_insert(&table).unwrap();
+        db.set_column("id", 1_i64).unwrap();
+        db.set_column("x", 1.0).unwrap();
+        db.insert_row().unwrap();
+        db.set_column("id", 1_i64).unwrap();
+        db.set_column("x", 2.0).unwrap();
+        let dup = db.insert_row().unwrap_err();
+        assert!(
+            matches!(dup, StorageError::Db(DbError::Sql { .. })),
+            "{}: {dup}",
+            t.url
+        );
+        db.set_column("id", 2_i64).unwrap();
+        db.set_column("x", 3.0).unwrap();
+        let refused = db.insert_row().unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                StorageError::Db(DbError::TransactionAborted { .. })
+            ),
+            "{}: {refused}",
+            t.url
+        );
+        let end = db.end_transaction().unwrap_err();
+        assert!(
+            matches!(end, StorageError::Db(DbError::TransactionAborted { .. })),
+            "{}: {end}",
+            t.url
+        );
+        assert!(end.to_string().contains("not committed"), "{end}");
+        // Nothing of it was committed: the row before the failure is gone.
+        assert_eq!(ids(&mut db, &table), Vec::<i64>::new(), "{}", t.url);
+        // The storage is usable again.
+        db.start_transaction().unwrap();
+        db.set_table_for_insert(&table).unwrap();
+        db.set_column("id", 7_i64).unwrap();
+        db.set_column("x", 1.0).unwrap();
+        db.insert_row().unwrap();
+        db.end_transaction().unwrap();
+        assert_eq!(ids(&mut db, &table), vec![7], "{}", t.url);
+        // A failed query dooms it too; abort_transaction clears it.
+        db.start_transaction().unwrap();
+        db.set_table_for_query(&table).unwrap();
+        db.out_column("no_such_column").unwrap();
+        assert!(db.query().is_err());
+        db.finish_query();
+        assert!(db.execute_sql("SELECT 1").is_err(), "{}", t.url);
+        db.abort_transaction().unwrap();
+        assert_eq!(ids(&mut db, &table), vec![7], "{}", t.url);
+    }
+}
+
+/// MariaDB DbTsv used to commit the load on one connection and then fail the
+/// COMMIT of another (rows committed, error returned). A killed storage
+/// session now changes nothing on any backend: one transaction, one outcome.
+#[test]
+fn tsv_commit_has_one_outcome_even_after_the_session_was_killed() {
+    for t in targets() {
+        let mut s = t.tsv();
+        let table = unique_name("daf_one");
+        let _d = Dropper(&t, table.clone());
+        keyed_table(&mut s, &table);
+        s.start_transaction().unwrap();
+        s.set_table_for_insert(&table).unwrap();
+        for i in 0..100_i64 {
+            s.set_column("id", i).unwrap();
+            s.set_column("x", i as f64).unwrap();
+            s.insert_row().unwrap();
+        }
+        if let Some(id) = s.session_id().unwrap() {
+            kill_session(&t, id);
+        }
+        s.end_transaction()
+            .unwrap_or_else(|e| panic!("{}: {e}", t.url));
+        assert_eq!(ids(&mut t.db(), &table).len(), 100, "{}", t.url);
+        // A duplicate key in the load: nothing is committed (MariaDB's
+        // REPLACE load replaces instead; that is its documented meaning).
+        s.start_transaction().unwrap();
+        s.set_table_for_insert(&table).unwrap();
+        for i in [500_i64, 500] {
+            s.set_column("id", i).unwrap();
+            s.set_column("x", 0.5).unwrap();
+            s.insert_row().unwrap();
+        }
+        let r = s.end_transaction();
+        let n = ids(&mut t.db(), &table).len();
+        if backend_of(&t) == daf_storages::db::Backend::Mysql {
+            r.unwrap();
+            assert_eq!(n, 101);
+        } else {
+            assert!(r.is_err(), "{}", t.url);
+            assert_eq!(n, 100, "{}", t.url);
+        }
+    }
+}
+
+/// A killed connection: between transactions the next transaction
+/// reconnects; inside one, a clear "connection lost" error, nothing
+/// committed, and the next transaction works.
+#[test]
+fn killed_connections_reconnect_at_the_next_transaction() {
+    for t in targets() {
+        if backend_of(&t) == daf_storages::db::Backend::Sqlite {
+            continue; // embedded: no connection to lose
+        }
+        let mut db = t.db();
+        let table = unique_name("daf_kill");
+        let _d = Dropper(&t, table.clone());
+        keyed_table(&mut db, &table);
+        let first = db.session_id().unwrap().unwrap();
+        kill_session(&t, first);
+        db.start_transaction().unwrap();
+        db.set_table_for_insert(&table).unwrap();
+        db.set_column("id", 1_i64).unwrap();
+        db.set_column("x", 1.0).unwrap();
+        db.insert_row().unwrap();
+        db.end_transaction().unwrap();
+        let second = db.session_id().unwrap().unwrap();
+        assert_ne!(first, second, "{}: a new session", t.url);
+        assert_eq!(ids(&mut db, &table), vec![1]);
+
+        db.start_transaction().unwrap();
+        db.set_table_for_insert(&table).unwrap();
+        db.set_column("id", 2_i64).unwrap();
+        db.set_column("x", 1.0).unwrap();
+        db.insert_row().unwrap();
+        kill_session(&t, second);
+        db.set_column("id", 3_i64).unwrap();
+        db.set_column("x", 1.0).unwrap();
+        let lost = db.insert_row().unwrap_err();
+        assert!(
+            matches!(lost, StorageError::Db(DbError::ConnectionLost { .. })),
+            "{}: {lost}",
+            t.url
+        );
+        assert!(lost.to_string().contains("reconnects"), "{lost}");
+        assert!(db.end_transaction().is_err());
+        assert_eq!(ids(&mut db, &table), vec![1], "{}", t.url);
+        db.start_transaction().unwrap();
+        db.set_table_for_insert(&table).unwrap();
+        db.set_column("id", 4_i64).unwrap();
+        db.set_column("x", 1.0).unwrap();
+        db.insert_row().unwrap();
+        db.end_transaction().unwrap();
+        assert_eq!(ids(&mut db, &table), vec![1, 4], "{}", t.url);
+    }
+}
+
+/// A server that accepts TCP and never answers: `connect_timeout` (in the
+/// location) ends the wait with a clear error; statement timeouts end a
+/// statement that takes too long, and the storage reconnects afterwards.
+#[test]
+fn timeouts_from_the_location() {
+    use std::time::{Duration, Instant};
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    {
+        let held = held.clone();
+        std::thread::spawn(move || {
+            for s in silent.incoming().flatten() {
+                held.lock().unwrap().push(s); // accept, never answer
+            }
+        });
+    }
+    let mut auth = DbAuth::new();
+    auth.add("127.0.0.1", port, "nobody", "pw-not-shown");
+    let auth = Arc::new(auth);
+    for scheme in ["postgresql", "mysql"] {
+        let url = format!("{scheme}://127.0.0.1:{port}/db?connect_timeout=1");
+        let t0 = Instant::now();
+        let e = DbStorage::open_url(&url, Some(auth.clone())).unwrap_err();
+        let waited = t0.elapsed();
+        assert!(waited < Duration::from_secs(10), "{url}: {waited:?}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("connect_timeout") && msg.contains(&port.to_string()),
+            "{msg}"
+        );
+        assert!(!msg.contains("pw-not-shown"));
+    }
+    assert!(
+        held.lock().unwrap().len() >= 2,
+        "the silent server saw both"
+    );
+
+    for t in targets() {
+        let sleep = match backend_of(&t) {
+            daf_storages::db::Backend::Postgres => "SELECT pg_sleep(5)",
+            daf_storages::db::Backend::Mysql => "SELECT SLEEP(5)",
+            daf_storages::db::Backend::Sqlite => continue, // embedded: no server to wait for
+        };
+        let url = format!("{}?statement_timeout=0.5", t.url);
+        let mut db = DbStorage::open_url(&url, Some(t.auth.clone())).unwrap();
+        let t0 = Instant::now();
+        let e = db.execute_sql(sleep).unwrap_err();
+        assert!(t0.elapsed() < Duration::from_secs(4), "{url}");
+        assert!(
+            matches!(&e, StorageError::Db(DbError::ConnectionLost { message, .. }) if message.contains("statement_timeout")),
+            "{url}: {e}"
+        );
+        // The next statement reconnects.
+        db.execute_sql("SELECT 1")
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+    }
+}
+
+/// NaN and ±inf catalogs are writable and readable on every backend (the
+/// float policy in README and `daf_storages::db`): NaN reads back as NaN
+/// everywhere; ±inf reads back as ±inf on PostgreSQL and SQLite and as NaN
+/// on MariaDB/MySQL (no infinities there); f32::MAX is exact through both
+/// storages; −0.0 keeps its sign on PostgreSQL and reads back as +0.0 on
+/// SQLite and MariaDB/MySQL.
+#[test]
+fn nan_and_infinity_catalogs_on_every_backend() {
+    use daf_storages::db::Backend;
+    let values: [(f64, f32); 6] = [
+        (f64::NAN, f32::NAN),
+        (f64::INFINITY, f32::INFINITY),
+        (f64::NEG_INFINITY, f32::NEG_INFINITY),
+        (-0.0, -0.0),
+        (f64::MAX, f32::MAX),
+        (f64::MIN_POSITIVE, f32::MIN),
+    ];
+    for t in targets() {
+        let b = backend_of(&t);
+        for tsv in [false, true] {
+            let table = unique_name("daf_nan");
+            let _d = Dropper(&t, table.clone());
+            let mut db = t.db();
+            create(
+                &mut db,
+                &table,
+                &[("id", DbKind::I64), ("d", DbKind::F64), ("f", DbKind::F32)],
+                "",
+            );
+            let write = |s: &mut dyn Storage| {
+                s.start_transaction().unwrap();
+                for (i, (d, f)) in values.iter().enumerate() {
+                    if let Some(db) = s.as_any_mut().downcast_mut::<DbStorage>() {
+                        db.set_table_for_insert(&table).unwrap();
+                        db.set_column("id", i as i64).unwrap();
+                        db.set_column("d", *d).unwrap();
+                        db.set_column("f", *f).unwrap();
+                        db.insert_row().unwrap();
+                    } else {
+                        let db = s.as_any_mut().downcast_mut::<DbTsvStorage>().unwrap();
+                        db.set_table_for_insert(&table).unwrap();
+                        db.set_column("id", i as i64).unwrap();
+                        db.set_column("d", *d).unwrap();
+                        db.set_column("f", *f).unwrap();
+                        db.insert_row().unwrap();
+                    }
+                }
+                s.end_transaction()
+            };
+            let r = if tsv {
+                write(&mut t.tsv())
+            } else {
+                write(&mut t.db())
+            };
+            r.unwrap_or_else(|e| panic!("{} tsv={tsv}: {e}", t.url));
+            db.set_table_for_query(&table).unwrap();
+            for c in ["d", "f"] {
+                db.out_column(c).unwrap();
+            }
+            db.order_by("id").unwrap();
+            db.query().unwrap();
+            let mut got = Vec::new();
+            while db.next().unwrap() {
+                got.push((
+                    db.get_column_by_pos::<f64>(0).unwrap(),
+                    db.get_column_by_pos::<f32>(1).unwrap(),
+                ));
+            }
+            db.finish_query();
+            let ctx = format!("{} tsv={tsv}", t.url);
+            assert_eq!(got.len(), 6, "{ctx}");
+            assert!(got[0].0.is_nan() && got[0].1.is_nan(), "{ctx}: {got:?}");
+            if b == Backend::Mysql {
+                assert!(got[1].0.is_nan() && got[2].1.is_nan(), "{ctx}: {got:?}");
+            } else {
+                assert_eq!(got[1], (f64::INFINITY, f32::INFINITY), "{ctx}");
+                assert_eq!(got[2], (f64::NEG_INFINITY, f32::NEG_INFINITY), "{ctx}");
+            }
+            assert_eq!(got[3].0, 0.0, "{ctx}");
+            let neg_zero_kept = got[3].0.is_sign_negative();
+            assert_eq!(neg_zero_kept, b == Backend::Postgres, "{ctx}: −0.0 {got:?}");
+            assert_eq!(got[4], (f64::MAX, f32::MAX), "{ctx}");
+            assert_eq!(got[5], (f64::MIN_POSITIVE, f32::MIN), "{ctx}");
+        }
+    }
+}
+
+/// SQLite no longer takes a misspelled (double-quoted) column for a string
+/// literal: an unknown column is an error on every backend.
+#[test]
+fn misspelled_columns_are_errors_on_every_backend() {
+    for t in targets() {
+        let mut db = t.db();
+        let table = unique_name("daf_dqs");
+        let _d = Dropper(&t, table.clone());
+        keyed_table(&mut db, &table);
+        db.execute_sql(&format!("INSERT INTO {table} (id, x) VALUES (1, 2.0)"))
+            .unwrap();
+        db.set_table_for_query(&table).unwrap();
+        db.out_column("flx").unwrap();
+        let e = db.query().unwrap_err();
+        assert!(
+            matches!(e, StorageError::Db(DbError::Sql { .. })),
+            "{}: {e}",
+            t.url
+        );
+        db.finish_query();
+        db.set_table_for_query(&table).unwrap();
+        db.order_by("idd").unwrap();
+        assert!(db.query().is_err(), "{}", t.url);
+    }
+}
+
+/// The case policy: LSST's mixed-case names (`sourceId`, `psfFlux`) work the
+/// same on every backend, whether the table was made by daf or by plain
+/// unquoted SQL, and results keep the caller's spelling.
+#[test]
+fn mixed_case_lsst_names_behave_alike() {
+    for t in targets() {
+        let mut db = t.db();
+        let table = unique_name("daf_Case");
+        let _d = Dropper(&t, table.clone());
+        let real = if backend_of(&t) == daf_storages::db::Backend::Mysql {
+            "DOUBLE"
+        } else {
+            "DOUBLE PRECISION"
+        };
+        // Plain SQL, unquoted, as a user or LSST's schema files write it.
+        db.execute_sql(&format!(
+            "CREATE TABLE {table} (sourceId BIGINT, psfFlux {real})"
+        ))
+        .unwrap();
+        assert!(db.table_exists(&table).unwrap(), "{}", t.url);
+        db.start_transaction().unwrap();
+        db.set_table_for_insert(&table).unwrap();
+        for i in 0..3_i64 {
+            db.set_column("sourceId", i).unwrap();
+            db.set_column("psfFlux", i as f64 * 10.0).unwrap();
+            db.insert_row().unwrap();
+        }
+        db.end_transaction().unwrap();
+        db.set_table_for_query(&table).unwrap();
+        db.out_column("sourceId").unwrap();
+        db.out_column(&format!("{table}.psfFlux")).unwrap();
+        db.cond_param("lo", 5.0).unwrap();
+        db.set_query_where("psfFlux > :lo").unwrap();
+        db.order_by("sourceId DESC").unwrap();
+        db.query().unwrap();
+        assert_eq!(db.result_columns(), ["sourceId", "psfFlux"], "{}", t.url);
+        let mut got = Vec::new();
+        while db.next().unwrap() {
+            got.push((
+                db.get_column_by_pos::<i64>(0).unwrap(),
+                db.get_column_by_pos::<f64>(1).unwrap(),
+            ));
+        }
+        assert_eq!(got, vec![(2, 20.0), (1, 10.0)], "{}", t.url);
+        db.finish_query();
+        let mut tsv = t.tsv();
+        tsv.start_transaction().unwrap();
+        tsv.set_table_for_insert(&table).unwrap();
+        tsv.set_column("sourceId", 9_i64).unwrap();
+        tsv.set_column("psfFlux", 1.0).unwrap();
+        tsv.insert_row().unwrap();
+        tsv.end_transaction().unwrap();
+        assert_eq!(count(&mut db, &table), 4, "{}", t.url);
+    }
+}
+
+/// LSST's isExpr forms (`outColumn(expr, true)`, `setTableForQuery(expr,
+/// true)`) and `orderBy`/`groupBy` that append.
+#[test]
+fn expression_columns_and_appending_order_and_group() {
+    for t in targets() {
+        let mut db = t.db();
+        let table = unique_name("daf_expr");
+        let _d = Dropper(&t, table.clone());
+        create(
+            &mut db,
+            &table,
+            &[
+                ("id", DbKind::I64),
+                ("band", DbKind::String),
+                ("flux", DbKind::F64),
+            ],
+            "",
+        );
+        db.insert_rows(&table, &["id", "band", "flux"], 6, |i, row| {
+            row.push(daf_storages::db::DbValue::I64(i as i64));
+            row.push(daf_storages::db::DbValue::String(
+                if i % 2 == 0 { "g" } else { "r" }.into(),
+            ));
+            row.push(daf_storages::db::DbValue::F64(i as f64));
+            Ok(())
+        })
+        .unwrap();
+        db.set_table_for_query(&table).unwrap();
+        db.out_column("band").unwrap();
+        let n = db.out_param_expr::<i64>("count(*)").unwrap();
+        let s = db.out_expr("sum(flux) * 2").unwrap();
+        db.group_by("band").unwrap();
+        db.order_by("band DESC").unwrap();
+        db.query().unwrap();
+        let mut got = Vec::new();
+        while db.next().unwrap() {
+            got.push((
+                db.get_column_by_pos::<String>(0).unwrap(),
+                db.get_column_by_pos::<i64>(n).unwrap(),
+                db.get_column_by_pos::<f64>(s).unwrap(),
+            ));
+        }
+        assert_eq!(
+            got,
+            vec![("r".to_string(), 3, 18.0), ("g".to_string(), 3, 12.0)],
+            "{}",
+            t.url
+        );
+        db.finish_query();
+        // order_by twice appends: band, then id descending.
+        db.set_table_for_query(&table).unwrap();
+        db.out_column("id").unwrap();
+        db.order_by("band").unwrap();
+        db.order_by("id DESC").unwrap();
+        db.query().unwrap();
+        let mut order = Vec::new();
+        while db.next().unwrap() {
+            order.push(db.get_column_by_pos::<i64>(0).unwrap());
+        }
+        assert_eq!(order, vec![4, 2, 0, 5, 3, 1], "{}", t.url);
+        db.finish_query();
+        // A table expression (a subquery with an alias), as isExpr.
+        db.set_table_expr_for_query(&format!("(SELECT id * 10 AS v FROM {table}) sub"))
+            .unwrap();
+        db.out_expr("max(v)").unwrap();
+        db.query().unwrap();
+        assert!(db.next().unwrap());
+        assert_eq!(db.get_column_by_pos::<i64>(0).unwrap(), 50, "{}", t.url);
+    }
+}
+
+/// DateTime columns: BIGINT nanoseconds TAI on every backend, and on
+/// MariaDB/MySQL also `DATETIME(6)` columns (LSST's binding), read and
+/// written as `DateTime` (µs precision, UTC).
+#[test]
+fn datetime_columns_read_and_write() {
+    use daf_storages::db::Backend;
+    for t in targets() {
+        let mut db = t.db();
+        let table = unique_name("daf_dt");
+        let _d = Dropper(&t, table.clone());
+        let ty = match backend_of(&t) {
+            Backend::Mysql => "DATETIME(6)",
+            _ => "BIGINT",
+        };
+        db.execute_sql(&format!("CREATE TABLE {table} (id BIGINT, t {ty})"))
+            .unwrap();
+        let when: DateTime = "2019-05-04T03:02:01.123456Z".parse().unwrap();
+        db.start_transaction().unwrap();
+        db.set_table_for_insert(&table).unwrap();
+        db.set_column("id", 1_i64).unwrap();
+        db.set_column("t", when).unwrap();
+        db.insert_row().unwrap();
+        db.set_column("id", 2_i64).unwrap();
+        db.set_column_to_null("t").unwrap();
+        db.insert_row().unwrap();
+        db.end_transaction().unwrap();
+        db.set_table_for_query(&table).unwrap();
+        db.out_param::<DateTime>("t").unwrap();
+        db.order_by("id").unwrap();
+        db.query().unwrap();
+        assert!(db.next().unwrap());
+        let got: DateTime = db.get_column_by_pos(0).unwrap();
+        assert_eq!(
+            got.to_iso(Timescale::Utc),
+            when.to_iso(Timescale::Utc),
+            "{}",
+            t.url
+        );
+        assert!(db.next().unwrap());
+        assert!(db.column_is_null(0).unwrap());
+        db.finish_query();
+        if backend_of(&t) == Backend::Mysql {
+            // A value written by plain SQL reads back as the same instant.
+            db.execute_sql(&format!(
+                "INSERT INTO {table} VALUES (3, '2000-01-01 12:00:00')"
+            ))
+            .unwrap();
+            db.set_table_for_query(&table).unwrap();
+            db.out_column("t").unwrap();
+            db.set_query_where("id = 3").unwrap();
+            db.query().unwrap();
+            assert!(db.next().unwrap());
+            let got: DateTime = db.get_column_by_pos(0).unwrap();
+            assert_eq!(got.to_iso(Timescale::Utc), "2000-01-01T12:00:00.000000000Z");
+        }
+    }
+}
+
+/// TLS: `sslmode` in the location. The local PostgreSQL has ssl=on:
+/// `require` gives an encrypted session, `disable` a plain one, and
+/// `verify-full` against a self-signed certificate fails clearly. MariaDB:
+/// `require` is encrypted when the server has TLS, else a clear error.
+#[test]
+fn tls_sslmode_from_the_location() {
+    use daf_storages::db::Backend;
+    for t in targets() {
+        let b = backend_of(&t);
+        if b == Backend::Sqlite {
+            continue; // embedded: no connection to encrypt
+        }
+        let ssl_in_use = |db: &mut DbStorage| -> bool {
+            if b == Backend::Postgres {
+                db.set_table_for_query("pg_stat_ssl").unwrap();
+                db.out_column("ssl").unwrap();
+                db.set_query_where("pid = pg_backend_pid()").unwrap();
+            } else {
+                db.set_table_expr_for_query("information_schema.SESSION_STATUS")
+                    .unwrap();
+                db.out_expr("VARIABLE_VALUE").unwrap();
+                db.set_query_where("VARIABLE_NAME = 'SSL_CIPHER'").unwrap();
+            }
+            db.query().unwrap();
+            assert!(db.next().unwrap());
+            let on = match db.value_by_pos(0).unwrap() {
+                daf_storages::db::DbValue::Bool(v) => *v,
+                daf_storages::db::DbValue::String(s) => !s.is_empty(),
+                other => panic!("{other:?}"),
+            };
+            db.finish_query();
+            on
+        };
+        let open = |mode: &str| {
+            DbStorage::open_url(&format!("{}?sslmode={mode}", t.url), Some(t.auth.clone()))
+        };
+        let mut plain = open("disable").unwrap();
+        assert!(!ssl_in_use(&mut plain), "{}", t.url);
+        let server_has_tls = if b == Backend::Postgres {
+            true
+        } else {
+            let mut db = t.db();
+            db.set_table_expr_for_query("(SELECT @@have_ssl AS h) x")
+                .unwrap();
+            db.out_column("h").unwrap();
+            db.query().unwrap();
+            db.next().unwrap();
+            db.get_column_by_pos::<String>(0).unwrap() == "YES"
+        };
+        match open("require") {
+            Ok(mut db) => {
+                assert!(server_has_tls, "{}", t.url);
+                assert!(ssl_in_use(&mut db), "{}: encrypted", t.url);
+            }
+            Err(e) => {
+                assert!(!server_has_tls, "{}: {e}", t.url);
+                let m = e.to_string().to_lowercase();
+                assert!(m.contains("tls") || m.contains("ssl"), "{m}");
+                eprintln!("SKIPPED: {} has no TLS; require refused: {e}", t.url);
+            }
+        }
+        if b == Backend::Postgres {
+            let e = open("verify-full").unwrap_err().to_string();
+            assert!(e.contains("cannot connect"), "{e}");
+        }
+    }
+}
+
+/// The MariaDB server logs no aborted connection when a storage is dropped
+/// (counter `Aborted_clients`; tried a few times since other tests share
+/// the server).
+#[test]
+fn dropped_storages_close_their_connections_cleanly() {
+    for t in targets() {
+        if backend_of(&t) != daf_storages::db::Backend::Mysql {
+            continue;
+        }
+        let aborted = || {
+            let mut db = t.db();
+            db.set_table_expr_for_query("information_schema.GLOBAL_STATUS")
+                .unwrap();
+            db.out_expr("VARIABLE_VALUE").unwrap();
+            db.set_query_where("VARIABLE_NAME = 'ABORTED_CLIENTS'")
+                .unwrap();
+            db.query().unwrap();
+            db.next().unwrap();
+            db.get_column_by_pos::<String>(0)
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        };
+        let mut clean = false;
+        for _ in 0..3 {
+            let before = aborted();
+            for _ in 0..3 {
+                let table = unique_name("daf_close");
+                let mut s = t.tsv();
+                keyed_table(&mut s, &table);
+                s.start_transaction().unwrap();
+                s.set_table_for_insert(&table).unwrap();
+                s.set_column("id", 1_i64).unwrap();
+                s.set_column("x", 1.0).unwrap();
+                s.insert_row().unwrap();
+                s.end_transaction().unwrap();
+                s.drop_table(&table).unwrap();
+                drop(s);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            if aborted() == before {
+                clean = true;
+                break;
+            }
+        }
+        assert!(clean, "Aborted_clients grew on every try");
+    }
+}
+
+/// A killed process's TSV file is removed by the next run that uses the
+/// same temp folder; live processes' files and `SaveTemp` files are kept.
+#[test]
+fn orphaned_tsv_files_of_killed_processes_are_swept() {
+    for t in targets() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let dead = child.id();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let orphan = dir.path().join(format!(".daf-tsv-{dead}-src-AbC123.tsv"));
+        let live = dir
+            .path()
+            .join(format!(".daf-tsv-{}-src-XyZ789.tsv", std::process::id()));
+        let other = dir.path().join("daf-src-kept.tsv");
+        for p in [&orphan, &live, &other] {
+            std::fs::write(p, "1\t2\n").unwrap();
+        }
+        let table = unique_name("daf_sweep");
+        let _d = Dropper(&t, table.clone());
+        let mut s = t.tsv();
+        keyed_table(&mut s, &table);
+        s.set_temp_path(dir.path());
+        s.set_save_temp(true);
+        s.start_transaction().unwrap();
+        s.set_table_for_insert(&table).unwrap();
+        s.set_column("id", 1_i64).unwrap();
+        s.set_column("x", 1.0).unwrap();
+        s.insert_row().unwrap();
+        s.end_transaction().unwrap();
+        assert!(
+            !orphan.exists(),
+            "{}: the dead process's file is gone",
+            t.url
+        );
+        assert!(live.exists() && other.exists(), "{}", t.url);
+        let saved = s.saved_files().to_vec();
+        assert_eq!(saved.len(), 1);
+        assert!(saved[0].exists());
+        drop(s);
+        // The kept file survives the next run's sweep.
+        let mut s2 = t.tsv();
+        s2.set_temp_path(dir.path());
+        s2.start_transaction().unwrap();
+        s2.set_table_for_insert(&table).unwrap();
+        s2.abort_transaction().unwrap();
+        assert!(saved[0].exists(), "{}", t.url);
+    }
+}

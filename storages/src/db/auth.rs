@@ -114,6 +114,12 @@ impl DbAuth {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             check_private(dir, true)?;
         }
+        // A symbolic link: the file's real folder must be private too.
+        if let Ok(real) = std::fs::canonicalize(path) {
+            if let Some(dir) = real.parent().filter(|d| !d.as_os_str().is_empty()) {
+                check_private(dir, true)?;
+            }
+        }
         let text = std::fs::read_to_string(path).map_err(|e| err(path, e.to_string()))?;
         let is_paf = path.extension().is_some_and(|e| e == "paf");
         let parsed = if is_paf {
@@ -298,6 +304,22 @@ mod tests {
         let e = DbAuth::load(&p).unwrap_err().to_string();
         assert!(e.contains("folder"), "{e}");
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        // A link in a private folder to a file in an open folder: the real
+        // folder is checked.
+        let open_dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(open_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let real = open_dir.path().join("real-auth.yaml");
+        std::fs::copy(&p, &real).unwrap();
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let link = dir.path().join("link.yaml");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let e = DbAuth::load(&link).unwrap_err().to_string();
+        assert!(e.contains("folder") && e.contains("755"), "{e}");
+        std::fs::set_permissions(open_dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(
+            DbAuth::load(&link).unwrap().lookup("h", 1).unwrap().user,
+            "u"
+        );
         let a = DbAuth::load(&p).unwrap();
         assert_eq!(a.lookup("h", 1).unwrap().password, "topsecret");
         let e = a.lookup("h", 2).unwrap_err().to_string();

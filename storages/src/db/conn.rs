@@ -1,16 +1,19 @@
 //! One open connection to SQLite, PostgreSQL or MySQL, behind one small API.
 
+use std::future::Future;
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
+use daf_base::{DateTime, Timescale};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use sqlx::{AssertSqlSafe, Column, ConnectOptions, Executor, Row, Statement, TypeInfo};
 use tokio::runtime::Runtime;
 
 use super::auth::DbAuth;
 use super::error::DbError;
-use super::url::{Backend, DbUrl};
+use super::url::{Backend, DbUrl, SslMode};
 use super::value::DbValue;
 
 /// A materialised query result.
@@ -30,10 +33,14 @@ pub(crate) enum Conn {
     Pg {
         rt: Runtime,
         conn: sqlx::PgConnection,
+        /// `statement_timeout` of the location.
+        timeout: Option<Duration>,
     },
     My {
         rt: Runtime,
         conn: sqlx::MySqlConnection,
+        /// `statement_timeout` of the location.
+        timeout: Option<Duration>,
         /// How to open the bulk-load connection (same server, credentials
         /// and database as `conn`).
         load_opts: Box<mysql::Opts>,
@@ -63,6 +70,7 @@ impl rusqlite::ToSql for DbValue {
             DbValue::I64(v) => ToSqlOutput::Owned(V::Integer(*v)),
             DbValue::F32(v) => ToSqlOutput::Owned(V::Real((*v).into())),
             DbValue::F64(v) => ToSqlOutput::Owned(V::Real(*v)),
+            DbValue::DateTime(d) => ToSqlOutput::Owned(V::Integer(d.nsecs(Timescale::Tai))),
             DbValue::String(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
         })
     }
@@ -93,8 +101,10 @@ fn sqlite_err(sql: &str, e: rusqlite::Error) -> DbError {
     }
 }
 
+/// Binds `params`; `$finite_only`: non-finite floats are bound as NULL
+/// (MySQL has no NaN or infinities — the float policy in `super`).
 macro_rules! bind_all {
-    ($q:expr, $params:expr, $null:ty) => {{
+    ($q:expr, $params:expr, $null:ty, $finite_only:expr) => {{
         let mut q = $q;
         for p in $params {
             q = match p {
@@ -104,8 +114,11 @@ macro_rules! bind_all {
                 DbValue::I16(v) => q.bind(*v),
                 DbValue::I32(v) => q.bind(*v),
                 DbValue::I64(v) => q.bind(*v),
+                DbValue::F32(v) if $finite_only && !v.is_finite() => q.bind(None::<f32>),
+                DbValue::F64(v) if $finite_only && !v.is_finite() => q.bind(None::<f64>),
                 DbValue::F32(v) => q.bind(*v),
                 DbValue::F64(v) => q.bind(*v),
+                DbValue::DateTime(d) => q.bind(d.nsecs(Timescale::Tai)),
                 DbValue::String(s) => q.bind(s.clone()),
             };
         }
@@ -113,12 +126,54 @@ macro_rules! bind_all {
     }};
 }
 
+/// Waits for `fut` on `rt`, at most `timeout` (then the connection is in an
+/// unknown protocol state and is reported lost).
+fn block<T>(
+    rt: &Runtime,
+    timeout: Option<Duration>,
+    fut: impl Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, sqlx::Error> {
+    match timeout {
+        None => rt.block_on(fut),
+        Some(d) => rt.block_on(async {
+            match tokio::time::timeout(d, fut).await {
+                Ok(r) => r,
+                Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "no answer within {} s (statement_timeout); the connection was closed",
+                        d.as_secs_f64()
+                    ),
+                ))),
+            }
+        }),
+    }
+}
+
+/// Did `e` break the connection (rather than fail one statement)?
+fn is_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => {
+            // PostgreSQL class 57P (operator intervention: terminated,
+            // shutting down) and 08 (connection exception); MariaDB/MySQL
+            // 1927 (connection killed), 2006/2013 (gone away, lost).
+            let code = d.code().unwrap_or_default();
+            code.starts_with("57P")
+                || code.starts_with("08")
+                || matches!(&*code, "1927" | "2006" | "2013")
+        }
+        _ => false,
+    }
+}
+
 /// Prepares `sql` on a sqlx connection (for the column names and types),
 /// runs it with `params` bound and collects a [`ResultSet`];
 /// `|row, i, type| value` decodes one cell (type: the statement's, upper case).
 macro_rules! sqlx_result_set {
-    ($rt:expr, $conn:expr, $sql:expr, $params:expr, |$r:ident, $i:ident, $t:ident| $value:expr) => {
-        $rt.block_on(async {
+    ($rt:expr, $timeout:expr, $conn:expr, $sql:expr, $params:expr, $finite_only:expr, |$r:ident, $i:ident, $t:ident| $value:expr) => {
+        block($rt, $timeout, async {
             let st = (&mut *$conn)
                 .prepare(AssertSqlSafe($sql.to_string()).into_sql())
                 .await?;
@@ -131,7 +186,8 @@ macro_rules! sqlx_result_set {
             let q = bind_all!(
                 sqlx::query(AssertSqlSafe($sql.to_string())),
                 $params,
-                String
+                String,
+                $finite_only
             );
             let rows = q.fetch_all(&mut *$conn).await?;
             let mut out = Vec::with_capacity(rows.len());
@@ -166,6 +222,15 @@ impl Conn {
                     message: e.to_string(),
                 })?;
                 c.set_prepared_statement_cache_capacity(64);
+                // A double-quoted name is an identifier, never a string
+                // literal: a misspelled column is an error.
+                for cfg in [
+                    rusqlite::config::DbConfig::SQLITE_DBCONFIG_DQS_DML,
+                    rusqlite::config::DbConfig::SQLITE_DBCONFIG_DQS_DDL,
+                ] {
+                    c.set_db_config(cfg, false)
+                        .map_err(|e| sqlite_err("sqlite3_db_config(DQS)", e))?;
+                }
                 c.busy_timeout(std::time::Duration::from_secs(30))
                     .map_err(|e| sqlite_err("busy_timeout", e))?;
                 Ok(Conn::Sqlite(c))
@@ -173,34 +238,120 @@ impl Conn {
             Backend::Postgres | Backend::Mysql => {
                 let entry = auth.lookup(&url.host, url.port)?;
                 let rt = runtime()?;
+                let o = &url.options;
                 let connect_err = |e: sqlx::Error| DbError::Connect {
                     backend: url.backend.name().into(),
                     host: url.host.clone(),
                     port: url.port,
                     message: scrub(e.to_string(), &entry.password),
                 };
+                let ct = o.connect_timeout;
+                let connect_timeout = (!ct.is_zero()).then_some(ct);
+                type ConnectFuture =
+                    std::pin::Pin<Box<dyn Future<Output = Result<Either, sqlx::Error>>>>;
+                let connect = |fut: ConnectFuture| {
+                    block(&rt, connect_timeout, fut).map_err(|e| match e {
+                        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+                            connect_err(sqlx::Error::Configuration(
+                                format!(
+                                    "no answer within {} s (connect_timeout)",
+                                    ct.as_secs_f64()
+                                )
+                                .into(),
+                            ))
+                        }
+                        other => connect_err(other),
+                    })
+                };
                 if url.backend == Backend::Postgres {
-                    let opts = sqlx::postgres::PgConnectOptions::new()
+                    use sqlx::postgres::PgSslMode as M;
+                    let mut opts = sqlx::postgres::PgConnectOptions::new()
                         .host(&url.host)
                         .port(url.port)
                         .username(&entry.user)
                         .password(&entry.password)
                         .database(&url.database)
+                        .ssl_mode(match o.sslmode {
+                            SslMode::Disable => M::Disable,
+                            SslMode::Prefer => M::Prefer,
+                            SslMode::Require => M::Require,
+                            SslMode::VerifyCa => M::VerifyCa,
+                            SslMode::VerifyFull => M::VerifyFull,
+                        })
                         .disable_statement_logging();
-                    let conn = rt.block_on(opts.connect()).map_err(connect_err)?;
-                    Ok(Conn::Pg { rt, conn })
+                    if let Some(c) = &o.sslrootcert {
+                        opts = opts.ssl_root_cert(c);
+                    }
+                    let conn = connect(Box::pin(
+                        async move { opts.connect().await.map(Either::Pg) },
+                    ))?;
+                    let Either::Pg(conn) = conn else {
+                        unreachable!()
+                    };
+                    Ok(Conn::Pg {
+                        rt,
+                        conn,
+                        timeout: o.statement_timeout,
+                    })
                 } else {
+                    use sqlx::mysql::MySqlSslMode as M;
                     let mut opts = sqlx::mysql::MySqlConnectOptions::new()
                         .host(&url.host)
                         .port(url.port)
                         .username(&entry.user)
                         .database(&url.database)
+                        .ssl_mode(match o.sslmode {
+                            SslMode::Disable => M::Disabled,
+                            SslMode::Prefer => M::Preferred,
+                            SslMode::Require => M::Required,
+                            SslMode::VerifyCa => M::VerifyCa,
+                            SslMode::VerifyFull => M::VerifyIdentity,
+                        })
                         .disable_statement_logging();
+                    if let Some(c) = &o.sslrootcert {
+                        opts = opts.ssl_ca(c);
+                    }
                     if !entry.password.is_empty() {
                         opts = opts.password(&entry.password);
                     }
-                    let conn = rt.block_on(opts.connect()).map_err(connect_err)?;
+                    let conn = connect(Box::pin(
+                        async move { opts.connect().await.map(Either::My) },
+                    ))?;
+                    let Either::My(mut conn) = conn else {
+                        unreachable!()
+                    };
+                    // The bulk-load connection uses TLS when this one does
+                    // (`prefer`: when the server offers it).
+                    let tls = match o.sslmode {
+                        SslMode::Disable => false,
+                        SslMode::Prefer => {
+                            let have: Result<Option<String>, _> = block(
+                                &rt,
+                                connect_timeout,
+                                sqlx::query_scalar("SELECT @@have_ssl").fetch_one(&mut conn),
+                            );
+                            matches!(have.ok().flatten().as_deref(), Some("YES"))
+                        }
+                        _ => true,
+                    };
+                    let ssl = tls.then(|| {
+                        let mut s = mysql::SslOpts::default();
+                        if let Some(c) = &o.sslrootcert {
+                            s = s.with_root_cert_path(Some(std::path::PathBuf::from(c)));
+                        }
+                        match o.sslmode {
+                            SslMode::Prefer | SslMode::Require => s
+                                .with_danger_accept_invalid_certs(true)
+                                .with_danger_skip_domain_validation(true),
+                            SslMode::VerifyCa => s.with_danger_skip_domain_validation(true),
+                            _ => s,
+                        }
+                    });
                     let load_opts = mysql::OptsBuilder::new()
+                        .ssl_opts(ssl)
+                        .tcp_connect_timeout(connect_timeout)
+                        .read_timeout(o.statement_timeout.or(connect_timeout))
+                        .write_timeout(o.statement_timeout.or(connect_timeout))
                         .ip_or_hostname(Some(url.host.clone()))
                         .tcp_port(url.port)
                         .prefer_socket(false)
@@ -217,12 +368,46 @@ impl Conn {
                     Ok(Conn::My {
                         rt,
                         conn,
+                        timeout: o.statement_timeout,
                         load_opts: Box::new(load_opts.into()),
                         load: None,
                     })
                 }
             }
         }
+    }
+
+    /// Closes the connection politely (the server sees a logout, not an
+    /// aborted connection); waits at most a second on a server that does
+    /// not answer.
+    pub fn close(self) {
+        use sqlx::Connection;
+        let grace = Some(Duration::from_secs(1));
+        match self {
+            Conn::Sqlite(_) => {}
+            Conn::Pg { rt, conn, .. } => {
+                let _ = block(&rt, grace, conn.close());
+            }
+            Conn::My { rt, conn, load, .. } => {
+                drop(load); // the mysql crate sends COM_QUIT on drop
+                let _ = block(&rt, grace, conn.close());
+            }
+        }
+    }
+
+    /// The server's id of this session (PostgreSQL `pg_backend_pid()`,
+    /// MariaDB `CONNECTION_ID()`); `None` for SQLite.
+    pub fn session_id(&mut self) -> Result<Option<i64>, DbError> {
+        let sql = match self.backend() {
+            Backend::Sqlite => return Ok(None),
+            Backend::Postgres => "SELECT CAST(pg_backend_pid() AS BIGINT)",
+            Backend::Mysql => "SELECT CAST(CONNECTION_ID() AS SIGNED)",
+        };
+        let rs = self.query(sql, &[])?;
+        Ok(rs.rows.first().and_then(|r| match r.first() {
+            Some(DbValue::I64(v)) => Some(*v),
+            _ => None,
+        }))
     }
 
     pub fn backend(&self) -> Backend {
@@ -238,6 +423,12 @@ impl Conn {
             sqlx::Error::Database(d) => d.message().to_string(),
             other => other.to_string(),
         };
+        if is_lost(&e) {
+            return DbError::ConnectionLost {
+                backend: self.backend().name(),
+                message: format!("{message} (in `{sql}`)"),
+            };
+        }
         DbError::Sql {
             backend: self.backend().name(),
             sql: sql.to_string(),
@@ -254,12 +445,20 @@ impl Conn {
                     .map(|_| c.changes())
                     .map_err(|e| sqlite_err(sql, e))
             }
-            Conn::Pg { rt, conn } => rt
-                .block_on(conn.execute(sqlx::raw_sql(AssertSqlSafe(sql.to_string()))))
-                .map(|r| r.rows_affected()),
-            Conn::My { rt, conn, .. } => rt
-                .block_on(conn.execute(sqlx::raw_sql(AssertSqlSafe(sql.to_string()))))
-                .map(|r| r.rows_affected()),
+            Conn::Pg { rt, conn, timeout } => block(
+                rt,
+                *timeout,
+                conn.execute(sqlx::raw_sql(AssertSqlSafe(sql.to_string()))),
+            )
+            .map(|r| r.rows_affected()),
+            Conn::My {
+                rt, conn, timeout, ..
+            } => block(
+                rt,
+                *timeout,
+                conn.execute(sqlx::raw_sql(AssertSqlSafe(sql.to_string()))),
+            )
+            .map(|r| r.rows_affected()),
         };
         r.map_err(|e| self.sql_err(sql, e))
     }
@@ -274,15 +473,25 @@ impl Conn {
                     .map(|n| n as u64)
                     .map_err(|e| sqlite_err(sql, e));
             }
-            Conn::Pg { rt, conn } => {
-                let q = bind_all!(sqlx::query(AssertSqlSafe(sql.clone())), params, String);
-                rt.block_on(q.execute(&mut *conn))
-                    .map(|r| r.rows_affected())
+            Conn::Pg { rt, conn, timeout } => {
+                let q = bind_all!(
+                    sqlx::query(AssertSqlSafe(sql.clone())),
+                    params,
+                    String,
+                    false
+                );
+                block(rt, *timeout, q.execute(&mut *conn)).map(|r| r.rows_affected())
             }
-            Conn::My { rt, conn, .. } => {
-                let q = bind_all!(sqlx::query(AssertSqlSafe(sql.clone())), params, String);
-                rt.block_on(q.execute(&mut *conn))
-                    .map(|r| r.rows_affected())
+            Conn::My {
+                rt, conn, timeout, ..
+            } => {
+                let q = bind_all!(
+                    sqlx::query(AssertSqlSafe(sql.clone())),
+                    params,
+                    String,
+                    true
+                );
+                block(rt, *timeout, q.execute(&mut *conn)).map(|r| r.rows_affected())
             }
         };
         r.map_err(|e| self.sql_err(sql, e))
@@ -394,13 +603,17 @@ impl Conn {
                     rows: rows_out,
                 })
             }
-            Conn::Pg { rt, conn } => {
-                let res = sqlx_result_set!(rt, conn, sql, params, |r, i, t| pg_value(r, i, t));
+            Conn::Pg { rt, conn, timeout } => {
+                let res = sqlx_result_set!(rt, *timeout, conn, sql, params, false, |r, i, t| {
+                    pg_value(r, i, t)
+                });
                 res.map_err(|e| self.sql_err(sql, e))
             }
-            Conn::My { rt, conn, .. } => {
+            Conn::My {
+                rt, conn, timeout, ..
+            } => {
                 // MariaDB: the row's own column types (the statement's may be vaguer).
-                let res = sqlx_result_set!(rt, conn, sql, params, |r, i, _t| {
+                let res = sqlx_result_set!(rt, *timeout, conn, sql, params, true, |r, i, _t| {
                     my_value(r, i, &r.column(i).type_info().name().to_ascii_uppercase())
                 });
                 res.map_err(|e| self.sql_err(sql, e))
@@ -410,14 +623,14 @@ impl Conn {
 
     /// PostgreSQL `COPY ... FROM STDIN` of a file's bytes.
     pub fn copy_in_file(&mut self, sql: &str, path: &Path) -> Result<u64, DbError> {
-        let Conn::Pg { rt, conn } = self else {
+        let Conn::Pg { rt, conn, timeout } = self else {
             return Err(DbError::State("COPY is a PostgreSQL feature".into()));
         };
         let mut f = std::fs::File::open(path).map_err(|e| DbError::Tsv {
             path: path.into(),
             message: e.to_string(),
         })?;
-        let res: Result<u64, sqlx::Error> = rt.block_on(async {
+        let res: Result<u64, sqlx::Error> = block(rt, *timeout, async {
             let mut copy = conn.copy_in_raw(sql).await?;
             let mut buf = vec![0u8; 1 << 20];
             loop {
@@ -446,25 +659,35 @@ impl Conn {
         else {
             return None;
         };
-        let r = (|| {
-            if load.is_none() {
-                let c = mysql::Conn::new((**load_opts).clone()).map_err(|e| {
-                    let secret = load_opts.get_pass().unwrap_or_default();
-                    DbError::Connect {
-                        backend: "MySQL".into(),
-                        host: load_opts.get_ip_or_hostname().to_string(),
-                        port: load_opts.get_tcp_port(),
-                        message: scrub(e.to_string(), secret),
-                    }
-                })?;
-                *load = Some(Box::new(c));
+        let mut r = Ok(());
+        for attempt in 0..2 {
+            r = (|| {
+                if load.is_none() {
+                    let c = mysql::Conn::new((**load_opts).clone()).map_err(|e| {
+                        let secret = load_opts.get_pass().unwrap_or_default();
+                        DbError::Connect {
+                            backend: "MySQL".into(),
+                            host: load_opts.get_ip_or_hostname().to_string(),
+                            port: load_opts.get_tcp_port(),
+                            message: scrub(e.to_string(), secret),
+                        }
+                    })?;
+                    *load = Some(Box::new(c));
+                }
+                let c = load.as_mut().expect("opened above");
+                mysql::prelude::Queryable::query_drop(&mut **c, "START TRANSACTION")
+                    .map_err(|e| my_err("START TRANSACTION", e))
+            })();
+            match &r {
+                Ok(()) => break,
+                // A kept connection the server dropped meanwhile: open a
+                // new one once (nothing was in a transaction on it).
+                Err(DbError::ConnectionLost { .. }) if attempt == 0 => *load = None,
+                Err(_) => {
+                    *load = None;
+                    break;
+                }
             }
-            let c = load.as_mut().expect("opened above");
-            mysql::prelude::Queryable::query_drop(&mut **c, "START TRANSACTION")
-                .map_err(|e| my_err("START TRANSACTION", e))
-        })();
-        if r.is_err() {
-            *load = None;
         }
         Some(r)
     }
@@ -580,7 +803,15 @@ impl Conn {
         if r.is_err() {
             *load = None;
         }
-        r
+        r.map_err(|e| match e {
+            DbError::ConnectionLost { backend, message } if commit => DbError::ConnectionLost {
+                backend,
+                message: format!(
+                    "{message}; the COMMIT got no answer, so whether the load took effect is unknown"
+                ),
+            },
+            other => other,
+        })
     }
 
     /// Does the (possibly `schema.`-qualified) table exist?
@@ -636,15 +867,70 @@ impl Conn {
 }
 
 fn my_err(sql: &str, e: mysql::Error) -> DbError {
+    let lost = matches!(
+        e,
+        mysql::Error::IoError(_) | mysql::Error::CodecError(_) | mysql::Error::DriverError(_)
+    ) || matches!(&e, mysql::Error::MySqlError(m) if m.code == 1927);
     let message = match e {
         mysql::Error::MySqlError(m) => format!("{} ({})", m.message, m.code),
         other => other.to_string(),
     };
+    if lost {
+        return DbError::ConnectionLost {
+            backend: "MySQL",
+            message: format!("{message} (in `{sql}`)"),
+        };
+    }
     DbError::Sql {
         backend: "MySQL",
         sql: sql.to_string(),
         message,
     }
+}
+
+/// A connection future's result, whichever the backend.
+enum Either {
+    Pg(sqlx::PgConnection),
+    My(sqlx::MySqlConnection),
+}
+
+/// Decodes a MariaDB/MySQL `DATETIME`/`TIMESTAMP`/`DATE` cell (binary
+/// protocol: length, year, month, day, hour, minute, second, microseconds;
+/// or text `YYYY-MM-DD HH:MM:SS[.ffffff]`) as a UTC instant.
+fn my_datetime(bytes: &[u8], col: usize) -> Result<DateTime, sqlx::Error> {
+    let bad = |why: &str| sqlx::Error::Decode(format!("column {col}: {why}").into());
+    if let Some(&len) = bytes.first().filter(|&&b| b < b'0') {
+        let b = &bytes[1..];
+        if b.len() != usize::from(len) || !matches!(len, 4 | 7 | 11) {
+            return Err(bad(
+                "zero or malformed date-time (a MariaDB zero date has no instant)",
+            ));
+        }
+        let year = i64::from(u16::from_le_bytes([b[0], b[1]]));
+        let (h, mi, s) = if len >= 7 {
+            (b[4], b[5], b[6])
+        } else {
+            (0, 0, 0)
+        };
+        let micros = if len == 11 {
+            u32::from_le_bytes([b[7], b[8], b[9], b[10]])
+        } else {
+            0
+        };
+        return DateTime::from_calendar(
+            year,
+            b[2].into(),
+            b[3].into(),
+            h.into(),
+            mi.into(),
+            s.into(),
+            micros.saturating_mul(1000),
+            Timescale::Utc,
+        )
+        .ok_or_else(|| bad("date-time out of range"));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| bad("date-time is not text"))?;
+    DateTime::parse_iso(text, Timescale::Utc).map_err(|e| bad(&e.to_string()))
 }
 
 trait IntoSql {
@@ -710,6 +996,10 @@ fn my_value(r: &sqlx::mysql::MySqlRow, i: usize, t: &str) -> Result<DbValue, sql
         },
         "FLOAT" => get!(f32, F32),
         "DOUBLE" => get!(f64, F64),
+        "DATETIME" | "TIMESTAMP" | "DATE" => match r.try_get_unchecked::<Option<&[u8]>, _>(i)? {
+            None => DbValue::Null,
+            Some(b) => DbValue::DateTime(my_datetime(b, i)?),
+        },
         "VARCHAR" | "CHAR" | "TEXT" | "TINYTEXT" | "MEDIUMTEXT" | "LONGTEXT" | "ENUM" => {
             get!(String, String)
         }

@@ -124,6 +124,28 @@ pub enum DbError {
         /// The database's message.
         message: String,
     },
+    /// The connection to the server broke (killed, server restarted,
+    /// network gone, or no answer within `statement_timeout`). The server
+    /// rolls back the transaction that was open on it; the storage
+    /// reconnects at its next `start_transaction` (or next statement outside
+    /// a transaction).
+    #[error("connection to {backend} server lost: {message}; any open transaction was rolled back by the server, and the storage reconnects at the next transaction")]
+    ConnectionLost {
+        /// `PostgreSQL`, `MySQL`.
+        backend: &'static str,
+        /// What the driver saw.
+        message: String,
+    },
+    /// A statement failed inside the transaction, so the transaction is
+    /// doomed on every backend: later statements are refused and
+    /// `end_transaction` rolls it back instead of committing.
+    #[error("{backend} transaction not committed: a statement in it failed ({cause}); the whole transaction was rolled back")]
+    TransactionAborted {
+        /// `SQLite`, `PostgreSQL`, `MySQL`.
+        backend: &'static str,
+        /// The first failure in the transaction.
+        cause: String,
+    },
     /// A temporary TSV file could not be written or read.
     #[error("TSV file {path}: {message}")]
     Tsv {

@@ -44,9 +44,16 @@ pub fn validate_ident(name: &str) -> Result<(), DbError> {
 
 /// Validates `name` and quotes it for `backend` (`"a"."b"` or `` `a`.`b` ``).
 ///
+/// The case policy: names are case-insensitive, as unquoted SQL names are.
+/// PostgreSQL folds unquoted names to lower case, so for it the quoted name
+/// is lower case too (`sourceId` reaches the column `sourceid` that
+/// `CREATE TABLE t (sourceId BIGINT)` made); SQLite and MariaDB/MySQL
+/// compare column names without regard to case and keep the spelling given.
+///
 /// ```
 /// use daf_storages::db::{quote_ident, Backend};
-/// assert_eq!(quote_ident(Backend::Postgres, "s.Source").unwrap(), r#""s"."Source""#);
+/// assert_eq!(quote_ident(Backend::Postgres, "s.Source").unwrap(), r#""s"."source""#);
+/// assert_eq!(quote_ident(Backend::Sqlite, "psfFlux").unwrap(), r#""psfFlux""#);
 /// assert_eq!(quote_ident(Backend::Mysql, "Source").unwrap(), "`Source`");
 /// assert!(quote_ident(Backend::Sqlite, "x; DROP TABLE y").is_err());
 /// ```
@@ -59,7 +66,11 @@ pub fn quote_ident(backend: Backend, name: &str) -> Result<String, DbError> {
             out.push('.');
         }
         out.push(q);
-        out.push_str(p);
+        if backend == Backend::Postgres {
+            out.push_str(&p.to_ascii_lowercase());
+        } else {
+            out.push_str(p);
+        }
         out.push(q);
     }
     Ok(out)

@@ -115,6 +115,8 @@ impl RowBuilder {
 #[derive(Debug, Default)]
 struct QueryState {
     tables: Vec<String>,
+    /// `(table, is_expr)` as given.
+    table_exprs: Vec<bool>,
     out: Vec<String>,
     out_names: Vec<String>,
     checks: Vec<Option<Check>>,
@@ -156,9 +158,18 @@ struct QueryState {
 pub struct DbStorage {
     storage_name: &'static str,
     auth: AuthSource,
+    /// The credentials the connection was opened with (for reconnects).
+    resolved_auth: Option<Arc<DbAuth>>,
     url: Option<DbUrl>,
     conn: Option<Conn>,
     in_tx: bool,
+    /// The connection broke; reopened at the next transaction.
+    lost: bool,
+    /// The first statement that failed in the open transaction.
+    tx_failed: Option<String>,
+    /// MariaDB/MySQL: the DATETIME/TIMESTAMP columns of insert tables
+    /// (lower case), looked up when a DateTime is first inserted.
+    my_datetime_cols: HashMap<String, Vec<String>>,
     row: Option<RowBuilder>,
     insert_sql: Option<(Vec<bool>, Arc<str>)>,
     params: Vec<DbValue>,
@@ -200,9 +211,13 @@ impl DbStorage {
         DbStorage {
             storage_name,
             auth,
+            resolved_auth: None,
             url: None,
             conn: None,
             in_tx: false,
+            lost: false,
+            tx_failed: None,
+            my_datetime_cols: HashMap::new(),
             row: None,
             insert_sql: None,
             params: Vec::new(),
@@ -238,10 +253,71 @@ impl DbStorage {
                 }
             }
         }
-        self.conn = Some(db(Conn::open(&url, &auth))?);
+        let conn = db(Conn::open(&url, &auth))?;
+        if let Some(old) = self.conn.replace(conn) {
+            old.close();
+        }
         self.url = Some(url);
+        self.resolved_auth = Some(auth);
         self.in_tx = false;
+        self.lost = false;
+        self.tx_failed = None;
+        self.my_datetime_cols.clear();
         Ok(())
+    }
+
+    /// Replaces a lost connection with a new one to the same location.
+    fn reopen(&mut self) -> Result<()> {
+        let (Some(url), Some(auth)) = (self.url.clone(), self.resolved_auth.clone()) else {
+            return Err(StorageError::state(self.storage_name, "no location set"));
+        };
+        if let Some(old) = self.conn.take() {
+            old.close();
+        }
+        tracing::info!(location = %url, "reconnecting after a lost database connection");
+        self.conn = Some(db(Conn::open(&url, &auth))?);
+        self.lost = false;
+        Ok(())
+    }
+
+    /// Runs `f` on the connection, keeping the transaction's books: after a
+    /// failed statement the open transaction is doomed (later statements
+    /// are refused, and `end_transaction` rolls back) — on every backend,
+    /// as PostgreSQL does natively. A lost connection is reopened first
+    /// when no transaction is open.
+    pub(crate) fn run<T>(
+        &mut self,
+        f: impl FnOnce(&mut Conn) -> std::result::Result<T, DbError>,
+    ) -> Result<T> {
+        if self.in_tx {
+            if let Some(cause) = &self.tx_failed {
+                return Err(DbError::TransactionAborted {
+                    backend: self.backend().unwrap_or(Backend::Sqlite).name(),
+                    cause: format!("{cause}; statements are refused until abort_transaction"),
+                }
+                .into());
+            }
+        } else if self.lost {
+            self.reopen()?;
+        }
+        let r = f(self.conn()?);
+        if let Err(e) = &r {
+            let server_side = matches!(e, DbError::Sql { .. } | DbError::ConnectionLost { .. });
+            if matches!(e, DbError::ConnectionLost { .. }) {
+                self.lost = true;
+            }
+            if self.in_tx && server_side && self.tx_failed.is_none() {
+                self.tx_failed = Some(e.to_string());
+            }
+        }
+        db(r)
+    }
+
+    /// The server's id of this storage's session: PostgreSQL
+    /// `pg_backend_pid()`, MariaDB/MySQL `CONNECTION_ID()` (what an operator
+    /// passes to `pg_terminate_backend` or `KILL`); `None` for SQLite.
+    pub fn session_id(&mut self) -> Result<Option<i64>> {
+        self.run(|c| c.session_id())
     }
 
     /// The connected backend.
@@ -285,7 +361,17 @@ impl DbStorage {
         } else {
             "BEGIN"
         };
-        db(self.conn()?.execute_raw(sql))?;
+        self.tx_failed = None;
+        match self.run(|c| c.execute_raw(sql)) {
+            Ok(_) => {}
+            // The connection died since its last use (killed, server
+            // restarted): nothing was pending on it, so reconnect once.
+            Err(StorageError::Db(DbError::ConnectionLost { .. })) => {
+                self.reopen()?;
+                self.run(|c| c.execute_raw(sql))?;
+            }
+            Err(e) => return Err(e),
+        }
         self.in_tx = true;
         Ok(())
     }
@@ -297,17 +383,52 @@ impl DbStorage {
                 "no open transaction to commit",
             ));
         }
+        let backend = self.backend().unwrap_or(Backend::Sqlite);
+        if self.tx_failed.is_none() && backend == Backend::Postgres {
+            // PostgreSQL turns the COMMIT of an aborted transaction into a
+            // ROLLBACK without an error: ask it first (an aborted
+            // transaction refuses every statement).
+            let _ = self.run(|c| c.execute_raw("SELECT 1"));
+        }
+        if let Some(cause) = self.tx_failed.take() {
+            let _ = self.rollback();
+            return Err(DbError::TransactionAborted {
+                backend: backend.name(),
+                cause,
+            }
+            .into());
+        }
         self.in_tx = false;
-        db(self.conn()?.execute_raw("COMMIT")).map(|_| ())
+        match self.run(|c| c.execute_raw("COMMIT")) {
+            Ok(_) => Ok(()),
+            Err(StorageError::Db(DbError::ConnectionLost { message, .. })) => {
+                Err(DbError::ConnectionLost {
+                    backend: backend.name(),
+                    message: format!(
+                        "{message}; the COMMIT got no answer, so whether it took effect is unknown"
+                    ),
+                }
+                .into())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     pub(crate) fn rollback(&mut self) -> Result<()> {
         self.row = None;
+        self.tx_failed = None;
         if !self.in_tx {
             return Ok(());
         }
         self.in_tx = false;
-        db(self.conn()?.execute_raw("ROLLBACK")).map(|_| ())
+        if self.lost {
+            // The server rolled the transaction back when the connection died.
+            return Ok(());
+        }
+        match self.run(|c| c.execute_raw("ROLLBACK")) {
+            Err(StorageError::Db(DbError::ConnectionLost { .. })) => Ok(()),
+            r => r.map(|_| ()),
+        }
     }
 
     // ----- inserts -------------------------------------------------------
@@ -373,7 +494,16 @@ impl DbStorage {
         if pg {
             params.retain(|v| !matches!(v, DbValue::Null));
         }
-        let r = self.conn().and_then(|c| db(c.execute(&sql, &params)));
+        if backend == Some(Backend::Mysql)
+            && params.iter().any(|v| matches!(v, DbValue::DateTime(_)))
+        {
+            if let Err(e) = self.mysql_datetimes(&mut params) {
+                params.clear();
+                self.params = params;
+                return Err(e);
+            }
+        }
+        let r = self.run(|c| c.execute(&sql, &params));
         params.clear();
         self.params = params;
         r.map(|_| ())
@@ -427,10 +557,13 @@ impl DbStorage {
                     }
                     super::error::check_row_len(&table_name, i, row, ncols)
                 };
-            let r = self.conn()?.sqlite_execute_each(&sql, n, &mut adapter);
-            return match r.expect("SQLite connection") {
+            let r = self.run(|c| {
+                c.sqlite_execute_each(&sql, n, &mut adapter)
+                    .expect("SQLite connection")
+            });
+            return match r {
                 Ok(k) => Ok(k),
-                Err(e) => Err(outer_err.take().unwrap_or(e.into())),
+                Err(e) => Err(outer_err.take().unwrap_or(e)),
             };
         }
         let mut row = Vec::with_capacity(columns.len());
@@ -444,6 +577,50 @@ impl DbStorage {
             self.insert_row()?;
         }
         Ok(n as u64)
+    }
+
+    /// MariaDB/MySQL: DateTime values bound for DATETIME/TIMESTAMP columns
+    /// become UTC `YYYY-MM-DD HH:MM:SS.ffffff` text (the column's own
+    /// precision applies: whole seconds for `DATETIME`, µs for `DATETIME(6)`).
+    fn mysql_datetimes(&mut self, params: &mut [DbValue]) -> Result<()> {
+        let row = self.row.as_ref().expect("checked by caller");
+        let table = row.table.clone();
+        let cols = row.cols.clone();
+        if !self.my_datetime_cols.contains_key(&table) {
+            let (schema, name) = match table.split_once('.') {
+                Some((s, t)) => (Some(s.to_string()), t.to_string()),
+                None => (None, table.clone()),
+            };
+            let sql = "SELECT LOWER(column_name) FROM information_schema.columns \
+                       WHERE table_schema = COALESCE(?, DATABASE()) AND table_name = ? \
+                       AND data_type IN ('datetime', 'timestamp', 'date')";
+            let p = [
+                schema.map_or(DbValue::Null, DbValue::String),
+                DbValue::String(name),
+            ];
+            let rs = self.run(|c| c.query(sql, &p))?;
+            let found = rs
+                .rows
+                .into_iter()
+                .filter_map(|mut r| match r.pop() {
+                    Some(DbValue::String(s)) => Some(s),
+                    _ => None,
+                })
+                .collect();
+            self.my_datetime_cols.insert(table.clone(), found);
+        }
+        let dt_cols = &self.my_datetime_cols[&table];
+        for (c, v) in cols.iter().zip(params.iter_mut()) {
+            if let DbValue::DateTime(d) = v {
+                if dt_cols.contains(&c.to_ascii_lowercase()) {
+                    let iso = d.to_iso(daf_base::Timescale::Utc);
+                    // YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ -> YYYY-MM-DD HH:MM:SS.ffffff
+                    let text = format!("{} {}", &iso[..10], &iso[11..26]);
+                    *v = DbValue::String(text);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn build_insert_sql(&self, null_mask: &[bool]) -> Result<String> {
@@ -483,6 +660,19 @@ impl DbStorage {
         }
         self.q = QueryState {
             tables: names.iter().map(|s| s.to_string()).collect(),
+            table_exprs: vec![false; names.len()],
+            ..Default::default()
+        };
+        Ok(())
+    }
+
+    /// LSST's `setTableForQuery(expr, isExpr=true)`: queries `expr`, SQL
+    /// written by the caller and used verbatim (a join, a subquery with an
+    /// alias, `DUAL` ...). Clears any previous query.
+    pub fn set_table_expr_for_query(&mut self, expr: &str) -> Result<()> {
+        self.q = QueryState {
+            tables: vec![expr.to_string()],
+            table_exprs: vec![true],
             ..Default::default()
         };
         Ok(())
@@ -490,7 +680,14 @@ impl DbStorage {
 
     /// Adds column `name` (`col` or `table.col`) to the result; returns its position.
     pub fn out_column(&mut self, name: &str) -> Result<usize> {
-        let q = self.quote(name)?;
+        let mut q = self.quote(name)?;
+        // The case policy: PostgreSQL folds the name to lower case; the
+        // result column keeps the caller's spelling, as on the other backends.
+        let last = name.rsplit('.').next().unwrap_or(name);
+        if self.backend() == Some(Backend::Postgres) && last.bytes().any(|b| b.is_ascii_uppercase())
+        {
+            q = format!("{q} AS \"{last}\"");
+        }
         self.q.out.push(q);
         self.q.out_names.push(name.to_string());
         self.q.checks.push(None);
@@ -501,6 +698,42 @@ impl DbStorage {
     /// readable as `T` (NULL allowed); returns its position.
     pub fn out_param<T: FromDbValue>(&mut self, name: &str) -> Result<usize> {
         let pos = self.out_column(name)?;
+        self.q.checks[pos] = Some(check_as::<T>);
+        Ok(pos)
+    }
+
+    /// LSST's `outColumn(expr, isExpr=true)`: adds an SQL expression
+    /// (`count(*)`, `flux * 2`, `1 + 1`), written by the caller and used
+    /// verbatim, to the result; returns its position.
+    ///
+    /// ```
+    /// use daf_storages::db::DbStorage;
+    /// let mut db = DbStorage::open_url("sqlite::memory:", None).unwrap();
+    /// db.execute_sql("CREATE TABLE t (x BIGINT)").unwrap();
+    /// db.execute_sql("INSERT INTO t VALUES (2), (3)").unwrap();
+    /// db.set_table_for_query("t").unwrap();
+    /// db.out_expr("sum(x) * 10").unwrap();
+    /// db.query().unwrap();
+    /// assert!(db.next().unwrap());
+    /// assert_eq!(db.get_column_by_pos::<i64>(0).unwrap(), 50);
+    /// ```
+    pub fn out_expr(&mut self, expr: &str) -> Result<usize> {
+        if expr.trim().is_empty() {
+            return Err(StorageError::state(
+                self.storage_name,
+                "empty output expression",
+            ));
+        }
+        self.q.out.push(expr.to_string());
+        self.q.out_names.push(expr.to_string());
+        self.q.checks.push(None);
+        Ok(self.q.out.len() - 1)
+    }
+
+    /// [`DbStorage::out_expr`] checked on each `next()` to be readable as
+    /// `T` (LSST's `outParam(expr, dest, isExpr=true)`).
+    pub fn out_param_expr<T: FromDbValue>(&mut self, expr: &str) -> Result<usize> {
+        let pos = self.out_expr(expr)?;
         self.q.checks[pos] = Some(check_as::<T>);
         Ok(pos)
     }
@@ -519,17 +752,33 @@ impl DbStorage {
         Ok(())
     }
 
-    /// `ORDER BY` columns: `"a, b DESC"` (names validated).
+    /// `ORDER BY` columns: `"a, b DESC"` (names validated). A second call
+    /// appends (`ORDER BY a, b DESC, c`), as LSST's `orderBy` did.
     pub fn order_by(&mut self, list: &str) -> Result<()> {
         let b = self.backend().unwrap_or(Backend::Sqlite);
-        self.q.order_by = Some(db(quote_column_list(b, list, true))?);
+        let q = db(quote_column_list(b, list, true))?;
+        append_list(&mut self.q.order_by, q);
         Ok(())
     }
 
-    /// `GROUP BY` columns: `"a, b"` (names validated).
+    /// `GROUP BY` columns: `"a, b"` (names validated); a second call appends.
     pub fn group_by(&mut self, list: &str) -> Result<()> {
         let b = self.backend().unwrap_or(Backend::Sqlite);
-        self.q.group_by = Some(db(quote_column_list(b, list, false))?);
+        let q = db(quote_column_list(b, list, false))?;
+        append_list(&mut self.q.group_by, q);
+        Ok(())
+    }
+
+    /// Appends an SQL expression, used verbatim, to `ORDER BY`
+    /// (`"abs(flux) DESC"`).
+    pub fn order_by_expr(&mut self, expr: &str) -> Result<()> {
+        append_list(&mut self.q.order_by, expr.to_string());
+        Ok(())
+    }
+
+    /// Appends an SQL expression, used verbatim, to `GROUP BY`.
+    pub fn group_by_expr(&mut self, expr: &str) -> Result<()> {
+        append_list(&mut self.q.group_by, expr.to_string());
         Ok(())
     }
 
@@ -546,7 +795,14 @@ impl DbStorage {
             .q
             .tables
             .iter()
-            .map(|t| db(quote_ident(b, t)))
+            .zip(&self.q.table_exprs)
+            .map(|(t, is_expr)| {
+                if *is_expr {
+                    Ok(t.clone())
+                } else {
+                    db(quote_ident(b, t))
+                }
+            })
             .collect::<Result<Vec<_>>>()?;
         let cols = if self.q.out.is_empty() {
             "*".to_string()
@@ -575,7 +831,7 @@ impl DbStorage {
             sql.push_str(" ORDER BY ");
             sql.push_str(o);
         }
-        let rs = db(self.conn()?.query(&sql, &params))?;
+        let rs = self.run(|c| c.query(&sql, &params))?;
         self.q.result = Some(rs);
         self.q.row = None;
         Ok(())
@@ -659,13 +915,19 @@ impl DbStorage {
 
     /// Runs caller-written SQL (no parameters); returns the rows affected.
     pub fn execute_sql(&mut self, sql: &str) -> Result<u64> {
-        db(self.conn()?.execute_raw(sql))
+        self.run(|c| c.execute_raw(sql))
     }
 
-    /// Does table `name` exist?
+    /// Does table `name` exist? (Names follow the case policy: on
+    /// PostgreSQL the lower-case name is looked up.)
     pub fn table_exists(&mut self, name: &str) -> Result<bool> {
         db(validate_ident(name))?;
-        db(self.conn()?.table_exists(name))
+        let name = if self.backend() == Some(Backend::Postgres) {
+            name.to_ascii_lowercase()
+        } else {
+            name.to_string()
+        };
+        self.run(|c| c.table_exists(&name))
     }
 
     /// Creates table `name` with the columns of `template`. With
@@ -696,7 +958,7 @@ impl DbStorage {
         }
         let sql = match self.backend().unwrap_or(Backend::Sqlite) {
             Backend::Sqlite => {
-                let create = db(self.conn()?.sqlite_table_sql(template))?.ok_or_else(|| {
+                let create = self.run(|c| c.sqlite_table_sql(template))?.ok_or_else(|| {
                     StorageError::NotFound {
                         what: format!("template table {template}"),
                     }
@@ -714,9 +976,9 @@ impl DbStorage {
     }
 
     fn ddl(&mut self, sql: &str) -> Result<()> {
-        db(self.conn()?.execute_raw(sql))?;
+        self.run(|c| c.execute_raw(sql))?;
         if self.in_tx && self.backend() == Some(Backend::Mysql) {
-            db(self.conn()?.execute_raw("START TRANSACTION"))?;
+            self.run(|c| c.execute_raw("START TRANSACTION"))?;
         }
         Ok(())
     }
@@ -731,10 +993,30 @@ impl DbStorage {
     pub fn truncate_table(&mut self, name: &str) -> Result<()> {
         let q = self.quote(name)?;
         match self.backend() {
-            Some(Backend::Sqlite) => {
-                db(self.conn()?.execute_raw(&format!("DELETE FROM {q}"))).map(|_| ())
-            }
+            Some(Backend::Sqlite) => self
+                .run(|c| c.execute_raw(&format!("DELETE FROM {q}")))
+                .map(|_| ()),
             _ => self.ddl(&format!("TRUNCATE TABLE {q}")),
+        }
+    }
+}
+
+fn append_list(to: &mut Option<String>, item: String) {
+    match to {
+        Some(s) => {
+            s.push_str(", ");
+            s.push_str(&item);
+        }
+        None => *to = Some(item),
+    }
+}
+
+impl Drop for DbStorage {
+    /// Closes the connection politely (no "aborted connection" on the
+    /// server); an open transaction is rolled back by the server.
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.take() {
+            c.close();
         }
     }
 }
@@ -824,6 +1106,14 @@ impl Storage for DbStorage {
 
     fn set_persist_location(&mut self, location: &LogicalLocation) -> Result<()> {
         self.connect(location.loc_str())
+    }
+
+    /// `DbStorage <location>` (locations never hold credentials).
+    fn describe(&self) -> String {
+        match &self.url {
+            Some(u) => format!("{} {u}", self.storage_name),
+            None => self.storage_name.to_string(),
+        }
     }
 
     fn set_retrieve_location(&mut self, location: &LogicalLocation) -> Result<()> {

@@ -34,6 +34,7 @@ fn cat_of(v: &DbValue) -> Option<Cat> {
         DbValue::Null => return None,
         DbValue::Bool(_) => Cat::Bool,
         DbValue::I8(_) | DbValue::I16(_) | DbValue::I32(_) | DbValue::I64(_) => Cat::Int,
+        DbValue::DateTime(_) => Cat::Int,
         DbValue::F32(_) => Cat::F32,
         DbValue::F64(_) => Cat::F64,
         DbValue::String(_) => Cat::Str,
@@ -42,6 +43,8 @@ fn cat_of(v: &DbValue) -> Option<Cat> {
 
 struct TsvTable {
     row: RowBuilder,
+    /// Write NaN and infinities as NULL (MariaDB/MySQL).
+    finite_only: bool,
     cats: Vec<Option<Cat>>,
     file: tempfile::NamedTempFile,
     out: BufWriter<std::fs::File>,
@@ -102,6 +105,8 @@ pub struct DbTsvStorage {
     saved: Vec<PathBuf>,
     /// A transaction is open on the MySQL bulk-load connection.
     mysql_tx: bool,
+    /// Temp folders already swept of orphaned TSV files.
+    swept: Vec<PathBuf>,
     loads: Vec<BulkLoad>,
 }
 
@@ -207,6 +212,7 @@ impl DbTsvStorage {
             loaded: false,
             saved: Vec::new(),
             mysql_tx: false,
+            swept: Vec::new(),
             loads: Vec::new(),
         }
     }
@@ -250,8 +256,12 @@ impl DbTsvStorage {
             return Ok(());
         }
         let dir = self.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+        if !self.swept.contains(&dir) {
+            sweep_orphans(&dir);
+            self.swept.push(dir.clone());
+        }
         let file = tempfile::Builder::new()
-            .prefix(&format!("daf-{name}-"))
+            .prefix(&format!("{TEMP_PREFIX}{}-{name}-", std::process::id()))
             .suffix(".tsv")
             .tempfile_in(&dir)
             .map_err(|e| StorageError::io(&dir, e))?;
@@ -263,6 +273,7 @@ impl DbTsvStorage {
         );
         self.tables.push(TsvTable {
             row: RowBuilder::new(name),
+            finite_only: self.db.backend() == Some(Backend::Mysql),
             cats: Vec::new(),
             file,
             out,
@@ -370,7 +381,9 @@ impl DbTsvStorage {
         for t in &mut self.tables {
             t.out.flush().map_err(|e| tsv_err(t.file.path(), e))?;
         }
-        if !self.db.in_transaction() {
+        // MariaDB/MySQL: the load connection's transaction is the only one
+        // (one COMMIT, one outcome); the others load on the storage's own.
+        if backend != Backend::Mysql && !self.db.in_transaction() {
             self.db.begin()?;
         }
         for i in 0..self.tables.len() {
@@ -396,19 +409,13 @@ impl DbTsvStorage {
             match backend {
                 Backend::Postgres => {
                     let sql = format!("COPY {qt} ({qcols}) FROM STDIN");
-                    self.db
-                        .conn()?
-                        .copy_in_file(&sql, &path)
-                        .map_err(StorageError::from)?;
+                    self.db.run(|c| c.copy_in_file(&sql, &path))?;
                 }
                 Backend::Sqlite => {
                     let ph = vec!["?"; cols.len()].join(", ");
                     let sql: Arc<str> = format!("INSERT INTO {qt} ({qcols}) VALUES ({ph})").into();
                     let reader = TsvReader::open(&path, cats)?;
-                    self.db
-                        .conn()?
-                        .execute_many(&sql, reader)
-                        .map_err(StorageError::from)?;
+                    self.db.run(|c| c.execute_many(&sql, reader))?;
                 }
                 Backend::Mysql => {
                     if !self.mysql_tx {
@@ -460,7 +467,11 @@ impl DbTsvStorage {
                 .mysql_load_end(true)
                 .map_err(StorageError::from)?;
         }
-        self.db.commit()
+        if self.db.in_transaction() {
+            self.db.commit()
+        } else {
+            Ok(())
+        }
     }
 
     fn rollback_all(&mut self) -> Result<()> {
@@ -481,10 +492,65 @@ impl DbTsvStorage {
         self.loaded = false;
         for t in self.tables.drain(..) {
             if self.save_temp {
+                // Kept files lose the in-progress prefix, so no later sweep
+                // takes them for orphans.
+                let kept = t.file.path().with_file_name(format!(
+                    "daf-{}-{}",
+                    t.row.table,
+                    t.file
+                        .path()
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .and_then(|n| n.rsplit('-').next())
+                        .unwrap_or("x.tsv")
+                ));
                 if let Ok((_, p)) = t.file.keep() {
+                    let p = match std::fs::rename(&p, &kept) {
+                        Ok(()) => kept,
+                        Err(_) => p,
+                    };
                     tracing::info!(path = %p.display(), "DbTsvStorage kept TSV file");
                     self.saved.push(p);
                 }
+            }
+        }
+    }
+}
+
+/// Name prefix of TSV files being written: `.daf-tsv-<pid>-<table>-<random>.tsv`.
+const TEMP_PREFIX: &str = ".daf-tsv-";
+
+/// Removes TSV files left in `dir` by processes that no longer run (a
+/// killed process cannot remove its own). Linux only (process liveness from
+/// `/proc`); elsewhere nothing is removed.
+fn sweep_orphans(dir: &Path) {
+    if !cfg!(target_os = "linux") || !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(rest) = name.strip_prefix(TEMP_PREFIX) else {
+            continue;
+        };
+        if !name.ends_with(".tsv") {
+            continue;
+        }
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists() {
+            continue;
+        }
+        match std::fs::remove_file(e.path()) {
+            Ok(()) => {
+                tracing::info!(path = %e.path().display(), "removed a TSV file left by a process that died")
+            }
+            Err(err) => {
+                tracing::debug!(path = %e.path().display(), %err, "could not remove orphaned TSV file")
             }
         }
     }
@@ -500,7 +566,7 @@ fn write_line(t: &mut TsvTable, vals: &[DbValue]) -> Result<()> {
         if i > 0 {
             t.line.push(b'\t');
         }
-        v.write_tsv(&mut t.line);
+        v.write_tsv_with(&mut t.line, t.finite_only);
         if let Some(c) = cat_of(v) {
             t.cats[i] = match (t.cats[i], c) {
                 (None, c) => Some(c),
@@ -634,6 +700,14 @@ impl Storage for DbTsvStorage {
 
     fn set_persist_location(&mut self, location: &LogicalLocation) -> Result<()> {
         self.db.set_persist_location(location)
+    }
+
+    /// `DbTsvStorage <location>` (locations never hold credentials).
+    fn describe(&self) -> String {
+        match self.db.url() {
+            Some(u) => format!("DbTsvStorage {u}"),
+            None => "DbTsvStorage".into(),
+        }
     }
 
     fn set_retrieve_location(&mut self, location: &LogicalLocation) -> Result<()> {

@@ -1,8 +1,160 @@
 //! [`DbUrl`]: parsing database locations.
 
 use std::fmt;
+use std::time::Duration;
 
 use super::error::DbError;
+
+/// TLS for server connections, as libpq's `sslmode` (MariaDB/MySQL map the
+/// same names onto their `ssl-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SslMode {
+    /// Never TLS.
+    Disable,
+    /// TLS when the server offers it, else plain (the default, as libpq's).
+    #[default]
+    Prefer,
+    /// TLS or fail; the certificate is not checked.
+    Require,
+    /// TLS with a certificate signed by a trusted root (`sslrootcert`).
+    VerifyCa,
+    /// As `verify-ca`, and the certificate names the host.
+    VerifyFull,
+}
+
+impl SslMode {
+    /// The `sslmode=` spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// Connection settings carried by a server location's query string:
+/// `?connect_timeout=SECONDS&statement_timeout=SECONDS&sslmode=MODE&sslrootcert=PATH`.
+///
+/// ```
+/// use daf_storages::db::{DbUrl, SslMode};
+/// use std::time::Duration;
+/// let u = DbUrl::parse("postgresql://h:5432/db?sslmode=require&statement_timeout=2.5").unwrap();
+/// assert_eq!(u.options.sslmode, SslMode::Require);
+/// assert_eq!(u.options.statement_timeout, Some(Duration::from_millis(2500)));
+/// assert_eq!(u.options.connect_timeout, Duration::from_secs(30));
+/// assert_eq!(u.to_string(), "postgresql://h:5432/db?sslmode=require&statement_timeout=2.5");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnOptions {
+    /// Longest wait for a connection, TLS and login included (default 30 s;
+    /// `connect_timeout=0` waits forever).
+    pub connect_timeout: Duration,
+    /// Longest wait for one statement's answer (default none). A statement
+    /// that times out closes the connection (its transaction is rolled back
+    /// by the server); the next transaction reconnects.
+    pub statement_timeout: Option<Duration>,
+    /// TLS mode (default `prefer`).
+    pub sslmode: SslMode,
+    /// PEM file of the roots trusted for `verify-ca` / `verify-full`
+    /// (default: the system's roots).
+    pub sslrootcert: Option<String>,
+}
+
+/// The default connect timeout.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Default for ConnOptions {
+    fn default() -> Self {
+        ConnOptions {
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            statement_timeout: None,
+            sslmode: SslMode::Prefer,
+            sslrootcert: None,
+        }
+    }
+}
+
+fn fmt_secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{}", d.as_secs())
+    } else {
+        format!("{s}")
+    }
+}
+
+impl ConnOptions {
+    fn parse(query: &str) -> Result<ConnOptions, String> {
+        let mut o = ConnOptions::default();
+        let secs = |k: &str, v: &str| -> Result<Duration, String> {
+            v.parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s >= 0.0 && *s < 1e9)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| format!("{k}={v:?} is not a number of seconds"))
+        };
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("option {pair:?} is not name=value"))?;
+            match k {
+                "connect_timeout" => o.connect_timeout = secs(k, v)?,
+                "statement_timeout" => {
+                    let d = secs(k, v)?;
+                    o.statement_timeout = (!d.is_zero()).then_some(d);
+                }
+                "sslmode" => {
+                    o.sslmode = match v {
+                        "disable" => SslMode::Disable,
+                        "prefer" => SslMode::Prefer,
+                        "require" => SslMode::Require,
+                        "verify-ca" => SslMode::VerifyCa,
+                        "verify-full" => SslMode::VerifyFull,
+                        _ => {
+                            return Err(format!(
+                                "sslmode={v:?}: use disable, prefer, require, verify-ca or verify-full"
+                            ))
+                        }
+                    }
+                }
+                "sslrootcert" if !v.is_empty() => o.sslrootcert = Some(v.to_string()),
+                _ => {
+                    return Err(format!(
+                        "unknown option {k:?} (known: connect_timeout, statement_timeout, sslmode, sslrootcert)"
+                    ))
+                }
+            }
+        }
+        Ok(o)
+    }
+
+    fn query_string(&self) -> String {
+        let mut parts = Vec::new();
+        if self.sslmode != SslMode::Prefer {
+            parts.push(format!("sslmode={}", self.sslmode.as_str()));
+        }
+        if let Some(c) = &self.sslrootcert {
+            parts.push(format!("sslrootcert={c}"));
+        }
+        if self.connect_timeout != DEFAULT_CONNECT_TIMEOUT {
+            parts.push(format!(
+                "connect_timeout={}",
+                fmt_secs(self.connect_timeout)
+            ));
+        }
+        if let Some(t) = self.statement_timeout {
+            parts.push(format!("statement_timeout={}", fmt_secs(t)));
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", parts.join("&"))
+        }
+    }
+}
 
 /// The database server kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -72,6 +224,8 @@ pub struct DbUrl {
     pub port: u16,
     /// Database name, or for SQLite the file path (`:memory:` for an in-memory database).
     pub database: String,
+    /// Timeouts and TLS (servers; SQLite takes none).
+    pub options: ConnOptions,
 }
 
 fn redact(loc: &str) -> String {
@@ -98,6 +252,7 @@ impl DbUrl {
                 host: String::new(),
                 port: 0,
                 database: ":memory:".into(),
+                options: ConnOptions::default(),
             });
         }
         let (scheme, rest) = loc.split_once("://").ok_or_else(|| {
@@ -122,11 +277,16 @@ impl DbUrl {
                 host: String::new(),
                 port: 0,
                 database: rest.to_string(),
+                options: ConnOptions::default(),
             });
         }
         let (authority, db) = rest
             .split_once('/')
             .ok_or_else(|| bad("missing /database after host:port"))?;
+        let (db, options) = match db.split_once('?') {
+            Some((d, q)) => (d, ConnOptions::parse(q).map_err(|m| bad(&m))?),
+            None => (db, ConnOptions::default()),
+        };
         if authority.contains('@') {
             return Err(bad(
                 "credentials do not belong in the location; put them in the auth file",
@@ -156,6 +316,7 @@ impl DbUrl {
             host: host.to_string(),
             port,
             database: db.to_string(),
+            options,
         })
     }
 }
@@ -167,10 +328,20 @@ impl fmt::Display for DbUrl {
             Backend::Sqlite => write!(f, "sqlite://{}", self.database),
             Backend::Postgres => write!(
                 f,
-                "postgresql://{}:{}/{}",
-                self.host, self.port, self.database
+                "postgresql://{}:{}/{}{}",
+                self.host,
+                self.port,
+                self.database,
+                self.options.query_string()
             ),
-            Backend::Mysql => write!(f, "mysql://{}:{}/{}", self.host, self.port, self.database),
+            Backend::Mysql => write!(
+                f,
+                "mysql://{}:{}/{}{}",
+                self.host,
+                self.port,
+                self.database,
+                self.options.query_string()
+            ),
         }
     }
 }

@@ -40,6 +40,9 @@ pub enum DbValue {
     F32(f32),
     F64(f64),
     String(String),
+    /// An instant: BIGINT nanoseconds TAI on SQLite and PostgreSQL and in
+    /// `BIGINT` columns; a UTC `DATETIME` in MariaDB/MySQL `DATETIME` columns.
+    DateTime(DateTime),
 }
 
 impl DbValue {
@@ -51,6 +54,7 @@ impl DbValue {
             DbValue::I8(_) | DbValue::I16(_) | DbValue::I32(_) | DbValue::I64(_) => "an integer",
             DbValue::F32(_) | DbValue::F64(_) => "a float",
             DbValue::String(_) => "a string",
+            DbValue::DateTime(_) => "a date-time",
         }
     }
 
@@ -60,13 +64,22 @@ impl DbValue {
             DbValue::I16(v) => v.into(),
             DbValue::I32(v) => v.into(),
             DbValue::I64(v) => v,
+            DbValue::DateTime(d) => d.nsecs(Timescale::Tai),
             _ => return None,
         })
     }
 
     /// Writes the value in PostgreSQL/MySQL text-TSV form (`\N` for NULL;
-    /// backslash, tab, newline and carriage return escaped).
+    /// backslash, tab, newline and carriage return escaped; NaN and
+    /// infinities as `NaN`, `Infinity`, `-Infinity`).
     pub fn write_tsv(&self, out: &mut Vec<u8>) {
+        self.write_tsv_with(out, false)
+    }
+
+    /// [`DbValue::write_tsv`]; with `finite_only` NaN and infinities are
+    /// written as `\N` (MariaDB/MySQL, which have neither: the float policy
+    /// in [`crate::db`]).
+    pub fn write_tsv_with(&self, out: &mut Vec<u8>, finite_only: bool) {
         let mut ib = itoa::Buffer::new();
         let mut fb = ryu::Buffer::new();
         match self {
@@ -76,6 +89,15 @@ impl DbValue {
             DbValue::I16(v) => out.extend_from_slice(ib.format(*v).as_bytes()),
             DbValue::I32(v) => out.extend_from_slice(ib.format(*v).as_bytes()),
             DbValue::I64(v) => out.extend_from_slice(ib.format(*v).as_bytes()),
+            DbValue::DateTime(d) => {
+                out.extend_from_slice(ib.format(d.nsecs(Timescale::Tai)).as_bytes())
+            }
+            // Near f32::MAX the shortest text (3.4028235e38) exceeds FLT_MAX
+            // when a server reads it as a double first (MariaDB refuses it):
+            // write the f32's exact value as a double instead.
+            DbValue::F32(v) if v.is_finite() && v.abs() > 3.4e38 => {
+                out.extend_from_slice(fb.format_finite(f64::from(*v)).as_bytes())
+            }
             // Shortest text that parses back to the same value.
             DbValue::F32(v) if v.is_finite() => {
                 out.extend_from_slice(fb.format_finite(*v).as_bytes())
@@ -83,6 +105,7 @@ impl DbValue {
             DbValue::F64(v) if v.is_finite() => {
                 out.extend_from_slice(fb.format_finite(*v).as_bytes())
             }
+            DbValue::F32(_) | DbValue::F64(_) if finite_only => out.extend_from_slice(b"\\N"),
             DbValue::F32(_) | DbValue::F64(_) => {
                 let v = match *self {
                     DbValue::F32(x) => f64::from(x),
@@ -196,10 +219,13 @@ impl ToDbValue for f64 {
         DbValue::F64(self)
     }
 }
+/// NULL reads as NaN (the float policy in [`crate::db`]: a backend without
+/// NaN stores it as NULL).
 impl FromDbValue for f64 {
     const NAME: &'static str = "f64";
     fn from_db_value(v: &DbValue) -> Option<Self> {
         match *v {
+            DbValue::Null => Some(f64::NAN),
             DbValue::F64(x) => Some(x),
             DbValue::F32(x) => Some(x.into()),
             _ => v.as_i64().map(|i| i as f64),
@@ -212,10 +238,12 @@ impl ToDbValue for f32 {
         DbValue::F32(self)
     }
 }
+/// NULL reads as NaN, as for `f64`.
 impl FromDbValue for f32 {
     const NAME: &'static str = "f32";
     fn from_db_value(v: &DbValue) -> Option<Self> {
         match *v {
+            DbValue::Null => Some(f32::NAN),
             DbValue::F64(x) => Some(x as f32),
             DbValue::F32(x) => Some(x),
             _ => v.as_i64().map(|i| i as f32),
@@ -248,13 +276,14 @@ impl FromDbValue for String {
 impl ToDbValue for DateTime {
     const KIND: DbKind = DbKind::DateTime;
     fn to_db_value(self) -> DbValue {
-        DbValue::I64(self.nsecs(Timescale::Tai))
+        DbValue::DateTime(self)
     }
 }
 impl FromDbValue for DateTime {
     const NAME: &'static str = "DateTime";
     fn from_db_value(v: &DbValue) -> Option<Self> {
         match v {
+            DbValue::DateTime(d) => Some(*d),
             DbValue::String(s) => DateTime::parse_iso(s, Timescale::Utc).ok(),
             _ => v.as_i64().map(|n| DateTime::from_nsecs(n, Timescale::Tai)),
         }
