@@ -83,6 +83,14 @@ impl Hdu {
             _ => None,
         }
     }
+    /// EXTTYPE (how LSST afw marks the planes of a masked image: `IMAGE`,
+    /// `MASK`, `VARIANCE`, and its archive tables), if present.
+    pub fn exttype(&self) -> Option<&str> {
+        match self.value("EXTTYPE") {
+            Some(Value::Str(s)) => Some(s.as_str()),
+            _ => None,
+        }
+    }
     /// True for an image (primary or IMAGE extension) with pixels.
     pub fn is_image_with_data(&self) -> bool {
         matches!(self.kind, HduKind::Primary | HduKind::Image) && self.data_len > 0
@@ -235,6 +243,20 @@ impl FitsFile {
     /// The index of the first HDU whose EXTNAME is `name`.
     pub fn find_extname(&self, name: &str) -> Option<usize> {
         self.hdus.iter().position(|h| h.extname() == Some(name))
+    }
+
+    /// The HDU holding the plane `name` (`IMAGE`, `MASK`, `VARIANCE`) of a
+    /// masked image: the first whose `EXTNAME` is `name`, else the first whose
+    /// `EXTTYPE` is `name` (afw marks planes with EXTTYPE, often without
+    /// EXTNAME). HDUs from `from` on are preferred, so a plane after the
+    /// chosen image plane wins over one before it.
+    pub fn find_plane(&self, name: &str, from: usize) -> Option<usize> {
+        let by = |f: &dyn Fn(&Hdu) -> bool| {
+            let after = self.hdus.iter().skip(from).position(f).map(|i| i + from);
+            after.or_else(|| self.hdus.iter().position(f))
+        };
+        by(&|h: &Hdu| h.extname().map(str::trim) == Some(name))
+            .or_else(|| by(&|h: &Hdu| h.exttype().map(str::trim) == Some(name)))
     }
 
     /// The raw (stored, big-endian) data bytes of an HDU.
