@@ -207,13 +207,27 @@ fn read_plane<T: Pixel>(
             } else {
                 (c.x, c.y)
             };
-            if lx < 0 || ly < 0 {
+            let (w, hgt) = h.image_dims().unwrap_or((0, 0));
+            let fits = |l: i64, n: usize, size: usize| {
+                l >= 0 && l.checked_add(n as i64).is_some_and(|e| e <= size as i64)
+            };
+            if !fits(lx, c.w, w) || !fits(ly, c.h, hgt) {
+                let (bx, by) = if c.parent {
+                    (c.x, c.y)
+                } else {
+                    (c.x + x0 as i64, c.y + y0 as i64)
+                };
                 return Err(invalid(
                     name,
                     format!(
-                        "cut-out at ({}, {}) starts outside the image (origin ({x0}, {y0})) in {}",
-                        c.x,
-                        c.y,
+                        "cut-out box ({bx}, {by})-({}, {}) ({}x{}, asked in the {} frame) is not inside the image bounds ({x0}, {y0})-({}, {}) of HDU {hdu} of {}",
+                        bx + c.w as i64 - 1,
+                        by + c.h as i64 - 1,
+                        c.w,
+                        c.h,
+                        if c.parent { "PARENT" } else { "LOCAL" },
+                        x0 as i64 + w as i64 - 1,
+                        y0 as i64 + hgt as i64 - 1,
                         f.path().display()
                     ),
                 ));

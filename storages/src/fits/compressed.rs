@@ -627,13 +627,15 @@ fn decode_image(file: &FitsFile, hdu: &Hdu, s: &Spec) -> std::result::Result<Vec
             continue;
         }
         let ints: Vec<i64> = match s.algo {
-            Algo::Rice => rice_decode(c, npix, s.block, s.bytepix)?,
+            Algo::Rice => {
+                rice_decode(c, npix, s.block, s.bytepix).map_err(|e| format!("tile {t}: {e}"))?
+            }
             Algo::Gzip1 | Algo::Gzip2 | Algo::None => {
                 // Element size: quantized floats are i32, else the image's.
                 let es = if quantized { 4 } else { size };
                 let raw = match s.algo {
                     Algo::None => c.to_vec(),
-                    _ => inflate(c, npix * es)?,
+                    _ => inflate(c, npix * es).map_err(|e| format!("tile {t}: {e}"))?,
                 };
                 // cfitsio stores 8- and 16-bit integer tiles at their own size;
                 // accept any whole element size that fits the pixels.
@@ -778,6 +780,15 @@ pub fn decompress_to_bytes(path: &Path, file: &FitsFile) -> Result<Vec<u8>> {
         }
         cards.push(Card::new("PCOUNT", Value::Int(0)));
         cards.push(Card::new("GCOUNT", Value::Int(1)));
+        // One EXTNAME (a compressed header may carry several): the last one
+        // that is not astropy's default COMPRESSED_IMAGE, else that default.
+        let extname = hdu
+            .cards
+            .iter()
+            .rev()
+            .filter(|c| c.key == "EXTNAME")
+            .find(|c| !matches!(&c.value, Some(Value::Str(s)) if s.trim() == "COMPRESSED_IMAGE"))
+            .or_else(|| hdu.cards.iter().find(|c| c.key == "EXTNAME"));
         let mut seen_extname = false;
         for c in &hdu.cards {
             if c.key == "BSCALE" || c.key == "BZERO" || c.key == "BLANK" {
@@ -787,9 +798,8 @@ pub fn decompress_to_bytes(path: &Path, file: &FitsFile) -> Result<Vec<u8>> {
                     cards.push(c.clone());
                 }
             } else if c.key == "EXTNAME" {
-                // One EXTNAME (a compressed header may carry two).
                 if !seen_extname {
-                    cards.push(c.clone());
+                    cards.extend(extname.cloned());
                 }
                 seen_extname = true;
             } else if !is_structural(&c.key) && !is_compression_key(&c.key) {

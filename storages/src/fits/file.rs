@@ -474,9 +474,12 @@ impl FitsFile {
         let (hdu, w, h) = self.check_image(index)?;
         let (bx, by, bw, bh) = bbox.unwrap_or((0, 0, w, h));
         if bx.checked_add(bw).is_none_or(|e| e > w) || by.checked_add(bh).is_none_or(|e| e > h) {
-            return Err(format_err(
-                &self.path,
-                format!("cut-out {bw}x{bh} at ({bx}, {by}) does not fit in the {w}x{h} image of HDU {index}"),
+            return Err(StorageError::state(
+                "FitsStorage",
+                format!(
+                    "cut-out {bw}x{bh} at local ({bx}, {by}) does not fit in the {w}x{h} image of HDU {index} of {}",
+                    self.path.display()
+                ),
             ));
         }
         let size = (hdu.bitpix.unsigned_abs() / 8) as usize;

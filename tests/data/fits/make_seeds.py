@@ -76,3 +76,6 @@ gd = fits.GroupData(np.arange(24, dtype=np.float32).reshape(3, 4, 2),
                     parnames=["u", "v"], pardata=[np.arange(3.0), np.arange(3.0) * 2],
                     bitpix=-32)
 fits.GroupsHDU(gd).writeto(os.path.join(out, "random_groups.fits"), overwrite=True)
+# Random groups followed by an image extension.
+fits.HDUList([fits.GroupsHDU(gd), fits.ImageHDU(f32)]).writeto(
+    os.path.join(out, "random_groups_ext.fits"), overwrite=True)
