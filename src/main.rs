@@ -11,6 +11,16 @@ use clap::Parser;
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    // A CLI whose reader went away (`daf show FILE | head`) should stop
+    // quietly, as `cat` and `grep` do: Rust ignores SIGPIPE, so every print
+    // would fail with EPIPE and `print!` would panic. Restoring the default
+    // action ends the process silently at the first write to a closed pipe.
+    #[cfg(unix)]
+    // SAFETY: called first thing, before any thread exists; SIG_DFL is a
+    // valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = daf::cli::Cli::parse();
     if let Err(e) = daf::cli::run(cli) {
         eprintln!("daf: {}", e.message);

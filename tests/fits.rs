@@ -993,7 +993,13 @@ fn we_read_what_astropy_writes() {
     assert_eq!(sci.get(10, 6), base(10, 6) as f32);
     let dq: ImageI = get(&format!("{}[2]", p("mef.fits")), &none);
     assert_eq!(dq.get(10, 6), base(10, 6) as i32 * 2);
-    let e: ExposureF = get(&p("mef.fits"), &none);
+    // SCI + DQ is not afw's layout: no MASK plane, an error unless the
+    // caller accepts a zero mask and variance (afw's needAllHdus = false).
+    let err = try_get::<ExposureF>(&p("mef.fits"), &none).unwrap_err();
+    assert!(err.to_string().contains("no MASK plane"), "{err}");
+    let mut lax = PropertySet::new();
+    lax.set("needAllHdus", false).unwrap();
+    let e: ExposureF = get(&p("mef.fits"), &lax);
     assert_eq!(e.masked_image.image, sci);
     // Binary table.
     let cat: SourceCatalog = get(&p("table.fits"), &none);

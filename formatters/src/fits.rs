@@ -136,7 +136,9 @@ fn cut_out(ad: &PropertySet, name: &str) -> Result<Option<CutOut>> {
     }))
 }
 
-/// The xy0 of an image HDU from `LTV1/LTV2`.
+/// The xy0 of an image HDU as afw reads it: the `A` pixel WCS
+/// (`CRVAL1A/CRVAL2A` with `CTYPE1A/2A = LINEAR`, `CRPIX1A/2A = 1`) when
+/// present, else `LTV1/LTV2 = -xy0` (IRAF, older files).
 fn hdu_xy0(cards: &[Card]) -> (i32, i32) {
     let get = |k: &str| {
         cards
@@ -144,10 +146,47 @@ fn hdu_xy0(cards: &[Card]) -> (i32, i32) {
             .rev()
             .find(|c| c.key == k)
             .and_then(|c| c.value.as_ref())
-            .and_then(Value::as_f64)
+    };
+    let num = |k: &str| get(k).and_then(Value::as_f64);
+    let linear = |k: &str| matches!(get(k), Some(Value::Str(s)) if s.trim() == "LINEAR");
+    if linear("CTYPE1A") && linear("CTYPE2A") {
+        if let (Some(x), Some(y)) = (num("CRVAL1A"), num("CRVAL2A")) {
+            // Pixel 1 (FITS, 1-based) is local pixel 0.
+            let px = num("CRPIX1A").unwrap_or(1.0) - 1.0;
+            let py = num("CRPIX2A").unwrap_or(1.0) - 1.0;
+            let (x, y) = (x - px, y - py);
+            if x.is_finite() && y.is_finite() && x.abs() < 2e9 && y.abs() < 2e9 {
+                return (x.round() as i32, y.round() as i32);
+            }
+        }
+    }
+    let ltv = |k: &str| {
+        num(k)
+            .filter(|v| v.is_finite() && v.abs() < 2e9)
             .map_or(0, |v| -(v.round() as i32))
     };
-    (get("LTV1"), get("LTV2"))
+    (ltv("LTV1"), ltv("LTV2"))
+}
+
+/// Keys that carry an image plane's xy0 and kind (written by the storage or
+/// the plane writer, never metadata).
+fn is_plane_key(k: &str) -> bool {
+    matches!(
+        k,
+        "EXTNAME"
+            | "EXTTYPE"
+            | "INHERIT"
+            | "LTV1"
+            | "LTV2"
+            | "CRVAL1A"
+            | "CRVAL2A"
+            | "CRPIX1A"
+            | "CRPIX2A"
+            | "CTYPE1A"
+            | "CTYPE2A"
+            | "CUNIT1A"
+            | "CUNIT2A"
+    )
 }
 
 /// Reads one image HDU with an optional cut-out; returns the image with its xy0.
@@ -168,13 +207,27 @@ fn read_plane<T: Pixel>(
             } else {
                 (c.x, c.y)
             };
-            if lx < 0 || ly < 0 {
+            let (w, hgt) = h.image_dims().unwrap_or((0, 0));
+            let fits = |l: i64, n: usize, size: usize| {
+                l >= 0 && l.checked_add(n as i64).is_some_and(|e| e <= size as i64)
+            };
+            if !fits(lx, c.w, w) || !fits(ly, c.h, hgt) {
+                let (bx, by) = if c.parent {
+                    (c.x, c.y)
+                } else {
+                    (c.x + x0 as i64, c.y + y0 as i64)
+                };
                 return Err(invalid(
                     name,
                     format!(
-                        "cut-out at ({}, {}) starts outside the image (origin ({x0}, {y0})) in {}",
-                        c.x,
-                        c.y,
+                        "cut-out box ({bx}, {by})-({}, {}) ({}x{}, asked in the {} frame) is not inside the image bounds ({x0}, {y0})-({}, {}) of HDU {hdu} of {}",
+                        bx + c.w as i64 - 1,
+                        by + c.h as i64 - 1,
+                        c.w,
+                        c.h,
+                        if c.parent { "PARENT" } else { "LOCAL" },
+                        x0 as i64 + w as i64 - 1,
+                        y0 as i64 + hgt as i64 - 1,
                         f.path().display()
                     ),
                 ));
@@ -204,13 +257,16 @@ fn image_hdu(s: &mut FitsStorage, ad: &PropertySet) -> Result<usize> {
     }
     if ad.exists("component") {
         let c = ad.get::<String>("component")?.to_ascii_uppercase();
-        let f = s.file()?;
-        return f.find_extname(&c).ok_or_else(|| {
-            invalid(
+        if !["IMAGE", "MASK", "VARIANCE"].contains(&c.as_str()) {
+            return Err(invalid(
                 "Image",
-                format!("{} has no HDU with EXTNAME {c}", f.path().display()),
-            )
-        });
+                format!("component must be image, mask or variance, not {c:?}"),
+            ));
+        }
+        let planes = plane_hdus(s, "Image")?;
+        let hdu = planes.get(&c);
+        let f = s.file()?;
+        return hdu.ok_or_else(|| planes.missing(f.path(), &c));
     }
     Ok(s.resolve_hdu()?)
 }
@@ -309,10 +365,14 @@ impl FitsLayout for MaskFormatter {
     fn read_fits(&self, s: &mut FitsStorage, ad: &PropertySet) -> Result<Self::Object> {
         let cut = cut_out(ad, "Mask")?;
         let hdu = if s.requested_hdu().is_none() && !ad.exists("hdu") && !ad.exists("component") {
-            let f = s.file()?;
-            match f.find_extname("MASK") {
+            let planes = plane_hdus(s, "Mask")?;
+            match planes.mask {
                 Some(h) => h,
-                None => f.first_data_hdu(),
+                // A file of one image that is not marked as another plane.
+                None if planes.found_by_order || planes.image_named => {
+                    return Err(planes.missing(s.file()?.path(), "MASK"));
+                }
+                None => planes.image,
             }
         } else {
             image_hdu(s, ad)?
@@ -323,23 +383,36 @@ impl FitsLayout for MaskFormatter {
     }
 }
 
-/// Writes the three planes as `IMAGE`, `MASK`, `VARIANCE` extensions.
+/// Writes the three planes as `IMAGE`, `MASK`, `VARIANCE` extensions, as
+/// afw does: each with `EXTNAME` and `EXTTYPE`, `INHERIT = T`, the xy0 (the
+/// storage writes it as `LTV1/2` and the `A` pixel WCS) and `plane_cards`
+/// (an exposure's WCS) in every plane.
 fn write_planes<T: Pixel>(
     s: &mut FitsStorage,
     mi: &MaskedImage<T>,
-    image_cards: &[Card],
+    plane_cards: &[Card],
 ) -> Result<()> {
-    let ext = |n: &str| Card::new("EXTNAME", Value::Str(n.into()));
-    let mut c = vec![ext("IMAGE")];
-    c.extend_from_slice(image_cards);
+    let head = |n: &str| {
+        let mut c = vec![
+            Card::new("EXTNAME", Value::Str(n.into())),
+            Card::with_comment("EXTTYPE", Value::Str(n.into()), "afw plane type"),
+            Card::with_comment(
+                "INHERIT",
+                Value::Logical(true),
+                "inherit the primary header",
+            ),
+        ];
+        c.extend_from_slice(plane_cards);
+        c
+    };
     s.write_image(
-        &c,
+        &head("IMAGE"),
         mi.width(),
         mi.height(),
         mi.image.xy0(),
         mi.image.pixels(),
     )?;
-    let mut c = vec![ext("MASK")];
+    let mut c = head("MASK");
     c.extend(mask_cards(&mi.mask));
     s.write_image(
         &c,
@@ -349,7 +422,7 @@ fn write_planes<T: Pixel>(
         mi.mask.image.pixels(),
     )?;
     s.write_image(
-        &[ext("VARIANCE")],
+        &head("VARIANCE"),
         mi.width(),
         mi.height(),
         mi.image.xy0(),
@@ -358,28 +431,138 @@ fn write_planes<T: Pixel>(
     Ok(())
 }
 
-/// Reads the three planes (or, for a plain image file, the image with a zero
-/// mask and variance). Returns the masked image and the HDU of the image plane.
+/// Where the planes of a masked image lie in a file.
+#[derive(Debug)]
+struct Planes {
+    image: usize,
+    mask: Option<usize>,
+    variance: Option<usize>,
+    /// Mask or variance found by afw's HDU order (unnamed HDUs after the image).
+    found_by_order: bool,
+    /// The image HDU is marked as a plane (EXTNAME or EXTTYPE IMAGE).
+    image_named: bool,
+    /// The file holds this one image and no other data (a raw): it has no
+    /// mask or variance to find.
+    lone_image: bool,
+}
+
+impl Planes {
+    fn get(&self, name: &str) -> Option<usize> {
+        match name {
+            "IMAGE" => Some(self.image),
+            "MASK" => self.mask,
+            _ => self.variance,
+        }
+    }
+    fn missing(&self, path: &std::path::Path, plane: &str) -> FormatterError {
+        invalid(
+            "MaskedImage",
+            format!(
+                "{} has no {plane} plane: no HDU with EXTNAME or EXTTYPE {plane}, and HDU {} is not an unnamed image after the image plane (HDU {}); pass needAllHdus = false to read a plain image with a zero mask and variance",
+                path.display(),
+                self.image + if plane == "MASK" { 1 } else { 2 },
+                self.image
+            ),
+        )
+    }
+}
+
+/// Finds the planes of a masked image: by `EXTNAME`, then by `EXTTYPE`, then
+/// by afw's HDU order (the image at the `[N]` HDU, additional data `hdu`, or
+/// the first HDU with data; the mask and variance the next two HDUs, when
+/// they are unnamed images of the same size). A plane found nowhere is
+/// `None` here and an error for the caller.
+fn plane_hdus(s: &mut FitsStorage, name: &str) -> Result<Planes> {
+    let explicit = if s.requested_hdu().is_some() {
+        Some(s.resolve_hdu()?)
+    } else {
+        None
+    };
+    let f = s.file()?;
+    let image = match explicit {
+        Some(i) => i,
+        None => f
+            .find_plane("IMAGE", 0)
+            .unwrap_or_else(|| f.first_data_hdu()),
+    };
+    let ih = f.hdu(image)?;
+    let is_named = |h: &daf_storages::fits::Hdu, n: &str| {
+        h.extname().map(str::trim) == Some(n) || h.exttype().map(str::trim) == Some(n)
+    };
+    let image_named = is_named(ih, "IMAGE");
+    if !ih.is_image_with_data() && explicit.is_some() {
+        return Err(invalid(
+            name,
+            format!(
+                "HDU {image} of {} is not an image with pixels",
+                f.path().display()
+            ),
+        ));
+    }
+    let unnamed_image_at = |i: usize| {
+        f.hdus().get(i).is_some_and(|h| {
+            matches!(h.kind, HduKind::Image)
+                && h.extname().is_none()
+                && h.exttype().is_none()
+                && h.image_dims().is_some()
+                && h.image_dims() == ih.image_dims()
+        })
+    };
+    let mut found_by_order = false;
+    let mut find = |plane: &str, offset: usize| {
+        f.find_plane(plane, image + 1)
+            // Only when the image plane itself was marked does a name
+            // anywhere in the file belong to it; beside an explicit [N] the
+            // planes must follow it.
+            .filter(|&h| explicit.is_none() || h > image)
+            .or_else(|| {
+                (unnamed_image_at(image + 1) && unnamed_image_at(image + 2)).then(|| {
+                    found_by_order = true;
+                    image + offset
+                })
+            })
+    };
+    let mask = find("MASK", 1);
+    let variance = find("VARIANCE", 2);
+    let lone_image = !image_named && f.hdus().iter().all(|h| h.index == image || h.data_len == 0);
+    Ok(Planes {
+        image,
+        mask,
+        variance,
+        found_by_order,
+        image_named,
+        lone_image,
+    })
+}
+
+/// Reads the three planes. A missing mask or variance is an error unless the
+/// additional data say `needAllHdus = false` (afw's parameter), when it is
+/// zero; a file that holds one image and no other data (a raw camera file)
+/// has no planes to miss and reads with a zero mask and variance, as in afw. Returns the masked image and the HDU of the image plane.
 fn read_planes<T: Pixel>(
     s: &mut FitsStorage,
     ad: &PropertySet,
     name: &str,
 ) -> Result<(MaskedImage<T>, usize)> {
     let cut = cut_out(ad, name)?;
-    let (img_hdu, mask_hdu, var_hdu) = {
-        let f = s.file()?;
-        match f.find_extname("IMAGE") {
-            Some(i) => (i, f.find_extname("MASK"), f.find_extname("VARIANCE")),
-            None => (f.first_data_hdu(), None, None),
+    let planes = plane_hdus(s, name)?;
+    let need_all = if ad.exists("needAllHdus") {
+        ad.get::<bool>("needAllHdus")?
+    } else {
+        !planes.lone_image
+    };
+    if need_all {
+        for (p, h) in [("MASK", planes.mask), ("VARIANCE", planes.variance)] {
+            if h.is_none() {
+                let e = planes.missing(s.file()?.path(), p);
+                return Err(invalid(name, e.to_string()));
+            }
         }
-    };
-    let img_hdu = match s.requested_hdu() {
-        Some(_) => s.resolve_hdu()?,
-        None => img_hdu,
-    };
+    }
+    let img_hdu = planes.image;
     let image = read_plane::<T>(s, img_hdu, cut, name)?;
     let (w, h) = (image.width(), image.height());
-    let mask = match mask_hdu {
+    let mask = match planes.mask {
         Some(m) => {
             let img = read_plane::<i32>(s, m, cut, name)?;
             let cards = s.file()?.hdu(m)?.cards.clone();
@@ -387,7 +570,7 @@ fn read_planes<T: Pixel>(
         }
         None => Mask::new(w, h),
     };
-    let variance = match var_hdu {
+    let variance = match planes.variance {
         Some(v) => Some(read_plane::<f32>(s, v, cut, name)?),
         None => None,
     };
@@ -415,14 +598,17 @@ impl<T: ImagePixel> FitsLayout for MaskedImageFormatter<T> {
     }
 }
 
-const EXPOSURE_SKIP: [&str; 3] = ["EXTNAME", "LTV1", "LTV2"];
-
 /// The primary-header cards of an exposure and the WCS cards that go with
 /// its image plane.
 fn exposure_cards<T>(e: &Exposure<T>) -> (Vec<Card>, Vec<Card>) {
     let mut md = e.metadata.clone();
     for k in ["FILTER", "EXPTIME", "DATE-OBS"] {
         md.remove(k);
+    }
+    for k in md.param_names() {
+        if is_plane_key(&k) {
+            md.remove(&k);
+        }
     }
     let (wcs, mut cards): (Vec<Card>, Vec<Card>) = property_set_to_cards(&md)
         .into_iter()
@@ -438,14 +624,17 @@ fn exposure_cards<T>(e: &Exposure<T>) -> (Vec<Card>, Vec<Card>) {
         ));
     }
     if let Some(d) = &e.obs_date {
-        let iso = d.to_iso(Timescale::Utc);
+        // DATE-OBS is UTC unless the header says otherwise (FITS 4.0
+        // sec. 9.2.1): no TIMESYS card is added.
+        let scale = match md.get::<String>("TIMESYS").ok().as_deref().map(str::trim) {
+            Some("TAI") => Timescale::Tai,
+            _ => Timescale::Utc,
+        };
+        let iso = d.to_iso(scale);
         cards.push(Card::new(
             "DATE-OBS",
             Value::Str(iso.trim_end_matches('Z').to_string()),
         ));
-        if !md.exists("TIMESYS") {
-            cards.push(Card::new("TIMESYS", Value::Str("UTC".into())));
-        }
     }
     (cards, wcs)
 }
@@ -503,13 +692,12 @@ impl<T: ImagePixel> FitsLayout for ExposureFormatter<T> {
     fn read_fits(&self, s: &mut FitsStorage, ad: &PropertySet) -> Result<Self::Object> {
         let (mi, img_hdu) = read_planes::<T>(s, ad, T::EXPOSURE_NAME)?;
         let f = s.file()?;
-        let skip = |k: &str| EXPOSURE_SKIP.contains(&k);
+        let skip = is_plane_key;
         let mut md = cards_to_property_set(&f.hdu(0)?.cards, skip);
         if img_hdu != 0 {
             // WCS and other cards of the image plane (LSST writes the WCS there).
-            let extra = cards_to_property_set(&f.hdu(img_hdu)?.cards, |k| {
-                skip(k) || k.starts_with("MP_") || k == "INHERIT"
-            });
+            let extra =
+                cards_to_property_set(&f.hdu(img_hdu)?.cards, |k| skip(k) || k.starts_with("MP_"));
             for name in extra.param_names() {
                 if !md.exists(&name) {
                     if let Some(v) = extra.values(&name) {
@@ -553,8 +741,9 @@ impl<T: ImagePixel> FitsLayout for DecoratedImageFormatter<T> {
         let cut = cut_out(ad, T::DECORATED_IMAGE_NAME)?;
         let hdu = image_hdu(s, ad)?;
         let image = read_plane::<T>(s, hdu, cut, T::DECORATED_IMAGE_NAME)?;
-        let metadata =
-            cards_to_property_set(&s.file()?.hdu(hdu)?.cards, |k| k == "LTV1" || k == "LTV2");
+        let metadata = cards_to_property_set(&s.file()?.hdu(hdu)?.cards, |k| {
+            k != "EXTNAME" && k != "EXTTYPE" && k != "INHERIT" && is_plane_key(k)
+        });
         Ok(DecoratedImage { image, metadata })
     }
 }

@@ -100,9 +100,11 @@ pub fn show_fits(path: &Path, as_json: bool) -> Result<String, CliError> {
             HduKind::Primary | HduKind::Image if h.data_len > 0 => f.image_stats(h.index)?,
             _ => None,
         };
+        // The cards as JSON only for --json (text prints them from `h`).
         let cards: Vec<Json> = h
             .cards
             .iter()
+            .filter(|_| as_json)
             .map(|c| match &c.value {
                 Some(v) => json!({"key": c.key, "value": value_json(v), "comment": c.comment}),
                 None => json!({"key": c.key, "text": c.comment}),
@@ -120,7 +122,13 @@ pub fn show_fits(path: &Path, as_json: bool) -> Result<String, CliError> {
             d["stats"] = json!({"min": min, "max": max, "mean": mean});
         }
         if h.kind == HduKind::BinTable {
-            let n = h.value("TFIELDS").and_then(Value::as_i64).unwrap_or(0);
+            // TFIELDS is at most 999 (FITS 4.0 sec. 7.3.1); a larger value
+            // is shown as it is, but no more columns are listed.
+            let n = h
+                .value("TFIELDS")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                .clamp(0, 999);
             let cols: Vec<Json> = (1..=n)
                 .map(|i| {
                     let s = |k: String| match h.value(&k) {

@@ -83,9 +83,26 @@ impl Hdu {
             _ => None,
         }
     }
+    /// EXTTYPE (how LSST afw marks the planes of a masked image: `IMAGE`,
+    /// `MASK`, `VARIANCE`, and its archive tables), if present.
+    pub fn exttype(&self) -> Option<&str> {
+        match self.value("EXTTYPE") {
+            Some(Value::Str(s)) => Some(s.as_str()),
+            _ => None,
+        }
+    }
+    /// True for a primary HDU of random-groups data (`GROUPS = T`,
+    /// `NAXIS1 = 0`): its data is not an image.
+    pub fn is_random_groups(&self) -> bool {
+        self.kind == HduKind::Primary
+            && self.naxes.first() == Some(&0)
+            && self.value("GROUPS") == Some(&Value::Logical(true))
+    }
     /// True for an image (primary or IMAGE extension) with pixels.
     pub fn is_image_with_data(&self) -> bool {
-        matches!(self.kind, HduKind::Primary | HduKind::Image) && self.data_len > 0
+        matches!(self.kind, HduKind::Primary | HduKind::Image)
+            && self.data_len > 0
+            && !self.is_random_groups()
     }
     /// Image width and height: NAXIS1 × NAXIS2 (extra axes must be 1).
     pub fn image_dims(&self) -> Option<(usize, usize)> {
@@ -124,9 +141,174 @@ impl std::fmt::Debug for FitsFile {
     }
 }
 
-/// Upper bound on the size of an inflated `.gz` file (guards against
-/// decompression bombs): 16 GiB.
-const MAX_INFLATED: u64 = 16 << 30;
+/// Upper bound on one header inflated from a `.gz` file: 16 MiB (200,000
+/// cards; real headers are a few hundred).
+const MAX_GZ_HEADER: usize = 16 << 20;
+
+/// Inflates a gzip stream one HDU at a time: each header is read and checked
+/// first, then exactly the data it declares (padded), so the memory used is
+/// what the headers imply *and* the stream really holds — never more. A
+/// stream that ends inside a header or data is an error; bytes after the last
+/// HDU that do not start an extension are ignored (as cfitsio does).
+fn inflate_checked(path: &Path, mut dec: impl Read) -> Result<Vec<u8>> {
+    let corrupt = |e: std::io::Error| format_err(path, format!("corrupt gzip data: {e}"));
+    // Reads up to `n` more bytes into `out`; returns how many came.
+    let mut fill = |out: &mut Vec<u8>, n: usize| -> Result<usize> {
+        let before = out.len();
+        (&mut dec)
+            .take(n as u64)
+            .read_to_end(out)
+            .map_err(corrupt)?;
+        Ok(out.len() - before)
+    };
+    let mut out: Vec<u8> = Vec::new();
+    let mut index = 0usize;
+    loop {
+        let start = out.len();
+        // Header blocks until END.
+        let mut end = None;
+        while end.is_none() {
+            let got = fill(&mut out, BLOCK_LEN)?;
+            if got == 0 && out.len() == start {
+                if index == 0 {
+                    return Err(format_err(path, "empty gzip stream, not FITS"));
+                }
+                return Ok(out); // clean end after the last HDU
+            }
+            if got < BLOCK_LEN {
+                if index > 0 {
+                    // Trailing bytes that are not a whole block: ignored.
+                    out.truncate(start);
+                    return Ok(out);
+                }
+                return Err(format_err(
+                    path,
+                    format!("truncated: header of HDU {index} ends inside a 2880-byte block"),
+                ));
+            }
+            let blk = out.len() - BLOCK_LEN;
+            if blk == start {
+                let magic: &[u8] = if index == 0 {
+                    b"SIMPLE  ="
+                } else {
+                    b"XTENSION="
+                };
+                if !out[blk..].starts_with(magic) {
+                    if index == 0 {
+                        return Err(format_err(
+                            path,
+                            "not a FITS file (it does not start with SIMPLE  =)",
+                        ));
+                    }
+                    out.truncate(start);
+                    return Ok(out);
+                }
+            }
+            end = (0..BLOCK_LEN / CARD_LEN)
+                .map(|c| blk + c * CARD_LEN)
+                .find(|&o| {
+                    out[o..o + 3] == *b"END" && out[o + 3..o + CARD_LEN].iter().all(|&b| b == b' ')
+                });
+            if end.is_none() && out.len() - start > MAX_GZ_HEADER {
+                return Err(format_err(
+                    path,
+                    format!("header of HDU {index} has no END card within 16 MiB"),
+                ));
+            }
+        }
+        let cards = parse_cards(&out[start..]);
+        let (_, _, data_len) = data_size(path, index, &cards)?;
+        let padded = data_len.div_ceil(BLOCK_LEN) * BLOCK_LEN;
+        let got = fill(&mut out, padded)?;
+        if got < data_len {
+            return Err(format_err(
+                path,
+                format!(
+                    "truncated: HDU {index} declares {data_len} data bytes, the gzip stream holds {got}"
+                ),
+            ));
+        }
+        index += 1;
+        if index > 100_000 {
+            return Err(format_err(path, "more than 100000 HDUs"));
+        }
+    }
+}
+
+/// BITPIX, NAXISn and the data length (bytes, unpadded) that a header
+/// declares, checked as [`scan`] checks them.
+fn data_size(path: &Path, index: usize, cards: &[Card]) -> Result<(i64, Vec<usize>, usize)> {
+    let err = |m: String| format_err(path, m);
+    let value = |k: &str| {
+        cards
+            .iter()
+            .find(|c| c.key == k)
+            .and_then(|c| c.value.clone())
+    };
+    let int = |k: &str| -> Result<i64> {
+        match value(k) {
+            Some(Value::Int(i)) => Ok(i),
+            Some(other) => Err(err(format!(
+                "HDU {index}: {k} is not an integer ({})",
+                other.display()
+            ))),
+            None => Err(err(format!("HDU {index}: missing mandatory keyword {k}"))),
+        }
+    };
+    let bitpix = int("BITPIX")?;
+    if ![8, 16, 32, 64, -32, -64].contains(&bitpix) {
+        return Err(err(format!(
+            "HDU {index}: invalid BITPIX {bitpix} (must be 8, 16, 32, 64, -32 or -64)"
+        )));
+    }
+    let naxis = int("NAXIS")?;
+    if !(0..=999).contains(&naxis) {
+        return Err(err(format!("HDU {index}: invalid NAXIS {naxis}")));
+    }
+    let mut naxes = Vec::with_capacity(naxis as usize);
+    for i in 1..=naxis {
+        let n = int(&format!("NAXIS{i}"))?;
+        if n < 0 {
+            return Err(err(format!("HDU {index}: negative NAXIS{i} = {n}")));
+        }
+        naxes
+            .push(usize::try_from(n).map_err(|_| err(format!("HDU {index}: NAXIS{i} too large")))?);
+    }
+    let groups = index == 0
+        && naxes.first() == Some(&0)
+        && naxes.len() > 1
+        && value("GROUPS") == Some(Value::Logical(true));
+    let (pcount, gcount) = if index == 0 && !groups {
+        (0, 1)
+    } else {
+        let p = int("PCOUNT").unwrap_or(0);
+        let g = int("GCOUNT").unwrap_or(1);
+        if p < 0 || g < 0 {
+            return Err(err(format!("HDU {index}: negative PCOUNT or GCOUNT")));
+        }
+        (p as u64, g as u64)
+    };
+    let too_big = || err(format!("HDU {index}: data size overflows"));
+    let count: u64 = if naxes.is_empty() {
+        0
+    } else {
+        naxes[usize::from(groups)..]
+            .iter()
+            .try_fold(1u64, |a, &n| a.checked_mul(n as u64))
+            .ok_or_else(too_big)?
+    };
+    let data_len = if count == 0 && pcount == 0 {
+        0
+    } else {
+        count
+            .checked_add(pcount)
+            .and_then(|c| c.checked_mul(gcount))
+            .and_then(|c| c.checked_mul(bitpix.unsigned_abs() / 8))
+            .and_then(|c| usize::try_from(c).ok())
+            .ok_or_else(too_big)?
+    };
+    Ok((bitpix, naxes, data_len))
+}
 
 pub(crate) fn format_err(path: &Path, message: impl Into<String>) -> StorageError {
     StorageError::Format {
@@ -156,15 +338,8 @@ impl FitsFile {
             .map_err(|e| StorageError::io(path, e))?;
         let bytes = if n == 2 && magic == [0x1f, 0x8b] {
             let f = File::open(path).map_err(|e| StorageError::io(path, e))?;
-            let mut dec = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f))
-                .take(MAX_INFLATED + 1);
-            let mut buf = Vec::new();
-            dec.read_to_end(&mut buf)
-                .map_err(|e| format_err(path, format!("corrupt gzip data: {e}")))?;
-            if buf.len() as u64 > MAX_INFLATED {
-                return Err(format_err(path, "gzip data inflates beyond 16 GiB"));
-            }
-            Bytes::Owned(buf)
+            let dec = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f));
+            Bytes::Owned(inflate_checked(path, dec)?)
         } else {
             let len = file
                 .metadata()
@@ -237,6 +412,20 @@ impl FitsFile {
         self.hdus.iter().position(|h| h.extname() == Some(name))
     }
 
+    /// The HDU holding the plane `name` (`IMAGE`, `MASK`, `VARIANCE`) of a
+    /// masked image: the first whose `EXTNAME` is `name`, else the first whose
+    /// `EXTTYPE` is `name` (afw marks planes with EXTTYPE, often without
+    /// EXTNAME). HDUs from `from` on are preferred, so a plane after the
+    /// chosen image plane wins over one before it.
+    pub fn find_plane(&self, name: &str, from: usize) -> Option<usize> {
+        let by = |f: &dyn Fn(&Hdu) -> bool| {
+            let after = self.hdus.iter().skip(from).position(f).map(|i| i + from);
+            after.or_else(|| self.hdus.iter().position(f))
+        };
+        by(&|h: &Hdu| h.extname().map(str::trim) == Some(name))
+            .or_else(|| by(&|h: &Hdu| h.exttype().map(str::trim) == Some(name)))
+    }
+
     /// The raw (stored, big-endian) data bytes of an HDU.
     pub fn data(&self, hdu: &Hdu) -> &[u8] {
         &self.bytes()[hdu.data_offset..hdu.data_offset + hdu.data_len]
@@ -248,6 +437,12 @@ impl FitsFile {
             return Err(format_err(
                 &self.path,
                 format!("HDU {index} is a {}, not an image", hdu.kind.name()),
+            ));
+        }
+        if hdu.is_random_groups() {
+            return Err(format_err(
+                &self.path,
+                format!("HDU {index} holds random-groups data, not an image"),
             ));
         }
         let (w, h) = hdu.image_dims().ok_or_else(|| {
@@ -279,9 +474,12 @@ impl FitsFile {
         let (hdu, w, h) = self.check_image(index)?;
         let (bx, by, bw, bh) = bbox.unwrap_or((0, 0, w, h));
         if bx.checked_add(bw).is_none_or(|e| e > w) || by.checked_add(bh).is_none_or(|e| e > h) {
-            return Err(format_err(
-                &self.path,
-                format!("cut-out {bw}x{bh} at ({bx}, {by}) does not fit in the {w}x{h} image of HDU {index}"),
+            return Err(StorageError::state(
+                "FitsStorage",
+                format!(
+                    "cut-out {bw}x{bh} at local ({bx}, {by}) does not fit in the {w}x{h} image of HDU {index} of {}",
+                    self.path.display()
+                ),
             ));
         }
         let size = (hdu.bitpix.unsigned_abs() / 8) as usize;
@@ -339,6 +537,9 @@ impl FitsFile {
                 format!("HDU {index} is a {}, not an image", hdu.kind.name()),
             ));
         }
+        if hdu.is_random_groups() {
+            return Ok(None);
+        }
         let size = (hdu.bitpix.unsigned_abs() / 8) as usize;
         let data = self.data(hdu);
         let blank = match hdu.value("BLANK") {
@@ -346,8 +547,8 @@ impl FitsFile {
             _ => None,
         };
         let (mut lo, mut hi, mut sum, mut n) = (f64::INFINITY, f64::NEG_INFINITY, 0f64, 0u64);
-        let mut tmp = vec![0f64; 65536];
-        for chunk in data.chunks(65536 * size) {
+        let mut tmp = vec![0f64; 65536.min(data.len() / size.max(1))];
+        for chunk in data.chunks(tmp.len().max(1) * size) {
             let m = chunk.len() / size;
             decode_stored_f64(hdu.bitpix, chunk, &mut tmp[..m]);
             for v in &tmp[..m] {
@@ -466,51 +667,11 @@ fn scan(path: &Path, bytes: &[u8]) -> Result<Vec<Hdu>> {
                 _ => return Err(err(format!("HDU {index}: XTENSION is not a string"))),
             }
         };
-        let bitpix = int("BITPIX")?;
-        if ![8, 16, 32, 64, -32, -64].contains(&bitpix) {
-            return Err(err(format!(
-                "HDU {index}: invalid BITPIX {bitpix} (must be 8, 16, 32, 64, -32 or -64)"
-            )));
-        }
-        let naxis = int("NAXIS")?;
-        if !(0..=999).contains(&naxis) {
-            return Err(err(format!("HDU {index}: invalid NAXIS {naxis}")));
-        }
-        let mut naxes = Vec::with_capacity(naxis as usize);
-        for i in 1..=naxis {
-            let n = int(&format!("NAXIS{i}"))?;
-            if n < 0 {
-                return Err(err(format!("HDU {index}: negative NAXIS{i} = {n}")));
-            }
-            naxes.push(n as usize);
-        }
-        let (pcount, gcount) = if index == 0 {
-            (0, 1)
-        } else {
-            let p = int("PCOUNT").unwrap_or(0);
-            let g = int("GCOUNT").unwrap_or(1);
-            if p < 0 || g < 0 {
-                return Err(err(format!("HDU {index}: negative PCOUNT or GCOUNT")));
-            }
-            (p as usize, g as usize)
-        };
-        let too_big = || err(format!("HDU {index}: data size overflows"));
-        let count: usize = if naxes.is_empty() {
+        let (bitpix, naxes, data_len) = data_size(path, index, &cards)?;
+        let pcount = if index == 0 && naxes.first().is_none_or(|&n| n != 0) {
             0
         } else {
-            naxes
-                .iter()
-                .try_fold(1usize, |a, &n| a.checked_mul(n))
-                .ok_or_else(too_big)?
-        };
-        let data_len = if count == 0 && pcount == 0 {
-            0
-        } else {
-            count
-                .checked_add(pcount)
-                .and_then(|c| c.checked_mul(gcount))
-                .and_then(|c| c.checked_mul(bitpix.unsigned_abs() as usize / 8))
-                .ok_or_else(too_big)?
+            int("PCOUNT").unwrap_or(0).max(0) as usize
         };
         let data_offset = header_end;
         if data_offset

@@ -73,6 +73,50 @@ pub fn split_hdu_suffix(loc: &str) -> (&str, Option<usize>) {
     (loc, None)
 }
 
+/// The keywords that carry an image's xy0 (see [`xy0_cards`]).
+pub const XY0_KEYS: [&str; 10] = [
+    "LTV1", "LTV2", "CRVAL1A", "CRVAL2A", "CRPIX1A", "CRPIX2A", "CTYPE1A", "CTYPE2A", "CUNIT1A",
+    "CUNIT2A",
+];
+
+/// The cards that store an image's origin `xy0` as LSST afw writes (and
+/// reads) it: the `A` pixel WCS (`CRVAL1A/2A = xy0`, `CRPIX1A/2A = 1`,
+/// `CTYPE1A/2A = 'LINEAR'`, `CUNIT1A/2A = 'PIXEL'`) beside IRAF's
+/// `LTV1/LTV2 = -xy0`.
+///
+/// ```
+/// use daf_storages::fits::{xy0_cards, Value};
+/// let c = xy0_cards((100, -7));
+/// assert_eq!(c[0].key, "LTV1");
+/// assert_eq!(c[0].value, Some(Value::Int(-100)));
+/// assert!(c.iter().any(|c| c.key == "CRVAL2A" && c.value == Some(Value::Int(-7))));
+/// ```
+pub fn xy0_cards(xy0: (i32, i32)) -> Vec<Card> {
+    let (x, y) = (xy0.0 as i64, xy0.1 as i64);
+    let lin = || Value::Str("LINEAR".into());
+    let pix = || Value::Str("PIXEL".into());
+    vec![
+        Card::new("LTV1", Value::Int(-x)),
+        Card::new("LTV2", Value::Int(-y)),
+        Card::with_comment("CRVAL1A", Value::Int(x), "Column pixel of Reference Pixel"),
+        Card::with_comment("CRVAL2A", Value::Int(y), "Row pixel of Reference Pixel"),
+        Card::with_comment(
+            "CRPIX1A",
+            Value::Int(1),
+            "Column Pixel Coordinate of Reference",
+        ),
+        Card::with_comment(
+            "CRPIX2A",
+            Value::Int(1),
+            "Row Pixel Coordinate of Reference",
+        ),
+        Card::with_comment("CTYPE1A", lin(), "Type of projection"),
+        Card::with_comment("CTYPE2A", lin(), "Type of projection"),
+        Card::with_comment("CUNIT1A", pix(), "Column unit"),
+        Card::with_comment("CUNIT2A", pix(), "Row unit"),
+    ]
+}
+
 /// The FITS storage: a path and an HDU for formatters, an atomic writer of
 /// HDUs, and a lazily opened, memory-mapped reader.
 #[derive(Debug, Default)]
@@ -199,7 +243,7 @@ impl FitsStorage {
 
     /// Writes an image HDU (the primary if it is the first HDU, else an
     /// `IMAGE` extension) of `width × height` pixels with origin `xy0`
-    /// (stored as `LTV1/LTV2 = -xy0`, as LSST does), plus `cards`. Unsigned
+    /// (stored as afw stores it: see [`xy0_cards`]), plus `cards`. Unsigned
     /// types get their `BZERO`.
     pub fn write_image<T: Pixel>(
         &mut self,
@@ -221,11 +265,8 @@ impl FitsStorage {
             s.push(Card::new("BZERO", Value::Int(T::BZERO as i64)));
         }
         let mut cards = cards.to_vec();
-        cards.retain(|c| c.key != "LTV1" && c.key != "LTV2");
-        if xy0 != (0, 0) {
-            cards.push(Card::new("LTV1", Value::Int(-(xy0.0 as i64))));
-            cards.push(Card::new("LTV2", Value::Int(-(xy0.1 as i64))));
-        }
+        cards.retain(|c| !XY0_KEYS.contains(&c.key.as_str()));
+        cards.extend(xy0_cards(xy0));
         self.write_header(s, &cards)?;
         let path = self.path()?.to_path_buf();
         let w = self.writer()?;
