@@ -111,3 +111,82 @@ fn template_binary_runs_the_upstream_template_policy() {
         "{stdout}"
     );
 }
+
+#[test]
+fn upstream_policies_load_with_warnings_for_ignored_keys() {
+    let cfg = daf::harness::launch::load_pipeline(
+        std::path::Path::new(&format!("{UP}/template/template_policy.paf")),
+        "run",
+    )
+    .unwrap();
+    assert!(cfg.one_loop);
+    assert_eq!(cfg.step_timeout, std::time::Duration::from_secs(300));
+    assert!(cfg
+        .warnings
+        .iter()
+        .any(|w| w.contains("eventBrokerHost is ignored")));
+    assert!(cfg
+        .warnings
+        .iter()
+        .any(|w| w.contains("localLogMode is ignored")));
+    // `.policy` stage policies (DC3) load as PAF.
+    let cfg = daf::harness::launch::load_pipeline(
+        std::path::Path::new(&format!("{UP}/inputoutput/inputoutput_policy.paf")),
+        "run",
+    )
+    .unwrap();
+    let sp = cfg.stages[0].stage_policy.as_ref().unwrap();
+    assert_eq!(sp.get::<String>("parameters.runMode").unwrap(), "process");
+    let cfg = daf::harness::launch::load_pipeline(
+        std::path::Path::new(&format!("{UP}/exitevent/exitevent_policy.paf")),
+        "run",
+    )
+    .unwrap();
+    assert_eq!(cfg.exit_topic.as_deref(), Some("SampleExitTopic"));
+}
+
+#[test]
+fn events_carry_payloads_per_topic_plain_items_and_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("two_topics.paf");
+    std::fs::write(
+        &p,
+        "nSlices: 2\nshutdownTopic: \"stopNow\"\n\
+         appStage: {\n name: \"a\"\n eventTopic: \"triggerAssociationEvent\"\n}\n\
+         appStage: {\n name: \"b\"\n eventTopic: \"triggerMatchMopEvent\"\n}\n",
+    )
+    .unwrap();
+    let evs = dir.path().join("ev.jsonl");
+    std::fs::write(
+        &evs,
+        concat!(
+            r#"{"jobIdentity": {"visit": 7}, "topics": {"triggerAssociationEvent": {"visitId": 7, "FOVRa": 273.5}, "triggerMatchMopEvent": {"mops": 1}}, "clipboard": {"root": "tests", "n": 3}}"#,
+            "\n",
+            r#"{"payload": {"visitId": 8}}"#,
+            "\n",
+            r#"{"topics": {"stopNow": {"level": 4}}}"#,
+            "\n",
+            r#"{"payload": {"visitId": 9}}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let mut req = RunRequest::new(&p);
+    req.transport = TransportChoice::Threads;
+    req.events = EventSource::File(evs);
+    let r = run_with_registry(&req, &custom_stages::registry())
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.visits.len(), 2, "the shutdown event ends the run");
+    assert_eq!(r.visits[0].id, "visit=7");
+    assert_eq!(r.visits[1].id, "visitId=8");
+    let s = &r.visits[0].slices[1].summary;
+    assert_eq!(s["triggerAssociationEvent"]["FOVRa"], 273.5);
+    assert_eq!(s["triggerMatchMopEvent"]["mops"], 1);
+    assert_eq!(s["root"], "tests");
+    assert_eq!(s["n"], 3);
+    // Without `topics`, every topic gets `payload`.
+    let s = &r.visits[1].master.summary;
+    assert_eq!(s["triggerAssociationEvent"]["visitId"], 8);
+    assert_eq!(s["triggerMatchMopEvent"]["visitId"], 8);
+}

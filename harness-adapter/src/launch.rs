@@ -193,6 +193,15 @@ pub fn run_loaded(
         keep_clipboards: false,
     };
     let events = req.events.open()?;
+    // An event carrying the policy's shutdownTopic ends the run before its visit.
+    let shutdown = cfg.shutdown_topic.clone();
+    let events = events.take_while(move |e| match (e, &shutdown) {
+        (Ok(ev), Some(t)) if ev.has_topic(t) => {
+            tracing::warn!("shutdown event on {t}: the run ends");
+            false
+        }
+        _ => true,
+    });
     if uses_mpi(req.transport)? {
         #[cfg(feature = "mpi")]
         {

@@ -24,10 +24,14 @@ pub enum Transport {
 /// Arguments of `daf run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The pipeline policy (YAML or PAF).
+    /// The pipeline policy (PAF, .policy or YAML). stepTimeout defaults to 300 s.
     pub pipeline: PathBuf,
     /// Events as JSON lines, one visit each (`-` = stdin). Without it, one
-    /// visit runs with an empty event.
+    /// visit runs with an empty event. A line (every member optional):
+    /// {"jobIdentity": {"visit": 1}, "inputDatasets": [{"type": "raw", "ids": {"visit": 1}}],
+    /// "payload": {...}, "topics": {"TOPIC": {...}}, "clipboard": {"root": "tests"}}.
+    /// A stage's eventTopic T gets topics.T (else payload); clipboard items are
+    /// put as plain items; topics with the policy's shutdownTopic end the run.
     #[arg(long)]
     pub events: Option<String>,
     /// Number of slices (threads); overrides the policy's `nSlices`.
@@ -135,7 +139,7 @@ pub fn print_summary(report: &RunReport, out: &mut impl Write) -> std::io::Resul
         writeln!(
             out,
             "  visit {:>4}: {:>9.3} ms  {status}",
-            v.visit,
+            v.id,
             v.elapsed.as_secs_f64() * 1e3
         )?;
     }
