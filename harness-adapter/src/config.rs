@@ -71,9 +71,54 @@ pub struct PipelineConfig {
     /// The global location map built from `dir{...}` and `database.url`.
     pub location_map: PropertySet,
     /// How long the master waits for all slices to finish one step before
-    /// declaring a slice lost (`stepTimeout` seconds, default 3600).
+    /// declaring a slice lost (`stepTimeout` seconds, default
+    /// [`DEFAULT_STEP_TIMEOUT`] = 300 s). While it waits it warns every
+    /// [`PipelineConfig::heartbeat`] which slices it is waiting for.
     pub step_timeout: Duration,
+    /// `exitTopic`: at the end of the run the pipeline publishes
+    /// `message = "exiting_<runId>"` on it.
+    pub exit_topic: Option<String>,
+    /// `shutdownTopic`: an event carrying this topic ends the run before its
+    /// visit.
+    pub shutdown_topic: Option<String>,
+    /// Warnings about the policy (keys daf ignores or does not know), also
+    /// logged when the policy is parsed.
+    pub warnings: Vec<String>,
 }
+
+/// The default `stepTimeout`: 300 s.
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Pipeline keys pex_harness knew that daf accepts and ignores, and why.
+const IGNORED_KEYS: &[(&str, &str)] = &[
+    (
+        "eventBrokerHost",
+        "events come from --events, not an event broker",
+    ),
+    ("logThreshold", "set the log level with RUST_LOG"),
+    ("localLogMode", "logs go to stderr (RUST_LOG)"),
+    (
+        "barrierDelay",
+        "slices are synchronised by messages, not polling",
+    ),
+    ("eventTimeout", "the event stream ends the run"),
+];
+
+/// Pipeline keys daf reads.
+const KNOWN_KEYS: &[&str] = &[
+    "pipelineName",
+    "appStage",
+    "failureStage",
+    "nSlices",
+    "shareDataOn",
+    "topology",
+    "executionMode",
+    "stepTimeout",
+    "dir",
+    "database",
+    "exitTopic",
+    "shutdownTopic",
+];
 
 impl Default for PipelineConfig {
     fn default() -> Self {
@@ -86,7 +131,10 @@ impl Default for PipelineConfig {
             topology: Topology::Ring { clockwise: true },
             one_loop: false,
             location_map: PropertySet::new(),
-            step_timeout: Duration::from_secs(3600),
+            step_timeout: DEFAULT_STEP_TIMEOUT,
+            exit_topic: None,
+            shutdown_topic: None,
+            warnings: Vec::new(),
         }
     }
 }
@@ -247,6 +295,19 @@ impl PipelineConfig {
             }
             cfg.step_timeout = Duration::from_secs_f64(t);
         }
+        cfg.exit_topic = none_if_none(get_str(&p, "exitTopic")?);
+        cfg.shutdown_topic = none_if_none(get_str(&p, "shutdownTopic")?);
+        for name in p.as_property_set().names() {
+            if KNOWN_KEYS.contains(&name.as_str()) {
+                continue;
+            }
+            let w = match IGNORED_KEYS.iter().find(|(k, _)| *k == name) {
+                Some((k, why)) => format!("pipeline policy key {k} is ignored: {why}"),
+                None => format!("unknown pipeline policy key {name} is ignored"),
+            };
+            tracing::warn!("{w}");
+            cfg.warnings.push(w);
+        }
         if p.exists("dir") {
             cfg.location_map = dir_map(&p.get_policy("dir")?, "run")?;
         }
@@ -272,6 +333,14 @@ impl PipelineConfig {
             }
         }
         Ok(())
+    }
+}
+
+impl PipelineConfig {
+    /// How often the master warns while it waits for slices: a quarter of
+    /// the step timeout, between 1 s and 30 s.
+    pub fn heartbeat(&self) -> Duration {
+        (self.step_timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(30))
     }
 }
 

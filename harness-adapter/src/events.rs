@@ -1,23 +1,39 @@
 //! Events: what drives each visit. An [`Event`] carries the job identity and
-//! input-dataset list a JobOffice would hand the pipeline, plus a payload put
-//! on the clipboard under each stage's `eventTopic`.
+//! input-dataset list a JobOffice would hand the pipeline, payloads put on the
+//! clipboard under each stage's `eventTopic` (one per topic, or one default
+//! payload for every topic), and plain clipboard items.
 //!
 //! Streams come from a JSON-lines file or stdin ([`read_events`]) or from any
 //! iterator in code.
 
+use std::collections::BTreeMap;
 use std::io::BufRead;
 
 use daf_base::{DataId, PropertySet};
 use serde::{Deserialize, Serialize};
 
-use crate::clipboard::Dataset;
+use crate::clipboard::{Dataset, Item};
 use crate::error::HarnessError;
 use crate::Result;
 
 /// One visit's event.
 ///
-/// As a JSON line:
-/// `{"jobIdentity": {"visit": 1, "ccd": 2}, "inputDatasets": [{"type": "raw", "ids": {"visit": 1}}], "payload": {"visitId": 1}}`
+/// As a JSON line (every member optional):
+///
+/// ```text
+/// {"jobIdentity": {"visit": 1, "ccd": 2},
+///  "inputDatasets": [{"type": "raw", "ids": {"visit": 1}}],
+///  "payload": {"visitId": 1},
+///  "topics": {"triggerAssociationEvent": {"visitId": 1, "FOVRa": 273.48},
+///             "triggerMatchMopEvent": {"visitId": 1}},
+///  "clipboard": {"root": "tests", "visit": 707911}}
+/// ```
+///
+/// A stage with `eventTopic: T` gets `topics[T]` on the clipboard under key
+/// `T`, or `payload` when `topics` has no `T`. `clipboard` items are put on
+/// every clipboard at the start of the visit as plain items: strings, integers,
+/// floats, booleans, or objects (as PropertySets). An event whose `topics`
+/// has the pipeline's `shutdownTopic` ends the run before that visit.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Put on every clipboard under `jobIdentity` at the start of the visit.
@@ -37,6 +53,20 @@ pub struct Event {
     /// Put under each stage's `eventTopic` before that stage.
     #[serde(default, with = "payload_json")]
     pub payload: PropertySet,
+    /// Payloads by topic, for pipelines whose stages wait on several topics.
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        with = "topics_json"
+    )]
+    pub topics: BTreeMap<String, PropertySet>,
+    /// Plain clipboard items put on every clipboard at the start of the visit.
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        with = "items_json"
+    )]
+    pub clipboard: BTreeMap<String, serde_json::Value>,
 }
 
 impl Event {
@@ -47,6 +77,93 @@ impl Event {
             ..Event::default()
         }
     }
+
+    /// The payload a stage with `eventTopic: topic` gets.
+    pub fn payload_for(&self, topic: &str) -> &PropertySet {
+        self.topics.get(topic).unwrap_or(&self.payload)
+    }
+
+    /// A label for visit number `index` driven by this event: the job
+    /// identity (`visit=1 ccd=2`), else the payload's `visitId`, else `#index`.
+    pub fn label(&self, index: usize) -> String {
+        if let Some(id) = self.job_identity.as_ref().filter(|id| !id.is_empty()) {
+            return id
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+        }
+        if let Some(v) = self.payload.values("visitId").and_then(|v| v.text_at(0)) {
+            return format!("visitId={v}");
+        }
+        format!("#{index}")
+    }
+
+    /// Does this event carry `topic` (in `topics`)?
+    pub fn has_topic(&self, topic: &str) -> bool {
+        self.topics.contains_key(topic)
+    }
+}
+
+mod topics_json {
+    use super::*;
+    pub fn serialize<S: serde::Serializer>(
+        m: &BTreeMap<String, PropertySet>,
+        s: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        let o: serde_json::Map<String, serde_json::Value> = m
+            .iter()
+            .map(|(k, v)| (k.clone(), property_set_to_json(v)))
+            .collect();
+        o.serialize(s)
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<BTreeMap<String, PropertySet>, D::Error> {
+        let o = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        o.iter()
+            .map(|(k, v)| {
+                json_to_property_set(v)
+                    .map(|ps| (k.clone(), ps))
+                    .map_err(|e| serde::de::Error::custom(format!("topics.{k}: {e}")))
+            })
+            .collect()
+    }
+}
+
+mod items_json {
+    use super::*;
+    pub fn serialize<S: serde::Serializer>(
+        m: &BTreeMap<String, serde_json::Value>,
+        s: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        m.serialize(s)
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<BTreeMap<String, serde_json::Value>, D::Error> {
+        let m = BTreeMap::<String, serde_json::Value>::deserialize(d)?;
+        for (k, v) in &m {
+            plain_item(v).map_err(|e| serde::de::Error::custom(format!("clipboard.{k}: {e}")))?;
+        }
+        Ok(m)
+    }
+}
+
+/// A plain clipboard item from an event's `clipboard` member: a string,
+/// integer, float, boolean, or an object (as a PropertySet).
+pub fn plain_item(v: &serde_json::Value) -> std::result::Result<Item, String> {
+    use serde_json::Value as J;
+    Ok(match v {
+        J::String(x) => Item::Str(x.clone()),
+        J::Bool(b) => Item::Bool(*b),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => Item::Int(i),
+            None => Item::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        J::Object(_) => Item::PropertySet(json_to_property_set(v)?),
+        J::Array(_) | J::Null => return Err("must be a string, number, boolean or object".into()),
+    })
 }
 
 /// Converts a JSON object into a [`PropertySet`] (integers → `i64`, other

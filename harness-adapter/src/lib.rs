@@ -18,6 +18,12 @@
 //! Depends on every other daf crate. Start reading at [`run_threads`] and
 //! [`stage`], then the built-in stages in [`stages`] and [`StageTester`].
 //!
+//! **Your own stages**: implement [`SerialStage`] / [`ParallelStage`],
+//! register factories under class names in a [`StageRegistry`] (a value —
+//! no global state), and run a pipeline policy with
+//! [`run_with_registry`] (what `daf run` does, see [`launch`]). The
+//! `daf` crate's `examples/custom_stages.rs` is a template binary.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use daf_base::{data_id, Policy};
@@ -41,9 +47,11 @@ pub mod clipboard;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod launch;
 pub mod location;
 #[cfg(feature = "mpi")]
 pub mod mpi_transport;
+pub mod repo_butler;
 pub mod runner;
 pub mod stage;
 pub mod stages;
@@ -55,6 +63,7 @@ pub use clipboard::{Clipboard, Dataset, Item, Queue};
 pub use config::{AppStage, PipelineConfig, Topology};
 pub use error::HarnessError;
 pub use events::{read_events, Event};
+pub use launch::{run_with_registry, RunRequest};
 pub use runner::{Failure, ProcessOutcome, RunOptions, RunReport, VisitReport};
 pub use stage::{ParallelStage, SerialStage, Services, StageContext, StageRegistry};
 pub use tester::StageTester;

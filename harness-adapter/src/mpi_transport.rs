@@ -203,7 +203,7 @@ fn run_master<C: Communicator>(
                 broadcast_cmd(world, &Cmd::Process(i))?;
                 let mut done = vec![false; n];
                 for _ in 0..n {
-                    let what = format!("visit {visit}, stage {}", i + 1);
+                    let what = format!("visit {}, stage {}", ev.label(visit), i + 1);
                     match receive_reply(world, cfg.step_timeout, &what)? {
                         (r, Reply::Done(j)) if j == i && r < n && !done[r] => done[r] = true,
                         (r, _) => {
@@ -219,7 +219,11 @@ fn run_master<C: Communicator>(
             broadcast_cmd(world, &Cmd::End)?;
             let mut outs: Vec<Option<ProcessOutcome>> = (0..n).map(|_| None).collect();
             for _ in 0..n {
-                match receive_reply(world, cfg.step_timeout, &format!("end of visit {visit}"))? {
+                match receive_reply(
+                    world,
+                    cfg.step_timeout,
+                    &format!("end of visit {}", ev.label(visit)),
+                )? {
                     (r, Reply::Visit(o)) if r < n => outs[r] = Some(o),
                     (r, _) => {
                         return Err(HarnessError::SliceLost {
@@ -231,6 +235,7 @@ fn run_master<C: Communicator>(
             }
             report.visits.push(VisitReport {
                 visit,
+                id: ev.label(visit),
                 master: st.finish(-1, false),
                 slices: outs
                     .into_iter()

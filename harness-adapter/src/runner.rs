@@ -49,6 +49,10 @@ pub struct ProcessOutcome {
 pub struct VisitReport {
     /// 0-based visit number.
     pub visit: usize,
+    /// The visit's label: its event's job identity (`visit=1 ccd=2`), else
+    /// its payload's `visitId`, else `#<number>` (see [`Event::label`]).
+    #[serde(default)]
+    pub id: String,
     /// The master's outcome.
     pub master: ProcessOutcome,
     /// Every slice's outcome, by rank.
@@ -152,6 +156,11 @@ impl VisitState {
         if let Some(ds) = &ev.input_datasets {
             cb.put("inputDatasets", ds.clone());
         }
+        for (k, v) in &ev.clipboard {
+            if let Ok(item) = crate::events::plain_item(v) {
+                cb.put(k.clone(), item);
+            }
+        }
         VisitState { cb, failure: None }
     }
 
@@ -197,6 +206,28 @@ fn failure_message(e: &HarnessError) -> String {
     }
 }
 
+/// What daf can say for `failureTraceback`: Rust errors carry no stack of
+/// the stage's frames, so it is the error, its chain of causes, and where it
+/// happened (stage, position, rank, run).
+fn traceback(err: &HarnessError, ctx: &StageContext) -> String {
+    let mut t = format!("{}: {}\n", failure_type(err), failure_message(err));
+    let mut src = std::error::Error::source(err);
+    while let Some(e) = src {
+        t.push_str(&format!("  caused by: {e}\n"));
+        src = e.source();
+    }
+    let place = if ctx.rank < 0 {
+        "master".to_string()
+    } else {
+        format!("slice {}", ctx.rank)
+    };
+    t.push_str(&format!(
+        "  in stage {} (#{}) on the {place}, run {}",
+        ctx.name, ctx.stage_id, ctx.run_id
+    ));
+    t
+}
+
 /// Records a failure: log, flag, hand the failed clipboard to the failure
 /// stage, continue with an empty clipboard.
 fn fail(
@@ -220,6 +251,7 @@ fn fail(
     failed.put("failedInStageN", failure.stage_n as i64);
     failed.put("failureType", failure.failure_type.as_str());
     failed.put("failureMessage", failure.message.as_str());
+    failed.put("failureTraceback", traceback(&err, ctx).as_str());
     on_failed(&mut failed);
     st.failure = Some(failure);
 }
@@ -286,7 +318,7 @@ impl Master {
         }
         let (ctx, stage, topic) = &mut self.stages[i];
         if let Some(t) = topic {
-            st.cb.put(t.clone(), ev.payload.clone());
+            st.cb.put(t.clone(), ev.payload_for(t).clone());
         }
         let cb = &mut st.cb;
         if let Err(e) = guarded(|| stage.preprocess(ctx, cb)) {
@@ -382,7 +414,7 @@ impl Slice {
         }
         let (ctx, stage, topic, _) = &mut self.stages[i];
         if let Some(t) = topic {
-            st.cb.put(t.clone(), ev.payload.clone());
+            st.cb.put(t.clone(), ev.payload_for(t).clone());
         }
         let cb = &mut st.cb;
         if let Err(e) = guarded(|| stage.process(ctx, cb)) {

@@ -97,13 +97,15 @@ pub fn run_threads(
             let tv = Instant::now();
             let mut st = VisitState::start(&ev);
             broadcast(&cmd_txs, || Cmd::Start(ev.clone()))?;
+            let label = ev.label(visit);
             for i in 0..master.n_stages() {
                 master.pre(i, &mut st, &ev);
                 broadcast(&cmd_txs, || Cmd::Process(i))?;
-                let mut done = 0;
-                while done < n {
-                    match recv(&reply_rx, cfg)? {
-                        (_, Reply::Done(j)) if j == i => done += 1,
+                let mut done = vec![false; n];
+                let what = format!("visit {label}, stage {} ({})", i + 1, cfg.stages[i].name);
+                while done.iter().any(|d| !d) {
+                    match recv(&reply_rx, cfg, &what, &done)? {
+                        (r, Reply::Done(j)) if j == i => done[r] = true,
                         (r, _) => {
                             return Err(HarnessError::SliceLost {
                                 rank: r as i32,
@@ -116,8 +118,10 @@ pub fn run_threads(
             }
             broadcast(&cmd_txs, || Cmd::End)?;
             let mut outs: Vec<Option<ProcessOutcome>> = (0..n).map(|_| None).collect();
+            let what = format!("end of visit {label}");
             for _ in 0..n {
-                match recv(&reply_rx, cfg)? {
+                let answered: Vec<bool> = outs.iter().map(Option::is_some).collect();
+                match recv(&reply_rx, cfg, &what, &answered)? {
                     (r, Reply::Visit(o)) => outs[r] = Some(*o),
                     (r, _) => {
                         return Err(HarnessError::SliceLost {
@@ -129,6 +133,7 @@ pub fn run_threads(
             }
             report.visits.push(VisitReport {
                 visit,
+                id: ev.label(visit),
                 master: st.finish(-1, opts.keep_clipboards),
                 slices: outs
                     .into_iter()
@@ -166,17 +171,47 @@ fn broadcast(txs: &[Sender<Cmd>], mut make: impl FnMut() -> Cmd) -> Result<()> {
     Ok(())
 }
 
-fn recv(rx: &Receiver<(usize, Reply)>, cfg: &PipelineConfig) -> Result<(usize, Reply)> {
-    match rx.recv_timeout(cfg.step_timeout) {
-        Ok(x) => Ok(x),
-        Err(RecvTimeoutError::Timeout) => Err(HarnessError::SliceLost {
-            rank: -1,
-            message: format!("no answer within the step timeout ({:?})", cfg.step_timeout),
-        }),
-        Err(RecvTimeoutError::Disconnected) => Err(HarnessError::SliceLost {
-            rank: -1,
-            message: "every slice thread has stopped".into(),
-        }),
+/// Waits for the next slice answer, warning every heartbeat which slices
+/// have not answered; after the step timeout the first silent slice is lost.
+fn recv(
+    rx: &Receiver<(usize, Reply)>,
+    cfg: &PipelineConfig,
+    what: &str,
+    answered: &[bool],
+) -> Result<(usize, Reply)> {
+    let start = Instant::now();
+    let silent = || -> Vec<usize> { (0..answered.len()).filter(|r| !answered[*r]).collect() };
+    loop {
+        let left = cfg.step_timeout.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            let ranks = silent();
+            return Err(HarnessError::SliceLost {
+                rank: ranks.first().map_or(-1, |r| *r as i32),
+                message: format!(
+                    "{what}: no answer from slice(s) {ranks:?} within the step timeout ({:?}; stepTimeout in the pipeline policy)",
+                    cfg.step_timeout
+                ),
+            });
+        }
+        match rx.recv_timeout(left.min(cfg.heartbeat())) {
+            Ok(x) => return Ok(x),
+            Err(RecvTimeoutError::Timeout) => {
+                if start.elapsed() < cfg.step_timeout {
+                    tracing::warn!(
+                        "{what}: still waiting for slice(s) {:?} after {:.0?} (step timeout {:?})",
+                        silent(),
+                        start.elapsed(),
+                        cfg.step_timeout
+                    );
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(HarnessError::SliceLost {
+                    rank: silent().first().map_or(-1, |r| *r as i32),
+                    message: format!("{what}: every slice thread has stopped"),
+                })
+            }
+        }
     }
 }
 

@@ -1,12 +1,11 @@
 //! `daf run`: runs a pipeline policy on the harness (threads by default,
 //! MPI under `mpirun` when built with the `mpi` feature).
 
-use std::io::{BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use daf_base::Policy;
-use daf_harness::{Event, PipelineConfig, RunOptions, RunReport, Services, StageRegistry};
+use daf_harness::launch::{EventSource, TransportChoice};
+use daf_harness::{PipelineConfig, RunReport, RunRequest, Services, StageRegistry};
 use daf_storages::atomic::AtomicFile;
 
 use super::CliError;
@@ -25,10 +24,14 @@ pub enum Transport {
 /// Arguments of `daf run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The pipeline policy (YAML or PAF).
+    /// The pipeline policy (PAF, .policy or YAML). stepTimeout defaults to 300 s.
     pub pipeline: PathBuf,
     /// Events as JSON lines, one visit each (`-` = stdin). Without it, one
-    /// visit runs with an empty event.
+    /// visit runs with an empty event. A line (every member optional):
+    /// {"jobIdentity": {"visit": 1}, "inputDatasets": [{"type": "raw", "ids": {"visit": 1}}],
+    /// "payload": {...}, "topics": {"TOPIC": {...}}, "clipboard": {"root": "tests"}}.
+    /// A stage's eventTopic T gets topics.T (else payload); clipboard items are
+    /// put as plain items; topics with the policy's shutdownTopic end the run.
     #[arg(long)]
     pub events: Option<String>,
     /// Number of slices (threads); overrides the policy's `nSlices`.
@@ -61,49 +64,45 @@ fn init_logging() {
 
 /// Loads a pipeline policy and its configuration for `run_id`.
 pub fn load_pipeline(path: &Path, run_id: &str) -> Result<PipelineConfig, CliError> {
-    let policy = Policy::load(path)
-        .map_err(|e| CliError::new(format!("pipeline policy {}: {e}", path.display())))?;
-    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let loader = |p: &Path| {
-        Policy::load(p)
-            .map_err(|e| daf_harness::HarnessError::Policy(format!("{}: {e}", p.display())))
-    };
-    let mut cfg = PipelineConfig::from_policy_with(&policy, &base, &loader)
-        .map_err(|e| CliError::new(format!("pipeline policy {}: {e}", path.display())))?;
-    cfg.resolve_dirs(&policy, run_id)?;
-    Ok(cfg)
+    Ok(daf_harness::launch::load_pipeline(path, run_id)?)
 }
 
-fn events(
-    arg: &Option<String>,
-) -> Result<Box<dyn Iterator<Item = daf_harness::Result<Event>>>, CliError> {
-    Ok(match arg.as_deref() {
-        None => Box::new(std::iter::once(Ok(Event::default()))),
-        Some("-") => Box::new(daf_harness::read_events(
-            BufReader::new(std::io::stdin()),
-            "stdin",
-        )),
-        Some(f) => {
-            let file = std::fs::File::open(f)
-                .map_err(|e| CliError::new(format!("events file {f}: {e}")))?;
-            Box::new(daf_harness::read_events(BufReader::new(file), f))
-        }
-    })
+fn parse_locations(locations: &[String]) -> Result<Vec<(String, String)>, CliError> {
+    locations
+        .iter()
+        .map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| CliError::new(format!("--location {l:?}: expected KEY=PATH")))
+        })
+        .collect()
 }
 
 /// Services for command-line runs: default registries, the location map,
 /// and the butler of `daf-butler` for IO stages that use the butler method.
 pub fn services(cfg: &PipelineConfig, locations: &[String]) -> Result<Services, CliError> {
-    let mut s = Services::with_defaults();
-    s.location_map = cfg.location_map.clone();
-    s.butler_factory = Some(crate::harness_butler::butler_factory(None));
-    for l in locations {
-        let (k, v) = l
-            .split_once('=')
-            .ok_or_else(|| CliError::new(format!("--location {l:?}: expected KEY=PATH")))?;
-        s.location_map.set(k, v)?;
+    Ok(daf_harness::launch::default_services(
+        cfg,
+        &parse_locations(locations)?,
+    )?)
+}
+
+impl RunArgs {
+    /// The run request these arguments describe.
+    pub fn request(&self) -> Result<RunRequest, CliError> {
+        Ok(RunRequest {
+            pipeline: self.pipeline.clone(),
+            events: EventSource::from_arg(self.events.as_deref()),
+            slices: self.slices,
+            run_id: self.run_id.clone(),
+            locations: parse_locations(&self.locations)?,
+            transport: match self.transport {
+                Transport::Auto => TransportChoice::Auto,
+                Transport::Threads => TransportChoice::Threads,
+                Transport::Mpi => TransportChoice::Mpi,
+            },
+        })
     }
-    Ok(s)
 }
 
 /// Prints a run summary.
@@ -140,7 +139,7 @@ pub fn print_summary(report: &RunReport, out: &mut impl Write) -> std::io::Resul
         writeln!(
             out,
             "  visit {:>4}: {:>9.3} ms  {status}",
-            v.visit,
+            v.id,
             v.elapsed.as_secs_f64() * 1e3
         )?;
     }
@@ -157,60 +156,20 @@ pub fn write_dump(report: &RunReport, path: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
-fn use_mpi(t: Transport) -> Result<bool, CliError> {
-    match t {
-        Transport::Threads => Ok(false),
-        #[cfg(feature = "mpi")]
-        Transport::Mpi => Ok(true),
-        #[cfg(feature = "mpi")]
-        Transport::Auto => Ok(daf_harness::mpi_transport::launched_by_mpi()),
-        #[cfg(not(feature = "mpi"))]
-        Transport::Mpi => Err(CliError::new(
-            "this daf was built without MPI support: rebuild with `--features mpi`",
-        )),
-        #[cfg(not(feature = "mpi"))]
-        Transport::Auto => Ok(false),
-    }
+/// Runs `daf run` with the built-in stages. Exit status 3 when some visit
+/// failed in some process.
+pub fn run(args: RunArgs) -> Result<(), CliError> {
+    run_with_registry(args, &StageRegistry::with_defaults())
 }
 
-/// Runs `daf run`. Exit status 3 when some visit failed in some process.
-pub fn run(args: RunArgs) -> Result<(), CliError> {
+/// Runs `daf run` with the stages of `registry` (the built-in ones plus an
+/// application's own): prints the summary, writes `--dump`, exit status 3
+/// when some visit failed in some process.
+pub fn run_with_registry(args: RunArgs, registry: &StageRegistry) -> Result<(), CliError> {
     init_logging();
-    let cfg = load_pipeline(&args.pipeline, &args.run_id)?;
-    let services = Arc::new(services(&cfg, &args.locations)?);
-    let registry = StageRegistry::with_defaults();
-    let opts = RunOptions {
-        run_id: args.run_id.clone(),
-        keep_clipboards: false,
-    };
-    let report = if use_mpi(args.transport)? {
-        #[cfg(feature = "mpi")]
-        {
-            if args.slices.is_some() {
-                eprintln!("daf: --slices is ignored under MPI (slices = ranks − 1)");
-            }
-            match daf_harness::mpi_transport::run_mpi(
-                &cfg,
-                &registry,
-                services,
-                events(&args.events)?,
-                &opts,
-            )? {
-                Some(r) => r,
-                None => return Ok(()),
-            }
-        }
-        #[cfg(not(feature = "mpi"))]
-        unreachable!("use_mpi is false without the mpi feature")
-    } else {
-        daf_harness::run_threads(
-            &cfg,
-            &registry,
-            services,
-            events(&args.events)?,
-            args.slices,
-            &opts,
-        )?
+    let req = args.request()?;
+    let Some(report) = daf_harness::run_with_registry(&req, registry)? else {
+        return Ok(()); // an MPI slice rank: the master reports
     };
     print_summary(&report, &mut std::io::stdout().lock())?;
     if let Some(d) = &args.dump {

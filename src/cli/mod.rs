@@ -87,14 +87,57 @@ impl CliError {
     }
 }
 
-impl<E: std::error::Error> From<E> for CliError {
-    fn from(e: E) -> Self {
-        CliError::new(e.to_string())
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
     }
 }
 
+impl std::error::Error for CliError {}
+
+/// Error types that convert into a [`CliError`] (exit status 1, their
+/// message). A blanket `From<E: Error>` would clash with `CliError` itself
+/// being an error, so each is listed.
+macro_rules! cli_error_from {
+    ($($t:ty),+ $(,)?) => {
+        $(impl From<$t> for CliError {
+            fn from(e: $t) -> Self {
+                CliError::new(e.to_string())
+            }
+        })+
+    };
+}
+
+cli_error_from!(
+    std::io::Error,
+    std::fmt::Error,
+    serde_json::Error,
+    serde_norway::Error,
+    std::num::ParseIntError,
+    std::num::ParseFloatError,
+    daf_base::PropertyError,
+    daf_base::PrintfError,
+    daf_base::policy::PolicyError,
+    daf_storages::StorageError,
+    daf_storages::LocationError,
+    daf_storages::boost::ArchiveError,
+    daf_storages::db::DbError,
+    daf_formatters::FormatterError,
+    daf_mappers::MapperError,
+    daf_butler::ButlerError,
+    daf_harness::HarnessError,
+);
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<(), CliError> {
+    run_with_registry(cli, &daf_harness::StageRegistry::with_defaults())
+}
+
+/// Runs a parsed command line; `daf run` uses the stages of `registry`
+/// (build it from [`daf_harness::StageRegistry::with_defaults`] and add
+/// your own). This is how an application ships a `daf` with its stages —
+/// see `examples/custom_stages.rs`.
+pub fn run_with_registry(cli: Cli, registry: &daf_harness::StageRegistry) -> Result<(), CliError> {
     match cli.command {
         Command::Info => {
             println!("daf {}", env!("CARGO_PKG_VERSION"));
@@ -113,7 +156,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Bench(args) => bench::run(args),
         Command::Registry(args) => registry::run(args),
         Command::Policy(args) => policy::run(args),
-        Command::Run(args) => harness::run(args),
+        Command::Run(args) => harness::run_with_registry(args, registry),
         Command::Demo(args) => harness::demo(args),
         Command::Provenance(args) => harness::provenance(args),
         Command::Show(args) => show::run(&args),

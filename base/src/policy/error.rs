@@ -66,7 +66,7 @@ pub enum PolicyError {
         chain: Vec<PathBuf>,
     },
     /// The file extension does not say which format to use.
-    #[error("cannot tell the policy format of {path}: use .paf, .yaml or .yml (or a `#<?cfg paf policy ?>` header)")]
+    #[error("cannot tell the policy format of {path}: use .paf, .policy, .yaml or .yml (or a `#<?cfg paf policy ?>` header)")]
     UnknownFormat {
         /// The file.
         path: PathBuf,

@@ -29,12 +29,14 @@ pub enum Format {
 }
 
 impl Format {
-    /// The format implied by a file name: `.paf` is PAF; `.yaml`, `.yml` and
+    /// The format implied by a file name: `.paf` and `.policy` are PAF; `.yaml`, `.yml` and
     /// `.json` are YAML; anything else is `None`.
     pub fn from_path(path: &Path) -> Option<Format> {
         let ext = path.extension()?.to_str()?.to_ascii_lowercase();
         match ext.as_str() {
-            "paf" => Some(Format::Paf),
+            // `.policy` is the DC3-era extension of the same PAF files
+            // (pex_harness's tests and examples use it).
+            "paf" | "policy" => Some(Format::Paf),
             "yaml" | "yml" | "json" => Some(Format::Yaml),
             _ => None,
         }

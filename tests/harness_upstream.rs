@@ -1,0 +1,192 @@
+//! pex_harness's own examples and tests, their policy files unchanged
+//! (tests/data/harness/upstream, copied from LSST/pex_harness), run through
+//! `daf run`'s machinery with the application stages of
+//! `examples/custom_stages.rs`.
+
+#[path = "../examples/custom_stages.rs"]
+mod custom_stages;
+
+use daf::harness::launch::{EventSource, TransportChoice};
+use daf::harness::{run_with_registry, RunReport, RunRequest};
+
+const UP: &str = "tests/data/harness/upstream";
+
+fn run(policy: &str, configure: impl FnOnce(&mut RunRequest)) -> RunReport {
+    let mut req = RunRequest::new(format!("{UP}/{policy}"));
+    req.transport = TransportChoice::Threads;
+    configure(&mut req);
+    run_with_registry(&req, &custom_stages::registry())
+        .unwrap_or_else(|e| panic!("{policy}: {e}"))
+        .expect("threads always report")
+}
+
+#[test]
+fn template_example_runs_its_sample_stage() {
+    let r = run("template/template_policy.paf", |r| r.run_id = "tmpl".into());
+    assert_eq!(r.visits.len(), 1, "executionMode oneloop");
+    assert_eq!(r.n_slices, 1);
+    assert!(r.visits[0].ok());
+    let m = &r.visits[0].master.summary["sampleSerial"];
+    assert_eq!(m["rank"], -1);
+    assert_eq!(m["stageId"], 1);
+    assert_eq!(m["universeSize"], 2);
+    assert_eq!(m["RunMode"], "process", "from @policy/samplestage.paf");
+    let s = &r.visits[0].slices[0].summary["sampleParallel"];
+    assert_eq!(s["rank"], 0);
+    assert_eq!(s["runId"], "tmpl");
+}
+
+#[test]
+fn failurestage_example_hands_the_failed_clipboard_to_the_failure_stage() {
+    let r = run("failurestage/failure_policy.paf", |_| {});
+    let v = &r.visits[0];
+    assert!(v.master.failure.is_none());
+    let f = v.slices[0].failure.as_ref().expect("the slice fails");
+    assert_eq!(f.stage, "SampleFailingStage");
+    assert_eq!(f.failure_type, "RuntimeError");
+    assert_eq!(
+        f.message,
+        "SampleFailingStageParallel: Divide by zero occurred in process"
+    );
+}
+
+#[test]
+fn a_registry_is_a_value_two_runs_two_registries() {
+    // The built-in registry does not know the sample stages; the example's does.
+    let mut req = RunRequest::new(format!("{UP}/template/template_policy.paf"));
+    req.transport = TransportChoice::Threads;
+    req.events = EventSource::Single;
+    let e = run_with_registry(&req, &daf::harness::StageRegistry::with_defaults()).unwrap_err();
+    assert!(
+        e.to_string().contains(
+            "unknown serial stage class \"lsst.pexhexamples.pipeline.SampleStageSerial\""
+        ),
+        "{e}"
+    );
+    assert!(run_with_registry(&req, &custom_stages::registry()).is_ok());
+}
+
+#[test]
+fn cli_error_is_a_std_error() {
+    fn takes(_: &dyn std::error::Error) {}
+    let e = daf::cli::CliError::new("boom");
+    takes(&e);
+    assert_eq!(e.to_string(), "boom");
+    let boxed: Box<dyn std::error::Error> = Box::new(e);
+    assert_eq!(boxed.to_string(), "boom");
+}
+
+/// The template binary as README shows it (`cargo test` builds examples).
+#[test]
+fn template_binary_runs_the_upstream_template_policy() {
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_daf"))
+        .parent()
+        .unwrap()
+        .join("examples/custom_stages");
+    if !daf::base::testing::available(
+        exe.exists(),
+        "target/debug/examples/custom_stages (cargo build --examples)",
+    ) {
+        return;
+    }
+    let o = std::process::Command::new(&exe)
+        .args(["run", &format!("{UP}/template/template_policy.paf")])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stdout.contains("1 visits on 1 slices"), "{stdout}");
+    let o = std::process::Command::new(&exe)
+        .args(["run", &format!("{UP}/failurestage/failure_policy.paf")])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("slice 0: RuntimeError in SampleFailingStage"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn upstream_policies_load_with_warnings_for_ignored_keys() {
+    let cfg = daf::harness::launch::load_pipeline(
+        std::path::Path::new(&format!("{UP}/template/template_policy.paf")),
+        "run",
+    )
+    .unwrap();
+    assert!(cfg.one_loop);
+    assert_eq!(cfg.step_timeout, std::time::Duration::from_secs(300));
+    assert!(cfg
+        .warnings
+        .iter()
+        .any(|w| w.contains("eventBrokerHost is ignored")));
+    assert!(cfg
+        .warnings
+        .iter()
+        .any(|w| w.contains("localLogMode is ignored")));
+    // `.policy` stage policies (DC3) load as PAF.
+    let cfg = daf::harness::launch::load_pipeline(
+        std::path::Path::new(&format!("{UP}/inputoutput/inputoutput_policy.paf")),
+        "run",
+    )
+    .unwrap();
+    let sp = cfg.stages[0].stage_policy.as_ref().unwrap();
+    assert_eq!(sp.get::<String>("parameters.runMode").unwrap(), "process");
+    let cfg = daf::harness::launch::load_pipeline(
+        std::path::Path::new(&format!("{UP}/exitevent/exitevent_policy.paf")),
+        "run",
+    )
+    .unwrap();
+    assert_eq!(cfg.exit_topic.as_deref(), Some("SampleExitTopic"));
+}
+
+#[test]
+fn events_carry_payloads_per_topic_plain_items_and_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("two_topics.paf");
+    std::fs::write(
+        &p,
+        "nSlices: 2\nshutdownTopic: \"stopNow\"\n\
+         appStage: {\n name: \"a\"\n eventTopic: \"triggerAssociationEvent\"\n}\n\
+         appStage: {\n name: \"b\"\n eventTopic: \"triggerMatchMopEvent\"\n}\n",
+    )
+    .unwrap();
+    let evs = dir.path().join("ev.jsonl");
+    std::fs::write(
+        &evs,
+        concat!(
+            r#"{"jobIdentity": {"visit": 7}, "topics": {"triggerAssociationEvent": {"visitId": 7, "FOVRa": 273.5}, "triggerMatchMopEvent": {"mops": 1}}, "clipboard": {"root": "tests", "n": 3}}"#,
+            "\n",
+            r#"{"payload": {"visitId": 8}}"#,
+            "\n",
+            r#"{"topics": {"stopNow": {"level": 4}}}"#,
+            "\n",
+            r#"{"payload": {"visitId": 9}}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let mut req = RunRequest::new(&p);
+    req.transport = TransportChoice::Threads;
+    req.events = EventSource::File(evs);
+    let r = run_with_registry(&req, &custom_stages::registry())
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.visits.len(), 2, "the shutdown event ends the run");
+    assert_eq!(r.visits[0].id, "visit=7");
+    assert_eq!(r.visits[1].id, "visitId=8");
+    let s = &r.visits[0].slices[1].summary;
+    assert_eq!(s["triggerAssociationEvent"]["FOVRa"], 273.5);
+    assert_eq!(s["triggerMatchMopEvent"]["mops"], 1);
+    assert_eq!(s["root"], "tests");
+    assert_eq!(s["n"], 3);
+    // Without `topics`, every topic gets `payload`.
+    let s = &r.visits[1].master.summary;
+    assert_eq!(s["triggerAssociationEvent"]["visitId"], 8);
+    assert_eq!(s["triggerMatchMopEvent"]["visitId"], 8);
+}
