@@ -161,8 +161,10 @@ impl Butler {
         if let Some(r) = run {
             opts = opts.run(r);
         }
+        // The WCS cards live in the image HDU's header (as afw writes them):
+        // `X.wcs` reads the exposure and keeps the WCS cards of its metadata.
         let (ty, wcs) = match dataset_type.strip_suffix(".wcs") {
-            Some(base) => (format!("{base}.metadata"), true),
+            Some(base) => (base.to_string(), true),
             None => (dataset_type.to_string(), false),
         };
         let inner = self.inner.clone();
@@ -172,26 +174,15 @@ impl Butler {
         })?;
         let obj = to_py(py, obj)?;
         if wcs {
-            let md = obj
+            let e = obj
                 .bind(py)
-                .cast::<crate::base::PropertySet>()?
-                .borrow()
-                .inner
-                .clone();
-            let d = PyDict::new(py);
-            for (k, v) in md.iter() {
-                if [
-                    "CTYPE", "CRPIX", "CRVAL", "CD1_", "CD2_", "PC1_", "PC2_", "CDELT", "CUNIT",
-                    "RADESYS", "EQUINOX", "LONPOLE", "LATPOLE", "WCSAXES", "A_", "B_", "AP_",
-                    "BP_",
-                ]
-                .iter()
-                .any(|p| k.starts_with(p))
-                {
-                    d.set_item(k, crate::base::values_to_py(py, v, true)?)?;
-                }
-            }
-            return Ok(d.into_any().unbind());
+                .cast::<crate::objects::Exposure>()
+                .map_err(|_| {
+                    crate::errors::BadDataId::new_err(format!(
+                        "{dataset_type}: only exposures have a wcs component"
+                    ))
+                })?;
+            return Ok(e.borrow().wcs(py)?.into_any().unbind());
         }
         Ok(obj)
     }

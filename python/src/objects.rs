@@ -214,6 +214,7 @@ impl Image {
         let me = slf.borrow();
         each!(&me.inner, i => zero_copy_view(i, owner))
     }
+    #[pyo3(signature = (dtype = None, copy = None))]
     fn __array__<'py>(
         slf: Bound<'py, Self>,
         dtype: Option<Bound<'py, PyAny>>,
@@ -347,6 +348,7 @@ impl Mask {
     fn array<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         Image::array(self.image.bind(py).clone())
     }
+    #[pyo3(signature = (dtype = None, copy = None))]
     fn __array__<'py>(
         &self,
         py: Python<'py>,
@@ -652,7 +654,7 @@ impl Exposure {
     }
     /// The WCS header cards of the metadata, as a dict.
     #[getter]
-    fn wcs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    pub fn wcs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         wcs_cards(py, &self.metadata.borrow(py).inner)
     }
     /// The observation date (UTC datetime) or None.
