@@ -38,4 +38,8 @@ from ._daf import (  # noqa: F401
     SourceCatalog,
     Butler,
     ButlerDataRef,
+    Persistence,
+    LogicalLocation,
 )
+from . import boost  # noqa: F401,E402
+from . import harness  # noqa: F401,E402

@@ -15,6 +15,7 @@ pub mod base;
 pub mod butler;
 pub mod errors;
 pub mod objects;
+pub mod persistence;
 
 /// The native part of the `daf` package.
 #[pymodule]
@@ -31,6 +32,9 @@ fn _daf(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<objects::SourceCatalog>()?;
     m.add_class::<butler::Butler>()?;
     m.add_class::<butler::ButlerDataRef>()?;
+    m.add_class::<persistence::Persistence>()?;
+    m.add_class::<persistence::LogicalLocation>()?;
+    m.add_submodule(&persistence::boost_module(m.py())?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

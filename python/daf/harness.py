@@ -1,0 +1,1 @@
+"""Python stages for the daf pipeline harness (filled in below)."""
