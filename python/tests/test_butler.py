@@ -179,6 +179,8 @@ def test_gil_released_four_threads(tmp_path):
     for t in threads:
         t.join()
     assert len(results) == 4
-    assert len(gaps) > 4
-    # a held GIL would stall the loop for a whole read (>= one_get)
-    assert max(gaps) < one_get / 2, (one_get, max(gaps))
+    # A held GIL would stall the loop for a whole read at a time: a handful
+    # of iterations, each gap >= one read. Released, the loop runs on (the
+    # percentile leaves room for a loaded machine's scheduler).
+    assert len(gaps) > 20, (one_get, len(gaps))
+    assert sorted(gaps)[int(len(gaps) * 0.9)] < one_get / 2, (one_get, max(gaps))
