@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 pub mod base;
 pub mod butler;
 pub mod errors;
+pub mod harness;
 pub mod objects;
 pub mod persistence;
 
@@ -35,6 +36,7 @@ fn _daf(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<persistence::Persistence>()?;
     m.add_class::<persistence::LogicalLocation>()?;
     m.add_submodule(&persistence::boost_module(m.py())?)?;
+    harness::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
