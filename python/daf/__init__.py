@@ -18,6 +18,7 @@ from ._daf import (  # noqa: F401
     AmbiguousDataId,
     DatasetExists,
     ReadOnlyError,
+    DatasetBusy,
     BadDataId,
     RepositoryError,
     RegistryError,

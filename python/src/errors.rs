@@ -39,6 +39,12 @@ create_exception!(
 );
 create_exception!(
     daf,
+    DatasetBusy,
+    DafError,
+    "Another writer is putting the same dataset; try again later."
+);
+create_exception!(
+    daf,
     ReadOnlyError,
     DafError,
     "A write to an input (read-only) repository."
@@ -147,6 +153,8 @@ pub fn butler_err(e: ButlerError) -> PyErr {
         ButlerError::Mapper(e) => mapper_err(e),
         ButlerError::Formatter(e) => formatter_err(e),
         ButlerError::Storage(e) => storage_err(e),
+        ButlerError::UnsafePath(_) => BadDataId::new_err(m),
+        ButlerError::Busy { .. } => DatasetBusy::new_err(m),
     }
 }
 
@@ -202,6 +210,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("AmbiguousDataId", py.get_type::<AmbiguousDataId>())?;
     m.add("DatasetExists", py.get_type::<DatasetExists>())?;
     m.add("ReadOnlyError", py.get_type::<ReadOnlyError>())?;
+    m.add("DatasetBusy", py.get_type::<DatasetBusy>())?;
     m.add("BadDataId", py.get_type::<BadDataId>())?;
     m.add("RepositoryError", py.get_type::<RepositoryError>())?;
     m.add("RegistryError", py.get_type::<RegistryError>())?;

@@ -184,3 +184,18 @@ def test_gil_released_four_threads(tmp_path):
     # percentile leaves room for a loaded machine's scheduler).
     assert len(gaps) > 20, (one_get, len(gaps))
     assert sorted(gaps)[int(len(gaps) * 0.9)] < one_get / 2, (one_get, max(gaps))
+
+
+def test_stubs_and_docstrings_are_installed():
+    import importlib.resources
+    import inspect
+
+    pkg = importlib.resources.files("daf")
+    assert (pkg / "py.typed").is_file()
+    stub = (pkg / "__init__.pyi").read_text()
+    for name in ("class Butler", "def get(", "class Image", "class SourceCatalog", "class NoResults(DafError)"):
+        assert name in stub
+    doc = daf.Butler.get.__doc__
+    assert "visit=1" in doc and "NoResults" in doc and "bbox" in doc
+    assert inspect.signature(daf.Butler.get).parameters["data_id"].default is None
+    assert "no copy" in daf.Image.array.__doc__
