@@ -10,7 +10,7 @@ import numpy.testing as npt
 import pytest
 
 import daf
-from conftest import OBS_INPUT
+from conftest import OBS_INPUT, ROOT
 
 
 def test_obs_test_acceptance(obs_butler):
@@ -199,3 +199,17 @@ def test_stubs_and_docstrings_are_installed():
     assert "visit=1" in doc and "NoResults" in doc and "bbox" in doc
     assert inspect.signature(daf.Butler.get).parameters["data_id"].default is None
     assert "no copy" in daf.Image.array.__doc__
+
+
+def test_readme_python_quick_start(tmp_path, monkeypatch, capsys):
+    """The README's Python block runs as shown (from a folder holding tests/data)."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
+    (tmp_path / "tests").symlink_to(ROOT / "tests")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "README.md", "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "(2000, 1026) 1216.7596135477584 15.0"
+    assert out[1] == "[(1, 'g'), (2, 'g')]"
