@@ -145,3 +145,22 @@ def test_daf_run_hands_python_stages_to_python(pipeline, tmp_path):
     assert "slice 1: ValueError in scale (bad pixels in visit 2" in r.stdout
     d = json.loads(dump.read_text())
     assert d["visits"][0]["slices"][1]["summary"]["sum"] == 64 * 11
+
+
+def test_python_m_daf_run_on_the_ci_pipeline(tmp_path):
+    """The pipeline .ci/checks/45-python.sh runs under mpirun, here on threads."""
+    data = HERE / "data"
+    dump = tmp_path / "d.json"
+    env = dict(os.environ, PYTHONPATH=str(HERE))
+    r = subprocess.run([sys.executable, "-m", "daf.run", str(data / "py_pipeline.yaml"), "--events",
+                        str(data / "py_events.jsonl"), "--transport", "threads", "--dump", str(dump)],
+                       capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "3 visits on 2 slices" in r.stdout
+    d = json.loads(dump.read_text())
+    assert [v["slices"][1]["failure"] is not None for v in d["visits"]] == [False, True, False]
+    assert d["visits"][2]["master"]["summary"]["factor"] == 9.0
+    r = subprocess.run([sys.executable, "-m", "daf.run", str(data / "py_pipeline.yaml"), "--transport", "mpi"],
+                       capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    if not harness.HAS_MPI:
+        assert r.returncode == 1 and "mpi" in r.stderr

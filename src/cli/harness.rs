@@ -191,6 +191,18 @@ pub fn python_stage_class(cfg: &PipelineConfig, registry: &StageRegistry) -> Opt
         .cloned()
 }
 
+/// True when started by an MPI launcher (the environment `mpirun` sets).
+fn daf_harness_launched_by_mpi() -> bool {
+    [
+        "OMPI_COMM_WORLD_SIZE",
+        "PMI_SIZE",
+        "PMIX_RANK",
+        "MPI_LOCALNRANKS",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some())
+}
+
 /// The Python interpreter that runs Python stages: `DAF_PYTHON`, else
 /// `python3` on the `PATH`.
 fn python() -> String {
@@ -223,6 +235,17 @@ fn run_in_python(args: &RunArgs, class: &str) -> Result<(), CliError> {
         Transport::Threads => "threads",
         Transport::Mpi => "mpi",
     });
+    // Under mpirun the rank process becomes the Python run (exec), so MPI
+    // sees the process it launched; this binary never initialises MPI here.
+    #[cfg(unix)]
+    if use_mpi(args.transport).unwrap_or(false) || daf_harness_launched_by_mpi() {
+        use std::os::unix::process::CommandExt;
+        let e = cmd.exec();
+        return Err(CliError::new(format!(
+            "stage class {class} is a Python class: running it needs {py} with the daf package \
+             (pip install ./python; set DAF_PYTHON to choose the interpreter): {e}"
+        )));
+    }
     let status = cmd.status().map_err(|e| {
         CliError::new(format!(
             "stage class {class} is a Python class: running it needs {py} with the daf package \
