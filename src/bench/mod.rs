@@ -11,6 +11,7 @@ pub mod fits;
 pub mod foundation;
 pub mod harness;
 pub mod policy;
+pub mod python;
 pub mod registry;
 
 use std::time::{Duration, Instant};

@@ -38,6 +38,10 @@ pub enum BenchArea {
     /// The harness: per-stage overhead (threads; MPI with `--mpi-only` under
     /// `mpirun -n 5`) and IO-stage throughput with 1, 2 and 4 slices.
     Harness(HarnessBenchArgs),
+    /// The Python package (`python -m daf.bench` with DAF_PYTHON): small
+    /// get and a 1,000-dataset query against the Gen3 butler, a 4096² image
+    /// get against astropy, zero copy and peak memory.
+    Python(QuickArgs),
 }
 
 /// `daf bench butler` arguments.
@@ -177,6 +181,12 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
             Ok(())
         }
         BenchArea::Harness(a) => run_harness(&a),
+        BenchArea::Python(a) => {
+            let python = std::env::var("DAF_PYTHON").unwrap_or_else(|_| "python3".into());
+            let rows = crate::bench::python::run(&python, a.quick).map_err(CliError::new)?;
+            print!("{}", crate::bench::format_table("daf bench python", &rows));
+            Ok(())
+        }
     }
 }
 

@@ -162,11 +162,110 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
     run_with_registry(args, &StageRegistry::with_defaults())
 }
 
+/// The first stage class of `cfg` that is a dotted path the built-in
+/// registry does not know: an application stage written in Python.
+pub fn python_stage_class(cfg: &PipelineConfig, registry: &StageRegistry) -> Option<String> {
+    cfg.stages
+        .iter()
+        .chain(cfg.failure_stage.iter())
+        .flat_map(|s| {
+            let serial = s.serial_class.as_ref().filter(|c| !registry.has_serial(c));
+            let parallel = s
+                .parallel_class
+                .as_ref()
+                .filter(|c| !registry.has_parallel(c));
+            serial.into_iter().chain(parallel)
+        })
+        .find(|c| c.contains('.'))
+        .cloned()
+}
+
+/// True when started by an MPI launcher (the environment `mpirun` sets).
+fn daf_harness_launched_by_mpi() -> bool {
+    [
+        "OMPI_COMM_WORLD_SIZE",
+        "PMI_SIZE",
+        "PMIX_RANK",
+        "MPI_LOCALNRANKS",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some())
+}
+
+/// The Python interpreter that runs Python stages: `DAF_PYTHON`, else
+/// `python3` on the `PATH`.
+fn python() -> String {
+    std::env::var("DAF_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// Hands a pipeline with Python stages to `python -m daf.run` (the `daf`
+/// Python package runs the same harness in-process with the Python stages
+/// registered; this binary does not link Python). Same arguments, output
+/// and exit status.
+fn run_in_python(args: &RunArgs, class: &str) -> Result<(), CliError> {
+    let py = python();
+    let mut cmd = std::process::Command::new(&py);
+    cmd.args(["-m", "daf.run"]).arg(&args.pipeline);
+    if let Some(e) = &args.events {
+        cmd.arg("--events").arg(e);
+    }
+    if let Some(n) = args.slices {
+        cmd.arg("--slices").arg(n.to_string());
+    }
+    cmd.arg("--run-id").arg(&args.run_id);
+    for l in &args.locations {
+        cmd.arg("--location").arg(l);
+    }
+    if let Some(d) = &args.dump {
+        cmd.arg("--dump").arg(d);
+    }
+    cmd.arg("--transport").arg(match args.transport {
+        Transport::Auto => "auto",
+        Transport::Threads => "threads",
+        Transport::Mpi => "mpi",
+    });
+    // Under mpirun the rank process becomes the Python run (exec), so MPI
+    // sees the process it launched; this binary never initialises MPI here.
+    #[cfg(unix)]
+    if args.transport == Transport::Mpi || daf_harness_launched_by_mpi() {
+        use std::os::unix::process::CommandExt;
+        let e = cmd.exec();
+        return Err(CliError::new(format!(
+            "stage class {class} is a Python class: running it needs {py} with the daf package \
+             (pip install ./python; set DAF_PYTHON to choose the interpreter): {e}"
+        )));
+    }
+    let status = cmd.status().map_err(|e| {
+        CliError::new(format!(
+            "stage class {class} is a Python class: running it needs {py} with the daf package \
+             (pip install ./python; set DAF_PYTHON to choose the interpreter): {e}"
+        ))
+    })?;
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(code) => Err(CliError {
+            message: format!(
+                "the Python run of {} ended with status {code}",
+                args.pipeline.display()
+            ),
+            code,
+        }),
+        None => Err(CliError::new(format!(
+            "the Python run of {} was killed by a signal",
+            args.pipeline.display()
+        ))),
+    }
+}
+
 /// Runs `daf run` with the stages of `registry` (the built-in ones plus an
 /// application's own): prints the summary, writes `--dump`, exit status 3
 /// when some visit failed in some process.
 pub fn run_with_registry(args: RunArgs, registry: &StageRegistry) -> Result<(), CliError> {
     init_logging();
+    let cfg = load_pipeline(&args.pipeline, &args.run_id)?;
+    if let Some(class) = python_stage_class(&cfg, registry) {
+        return run_in_python(&args, &class);
+    }
     let req = args.request()?;
     let Some(report) = daf_harness::run_with_registry(&req, registry)? else {
         return Ok(()); // an MPI slice rank: the master reports
