@@ -34,6 +34,7 @@ use daf_mappers::{
     open_registry, ButlerLocation, CameraMapper, CameraMapperOptions, KeyType, Mapper, MapperError,
     MapperPolicy,
 };
+use daf_storages::datastore::{Datastore, PutMode};
 use daf_storages::LogicalLocation;
 use rayon::prelude::*;
 
@@ -263,6 +264,7 @@ impl ButlerBuilder {
         let factory = self.factory.unwrap_or_else(default_mapper_factory);
         let mut mappers = Vec::new();
         let mut registries = Vec::new();
+        let mut remotes = Vec::new();
         for (i, r) in repos.search.iter().enumerate() {
             mappers.push(factory(r)?);
             let writable = repos.outputs.contains(&i);
@@ -274,6 +276,7 @@ impl ButlerBuilder {
                 }
             }
             registries.push(reg.map(Mutex::new));
+            remotes.push(r.remote_datastore()?);
         }
         let persistence = self.persistence.unwrap_or_else(|| {
             Persistence::new(
@@ -286,6 +289,7 @@ impl ButlerBuilder {
             repos,
             mappers,
             registries,
+            remotes,
             persistence,
             aliases: BTreeMap::new(),
             run: self.run,
@@ -316,6 +320,9 @@ pub struct Butler {
     repos: RepositorySet,
     mappers: Vec<Arc<dyn Mapper>>,
     registries: Vec<Option<Mutex<FileRegistry>>>,
+    /// The datastore of each repository whose bytes are not in its folder
+    /// (`datastore: s3://...`); `None`: files under the root.
+    remotes: Vec<Option<Arc<dyn Datastore>>>,
     persistence: Persistence,
     aliases: BTreeMap<String, String>,
     run: Option<String>,
@@ -376,6 +383,12 @@ impl Butler {
     /// The mapper of repository `i`.
     pub fn mapper(&self, i: usize) -> &Arc<dyn Mapper> {
         &self.mappers[i]
+    }
+
+    /// The datastore of repository `i` when its bytes are not in its folder
+    /// (`datastore: s3://...` in its configuration).
+    pub fn remote_datastore(&self, i: usize) -> Option<&Arc<dyn Datastore>> {
+        self.remotes.get(i)?.as_ref()
     }
 
     /// The persistence used for reads and writes.
@@ -587,20 +600,27 @@ impl Butler {
         if run.is_some() {
             return Ok(None);
         }
-        match mapped {
-            Some(loc)
-                if !loc.locations.is_empty()
-                    && loc
-                        .locations
-                        .iter()
-                        .all(|l| loc.root.join(strip_hdu(l)).exists()) =>
-            {
-                Ok(Some(Located {
-                    repo: i,
-                    location: loc,
-                    record: None,
-                }))
+        let present = |loc: &ButlerLocation| -> Result<bool, ButlerError> {
+            if loc.locations.is_empty() {
+                return Ok(false);
             }
+            for l in &loc.locations {
+                let here = match &self.remotes[i] {
+                    Some(ds) => ds.head(&remote_key(&repo.root, strip_hdu(l))?)?.is_some(),
+                    None => loc.root.join(strip_hdu(l)).exists(),
+                };
+                if !here {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        };
+        match mapped {
+            Some(loc) if present(&loc)? => Ok(Some(Located {
+                repo: i,
+                location: loc,
+                record: None,
+            })),
             _ => Ok(None),
         }
     }
@@ -651,17 +671,65 @@ impl Butler {
             None => std::mem::take(&mut found.location.persistable),
         };
         let mut storages = Vec::with_capacity(found.location.locations.len());
-        for l in std::mem::take(&mut found.location.locations) {
+        // Objects of a remote datastore that are read whole are downloaded
+        // here first (removed when the read is done).
+        let mut downloads: Option<tempfile::TempDir> = None;
+        let remote = self.remotes[found.repo].as_ref();
+        for (n, l) in std::mem::take(&mut found.location.locations)
+            .into_iter()
+            .enumerate()
+        {
             // Locations found through the file registry are absolute already.
             let full = if Path::new(&l).is_absolute() {
                 l
             } else {
                 found.location.root.join(l).to_string_lossy().into_owned()
             };
-            storages.push(
-                self.persistence
-                    .retrieve_storage(&found.location.storage, &LogicalLocation::literal(full))?,
-            );
+            let Some(ds) = remote else {
+                storages.push(
+                    self.persistence.retrieve_storage(
+                        &found.location.storage,
+                        &LogicalLocation::literal(full),
+                    )?,
+                );
+                continue;
+            };
+            let file = strip_hdu(&full);
+            let hdu = &full[file.len()..];
+            let key = remote_key(&found.location.root, file)?;
+            if found.location.storage == "FitsStorage" {
+                // FITS reads headers and only the byte ranges it needs.
+                storages.push(Box::new(daf_storages::fits::FitsStorage::remote(
+                    &full,
+                    ds.clone(),
+                    key,
+                )));
+                continue;
+            }
+            if downloads.is_none() {
+                downloads = Some(
+                    tempfile::Builder::new()
+                        .prefix("daf-get.")
+                        .tempdir()
+                        .map_err(|e| ButlerError::io(std::env::temp_dir(), e))?,
+                );
+            }
+            let dir = downloads
+                .as_ref()
+                .expect("made above")
+                .path()
+                .join(n.to_string());
+            std::fs::create_dir_all(&dir).map_err(|e| ButlerError::io(&dir, e))?;
+            let name = Path::new(file)
+                .file_name()
+                .map(|f| f.to_os_string())
+                .unwrap_or_else(|| "object".into());
+            let local = dir.join(name);
+            ds.get_to_file(&key, &local)?;
+            storages.push(self.persistence.retrieve_storage(
+                &found.location.storage,
+                &LogicalLocation::literal(format!("{}{hdu}", local.display())),
+            )?);
         }
         Ok(self
             .persistence
@@ -748,9 +816,20 @@ impl Butler {
             } else {
                 format!("{run}/{rel}")
             };
+            if let Some(ds) = &self.remotes[i] {
+                check_relative("dataset path", &rel)?;
+                return Ok(PathBuf::from(format!("{}/{rel}", ds.url())));
+            }
             return Ok(join_under(root, "dataset path", &rel)?);
         }
         let found = self.locate(base, data_id, None)?;
+        if let Some(ds) = &self.remotes[found.repo] {
+            let root = &self.repos.search[found.repo].root;
+            if let Some(first) = found.location.locations.first() {
+                let key = remote_key(root, strip_hdu(first))?;
+                return Ok(PathBuf::from(format!("{}/{key}", ds.url())));
+            }
+        }
         let l = found
             .location
             .locations_with_root()
@@ -962,6 +1041,7 @@ impl Butler {
         opts: &PutOptions,
     ) -> Result<Vec<Result<PathBuf, ButlerError>>, ButlerError> {
         let root = &self.repos.search[i].root;
+        let remote = self.remotes[i].as_deref();
         let reg = self.registries[i]
             .as_ref()
             .expect("outputs have a registry");
@@ -1037,6 +1117,7 @@ impl Butler {
                 data_id: s.intent.data_id.clone(),
                 path: full.clone(),
             };
+            let rel0 = &s.intent.files[0].0;
             let mut adopt = false;
             if !opts.clobber && !opts.backup {
                 if existing.is_some() {
@@ -1045,10 +1126,28 @@ impl Butler {
                     results[k] = Some(Err(exists_err()));
                     continue;
                 }
-                if full.symlink_metadata().is_ok() {
+                let present = match remote {
+                    Some(ds) => ds.head(rel0).map(|m| m.is_some()),
+                    None => Ok(full.symlink_metadata().is_ok()),
+                };
+                let present = match present {
+                    Ok(p) => p,
+                    Err(e) => {
+                        drop_staging(s);
+                        release.push(intent);
+                        results[k] = Some(Err(e.into()));
+                        continue;
+                    }
+                };
+                if present {
                     // an unregistered file: adopted if it holds these bytes
-                    let same = checksum_file(full)
-                        .is_ok_and(|(c, n)| c == s.intent.checksum && n == s.intent.size);
+                    let same = match remote {
+                        Some(ds) => ds
+                            .checksum(rel0)
+                            .is_ok_and(|(c, n)| c == s.intent.checksum && n == s.intent.size),
+                        None => checksum_file(full)
+                            .is_ok_and(|(c, n)| c == s.intent.checksum && n == s.intent.size),
+                    };
                     if !same || s.full.len() > 1 {
                         drop_staging(s);
                         release.push(intent);
@@ -1058,7 +1157,21 @@ impl Butler {
                     adopt = true;
                 }
             }
-            let backup = if opts.backup && full.exists() {
+            let backup = if let Some(ds) = remote.filter(|_| opts.backup) {
+                let made = ds.head(rel0).map_err(ButlerError::from).and_then(|m| {
+                    m.map(|_| remote_backup(ds, rel0).map(PathBuf::from))
+                        .transpose()
+                });
+                match made {
+                    Ok(b) => b,
+                    Err(e) => {
+                        drop_staging(s);
+                        release.push(intent);
+                        results[k] = Some(Err(e));
+                        continue;
+                    }
+                }
+            } else if opts.backup && full.exists() {
                 match make_backup(full) {
                     Ok(b) => Some(b),
                     Err(e) => {
@@ -1071,12 +1184,24 @@ impl Butler {
             } else {
                 None
             };
+            let placed = match remote {
+                _ if adopt => Ok(()),
+                Some(ds) => upload_staged(ds, root, s),
+                None => rename_staged(root, s),
+            };
             if adopt {
                 drop_staging(s);
-            } else if let Err(e) = rename_staged(root, s) {
+            } else if let Err(e) = placed {
                 drop_staging(s);
                 if let Some(b) = &backup {
-                    let _ = std::fs::remove_file(b);
+                    match remote {
+                        Some(ds) => {
+                            let _ = ds.delete(&b.to_string_lossy());
+                        }
+                        None => {
+                            let _ = std::fs::remove_file(b);
+                        }
+                    }
                 }
                 release.push(intent);
                 results[k] = Some(Err(e));
@@ -1108,6 +1233,19 @@ impl Butler {
             let mut undone = Vec::new();
             for (&intent, (k, backup)) in done.iter().zip(&moved) {
                 let s = &staged[*k];
+                if let Some(ds) = remote {
+                    // put the backup back, or remove the new object
+                    let rel0 = &s.intent.files[0].0;
+                    let ok = match backup {
+                        Some(b) => ds.rename(&b.to_string_lossy(), rel0).is_ok(),
+                        None if s.intent.mode == IntentMode::New => ds.delete(rel0).is_ok(),
+                        None => false,
+                    };
+                    if ok {
+                        undone.push(intent);
+                    }
+                    continue;
+                }
                 match backup {
                     Some(b) if std::fs::rename(b, &s.full[0]).is_ok() => undone.push(intent),
                     Some(_) => {}
@@ -1123,7 +1261,10 @@ impl Butler {
             return Err(e);
         }
         for (k, _) in moved {
-            results[k] = Some(Ok(staged[k].full[0].clone()));
+            results[k] = Some(Ok(match remote {
+                Some(ds) => PathBuf::from(format!("{}/{}", ds.url(), staged[k].intent.files[0].0)),
+                None => staged[k].full[0].clone(),
+            }));
         }
         Ok(results
             .into_iter()
@@ -1308,6 +1449,74 @@ fn staging_name(rel: &str) -> String {
         None => ("", rel),
     };
     format!("{dir}.daf-tmp.{}.{n}.{name}", daf_storages::owner::token())
+}
+
+/// The datastore key of `path`, a file under the repository `root`.
+fn remote_key(root: &Path, path: &str) -> Result<String, ButlerError> {
+    let p = Path::new(path);
+    let rel = if p.is_absolute() {
+        p.strip_prefix(root).map_err(|_| {
+            ButlerError::repo(
+                root,
+                format!("{path} is not inside the repository, so not in its datastore"),
+            )
+        })?
+    } else {
+        p
+    };
+    let parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    let key = parts.join("/");
+    daf_storages::datastore::check_key(&key)?;
+    Ok(key)
+}
+
+/// The first free `rel~N` in a remote datastore, copied from `rel`
+/// (create-only, so a racing backup never overwrites another).
+fn remote_backup(ds: &dyn Datastore, rel: &str) -> Result<String, ButlerError> {
+    for n in 1..10_000 {
+        let b = format!("{rel}~{n}");
+        if ds.head(&b)?.is_some() {
+            continue;
+        }
+        match ds.copy(rel, &b, PutMode::Create) {
+            Ok(()) => return Ok(b),
+            Err(daf_storages::datastore::DatastoreError::AlreadyExists { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ButlerError::repo(
+        ds.url(),
+        format!("no free backup name for {rel}"),
+    ))
+}
+
+/// Uploads every staging file of `s` to its key in the remote datastore
+/// (each upload complete or absent; a new put is create-only, so it never
+/// replaces an object another writer placed), then removes the staging
+/// files. On error, objects of this put already uploaded are removed.
+fn upload_staged(ds: &dyn Datastore, root: &Path, s: &Staged) -> Result<(), ButlerError> {
+    let mode = if s.intent.mode == IntentMode::New {
+        PutMode::Create
+    } else {
+        PutMode::Overwrite
+    };
+    for (n, (rel, st)) in s.intent.files.iter().enumerate() {
+        if let Err(e) = ds.put_file(rel, &root.join(st), mode) {
+            if mode == PutMode::Create {
+                for (done, _) in &s.intent.files[..n] {
+                    let _ = ds.delete(done);
+                }
+            }
+            return Err(e.into());
+        }
+    }
+    for (_, st) in &s.intent.files {
+        let _ = std::fs::remove_file(root.join(st));
+    }
+    Ok(())
 }
 
 /// Renames every staging file of `s` over its final path.

@@ -47,6 +47,9 @@ pub enum ButlerError {
         /// The existing file.
         path: PathBuf,
     },
+    /// The datastore (local folder or S3 bucket) failed; the cause is kept.
+    #[error(transparent)]
+    Datastore(#[from] daf_storages::datastore::DatastoreError),
     /// `data_ref` found zero or several datasets.
     #[error("no unique dataset for {dataset_type} {data_id}: {count} match")]
     NotUnique {

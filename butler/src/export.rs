@@ -90,6 +90,15 @@ pub fn import(
 ) -> Result<IngestSummary, ButlerError> {
     let out = crate::ingest::first_output(butler)?;
     let root = butler.repositories()[out].root.clone();
+    if let Some(ds) = butler.remote_datastore(out) {
+        return Err(ButlerError::repo(
+            &root,
+            format!(
+                "import into the datastore {} is not supported yet",
+                ds.url()
+            ),
+        ));
+    }
     let mut summary = IngestSummary::default();
     let mut recs = Vec::new();
     for rec in &export.datasets {

@@ -371,6 +371,16 @@ pub fn ingest(
 ) -> Result<IngestSummary, ButlerError> {
     let out = first_output(butler)?;
     check_relative("run", &opts.run)?;
+    if let Some(ds) = butler.remote_datastore(out) {
+        return Err(ButlerError::repo(
+            &butler.repositories()[out].root,
+            format!(
+                "ingest into the datastore {} is not supported yet; put the datasets \
+                 through a Butler instead",
+                ds.url()
+            ),
+        ));
+    }
     let repo = &butler.repositories()[out];
     let root = repo.root.clone();
     let mapper = butler.mapper(out).clone();

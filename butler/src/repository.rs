@@ -59,6 +59,12 @@ pub struct RepositoryCfg {
     /// schema per repository, so repositories can share a database).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry_schema: Option<String>,
+    /// Where the datasets' bytes live: absent for the repository folder
+    /// itself; `s3://bucket/prefix` for an S3 bucket (credentials from the
+    /// standard AWS variables or `~/.aws/credentials`, never here). See
+    /// [`daf_storages::datastore`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datastore: Option<String>,
 }
 
 impl RepositoryCfg {
@@ -320,6 +326,7 @@ impl Repository {
             policy: None,
             registry,
             registry_schema,
+            datastore: None,
         };
         let path = root.join(CFG_FILE);
         let mut f = daf_storages::atomic::AtomicFile::create(&path)?;
@@ -328,6 +335,39 @@ impl Repository {
             .map_err(|e| ButlerError::io(&path, e))?;
         f.commit()?;
         Repository::open(&root, Mode::Write)
+    }
+}
+
+impl Repository {
+    /// Records `url` (`s3://bucket/prefix`) as the datastore of the new,
+    /// still empty repository at `self.root` and rewrites its
+    /// configuration. The datastore is opened and listed first, so an
+    /// unreachable endpoint, a missing bucket or refused credentials fail
+    /// here and leave the configuration unchanged.
+    pub fn set_datastore(&mut self, url: &str) -> Result<(), ButlerError> {
+        let ds = daf_storages::datastore::open_datastore(url)?;
+        ds.list("")?;
+        self.cfg.datastore = Some(ds.url());
+        let path = self.root.join(CFG_FILE);
+        let mut f = daf_storages::atomic::AtomicFile::create(&path)?;
+        f.writer()
+            .write_all(self.cfg.to_yaml_string().as_bytes())
+            .map_err(|e| ButlerError::io(&path, e))?;
+        f.commit()?;
+        Ok(())
+    }
+
+    /// The repository's datastore when it is not its own folder
+    /// (`datastore:` in its configuration), else `None`.
+    pub fn remote_datastore(
+        &self,
+    ) -> Result<Option<std::sync::Arc<dyn daf_storages::datastore::Datastore>>, ButlerError> {
+        match &self.cfg.datastore {
+            Some(url) if daf_storages::datastore::is_remote_url(url) => {
+                Ok(Some(daf_storages::datastore::open_datastore(url)?))
+            }
+            _ => Ok(None),
+        }
     }
 }
 

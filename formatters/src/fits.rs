@@ -196,7 +196,8 @@ fn read_plane<T: Pixel>(
     cut: Option<CutOut>,
     name: &str,
 ) -> Result<Image<T>> {
-    let f = s.file()?;
+    // headers only: a remote object is then read for just these pixels
+    let f = s.headers()?;
     let h = f.hdu(hdu)?;
     let (x0, y0) = hdu_xy0(&h.cards);
     let bbox = match cut {
@@ -235,7 +236,7 @@ fn read_plane<T: Pixel>(
             Some((lx as usize, ly as usize, c.w, c.h))
         }
     };
-    let (w, hgt, px) = f.read_image::<T>(hdu, bbox)?;
+    let (w, hgt, px) = s.read_image::<T>(hdu, bbox)?;
     let mut img = Image::from_vec(w, hgt, px)?;
     match bbox {
         Some((lx, ly, _, _)) => img.set_xy0(x0 + lx as i32, y0 + ly as i32),
@@ -252,7 +253,7 @@ fn image_hdu(s: &mut FitsStorage, ad: &PropertySet) -> Result<usize> {
     }
     if ad.exists("hdu") {
         let n = ad.get_as_i64("hdu")?;
-        let f = s.file()?;
+        let f = s.headers()?;
         return Ok(f.hdu(usize::try_from(n).unwrap_or(usize::MAX))?.index);
     }
     if ad.exists("component") {
@@ -275,7 +276,7 @@ fn image_hdu(s: &mut FitsStorage, ad: &PropertySet) -> Result<usize> {
 /// or of the primary HDU, without reading any pixels.
 pub fn read_metadata(s: &mut FitsStorage) -> Result<PropertySet> {
     let hdu = s.requested_hdu().unwrap_or(0);
-    let f = s.file()?;
+    let f = s.headers()?;
     Ok(cards_to_property_set(&f.hdu(hdu)?.cards, |_| false))
 }
 

@@ -10,6 +10,7 @@ pub mod db;
 pub mod fits;
 pub mod foundation;
 pub mod harness;
+pub mod objectstore;
 pub mod policy;
 pub mod python;
 pub mod registry;

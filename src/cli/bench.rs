@@ -42,6 +42,21 @@ pub enum BenchArea {
     /// get and a 1,000-dataset query against the Gen3 butler, a 4096² image
     /// get against astropy, zero copy and peak memory.
     Python(QuickArgs),
+    /// S3 datastore (SeaweedFS or any S3): get, put and cut-outs against
+    /// plain object_store calls on the same server.
+    Objectstore(ObjectstoreBenchArgs),
+}
+
+/// `daf bench objectstore` arguments.
+#[derive(Debug, Args)]
+pub struct ObjectstoreBenchArgs {
+    /// Bucket and prefix to work under (default: s3://$DAF_TEST_S3_BUCKET);
+    /// credentials and endpoint from the AWS variables.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Repetitions of each timing (median).
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
 }
 
 /// `daf bench butler` arguments.
@@ -185,6 +200,24 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
             let python = std::env::var("DAF_PYTHON").unwrap_or_else(|_| "python3".into());
             let rows = crate::bench::python::run(&python, a.quick).map_err(CliError::new)?;
             print!("{}", crate::bench::format_table("daf bench python", &rows));
+            Ok(())
+        }
+        BenchArea::Objectstore(a) => {
+            let url = match a.url {
+                Some(u) => u,
+                None => format!(
+                    "s3://{}",
+                    std::env::var("DAF_TEST_S3_BUCKET").map_err(|_| CliError::new(
+                        "pass --url s3://bucket/prefix (or set DAF_TEST_S3_BUCKET)"
+                    ))?
+                ),
+            };
+            let rows =
+                crate::bench::objectstore::run(&url, a.runs.max(1)).map_err(CliError::new)?;
+            print!(
+                "{}",
+                crate::bench::format_table("daf bench objectstore", &rows)
+            );
             Ok(())
         }
     }

@@ -110,6 +110,12 @@ pub struct CreateArgs {
     /// `daf_<hex>` name); one schema per repository.
     #[arg(long, requires = "registry")]
     pub registry_schema: Option<String>,
+    /// Keep the datasets' bytes in an S3 bucket: `s3://bucket/prefix`.
+    /// Credentials and endpoint come from AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, AWS_REGION or
+    /// ~/.aws/credentials, never from the URL. Default: the repository folder.
+    #[arg(long)]
+    pub datastore: Option<String>,
 }
 
 /// Runs `daf create`.
@@ -147,7 +153,13 @@ pub fn create(a: CreateArgs) -> Result<(), CliError> {
         .map(|url| PgLocation::parse(url, a.registry_schema.as_deref()))
         .transpose()
         .map_err(CliError::new)?;
-    let r = Repository::create_with_registry(
+    if let Some(url) = &a.datastore {
+        // reachable, bucket present, credentials accepted: before anything is made
+        daf_storages::datastore::open_datastore(url)
+            .and_then(|ds| ds.list("").map(|_| ()))
+            .map_err(|e| CliError::new(e.to_string()))?;
+    }
+    let mut r = Repository::create_with_registry(
         &a.repo,
         Some(&mapper),
         args,
@@ -155,6 +167,10 @@ pub fn create(a: CreateArgs) -> Result<(), CliError> {
         registry.as_ref(),
         None,
     )?;
+    if let Some(url) = &a.datastore {
+        r.set_datastore(url)?;
+        println!("datastore {}", r.cfg.datastore.as_deref().unwrap_or(url));
+    }
     match (&r.cfg.registry, &r.cfg.registry_schema) {
         (Some(url), Some(schema)) => println!(
             "created repository {} (mapper {mapper}, registry {url} schema {schema})",
@@ -700,6 +716,12 @@ pub fn verify(a: VerifyArgs) -> Result<(), CliError> {
     use daf_butler::recovery::{self, StrayKind};
     let butler = open(&a.repo, false)?;
     let root = butler.repositories()[0].root.clone();
+    if let Some(ds) = butler.remote_datastore(0) {
+        return Err(CliError::new(format!(
+            "verify of the datastore {} is not supported yet",
+            ds.url()
+        )));
+    }
     let reg = butler.registry(0).ok_or_else(|| {
         CliError::new(format!(
             "{} has no file registry (nothing was put or ingested)",

@@ -15,11 +15,13 @@
 //! [`fits::FitsFile`], a memory-mapped scanner (gzip and tile-compressed
 //! files are inflated first; cfitsio handles the tiles). The database
 //! storages ([`db::DbStorage`], [`db::DbTsvStorage`], credentials in
-//! [`db::DbAuth`]) live in [`db`].
+//! [`db::DbAuth`]) live in [`db`]. Where a repository's bytes live — a
+//! local folder or an S3 bucket — is a [`datastore::Datastore`].
 
 pub mod atomic;
 pub mod boost;
 pub mod boost_storage;
+pub mod datastore;
 pub mod db;
 pub mod error;
 pub mod fits;

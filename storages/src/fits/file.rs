@@ -363,6 +363,94 @@ impl FitsFile {
         Ok(f)
     }
 
+    /// Opens a FITS object of `size` bytes through ranged reads (`fetch`
+    /// returns the bytes of one range): only the header blocks of every HDU
+    /// are read now; data bytes stay zero until [`FitsFile::fill`] stores
+    /// them (the zeroed buffer is allocated lazily by the OS, so unread
+    /// parts cost no memory). The caller fetches before it reads pixels.
+    pub fn open_headers(
+        name: impl Into<PathBuf>,
+        size: u64,
+        fetch: &mut dyn FnMut(std::ops::Range<u64>) -> Result<Vec<u8>>,
+    ) -> Result<FitsFile> {
+        let name = name.into();
+        if size > MAX_INFLATED {
+            return Err(format_err(&name, "object larger than 16 GiB"));
+        }
+        let size_us = size as usize;
+        let mut buf = vec![0u8; size_us];
+        let mut off = 0usize;
+        // Header blocks are read 4 at a time (11.5 KiB) until END.
+        while off + BLOCK_LEN <= size_us {
+            let mut pos = off;
+            let mut end = None;
+            while end.is_none() && pos + BLOCK_LEN <= size_us {
+                let upto = (pos + 4 * BLOCK_LEN).min(size_us / BLOCK_LEN * BLOCK_LEN);
+                let got = fetch(pos as u64..upto as u64)?;
+                buf[pos..upto].copy_from_slice(&got);
+                if off > 0 && pos == off && !buf[off..].starts_with(b"XTENSION=") {
+                    // trailing blocks that are not an extension: done
+                    return Self::from_parts(name, Bytes::Owned(buf));
+                }
+                for c in (pos..upto).step_by(CARD_LEN) {
+                    let card = &buf[c..c + CARD_LEN];
+                    if card.starts_with(b"END") && card[3..].iter().all(|&b| b == b' ') {
+                        end = Some(c);
+                        break;
+                    }
+                }
+                pos = upto;
+            }
+            let Some(end) = end else { break };
+            let header_end = (end / BLOCK_LEN + 1) * BLOCK_LEN;
+            let cards = parse_cards(&buf[off..end + CARD_LEN]);
+            let int = |k: &str| match cards
+                .iter()
+                .find(|c| c.key == k)
+                .and_then(|c| c.value.clone())
+            {
+                Some(Value::Int(i)) => Some(i),
+                _ => None,
+            };
+            // malformed sizes are left to the scan below to report
+            let Some(data_len) = (|| {
+                let bitpix = int("BITPIX")?;
+                let naxis = int("NAXIS")?;
+                let mut count: u64 = if naxis == 0 { 0 } else { 1 };
+                for i in 1..=naxis {
+                    count = count.checked_mul(u64::try_from(int(&format!("NAXIS{i}"))?).ok()?)?;
+                }
+                let (p, g) = if off == 0 {
+                    (0, 1)
+                } else {
+                    (int("PCOUNT").unwrap_or(0), int("GCOUNT").unwrap_or(1))
+                };
+                let (p, g) = (u64::try_from(p).ok()?, u64::try_from(g).ok()?);
+                if count == 0 && p == 0 {
+                    return Some(0u64);
+                }
+                count
+                    .checked_add(p)?
+                    .checked_mul(g)?
+                    .checked_mul(bitpix.unsigned_abs() / 8)
+            })() else {
+                break;
+            };
+            off = header_end.saturating_add((data_len as usize).div_ceil(BLOCK_LEN) * BLOCK_LEN);
+        }
+        Self::from_parts(name, Bytes::Owned(buf))
+    }
+
+    /// Stores `bytes` at `offset` of a file opened by
+    /// [`FitsFile::open_headers`] (no effect on a memory-mapped file).
+    pub fn fill(&mut self, offset: usize, bytes: &[u8]) {
+        if let Bytes::Owned(v) = &mut self.bytes {
+            if let Some(dst) = v.get_mut(offset..offset + bytes.len()) {
+                dst.copy_from_slice(bytes);
+            }
+        }
+    }
+
     /// Scans FITS bytes already in memory; `name` is used in messages.
     pub fn from_bytes(name: impl Into<PathBuf>, bytes: Vec<u8>) -> Result<FitsFile> {
         Self::from_parts(name.into(), Bytes::Owned(bytes))
