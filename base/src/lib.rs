@@ -22,6 +22,7 @@
 pub mod data_id;
 pub mod datetime;
 pub mod error;
+pub mod path_safety;
 pub mod policy;
 pub mod printf;
 pub mod property_set;
@@ -31,6 +32,7 @@ pub mod testing;
 pub use data_id::{DataId, DataIdValue};
 pub use datetime::{DateTime, Timescale};
 pub use error::PropertyError;
+pub use path_safety::UnsafePath;
 pub use policy::Policy;
 pub use printf::{sprintf, FormatSpec, PrintfArg, PrintfError};
-pub use property_set::{PropertySet, PropertyType, PropertyValue, Values};
+pub use property_set::{NativeType, PropertySet, PropertyType, PropertyValue, Values};

@@ -345,14 +345,87 @@ impl From<&String> for Values {
 /// assert!(matches!(ps.get::<i32>("nope"), Err(PropertyError::NotFound { .. })));
 /// ```
 ///
-/// Equality compares names and values regardless of insertion order.
+/// Equality compares names and values regardless of insertion order (and
+/// ignores [`NativeType`] annotations).
 /// Serde writes the set as a map from each top-level name to its typed values
 /// (`{"visit": {"I64": [1]}}`); reading rejects names that are empty or
 /// contain a dot, which no `set` could have produced.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(try_from = "IndexMap<String, Values>")]
 pub struct PropertySet {
     entries: Entries,
+    /// C++ types of leaves held directly here, where one Rust type stands
+    /// for two (see [`NativeType`]); `None` (no allocation) when there are none.
+    native: Option<Box<Vec<(String, NativeType)>>>,
+}
+
+impl PartialEq for PropertySet {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
+}
+
+/// The C++ type a value had in the program that wrote it, where one Rust
+/// value type stands for two C++ types: C `char` and `signed char` are both
+/// [`Values::I8`]; `long` and `long long` both [`Values::I64`]; `unsigned
+/// long` and `unsigned long long` both [`Values::U64`].
+///
+/// LSST's C++ `PropertySet` keeps them apart (`get<long>` fails on a
+/// `long long`), and its Boost archives give each a type code of its own.
+/// A [`PropertySet`] read from such an archive remembers the C++ type of
+/// each of these leaves ([`PropertySet::native_type`]), so that writing it
+/// back gives every leaf its original code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NativeType {
+    /// C `char` (LSST type code `c`), an [`Values::I8`].
+    Char,
+    /// C `signed char` (`y`), an [`Values::I8`].
+    SignedChar,
+    /// C `long` (`l`), an [`Values::I64`].
+    Long,
+    /// C `unsigned long` (`L`), a [`Values::U64`].
+    UnsignedLong,
+    /// C `long long` (`x`), an [`Values::I64`].
+    LongLong,
+    /// C `unsigned long long` (`X`), a [`Values::U64`].
+    UnsignedLongLong,
+}
+
+impl NativeType {
+    /// The value type this C++ type is held as.
+    pub fn property_type(self) -> PropertyType {
+        match self {
+            NativeType::Char | NativeType::SignedChar => PropertyType::I8,
+            NativeType::Long | NativeType::LongLong => PropertyType::I64,
+            NativeType::UnsignedLong | NativeType::UnsignedLongLong => PropertyType::U64,
+        }
+    }
+
+    /// The C++ spelling (`"long"`, `"signed char"` ...).
+    pub fn cpp_name(self) -> &'static str {
+        match self {
+            NativeType::Char => "char",
+            NativeType::SignedChar => "signed char",
+            NativeType::Long => "long",
+            NativeType::UnsignedLong => "unsigned long",
+            NativeType::LongLong => "long long",
+            NativeType::UnsignedLongLong => "unsigned long long",
+        }
+    }
+
+    /// Inverse of [`NativeType::cpp_name`].
+    pub fn from_cpp_name(name: &str) -> Option<NativeType> {
+        [
+            NativeType::Char,
+            NativeType::SignedChar,
+            NativeType::Long,
+            NativeType::UnsignedLong,
+            NativeType::LongLong,
+            NativeType::UnsignedLongLong,
+        ]
+        .into_iter()
+        .find(|t| t.cpp_name() == name)
+    }
 }
 
 impl TryFrom<IndexMap<String, Values>> for PropertySet {
@@ -368,7 +441,10 @@ impl TryFrom<IndexMap<String, Values>> for PropertySet {
             }
             entries.insert(name, values);
         }
-        Ok(PropertySet { entries })
+        Ok(PropertySet {
+            entries,
+            native: None,
+        })
     }
 }
 
@@ -413,6 +489,7 @@ impl PropertySet {
     pub fn with_capacity(n: usize) -> Self {
         PropertySet {
             entries: Entries::with_capacity(n),
+            native: None,
         }
     }
 
@@ -723,7 +800,56 @@ impl PropertySet {
                 _ => return None,
             }
         }
+        if let Some(native) = cur.native.as_mut() {
+            native.retain(|(k, _)| k != last);
+        }
         cur.entries.remove(last)
+    }
+
+    /// The C++ type of leaf `name` when one was recorded (by
+    /// [`PropertySet::set_native_type`], e.g. by a reader of LSST's Boost
+    /// archives) and the leaf still holds values of that type.
+    ///
+    /// ```
+    /// use daf_base::{NativeType, PropertySet};
+    /// let mut ps = PropertySet::new();
+    /// ps.set("a.visit", 5i64).unwrap();
+    /// assert_eq!(ps.native_type("a.visit"), None);
+    /// ps.set_native_type("a.visit", NativeType::Long).unwrap();
+    /// assert_eq!(ps.native_type("a.visit"), Some(NativeType::Long));
+    /// ps.set("a.visit", "five").unwrap(); // no longer an integer
+    /// assert_eq!(ps.native_type("a.visit"), None);
+    /// ```
+    pub fn native_type(&self, name: &str) -> Option<NativeType> {
+        let (parent, leaf) = self.parent(name)?;
+        let t = parent
+            .native
+            .as_ref()?
+            .iter()
+            .find(|(k, _)| k == leaf)
+            .map(|(_, t)| *t)?;
+        let values = parent.entries_get(leaf)?;
+        (values.property_type() == t.property_type()).then_some(t)
+    }
+
+    /// Records the C++ type of leaf `name`, which must hold values of the
+    /// matching Rust type ([`NativeType::property_type`]).
+    pub fn set_native_type(&mut self, name: &str, t: NativeType) -> Result<(), PropertyError> {
+        let actual = self.values_or_err(name)?.property_type();
+        if actual != t.property_type() {
+            return Err(PropertyError::TypeMismatch {
+                name: name.to_string(),
+                expected: t.property_type().name(),
+                actual: actual.name(),
+            });
+        }
+        let (parent, leaf) = self.parent_mut_create(name)?;
+        let native = parent.native.get_or_insert_with(Default::default);
+        match native.iter_mut().find(|(k, _)| k == leaf) {
+            Some(slot) => slot.1 = t,
+            None => native.push((leaf.to_string(), t)),
+        }
+        Ok(())
     }
 
     /// Appends every leaf of `other` to this set (like LSST's `combine`): names
@@ -738,6 +864,10 @@ impl PropertySet {
         for name in other.param_names() {
             if let Some(v) = other.values(&name) {
                 merged.add(&name, v.clone())?;
+                if let Some(t) = other.native_type(&name) {
+                    // Kept only where the merged values still have its type.
+                    let _ = merged.set_native_type(&name, t);
+                }
             }
         }
         *self = merged;
@@ -756,6 +886,10 @@ impl PropertySet {
         for name in other.param_names() {
             if let Some(v) = other.values(&name) {
                 merged.set(&name, v.clone())?;
+                if let Some(t) = other.native_type(&name) {
+                    // Kept only where the merged values still have its type.
+                    let _ = merged.set_native_type(&name, t);
+                }
             }
         }
         *self = merged;

@@ -8,20 +8,21 @@
 //! id, and a `run` can be chosen), then the mapper's templated path.
 //!
 //! ## Writes
-//! A put maps the data id in every output, refuses to replace an existing
-//! dataset unless `clobber` or `backup` is set, and writes through
-//! [`Persistence`] (temporary file, fsync, rename). The order is:
-//! 1. backup (if asked): the old file is hard-linked to `path~N`;
-//! 2. the storages write a temporary file, fsync it and rename it over the
-//!    final path (all or nothing);
-//! 3. the file is checksummed and its registry row inserted in one
-//!    transaction.
+//! A put maps the data id in every output, checks every path piece made
+//! from input (run name, filled template) with
+//! [`daf_base::path_safety`], and follows the put protocol described in
+//! [`crate::recovery`]: stage the file (temporary file, fsync, rename to a
+//! staging name) and checksum it; claim the data id with an intent row;
+//! refuse to replace an existing dataset unless `clobber` or `backup` is set
+//! (exactly one of several racing new puts of one data id succeeds, the
+//! others get [`ButlerError::Exists`]); hard-link a backup to `path~N` if
+//! asked; rename the staging file into place; record the row and drop the
+//! intent in one transaction.
 //!
-//! A failure in step 2 leaves no new file and no row (the old file, if any,
-//! is untouched). A failure in step 3 removes the new file and puts the
-//! backup back. Only a crash between the rename and the registry commit can
-//! leave a file without a row; `daf verify` does not list it and a re-put
-//! with `clobber` repairs it.
+//! A failure before the rename leaves no new file and no row (the old file,
+//! if any, is untouched). A registry failure after it removes a new file,
+//! or puts the backup back. A crash leaves an intent that the next writer
+//! opening the repository (or `daf verify --repair`) resolves.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,9 +38,12 @@ use daf_storages::LogicalLocation;
 use rayon::prelude::*;
 
 use crate::error::ButlerError;
-use crate::file_registry::{checksum_file, now_ns, value_eq, DatasetRecord, FileRegistry};
+use crate::file_registry::{
+    checksum_file, now_ns, value_eq, Claim, DatasetRecord, FileRegistry, Intent, IntentMode,
+};
 use crate::repository::{Repository, RepositoryArgs, RepositorySet};
 use crate::simple_mapper::SimpleMapper;
+use daf_base::path_safety::{check_relative, join_under};
 
 /// Makes the mapper of one repository.
 pub type MapperFactory =
@@ -262,7 +266,13 @@ impl ButlerBuilder {
         for (i, r) in repos.search.iter().enumerate() {
             mappers.push(factory(r)?);
             let writable = repos.outputs.contains(&i);
-            let reg = FileRegistry::open_cfg(&r.root, &r.cfg, writable, self.db_auth.as_ref())?;
+            let mut reg = FileRegistry::open_cfg(&r.root, &r.cfg, writable, self.db_auth.as_ref())?;
+            if writable {
+                // finish or roll back the puts of writers that died
+                if let Some(reg) = reg.as_mut() {
+                    crate::recovery::recover_all(&mut **reg, &r.root)?;
+                }
+            }
             registries.push(reg.map(Mutex::new));
         }
         let persistence = self.persistence.unwrap_or_else(|| {
@@ -732,11 +742,13 @@ impl Butler {
             let run = self.run.as_deref().unwrap_or("");
             let rel = strip_hdu(loc.locations.first().map(String::as_str).unwrap_or(""));
             let root = &self.repos.search[i].root;
-            return Ok(if run.is_empty() {
-                root.join(rel)
+            check_relative("run", run)?;
+            let rel = if run.is_empty() {
+                rel.to_string()
             } else {
-                root.join(run).join(rel)
-            });
+                format!("{run}/{rel}")
+            };
+            return Ok(join_under(root, "dataset path", &rel)?);
         }
         let found = self.locate(base, data_id, None)?;
         let l = found
@@ -785,16 +797,9 @@ impl Butler {
         }
         let mut written = Vec::new();
         for &i in &self.repos.outputs {
-            let w = self.write_one(i, obj, &dataset_type, data_id, opts)?;
-            let reg = self.registries[i]
-                .as_ref()
-                .expect("outputs have a registry");
-            let res = lock(reg).insert(&w.rec);
-            if let Err(e) = res {
-                self.undo_write(&w);
-                return Err(e);
-            }
-            written.push(w.path);
+            let staged = self.stage_one(i, obj, &dataset_type, data_id, opts)?;
+            let mut res = self.commit_staged(i, vec![staged], opts)?;
+            written.push(res.remove(0)?);
         }
         Ok(written)
     }
@@ -815,31 +820,27 @@ impl Butler {
         let mut written = Vec::new();
         let mut first_err = None;
         for &i in &self.repos.outputs {
-            let results: Vec<Result<Written, ButlerError>> = items
+            let results: Vec<Result<Staged, ButlerError>> = items
                 .par_iter()
-                .map(|(obj, id)| self.write_one(i, *obj, &dataset_type, id, opts))
+                .map(|(obj, id)| self.stage_one(i, *obj, &dataset_type, id, opts))
                 .collect();
             let mut ok = Vec::new();
             for r in results {
                 match r {
-                    Ok(w) => ok.push(w),
+                    Ok(s) => ok.push(s),
                     Err(e) => {
                         first_err.get_or_insert(e);
                     }
                 }
             }
-            let recs: Vec<DatasetRecord> = ok.iter().map(|w| w.rec.clone()).collect();
-            let reg = self.registries[i]
-                .as_ref()
-                .expect("outputs have a registry");
-            let res = lock(reg).insert_many(&recs);
-            if let Err(e) = res {
-                for w in &ok {
-                    self.undo_write(w);
+            for r in self.commit_staged(i, ok, opts)? {
+                match r {
+                    Ok(p) => written.push(p),
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
                 }
-                return Err(e);
             }
-            written.extend(ok.into_iter().map(|w| w.path));
         }
         match first_err {
             Some(e) => Err(e),
@@ -847,25 +848,17 @@ impl Butler {
         }
     }
 
-    /// Removes a file whose registry row could not be written, restoring its
-    /// backup if one was made.
-    fn undo_write(&self, w: &Written) {
-        let _ = std::fs::remove_file(&w.path);
-        if let Some(b) = &w.backup {
-            let _ = std::fs::rename(b, &w.path);
-        }
-    }
-
-    /// Steps 1–2 of a put into output `i`; returns the row to record, the
-    /// file written and its backup.
-    fn write_one(
+    /// Step 1 of the put protocol ([`crate::recovery`]) into output `i`:
+    /// maps the data id, checks every path piece, writes the object to
+    /// staging files beside the final paths and checksums the first.
+    fn stage_one(
         &self,
         i: usize,
         obj: &dyn Persistable,
         dataset_type: &str,
         data_id: &DataId,
         opts: &PutOptions,
-    ) -> Result<Written, ButlerError> {
+    ) -> Result<Staged, ButlerError> {
         let repo = &self.repos.search[i];
         let loc = self.mappers[i].map(dataset_type, data_id, true)?;
         let run = opts
@@ -873,46 +866,41 @@ impl Butler {
             .clone()
             .or_else(|| self.run.clone())
             .unwrap_or_default();
-        let rels: Vec<String> = loc
-            .locations
-            .iter()
-            .map(|l| {
-                if run.is_empty() {
-                    l.clone()
-                } else {
-                    format!("{run}/{l}")
-                }
-            })
-            .collect();
-        let first = rels
-            .first()
-            .ok_or_else(|| ButlerError::repo(&repo.root, "mapper returned no location"))?;
-        let full = repo.root.join(strip_hdu(first));
-        let registered = self.registries[i]
-            .as_ref()
-            .map(|r| lock(r).find(dataset_type, &loc.data_id, Some(&run)))
-            .transpose()?
-            .flatten();
-        let exists = full.exists() || registered.is_some();
-        if exists && !opts.clobber && !opts.backup {
-            return Err(ButlerError::Exists {
-                dataset_type: dataset_type.into(),
-                data_id: loc.data_id.clone(),
-                path: full,
-            });
+        check_relative("run", &run)?;
+        if loc.locations.is_empty() {
+            return Err(ButlerError::repo(&repo.root, "mapper returned no location"));
         }
-        let backup = if opts.backup && full.exists() {
-            Some(make_backup(&full)?)
-        } else {
-            None
+        let mut files = Vec::with_capacity(loc.locations.len());
+        let mut locations = Vec::with_capacity(loc.locations.len());
+        for l in &loc.locations {
+            let file = strip_hdu(l);
+            let rel = if run.is_empty() {
+                file.to_string()
+            } else {
+                format!("{run}/{file}")
+            };
+            let full = join_under(&repo.root, "dataset path", &rel)?;
+            let staging_rel = staging_name(&rel);
+            // the storage sees the staging file, with the location's HDU part
+            locations.push(format!(
+                "{}{}",
+                repo.root.join(&staging_rel).display(),
+                &l[file.len()..]
+            ));
+            files.push((rel, staging_rel, full));
+        }
+        let remove_staging = |files: &[(String, String, PathBuf)]| {
+            for (_, s, _) in files {
+                let _ = std::fs::remove_file(repo.root.join(s));
+            }
         };
-        let mut storages = Vec::with_capacity(rels.len());
+        let mut storages = Vec::with_capacity(locations.len());
         let mut result = Ok(());
-        for r in &rels {
-            match self.persistence.persist_storage(
-                &loc.storage,
-                &LogicalLocation::literal(repo.root.join(r).to_string_lossy().into_owned()),
-            ) {
+        for l in &locations {
+            match self
+                .persistence
+                .persist_storage(&loc.storage, &LogicalLocation::literal(l.clone()))
+            {
                 Ok(s) => storages.push(s),
                 Err(e) => {
                     result = Err(e);
@@ -925,39 +913,244 @@ impl Butler {
                 .persistence
                 .persist(obj, &mut storages, &loc.additional_data);
         }
+        drop(storages);
         if let Err(e) = result {
-            if let Some(b) = &backup {
-                // the old file is still in place; drop the extra link
-                let _ = std::fs::remove_file(b);
-            }
+            remove_staging(&files);
             return Err(e.into());
         }
-        let (checksum, size) = match checksum_file(&full) {
+        let first = repo.root.join(&files[0].1);
+        let (checksum, size) = match checksum_file(&first) {
             Ok(x) => x,
             Err(e) => {
-                let _ = std::fs::remove_file(&full);
-                if let Some(b) = &backup {
-                    let _ = std::fs::rename(b, &full);
-                }
-                return Err(ButlerError::io(&full, e));
+                remove_staging(&files);
+                return Err(ButlerError::io(&first, e));
             }
         };
-        let rec = DatasetRecord {
-            id: 0,
-            dataset_type: dataset_type.into(),
-            data_id: loc.data_id.clone(),
-            run,
-            path: strip_hdu(first).to_string(),
-            size,
-            checksum,
-            time_ns: now_ns(),
-            source: None,
-        };
-        Ok(Written {
-            rec,
-            path: full,
-            backup,
+        Ok(Staged {
+            intent: Intent {
+                id: 0,
+                dataset_type: dataset_type.to_string(),
+                data_id: loc.data_id,
+                run,
+                mode: if opts.backup {
+                    IntentMode::Backup
+                } else if opts.clobber {
+                    IntentMode::Clobber
+                } else {
+                    IntentMode::New
+                },
+                files: files
+                    .iter()
+                    .map(|(f, s, _)| (f.clone(), s.clone()))
+                    .collect(),
+                checksum,
+                size,
+                owner: daf_storages::owner::token().to_string(),
+                time_ns: now_ns(),
+            },
+            full: files.into_iter().map(|(_, _, f)| f).collect(),
         })
+    }
+
+    /// Steps 2–5 of the put protocol ([`crate::recovery`]) for files staged
+    /// in output `i`: claim, decide, rename, settle. One result per staged
+    /// put, in order; `Err` only when the registry itself fails.
+    fn commit_staged(
+        &self,
+        i: usize,
+        staged: Vec<Staged>,
+        opts: &PutOptions,
+    ) -> Result<Vec<Result<PathBuf, ButlerError>>, ButlerError> {
+        let root = &self.repos.search[i].root;
+        let reg = self.registries[i]
+            .as_ref()
+            .expect("outputs have a registry");
+        let mut results: Vec<Option<Result<PathBuf, ButlerError>>> =
+            (0..staged.len()).map(|_| None).collect();
+        let drop_staging = |s: &Staged| {
+            for (_, st) in &s.intent.files {
+                let _ = std::fs::remove_file(root.join(st));
+            }
+        };
+        // 2. claim, waiting for other writers of the same data ids
+        let mut claimed: Vec<(usize, i64, Option<DatasetRecord>)> = Vec::new();
+        let mut pending: Vec<usize> = (0..staged.len()).collect();
+        let started = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(1);
+        while !pending.is_empty() {
+            let intents: Vec<Intent> = pending.iter().map(|&k| staged[k].intent.clone()).collect();
+            let claims = match lock(reg).claim(&intents) {
+                Ok(c) => c,
+                Err(e) => {
+                    for &k in &pending {
+                        drop_staging(&staged[k]);
+                    }
+                    self.release_claimed(i, &claimed, &staged);
+                    return Err(e);
+                }
+            };
+            let mut again = Vec::new();
+            for (&k, c) in pending.iter().zip(claims) {
+                match c {
+                    Claim::Claimed { intent, existing } => claimed.push((k, intent, existing)),
+                    Claim::Busy(holder) => {
+                        let mut g = lock(reg);
+                        let r = crate::recovery::recover_intent(&mut **g, root, &holder);
+                        drop(g);
+                        match r {
+                            Ok(crate::recovery::Resolution::Skipped)
+                                if started.elapsed() >= BUSY_WAIT =>
+                            {
+                                drop_staging(&staged[k]);
+                                results[k] = Some(Err(ButlerError::Busy {
+                                    dataset_type: holder.dataset_type.clone(),
+                                    data_id: holder.data_id.clone(),
+                                    owner: holder.owner.clone(),
+                                    since_s: (now_ns() - holder.time_ns) / 1_000_000_000,
+                                }));
+                            }
+                            Ok(_) => again.push(k),
+                            Err(e) => {
+                                drop_staging(&staged[k]);
+                                results[k] = Some(Err(e));
+                            }
+                        }
+                    }
+                }
+            }
+            if !again.is_empty() {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(50));
+            }
+            pending = again;
+        }
+        // 3–4. decide, back up, rename
+        let mut recs = Vec::new();
+        let mut done = Vec::new();
+        let mut release = Vec::new();
+        let mut moved: Vec<(usize, Option<PathBuf>)> = Vec::new();
+        for (k, intent, existing) in claimed {
+            let s = &staged[k];
+            let full = &s.full[0];
+            let exists_err = || ButlerError::Exists {
+                dataset_type: s.intent.dataset_type.clone(),
+                data_id: s.intent.data_id.clone(),
+                path: full.clone(),
+            };
+            let mut adopt = false;
+            if !opts.clobber && !opts.backup {
+                if existing.is_some() {
+                    drop_staging(s);
+                    release.push(intent);
+                    results[k] = Some(Err(exists_err()));
+                    continue;
+                }
+                if full.symlink_metadata().is_ok() {
+                    // an unregistered file: adopted if it holds these bytes
+                    let same = checksum_file(full)
+                        .is_ok_and(|(c, n)| c == s.intent.checksum && n == s.intent.size);
+                    if !same || s.full.len() > 1 {
+                        drop_staging(s);
+                        release.push(intent);
+                        results[k] = Some(Err(exists_err()));
+                        continue;
+                    }
+                    adopt = true;
+                }
+            }
+            let backup = if opts.backup && full.exists() {
+                match make_backup(full) {
+                    Ok(b) => Some(b),
+                    Err(e) => {
+                        drop_staging(s);
+                        release.push(intent);
+                        results[k] = Some(Err(e));
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            if adopt {
+                drop_staging(s);
+            } else if let Err(e) = rename_staged(root, s) {
+                drop_staging(s);
+                if let Some(b) = &backup {
+                    let _ = std::fs::remove_file(b);
+                }
+                release.push(intent);
+                results[k] = Some(Err(e));
+                continue;
+            }
+            recs.push(DatasetRecord {
+                id: 0,
+                dataset_type: s.intent.dataset_type.clone(),
+                data_id: s.intent.data_id.clone(),
+                run: s.intent.run.clone(),
+                path: s.intent.files[0].0.clone(),
+                size: s.intent.size,
+                checksum: s.intent.checksum.clone(),
+                time_ns: now_ns(),
+                source: None,
+            });
+            done.push(intent);
+            moved.push((k, backup));
+        }
+        // 5. settle: rows recorded and intents removed in one transaction
+        let settled = lock(reg).settle(&recs, &done);
+        let _ = lock(reg).release(&release);
+        if let Err(e) = settled {
+            // Undo what can be undone now: a backup goes back over the new
+            // file, a new file goes. A clobber's old content is gone, so its
+            // intent stays and recovery rolls it forward (its file is in
+            // place and matches).
+            let mut g = lock(reg);
+            let mut undone = Vec::new();
+            for (&intent, (k, backup)) in done.iter().zip(&moved) {
+                let s = &staged[*k];
+                match backup {
+                    Some(b) => {
+                        if std::fs::rename(b, &s.full[0]).is_ok() {
+                            undone.push(intent);
+                        }
+                    }
+                    None if s.intent.mode == IntentMode::New => {
+                        let mut it = s.intent.clone();
+                        it.id = intent;
+                        let _ = crate::recovery::resolve_intent(&mut **g, root, &it);
+                    }
+                    None => {}
+                }
+            }
+            let _ = g.release(&undone);
+            return Err(e);
+        }
+        for (k, _) in moved {
+            results[k] = Some(Ok(staged[k].full[0].clone()));
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every staged put has an outcome"))
+            .collect())
+    }
+
+    /// Releases intents claimed before a registry failure (best effort).
+    fn release_claimed(
+        &self,
+        i: usize,
+        claimed: &[(usize, i64, Option<DatasetRecord>)],
+        staged: &[Staged],
+    ) {
+        if let Some(reg) = self.registries[i].as_ref() {
+            let ids: Vec<i64> = claimed.iter().map(|c| c.1).collect();
+            let _ = lock(reg).release(&ids);
+        }
+        let root = &self.repos.search[i].root;
+        for (k, _, _) in claimed {
+            for (_, st) in &staged[*k].intent.files {
+                let _ = std::fs::remove_file(root.join(st));
+            }
+        }
     }
 
     // ----- queries -----
@@ -1097,11 +1290,35 @@ pub fn component_persistable(persistable: &str, component: &str) -> Option<Strin
     }
 }
 
-/// One file written by a put, not yet recorded.
-struct Written {
-    rec: DatasetRecord,
-    path: PathBuf,
-    backup: Option<PathBuf>,
+/// How long a put waits for another writer's pending put of the same data
+/// id before giving up with [`ButlerError::Busy`].
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// One put staged in one output: its intent (files relative to the root)
+/// and the full final paths.
+struct Staged {
+    intent: Intent,
+    full: Vec<PathBuf>,
+}
+
+/// `dir/.daf-tmp.OWNER.N.NAME` for `dir/NAME`: the staging file of a put,
+/// keeping the name's extension (cfitsio compresses by it).
+fn staging_name(rel: &str) -> String {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (dir, name) = match rel.rfind('/') {
+        Some(i) => (&rel[..=i], &rel[i + 1..]),
+        None => ("", rel),
+    };
+    format!("{dir}.daf-tmp.{}.{n}.{name}", daf_storages::owner::token())
+}
+
+/// Renames every staging file of `s` over its final path.
+fn rename_staged(root: &Path, s: &Staged) -> Result<(), ButlerError> {
+    for ((_, st), full) in s.intent.files.iter().zip(&s.full) {
+        std::fs::rename(root.join(st), full).map_err(|e| ButlerError::io(full, e))?;
+    }
+    Ok(())
 }
 
 /// Hard-links (or copies) `path` to the first free `path~N`.

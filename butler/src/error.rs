@@ -104,6 +104,23 @@ pub enum ButlerError {
         /// What went wrong.
         message: String,
     },
+    /// An input-derived path piece (run name, data-id value, template,
+    /// ingest target) would lead outside the repository.
+    #[error(transparent)]
+    UnsafePath(#[from] daf_base::path_safety::UnsafePath),
+    /// Another writer's pending put of the same dataset did not finish in
+    /// time.
+    #[error("{dataset_type} {data_id} is being written by {owner} (pending since {since_s} s); try again later, or run `daf verify --repair` if that process is gone")]
+    Busy {
+        /// The dataset type.
+        dataset_type: String,
+        /// The data id.
+        data_id: DataId,
+        /// The other writer ([`daf_storages::owner::token`]).
+        owner: String,
+        /// How long its put has been pending, in seconds.
+        since_s: i64,
+    },
     /// A mapper error.
     #[error(transparent)]
     Mapper(#[from] MapperError),

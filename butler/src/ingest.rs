@@ -5,7 +5,12 @@
 //!
 //! Files are processed in parallel. A file already ingested (same source
 //! path) is skipped; a file that fails is reported and the others go on.
-//! The registry rows of one call are written in one transaction at the end.
+//! Ingest follows the put protocol of [`crate::recovery`]: every data id is
+//! claimed with an intent before its file is placed, and the rows of one
+//! call are recorded (and the intents dropped) in one transaction at the
+//! end. The run name and every target path are checked with
+//! [`daf_base::path_safety`]. A retry after a failure adopts an identical
+//! unregistered copy left at the target.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, Read};
@@ -21,8 +26,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::butler::Butler;
 use crate::error::ButlerError;
-use crate::file_registry::{checksum_file, now_ns, DatasetRecord};
+use crate::file_registry::{checksum_file, now_ns, Claim, DatasetRecord, Intent, IntentMode};
 use crate::simple_mapper::normalize_data_id;
+use daf_base::path_safety::{check_relative, join_under};
 
 /// How a file gets into the repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -301,6 +307,40 @@ fn relative(target: &Path, base: &Path) -> PathBuf {
     out
 }
 
+/// Puts the file of `plan` at `dst`. An unregistered file already at `dst`
+/// (left by an earlier attempt that failed before recording it) is adopted
+/// when it holds the same bytes, and refused otherwise. A symbolic link
+/// given to [`Transfer::Move`] is resolved: the file it points to is copied
+/// in and the link removed (moving the link itself would leave a relative
+/// link dangling); the file it points to stays where it is.
+fn place(
+    src: &Path,
+    dst: &Path,
+    mode: Transfer,
+    link_source: bool,
+    rec: &DatasetRecord,
+) -> Result<(), String> {
+    if mode != Transfer::Direct && dst.symlink_metadata().is_ok() {
+        let same = checksum_file(dst).is_ok_and(|(c, n)| c == rec.checksum && n == rec.size);
+        if !same {
+            return Err(format!(
+                "{} exists, is not registered and differs from this file; move it away \
+                 (`daf verify` lists unregistered files)",
+                dst.display()
+            ));
+        }
+        if mode == Transfer::Move {
+            std::fs::remove_file(src).map_err(|e| e.to_string())?;
+        }
+        return Ok(());
+    }
+    if mode == Transfer::Move && link_source {
+        transfer_file(src, dst, Transfer::Copy).map_err(|e| e.to_string())?;
+        return std::fs::remove_file(src).map_err(|e| e.to_string());
+    }
+    transfer_file(src, dst, mode).map_err(|e| e.to_string())
+}
+
 fn absolute(p: &Path) -> io::Result<PathBuf> {
     std::path::absolute(p)
 }
@@ -330,6 +370,7 @@ pub fn ingest(
     progress: &(dyn Fn() + Sync),
 ) -> Result<IngestSummary, ButlerError> {
     let out = first_output(butler)?;
+    check_relative("run", &opts.run)?;
     let repo = &butler.repositories()[out];
     let root = repo.root.clone();
     let mapper = butler.mapper(out).clone();
@@ -350,23 +391,36 @@ pub fn ingest(
         }
         (srcs, Mutex::new(ids))
     };
-    enum Outcome {
-        Done(DatasetRecord, PathBuf),
+    // 1. (parallel) data id, target and checksum of each file
+    struct Plan {
+        file: PathBuf,
+        rec: DatasetRecord,
+        src: PathBuf,
+        dst: PathBuf,
+        link_source: bool,
+    }
+    enum Step {
+        Plan(Box<Plan>),
         Skipped(PathBuf),
         Failed(PathBuf, String),
     }
-    let outcomes: Vec<Outcome> = files
+    let steps: Vec<Step> = files
         .par_iter()
         .map(|f| {
-            let r = (|| -> Result<Outcome, String> {
+            let r = (|| -> Result<Step, String> {
                 let abs = absolute(f).map_err(|e| e.to_string())?;
                 let src_key = abs.to_string_lossy().into_owned();
                 if known_sources.contains(&src_key) {
-                    return Ok(Outcome::Skipped(f.clone()));
+                    return Ok(Step::Skipped(f.clone()));
                 }
                 if !abs.is_file() {
-                    return Err("no such file".into());
+                    return Err(if abs.symlink_metadata().is_ok() {
+                        "a symbolic link to nothing (dangling)".into()
+                    } else {
+                        "no such file".into()
+                    });
                 }
+                let link_source = abs.symlink_metadata().is_ok_and(|m| m.is_symlink());
                 let raw_id = data_id_for(f, &abs, opts)?;
                 // Header rules may add keys the mapper does not know (a
                 // registry column such as taiObs): they are recorded as
@@ -401,13 +455,15 @@ pub fn ingest(
                     } else {
                         format!("{}/{l}", opts.run)
                     };
-                    (root.join(&rel), rel)
+                    let stored =
+                        join_under(&root, "ingest target", &rel).map_err(|e| e.to_string())?;
+                    (stored, rel)
                 };
                 // checksum the source before a move takes it away
                 let (checksum, size) = checksum_file(&abs).map_err(|e| e.to_string())?;
-                transfer_file(&abs, &stored, opts.transfer).map_err(|e| e.to_string())?;
-                Ok(Outcome::Done(
-                    DatasetRecord {
+                Ok(Step::Plan(Box::new(Plan {
+                    file: f.clone(),
+                    rec: DatasetRecord {
                         id: 0,
                         dataset_type: opts.dataset_type.clone(),
                         data_id: id,
@@ -418,28 +474,123 @@ pub fn ingest(
                         time_ns: now_ns(),
                         source: Some(src_key),
                     },
-                    f.clone(),
-                ))
+                    src: abs,
+                    dst: stored,
+                    link_source,
+                })))
             })();
-            progress();
-            r.unwrap_or_else(|m| Outcome::Failed(f.clone(), m))
+            r.unwrap_or_else(|m| Step::Failed(f.clone(), m))
         })
         .collect();
     let mut summary = IngestSummary::default();
-    let mut recs = Vec::new();
-    for o in outcomes {
-        match o {
-            Outcome::Done(r, f) => {
-                recs.push(r);
-                summary.ingested.push(f);
+    let mut plans = Vec::new();
+    for s in steps {
+        match s {
+            Step::Plan(p) => plans.push(*p),
+            Step::Skipped(f) => {
+                progress();
+                summary.skipped.push(f)
             }
-            Outcome::Skipped(f) => summary.skipped.push(f),
-            Outcome::Failed(f, m) => summary.failed.push((f, m)),
+            Step::Failed(f, m) => {
+                progress();
+                summary.failed.push((f, m))
+            }
         }
     }
-    butler
+    // 2. claim every data id (one transaction): another writer's pending
+    // put or an existing row makes that file fail
+    let mode = if opts.transfer == Transfer::Move {
+        IntentMode::IngestMove
+    } else {
+        IntentMode::Ingest
+    };
+    let intents: Vec<Intent> = plans
+        .iter()
+        .map(|p| Intent {
+            id: 0,
+            dataset_type: p.rec.dataset_type.clone(),
+            data_id: p.rec.data_id.clone(),
+            run: p.rec.run.clone(),
+            mode,
+            files: vec![(p.rec.path.clone(), String::new())],
+            checksum: p.rec.checksum.clone(),
+            size: p.rec.size,
+            owner: daf_storages::owner::token().to_string(),
+            time_ns: now_ns(),
+        })
+        .collect();
+    let claims = butler
         .registry(out)
         .expect("outputs have a registry")
-        .insert_many(&recs)?;
+        .claim(&intents)?;
+    let mut release = Vec::new();
+    let mut go = Vec::new();
+    for (p, c) in plans.into_iter().zip(claims) {
+        match c {
+            Claim::Claimed {
+                intent,
+                existing: None,
+            } => go.push((p, intent)),
+            Claim::Claimed {
+                intent,
+                existing: Some(r),
+            } => {
+                release.push(intent);
+                progress();
+                summary.failed.push((
+                    p.file,
+                    format!(
+                        "{} {} is already in the repository (at {})",
+                        r.dataset_type, r.data_id, r.path
+                    ),
+                ));
+            }
+            Claim::Busy(h) => {
+                progress();
+                summary.failed.push((
+                    p.file,
+                    format!(
+                        "{} {} is being written by another process ({})",
+                        h.dataset_type, h.data_id, h.owner
+                    ),
+                ));
+            }
+        }
+    }
+    // 3. (parallel) transfer, or adopt an identical unregistered copy left
+    // by an earlier attempt
+    let results: Vec<Result<(), String>> = go
+        .par_iter()
+        .map(|(p, _)| {
+            let r = place(
+                p.src.as_path(),
+                &p.dst,
+                opts.transfer,
+                p.link_source,
+                &p.rec,
+            );
+            progress();
+            r
+        })
+        .collect();
+    let mut recs = Vec::new();
+    let mut done = Vec::new();
+    for ((p, intent), r) in go.into_iter().zip(results) {
+        match r {
+            Ok(()) => {
+                recs.push(p.rec);
+                done.push(intent);
+                summary.ingested.push(p.file);
+            }
+            Err(m) => {
+                release.push(intent);
+                summary.failed.push((p.file, m));
+            }
+        }
+    }
+    // 4. rows recorded and intents dropped in one transaction
+    let mut reg = butler.registry(out).expect("outputs have a registry");
+    let _ = reg.release(&release);
+    reg.settle(&recs, &done)?;
     Ok(summary)
 }

@@ -30,6 +30,7 @@ pub mod export;
 pub mod file_registry;
 pub mod ingest;
 pub mod query;
+pub mod recovery;
 pub mod repository;
 pub mod simple_mapper;
 #[doc(hidden)]

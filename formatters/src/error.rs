@@ -76,4 +76,17 @@ pub enum FormatterError {
         /// Problems met while rolling back other storages.
         rollback_errors: Vec<String>,
     },
+    /// A storage failed to commit after others had committed, and some of
+    /// those commits could not be undone: `committed` names them (storage
+    /// and location); everything else was rolled back.
+    #[error("{source} (NOT rolled back: {} stayed committed{})", committed.join(", "), if problems.is_empty() { String::new() } else { format!("; problems: {}", problems.join("; ")) })]
+    PartiallyCommitted {
+        /// The commit failure.
+        #[source]
+        source: Box<FormatterError>,
+        /// The storages whose commit stands (storage and location).
+        committed: Vec<String>,
+        /// Problems met while undoing or rolling back.
+        problems: Vec<String>,
+    },
 }

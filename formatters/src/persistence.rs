@@ -21,9 +21,14 @@ use crate::Result;
 /// its data durable ([`Storage::prepare_commit`]: fsync of temporary files,
 /// database loads inside the open transaction), and only when all have
 /// succeeded does each one commit ([`Storage::end_transaction`]: renames,
-/// database commits). A failure during that last step (a rename failing after
-/// another storage committed) cannot be undone for the storages already
-/// committed; it is reported with the error.
+/// database commits). File targets are checked in the first phase (a
+/// folder where the file should go fails there, before anything is
+/// renamed). If a commit still fails in the second phase, the storages that
+/// already committed undo it where they can ([`Storage::undo_commit`]:
+/// Boost storages put back the file they replaced, or remove the new one),
+/// and the error is [`FormatterError::RolledBack`] only when nothing of the
+/// transaction remains; otherwise it is [`FormatterError::PartiallyCommitted`],
+/// naming every storage (and path) whose commit stands.
 #[derive(Debug, Clone)]
 pub struct Persistence {
     policy: Policy,
@@ -247,10 +252,55 @@ fn run_transaction(
     }
     for i in 0..storages.len() {
         if let Err(e) = storages[i].end_transaction() {
-            return Err(rollback(&mut storages[i + 1..], e.into()));
+            return Err(undo_commits(storages, i, e.into()));
         }
     }
+    for s in storages.iter_mut() {
+        s.finish_commit();
+    }
     Ok(())
+}
+
+/// Storage `failed` failed to commit after `storages[..failed]` committed:
+/// undoes those commits where the storages can, rolls back the rest, and
+/// says exactly what stayed committed.
+fn undo_commits(
+    storages: &mut [Box<dyn Storage>],
+    failed: usize,
+    cause: FormatterError,
+) -> FormatterError {
+    let (done, rest) = storages.split_at_mut(failed);
+    let mut committed = Vec::new();
+    let mut problems = Vec::new();
+    for s in done.iter_mut().rev() {
+        match s.undo_commit() {
+            Ok(true) => {}
+            Ok(false) => committed.push(s.describe()),
+            Err(e) => {
+                committed.push(s.describe());
+                problems.push(format!("{}: {e}", s.describe()));
+            }
+        }
+    }
+    // The failed storage itself and the ones after it never committed.
+    let rolled = rollback(rest, cause);
+    if committed.is_empty() {
+        return rolled;
+    }
+    let FormatterError::RolledBack {
+        source,
+        rollback_errors,
+    } = rolled
+    else {
+        unreachable!("rollback returns RolledBack")
+    };
+    problems.extend(rollback_errors);
+    committed.reverse();
+    FormatterError::PartiallyCommitted {
+        source,
+        committed,
+        problems,
+    }
 }
 
 fn rollback(storages: &mut [Box<dyn Storage>], cause: FormatterError) -> FormatterError {

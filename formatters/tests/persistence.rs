@@ -46,6 +46,10 @@ enum FailAt {
     Start,
     Write,
     Prepare,
+    /// Fails at `end_transaction`, after the storages before it committed.
+    Commit,
+    /// Never fails, commits, and cannot undo its commit.
+    Never,
 }
 
 #[derive(Debug)]
@@ -83,11 +87,20 @@ impl Storage for FailingStorage {
         Ok(())
     }
     fn end_transaction(&mut self) -> daf_storages::Result<()> {
+        if self.fail_at == FailAt::Commit {
+            return Err(StorageError::state(
+                "FailingStorage",
+                "commit failed on purpose",
+            ));
+        }
         Ok(())
     }
     fn abort_transaction(&mut self) -> daf_storages::Result<()> {
         self.aborted = true;
         Ok(())
+    }
+    fn describe(&self) -> String {
+        format!("FailingStorage({:?})", self.fail_at)
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -350,6 +363,112 @@ fn failing_second_storage_rolls_back_the_first() {
 }
 
 #[test]
+fn directory_at_a_later_target_fails_before_any_file_is_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("note.boost");
+    let xml = dir.path().join("note.xml");
+    let p = persistence(Policy::new());
+    let mut s = vec![p.persist_storage("BoostStorage", &loc(&bin)).unwrap()];
+    p.persist(&Note("old".into()), &mut s, &PropertySet::new())
+        .unwrap();
+    let before = std::fs::read(&bin).unwrap();
+    std::fs::create_dir(&xml).unwrap();
+    let mut s = vec![
+        p.persist_storage("BoostStorage", &loc(&bin)).unwrap(),
+        p.persist_storage("XmlStorage", &loc(&xml)).unwrap(),
+    ];
+    let err = p
+        .persist(&Note("new".into()), &mut s, &PropertySet::new())
+        .unwrap_err();
+    assert!(
+        matches!(err, FormatterError::RolledBack { .. }) && err.to_string().contains("directory"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&bin).unwrap(),
+        before,
+        "the first file is untouched"
+    );
+    assert!(xml.is_dir());
+    assert_eq!(
+        files_under(dir.path()),
+        vec![bin.clone()],
+        "no temporary files"
+    );
+}
+
+#[test]
+fn a_failed_commit_undoes_the_commits_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("note.boost");
+    let xml = dir.path().join("note.xml");
+    let p = persistence(Policy::new());
+    let mut s = vec![p.persist_storage("BoostStorage", &loc(&bin)).unwrap()];
+    p.persist(&Note("old".into()), &mut s, &PropertySet::new())
+        .unwrap();
+    let before = std::fs::read(&bin).unwrap();
+    let mut s: Vec<Box<dyn Storage>> = vec![
+        p.persist_storage("BoostStorage", &loc(&bin)).unwrap(),
+        p.persist_storage("XmlStorage", &loc(&xml)).unwrap(),
+        Box::new(FailingStorage {
+            fail_at: FailAt::Commit,
+            aborted: false,
+        }),
+    ];
+    let err = p
+        .persist(&Note("new".into()), &mut s, &PropertySet::new())
+        .unwrap_err();
+    assert!(matches!(err, FormatterError::RolledBack { .. }), "{err}");
+    assert!(
+        err.to_string().contains("commit failed on purpose"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&bin).unwrap(), before, "old file put back");
+    assert!(!xml.exists(), "new file removed");
+    assert_eq!(
+        files_under(dir.path()),
+        vec![bin.clone()],
+        "no backups left"
+    );
+
+    // A storage that cannot undo its commit is named as committed.
+    let mut s: Vec<Box<dyn Storage>> = vec![
+        Box::new(FailingStorage {
+            fail_at: FailAt::Never,
+            aborted: false,
+        }),
+        p.persist_storage("BoostStorage", &loc(&bin)).unwrap(),
+        Box::new(FailingStorage {
+            fail_at: FailAt::Commit,
+            aborted: false,
+        }),
+    ];
+    let err = p
+        .persist(&Note("new".into()), &mut s, &PropertySet::new())
+        .unwrap_err();
+    match &err {
+        FormatterError::PartiallyCommitted { committed, .. } => {
+            assert_eq!(committed, &vec!["FailingStorage(Never)".to_string()])
+        }
+        other => panic!("{other}"),
+    }
+    let msg = err.to_string();
+    assert!(
+        msg.contains("NOT rolled back") && msg.contains("FailingStorage(Never) stayed committed"),
+        "{msg}"
+    );
+    assert!(!msg.contains("transaction rolled back"), "{msg}");
+    assert_eq!(std::fs::read(&bin).unwrap(), before, "BoostStorage undone");
+
+    // When every commit succeeds, no backup is left behind.
+    let mut s = vec![p.persist_storage("BoostStorage", &loc(&bin)).unwrap()];
+    p.persist(&Note("newest".into()), &mut s, &PropertySet::new())
+        .unwrap();
+    drop(s);
+    assert_eq!(files_under(dir.path()), vec![bin.clone()]);
+}
+
+#[test]
 fn failed_persist_keeps_the_previous_file() {
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("note.boost");
@@ -423,12 +542,22 @@ fn property_set_formatter_writes_lsst_layout_byte_identically_by_default() {
             assert_eq!(got, want, "{folder} {archive}");
         }
     }
-    // Default policy: binary, Boost 1.81 (library version 19).
+    // Default policy: LSST's text archives at Boost 1.74's library version
+    // 18, byte for byte what LSST's C++ on Boost 1.74 wrote.
     let got = persist_bytes(Policy::new(), "BoostStorage", &ps);
     assert_eq!(
         got,
         std::fs::read(golden(
-            "boost-1.81/persistable-tracked/propertyset_lsst.bin"
+            "boost-1.74/persistable-tracked/propertyset_lsst.txt"
+        ))
+        .unwrap()
+    );
+    // XmlStorage's default version is 18 too.
+    let got = persist_bytes(Policy::new(), "XmlStorage", &ps);
+    assert_eq!(
+        got,
+        std::fs::read(golden(
+            "boost-1.74/persistable-tracked/propertyset_lsst.xml"
         ))
         .unwrap()
     );
@@ -467,6 +596,7 @@ fn property_set_formatter_reads_every_propertyset_golden() {
 fn property_set_formatter_policy_selects_the_int_untracked_layout() {
     let mut policy = Policy::new();
     policy.set("BoostStorage.boost_version", "18").unwrap();
+    policy.set("BoostStorage.archive", "binary").unwrap();
     policy.set("Formatter.PropertySet.nitems", "int").unwrap();
     policy
         .set("Formatter.PropertySet.persistable_tracked", "false")

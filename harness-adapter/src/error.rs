@@ -121,6 +121,9 @@ pub enum HarnessError {
     /// Persistence (formatters and storages) failed.
     #[error(transparent)]
     Persistence(#[from] FormatterError),
+    /// A path filled from input would lead outside its root.
+    #[error(transparent)]
+    UnsafePath(#[from] daf_base::path_safety::UnsafePath),
     /// A storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -181,6 +184,7 @@ impl HarnessError {
             HarnessError::Butler { .. } => "ButlerError",
             HarnessError::Event { .. } => "EventError",
             HarnessError::Persistence(_) => "PersistenceError",
+            HarnessError::UnsafePath(_) => "UnsafePath",
             HarnessError::Storage(_) => "StorageError",
             HarnessError::Property(_) => "PropertyError",
             HarnessError::Io { .. } => "IoError",

@@ -176,6 +176,18 @@ impl PathTemplate {
             }
             _ => None,
         };
+        // The literal part must not lead out of the root: every field stands
+        // for one safe path component, so check the text with each field
+        // replaced by a plain name.
+        let shape: String = pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Literal(s) => s.as_str(),
+                Piece::Field(_) => "x",
+            })
+            .collect();
+        daf_base::path_safety::check_relative("template", &shape)
+            .map_err(|e| err(format!("{}; templates are relative to the root", e.reason)))?;
         let mut file_pieces = pieces.clone();
         if hdu_key.is_some() {
             file_pieces.truncate(file_pieces.len() - 2);
@@ -313,13 +325,19 @@ impl PathTemplate {
         };
         r.map_err(|e| self.err(data_id, e.to_string()))?;
         let piece = &out[start..];
-        if piece.contains('/') || piece.contains('\0') || piece.contains("..") || piece.is_empty() {
+        if piece.contains('/')
+            || piece.contains('\0')
+            || piece.contains("..")
+            || piece.contains('\n')
+            || piece.contains('\r')
+            || piece.is_empty()
+        {
             let bad = piece.to_string();
             out.truncate(start);
             return Err(self.err(
                 data_id,
                 format!(
-                    "value {bad:?} of key {:?} would break the path (empty, '/', '..' or NUL); \
+                    "value {bad:?} of key {:?} would break the path (empty, '/', '..', NUL or newline); \
                      add a keyRewrites rule in the policy",
                     f.key
                 ),
@@ -478,9 +496,20 @@ mod tests {
         assert!(PathTemplate::parse("a/%(v)").is_err());
         assert!(PathTemplate::parse("a/%(v").is_err());
         assert!(PathTemplate::parse("a/%d").is_err());
+        // `..` in the literal part (issue 20)
+        for bad in [
+            "../../x/v%(visit)d.b",
+            "a/../../x/v%(visit)d.b",
+            "a/%(visit)d/../../../x",
+            "a\nb/%(visit)d",
+        ] {
+            let e = PathTemplate::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("not allowed"), "{bad:?}: {e}");
+        }
+        assert!(PathTemplate::parse("a..b/v%(visit)d..fits").is_ok());
         let t = PathTemplate::parse("d/%(patch)s.fits").unwrap();
         let none = KeyRewrites::default();
-        for bad in ["a/b", "..", "x\0y", ""] {
+        for bad in ["a/b", "..", "x\0y", "", "a\nb"] {
             assert!(t.format(&data_id! {patch: bad}, &none).is_err(), "{bad:?}");
         }
         let mut rw = KeyRewrites::default();

@@ -13,13 +13,24 @@
 //! ```
 //!
 //! Types are [`daf_base::PropertyType`] names (`bool`, `i8` … `u64`, `f32`,
-//! `f64`, `String`, `DateTime`); DateTimes are ISO-8601 UTC strings.
+//! `f64`, `String`, `DateTime`); DateTimes are ISO-8601 UTC strings. A
+//! `cpp` key keeps the C++ type where one Rust type stands for two
+//! ([`daf_base::NativeType`]: `cpp: long` for LSST's type code `l`,
+//! `signed char` for `y`, `unsigned long` for `L`), so that every type code
+//! survives a conversion, through YAML/JSON too:
+//!
+//! ```yaml
+//! visit:
+//!   type: i64
+//!   cpp: long
+//!   value: 903334
+//! ```
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
-use daf_base::{DateTime, PropertySet, PropertyType, Timescale, Values};
+use daf_base::{DateTime, NativeType, PropertySet, PropertyType, Timescale, Values};
 use daf_storages::atomic::AtomicFile;
 use daf_storages::boost::property_set::{load_property_set, save_property_set, PropertySetLayout};
 use daf_storages::boost::{
@@ -62,7 +73,7 @@ pub struct ConvertArgs {
     pub to: Option<Format>,
     /// The Boost version written: a release (1.74, 1.81) or an archive
     /// library version (18, 19). Default: the input archive's version
-    /// (19 for YAML/JSON input).
+    /// (18, Boost 1.74, for YAML/JSON input).
     #[arg(long, value_name = "VERSION")]
     pub boost_version: Option<String>,
     /// Write a 4-byte `int` item count instead of LSST's `size_t`.
@@ -193,10 +204,13 @@ pub fn to_document(ps: &PropertySet) -> Document {
         } else {
             Value::Array(items)
         };
-        doc.push((
-            name,
-            json!({"type": v.property_type().name(), "value": value}),
-        ));
+        let entry = match ps.native_type(&name) {
+            Some(t) => {
+                json!({"type": v.property_type().name(), "cpp": t.cpp_name(), "value": value})
+            }
+            None => json!({"type": v.property_type().name(), "value": value}),
+        };
+        doc.push((name, entry));
     }
     Document(doc)
 }
@@ -308,6 +322,13 @@ pub fn from_document(doc: &Document) -> Result<PropertySet, CliError> {
             }
         };
         ps.set(name, values).map_err(|e| bad(name, e))?;
+        if let Some(cpp) = entry.get("cpp") {
+            let t = cpp
+                .as_str()
+                .and_then(NativeType::from_cpp_name)
+                .ok_or_else(|| bad(name, format!("unknown C++ type {cpp}")))?;
+            ps.set_native_type(name, t).map_err(|e| bad(name, e))?;
+        }
     }
     Ok(ps)
 }

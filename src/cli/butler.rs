@@ -421,12 +421,17 @@ pub struct GetArgs {
     /// Read this run (default: newest).
     #[arg(long)]
     pub run: Option<String>,
+    /// Check the file against the size and checksum recorded in the file
+    /// registry before reading it (exit status 3 on a mismatch).
+    #[arg(long)]
+    pub verify: bool,
     /// JSON output.
     #[arg(long)]
     pub json: bool,
 }
 
-/// Runs `daf get`.
+/// Runs `daf get`. Any read error (and a `--verify` mismatch) makes the
+/// exit status non-zero, after the summary is printed.
 pub fn get(a: GetArgs) -> Result<(), CliError> {
     let butler = open(&a.repo, false)?;
     let id = data_id(&a.data_id);
@@ -453,6 +458,40 @@ pub fn get(a: GetArgs) -> Result<(), CliError> {
         summary.insert("run".into(), r.run.clone().into());
         summary.insert("size".into(), r.size.into());
         summary.insert("checksum".into(), r.checksum.clone().into());
+    }
+    let mut failure: Option<CliError> = None;
+    if a.verify {
+        match &found.record {
+            None => {
+                failure = Some(CliError::new(format!(
+                    "--verify: {} has no file-registry row (no recorded checksum to check)",
+                    file.display()
+                )))
+            }
+            Some(r) => {
+                let bad = daf_butler::file_registry::verify_records(
+                    &butler.repositories()[found.repo].root,
+                    vec![(**r).clone()],
+                );
+                match bad.first() {
+                    Some(m) => {
+                        summary.insert("verified".into(), false.into());
+                        summary.insert("verify_error".into(), m.problem.to_string().into());
+                        failure = Some(CliError {
+                            message: format!(
+                                "{}: {} (the file changed since it was recorded)",
+                                m.full_path.display(),
+                                m.problem
+                            ),
+                            code: 3,
+                        });
+                    }
+                    None => {
+                        summary.insert("verified".into(), true.into());
+                    }
+                }
+            }
+        }
     }
     let opts = GetOptions {
         run: a.run.clone(),
@@ -490,8 +529,12 @@ pub fn get(a: GetArgs) -> Result<(), CliError> {
             }
         }
         Err(e) => {
-            // No formatter for it here: describe the file instead.
+            // Describe the file as far as possible, then fail.
             summary.insert("read_error".into(), e.to_string().into());
+            failure.get_or_insert(CliError::new(format!(
+                "cannot read {}: {e}",
+                file.display()
+            )));
             let p = PathBuf::from(
                 file.to_string_lossy()
                     .split('[')
@@ -505,11 +548,15 @@ pub fn get(a: GetArgs) -> Result<(), CliError> {
         }
     }
     if a.json {
-        return print_json(&summary);
+        print_json(&summary)?;
+    } else {
+        let yaml = serde_norway::to_string(&summary).map_err(|e| CliError::new(e.to_string()))?;
+        print!("{yaml}");
     }
-    let yaml = serde_norway::to_string(&summary).map_err(|e| CliError::new(e.to_string()))?;
-    print!("{yaml}");
-    Ok(())
+    match failure {
+        Some(f) => Err(f),
+        None => Ok(()),
+    }
 }
 
 /// A PropertySet as plain JSON: one value → a scalar, several → an array.
@@ -628,30 +675,96 @@ pub fn dump_policy(a: DumpPolicyArgs) -> Result<(), CliError> {
 
 // ---------------------------------------------------------------- verify
 
-/// `daf verify`: re-check sizes and checksums of every registered file.
+/// `daf verify`: re-check sizes and checksums of every registered file, and
+/// look for what no row accounts for: pending puts (intents), temporary
+/// files, unregistered files.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The repository.
     pub repo: PathBuf,
+    /// Clean up what is provably garbage: resolve the pending puts of dead
+    /// processes (finish or roll back, by checksum) and remove temporary
+    /// files of dead processes (and owner-less ones older than an hour).
+    /// Never touches registered or unregistered data files.
+    #[arg(long)]
+    pub repair: bool,
     /// JSON output.
     #[arg(long)]
     pub json: bool,
 }
 
-/// Runs `daf verify`.
+/// Runs `daf verify`. Exit status 3 when a registered file changed or is
+/// missing, or garbage remains (pending puts, temporary files of dead
+/// processes); unregistered files are listed but are not an error.
 pub fn verify(a: VerifyArgs) -> Result<(), CliError> {
+    use daf_butler::recovery::{self, StrayKind};
     let butler = open(&a.repo, false)?;
+    let root = butler.repositories()[0].root.clone();
     let reg = butler.registry(0).ok_or_else(|| {
         CliError::new(format!(
             "{} has no file registry (nothing was put or ingested)",
             a.repo.display()
         ))
     })?;
-    let n = reg.count()?;
-    let bad = reg.verify()?;
+    drop(reg);
+    let mut repaired: Vec<serde_json::Value> = Vec::new();
+    if a.repair {
+        let mut reg = daf_butler::FileRegistry::open(&root, true)?
+            .ok_or_else(|| CliError::new("the file registry vanished"))?;
+        let report = recovery::repair(&mut *reg, &root)?;
+        for (what, r) in report.resolved {
+            repaired.push(serde_json::json!({"pending_put": what, "resolution": r}));
+        }
+        for p in report.removed {
+            repaired.push(serde_json::json!({"removed": p}));
+        }
+    }
+    let reg = butler
+        .registry(0)
+        .ok_or_else(|| CliError::new("the file registry vanished"))?;
+    let recs = reg.all()?;
+    let n = recs.len();
+    let pending = reg.intents()?;
+    let known = recovery::known_paths(&**reg, &root)?;
+    let bad = daf_butler::file_registry::verify_records(&root, recs);
+    drop(reg);
+    let strays = recovery::scan_strays(&root, &known);
+    let garbage = strays
+        .iter()
+        .filter(|s| matches!(s.kind, StrayKind::DeadTemp | StrayKind::OldTemp))
+        .count();
+    let unregistered: Vec<&Path> = strays
+        .iter()
+        .filter(|s| s.kind == StrayKind::Unregistered)
+        .map(|s| s.path.as_path())
+        .collect();
+    let temps: Vec<&recovery::Stray> = strays
+        .iter()
+        .filter(|s| s.kind != StrayKind::Unregistered)
+        .collect();
+    let pending_json: Vec<serde_json::Value> = pending
+        .iter()
+        .map(|it| {
+            serde_json::json!({
+                "dataset_type": it.dataset_type, "data_id": it.data_id, "run": it.run,
+                "mode": it.mode, "owner": it.owner,
+                "owner_state": format!("{:?}", daf_storages::owner::liveness(&it.owner)).to_lowercase(),
+            })
+        })
+        .collect();
     if a.json {
-        print_json(&serde_json::json!({"checked": n, "mismatches": bad}))?;
+        print_json(&serde_json::json!({
+            "checked": n,
+            "mismatches": bad,
+            "pending_puts": pending_json,
+            "temporary_files": temps,
+            "unregistered_files": unregistered,
+            "repaired": repaired,
+        }))?;
     } else {
+        for r in &repaired {
+            println!("repaired: {r}");
+        }
         for m in &bad {
             println!(
                 "{}: {} {} (run {:?}): {}",
@@ -662,19 +775,61 @@ pub fn verify(a: VerifyArgs) -> Result<(), CliError> {
                 m.problem
             );
         }
-        println!("{n} file(s) checked, {} mismatch(es)", bad.len());
+        for it in &pending {
+            println!(
+                "pending put: {} {} (run {:?}, {}) by {} ({:?})",
+                it.dataset_type,
+                it.data_id,
+                it.run,
+                it.mode.as_str(),
+                it.owner,
+                daf_storages::owner::liveness(&it.owner)
+            );
+        }
+        for t in &temps {
+            let what = match t.kind {
+                StrayKind::DeadTemp => "temporary file of a dead process",
+                StrayKind::OldTemp => "temporary file, owner unknown, over an hour old",
+                _ => "temporary file of a running (or remote) writer",
+            };
+            println!("{}: {what}", t.path.display());
+        }
+        for u in &unregistered {
+            println!("{}: not registered", u.display());
+        }
+        println!(
+            "{n} file(s) checked, {} mismatch(es), {} pending put(s), {} temporary file(s), {} unregistered file(s)",
+            bad.len(),
+            pending.len(),
+            temps.len(),
+            unregistered.len()
+        );
     }
-    if bad.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError {
+    let dead_pending = pending
+        .iter()
+        .filter(|it| {
+            daf_storages::owner::liveness(&it.owner) == daf_storages::owner::Liveness::Dead
+        })
+        .count();
+    if !bad.is_empty() {
+        return Err(CliError {
             message: format!(
                 "{} file(s) changed or missing since they were recorded; restore them or put/ingest them again",
                 bad.len()
             ),
             code: 3,
-        })
+        });
     }
+    if garbage + dead_pending > 0 {
+        return Err(CliError {
+            message: format!(
+                "{dead_pending} pending put(s) of dead processes and {garbage} stale temporary file(s); \
+                 `daf verify --repair` cleans them"
+            ),
+            code: 3,
+        });
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------- export / import

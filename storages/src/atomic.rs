@@ -13,7 +13,10 @@ use tempfile::NamedTempFile;
 use crate::error::StorageError;
 use crate::Result;
 
-/// A file being written under a temporary name beside its final path.
+/// A file being written under a temporary name beside its final path
+/// (`.NAME.OWNER.RANDOM.daf-tmp`, with the writing process's
+/// [`owner::token`](crate::owner::token), so that a repair can tell a dead
+/// writer's leftovers from a live writer's file).
 ///
 /// ```
 /// use std::io::Write;
@@ -67,7 +70,7 @@ impl AtomicFile {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "file".into());
         let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
+            .prefix(&format!(".{name}.{}.", crate::owner::token()))
             .suffix(".daf-tmp")
             .tempfile_in(&dir)
             .map_err(|e| StorageError::io(&dir, e))?;
@@ -102,8 +105,12 @@ impl AtomicFile {
         }
     }
 
-    /// Flushes and fsyncs the temporary file.
+    /// Flushes and fsyncs the temporary file, and checks that the final
+    /// path can take it (it is absent, a file or a symlink — not a folder or
+    /// other special file), so that a commit over several storages fails
+    /// here, before any of them renamed, rather than at its rename.
     pub fn prepare(&mut self) -> Result<()> {
+        check_target(&self.target)?;
         if let Some(w) = self.writer.take() {
             let tmp = w
                 .into_inner()
@@ -134,10 +141,118 @@ impl AtomicFile {
         Ok(self.target.clone())
     }
 
+    /// Like [`AtomicFile::commit`], but a file already at the final path is
+    /// kept (hard-linked under a hidden name beside it) until the returned
+    /// [`Committed`] is finished or undone: [`Committed::undo`] puts the old
+    /// file (or nothing, if there was none) back.
+    pub fn commit_keeping_old(mut self) -> Result<Committed> {
+        self.prepare()?;
+        let backup = match fs::symlink_metadata(&self.target) {
+            Ok(m) if m.is_file() => {
+                let backup = hidden_sibling(&self.target, "daf-old");
+                // Where hard links are not supported the old file cannot be
+                // kept; `undo` then reports it.
+                fs::hard_link(&self.target, &backup).ok().map(|_| backup)
+            }
+            _ => None,
+        };
+        let existed = self.target.symlink_metadata().is_ok();
+        match self.commit() {
+            Ok(target) => Ok(Committed {
+                target,
+                backup,
+                existed,
+            }),
+            Err(e) => {
+                if let Some(b) = backup {
+                    let _ = fs::remove_file(b);
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// Discards the temporary file; the final path is untouched.
     pub fn abort(self) {
         // Dropping the NamedTempFile removes it.
         drop(self);
+    }
+}
+
+/// Fails unless `target` is absent, a regular file or a symlink.
+fn check_target(target: &Path) -> Result<()> {
+    match fs::symlink_metadata(target) {
+        Ok(m) if m.is_dir() => Err(StorageError::io(
+            target,
+            io::Error::new(
+                io::ErrorKind::IsADirectory,
+                "the target is a directory; nothing was written there",
+            ),
+        )),
+        Ok(m) if !m.is_file() && !m.file_type().is_symlink() => Err(StorageError::io(
+            target,
+            io::Error::other("the target is not a regular file"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn hidden_sibling(target: &Path, suffix: &str) -> PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".into());
+    let unique = format!(
+        "{}.{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    );
+    target.with_file_name(format!(".{name}.{unique}.{suffix}"))
+}
+
+/// A file renamed into place by [`AtomicFile::commit_keeping_old`], with
+/// the file it replaced kept until [`Committed::finish`] or [`Committed::undo`].
+#[derive(Debug)]
+pub struct Committed {
+    target: PathBuf,
+    backup: Option<PathBuf>,
+    existed: bool,
+}
+
+impl Committed {
+    /// The final path.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// Forgets the old file: the commit is final.
+    pub fn finish(self) {
+        if let Some(b) = &self.backup {
+            let _ = fs::remove_file(b);
+        }
+    }
+
+    /// Puts back what was at the final path before the commit: the old
+    /// file, or nothing. Fails (naming the path) when the old file could
+    /// not be kept.
+    pub fn undo(self) -> Result<()> {
+        match (&self.backup, self.existed) {
+            (Some(b), _) => {
+                fs::rename(b, &self.target).map_err(|e| StorageError::io(&self.target, e))
+            }
+            (None, false) => match fs::remove_file(&self.target) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(StorageError::io(&self.target, e)),
+            },
+            (None, true) => Err(StorageError::io(
+                &self.target,
+                io::Error::other("the file it replaced could not be kept (no hard links here)"),
+            )),
+        }
     }
 }
 
@@ -159,6 +274,42 @@ impl Write for AtomicFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prepare_refuses_a_directory_target_before_any_rename() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("d");
+        fs::create_dir(&target).unwrap();
+        let mut f = AtomicFile::create(&target).unwrap();
+        f.write_all(b"x").unwrap();
+        let err = f.prepare().unwrap_err();
+        assert!(err.to_string().contains("directory"), "{err}");
+        assert!(target.is_dir());
+    }
+
+    #[test]
+    fn undo_restores_the_old_file_or_removes_the_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old.txt");
+        fs::write(&old, b"old").unwrap();
+        let mut f = AtomicFile::create(&old).unwrap();
+        f.write_all(b"new").unwrap();
+        let c = f.commit_keeping_old().unwrap();
+        assert_eq!(fs::read(&old).unwrap(), b"new");
+        c.undo().unwrap();
+        assert_eq!(fs::read(&old).unwrap(), b"old");
+        let fresh = dir.path().join("fresh.txt");
+        let mut f = AtomicFile::create(&fresh).unwrap();
+        f.write_all(b"new").unwrap();
+        f.commit_keeping_old().unwrap().undo().unwrap();
+        assert!(!fresh.exists());
+        // finish keeps the new file and leaves no backup behind.
+        let mut f = AtomicFile::create(&old).unwrap();
+        f.write_all(b"newer").unwrap();
+        f.commit_keeping_old().unwrap().finish();
+        assert_eq!(fs::read(&old).unwrap(), b"newer");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
 
     #[test]
     fn abort_leaves_nothing() {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use daf_base::Policy;
 
-use crate::atomic::AtomicFile;
+use crate::atomic::{AtomicFile, Committed};
 use crate::boost::{ArchiveError, ArchiveKind, IArchive, OArchive, DEFAULT_VERSION};
 use crate::error::StorageError;
 use crate::location::LogicalLocation;
@@ -22,6 +22,10 @@ pub struct ArchiveSettings {
     /// Whether the header is written (`no_header: true` turns it off; such
     /// archives are read with the policy's kind and version).
     pub header: bool,
+    /// Refuse NaN and ±infinity in text and XML archives (`finite_only:
+    /// true`), which Boost 1.74's text and XML readers cannot read back; for
+    /// archives meant for C++ programs. Default off.
+    pub finite_only: bool,
 }
 
 /// The file-backed Boost archive storage behind both [`BoostStorage`] and
@@ -36,13 +40,30 @@ pub struct ArchiveStorage {
     /// first read (later reads open it again).
     opened: Option<(std::fs::File, u64)>,
     out: Option<AtomicFile>,
+    /// The last commit, with the file it replaced, until it is final.
+    committed: Option<Committed>,
     written: bool,
     in_transaction: bool,
     last_read: Option<ArchiveSettings>,
 }
 
-/// Binary and text Boost archives (`archive: binary | text` in the policy,
-/// default binary; the kind is detected from the header on read).
+/// Binary and text Boost archives.
+///
+/// Defaults are LSST's: *text* archives (LSST's `BoostStorage` wrote text in
+/// every revision) at library version 18 (Boost 1.74, Debian 12's Boost,
+/// which refuses version 19), so that C++ programs on Boost 1.73 and every
+/// later release read what daf writes. The sub-policy changes them:
+///
+/// - `archive: binary` writes binary archives (smaller and faster; the same
+///   Boost versions read them), `archive: text` is the default;
+/// - `boost_version: 1.81` (or `library_version: 19`) writes version 19,
+///   which only Boost 1.76 and later read; `1.74` / `18` is the default;
+/// - `no_header: true` omits the header (read back with the policy's kind
+///   and version);
+/// - `finite_only: true` refuses NaN and ±infinity in text archives (Boost
+///   1.74 cannot read them back from text or XML).
+///
+/// On read the kind and version are detected from the header.
 ///
 /// ```
 /// use daf_storages::{BoostStorage, LogicalLocation, Storage};
@@ -61,7 +82,8 @@ pub struct ArchiveStorage {
 /// r.start_transaction().unwrap();
 /// let x: i32 = r.read_archive(|ar| ar.field("x")).unwrap();
 /// assert_eq!(x, 42);
-/// assert_eq!(r.last_read().unwrap().kind, ArchiveKind::Binary);
+/// assert_eq!(r.last_read().unwrap().kind, ArchiveKind::Text);
+/// assert_eq!(r.last_read().unwrap().version, 18);
 /// ```
 pub type BoostStorage = ArchiveStorage;
 
@@ -75,12 +97,13 @@ impl Default for ArchiveStorage {
 }
 
 impl ArchiveStorage {
-    /// A `BoostStorage` (binary archives of library version 19 by default).
+    /// A `BoostStorage` (text archives of library version 18 by default).
     pub fn new() -> ArchiveStorage {
-        ArchiveStorage::with_kind("BoostStorage", ArchiveKind::Binary)
+        ArchiveStorage::with_kind("BoostStorage", ArchiveKind::Text)
     }
 
-    /// An `XmlStorage`.
+    /// An `XmlStorage` (library version 18 by default; the same policy keys
+    /// as [`BoostStorage`] except `archive`).
     pub fn xml() -> ArchiveStorage {
         ArchiveStorage::with_kind("XmlStorage", ArchiveKind::Xml)
     }
@@ -92,11 +115,13 @@ impl ArchiveStorage {
                 kind,
                 version: DEFAULT_VERSION,
                 header: true,
+                finite_only: false,
             },
             mode: None,
             path: None,
             opened: None,
             out: None,
+            committed: None,
             written: false,
             in_transaction: false,
             last_read: None,
@@ -178,6 +203,7 @@ impl ArchiveStorage {
                 settings.version,
                 settings.header,
             )?;
+            ar.set_finite_only(settings.finite_only);
             body(&mut ar)?;
             ar.finish()
         })();
@@ -245,6 +271,7 @@ impl ArchiveStorage {
                 kind: ar.kind(),
                 version: ar.library_version(),
                 header: true,
+                finite_only: settings.finite_only,
             };
             let r = body(&mut ar)?;
             ar.finish()?;
@@ -303,6 +330,12 @@ fn not_found_or_io(path: &Path, e: std::io::Error) -> StorageError {
     }
 }
 
+impl Drop for ArchiveStorage {
+    fn drop(&mut self) {
+        self.finish_commit();
+    }
+}
+
 impl Storage for ArchiveStorage {
     fn storage_name(&self) -> &str {
         self.name
@@ -336,6 +369,9 @@ impl Storage for ArchiveStorage {
         }
         if let Some(v) = text("no_header") {
             s.header = !matches!(v.as_str(), "true" | "1" | "yes");
+        }
+        if let Some(v) = text("finite_only") {
+            s.finite_only = matches!(v.as_str(), "true" | "1" | "yes");
         }
         self.set_settings(s)
     }
@@ -388,9 +424,30 @@ impl Storage for ArchiveStorage {
                     "transaction ended with nothing written",
                 ));
             }
-            out.commit()?;
+            self.finish_commit();
+            self.committed = Some(out.commit_keeping_old()?);
         }
         Ok(())
+    }
+
+    fn undo_commit(&mut self) -> Result<bool> {
+        match self.committed.take() {
+            Some(c) => c.undo().map(|_| true),
+            None => Ok(false),
+        }
+    }
+
+    fn finish_commit(&mut self) {
+        if let Some(c) = self.committed.take() {
+            c.finish();
+        }
+    }
+
+    fn describe(&self) -> String {
+        match &self.path {
+            Some(p) => format!("{} {}", self.name, p.display()),
+            None => self.name.to_string(),
+        }
     }
 
     fn abort_transaction(&mut self) -> Result<()> {

@@ -24,6 +24,7 @@ pub mod db;
 pub mod error;
 pub mod fits;
 pub mod location;
+pub mod owner;
 pub mod registry;
 pub mod storage;
 

@@ -64,6 +64,25 @@ pub trait Storage: Any + Send {
     /// Rolls back: removes every trace of what was written in this transaction.
     fn abort_transaction(&mut self) -> Result<()>;
 
+    /// Undoes a commit ([`Storage::end_transaction`]) because a later
+    /// storage of the same transaction failed to commit: puts back what its
+    /// final location held before. `Ok(true)` when undone; `Ok(false)` when
+    /// this storage cannot undo commits (the default), so the caller
+    /// reports it as committed.
+    fn undo_commit(&mut self) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// Makes a commit final once every storage of the transaction committed
+    /// (drops whatever was kept for [`Storage::undo_commit`]). Default: nothing.
+    fn finish_commit(&mut self) {}
+
+    /// The storage and where it writes, for messages (`BoostStorage
+    /// /data/x.boost`). Default: the storage name.
+    fn describe(&self) -> String {
+        self.storage_name().to_string()
+    }
+
     /// For formatters: downcast to the concrete storage.
     fn as_any(&self) -> &dyn Any;
 

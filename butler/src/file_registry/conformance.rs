@@ -18,7 +18,7 @@ use std::path::Path;
 
 use daf_base::{data_id, DataId};
 
-use super::{checksum_file, DatasetRecord, FileRegistry, Problem};
+use super::{checksum_file, Claim, DatasetRecord, FileRegistry, Intent, IntentMode, Problem};
 
 /// A record of the existing file `root/path` (its real size and checksum).
 pub(crate) fn record(
@@ -319,4 +319,90 @@ pub fn run(root: &Path, open: &dyn Fn() -> FileRegistry) {
         .is_empty());
     a.record_provenance("postISR", &out, &[]).unwrap();
     assert!(b.provenance("postISR", &out).unwrap().is_empty());
+
+    intents(open);
+}
+
+/// Intents (pending puts): one claim per data id at a time, seen by the
+/// other handle; settle records the row and drops the intent atomically.
+fn intents(open: &dyn Fn() -> FileRegistry) {
+    let (mut a, mut b) = (open(), open());
+    let it = |id: i64, owner: &str| Intent {
+        id: 0,
+        dataset_type: "pending".into(),
+        data_id: data_id! {visit: id},
+        run: "r".into(),
+        mode: IntentMode::New,
+        files: vec![(format!("p/{id}.bin"), format!("p/.daf-tmp.x.{id}.bin"))],
+        checksum: "abc".into(),
+        size: 3,
+        owner: owner.into(),
+        time_ns: 5,
+    };
+    let claims = a.claim(&[it(1, "me"), it(2, "me")]).unwrap();
+    let ids: Vec<i64> = claims
+        .iter()
+        .map(|c| match c {
+            Claim::Claimed {
+                intent,
+                existing: None,
+            } => *intent,
+            other => panic!("expected a fresh claim, got {other:?}"),
+        })
+        .collect();
+    // the other handle finds them held
+    match &b.claim(&[it(1, "you")]).unwrap()[0] {
+        Claim::Busy(h) => {
+            assert_eq!(h.owner, "me");
+            assert_eq!(h.files, it(1, "me").files);
+            assert_eq!(h.mode, IntentMode::New);
+            assert_eq!((h.checksum.as_str(), h.size), ("abc", 3));
+        }
+        other => panic!("expected busy, got {other:?}"),
+    }
+    assert_eq!(b.intents().unwrap().len(), 2);
+    // take-over only from the named owner, once
+    assert!(!b.take_over(ids[1], "you", "them").unwrap());
+    assert!(b.take_over(ids[1], "me", "them").unwrap());
+    assert!(!a.take_over(ids[1], "me", "x").unwrap());
+    // settle: row in, intent out, in one step
+    let rec = DatasetRecord {
+        id: 0,
+        dataset_type: "pending".into(),
+        data_id: data_id! {visit: 1},
+        run: "r".into(),
+        path: "p/1.bin".into(),
+        size: 3,
+        checksum: "abc".into(),
+        time_ns: 6,
+        source: None,
+    };
+    a.settle(&[rec], &[ids[0]]).unwrap();
+    assert!(b
+        .find("pending", &data_id! {visit: 1}, Some("r"))
+        .unwrap()
+        .is_some());
+    let left = b.intents().unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].owner, "them");
+    // a new claim of a data id with a row reports the row
+    match &b.claim(&[it(1, "you")]).unwrap()[0] {
+        Claim::Claimed {
+            intent,
+            existing: Some(r),
+        } => {
+            assert_eq!(r.path, "p/1.bin");
+            b.release(&[*intent]).unwrap();
+        }
+        other => panic!("expected a claim seeing the row, got {other:?}"),
+    }
+    a.release(&[ids[1]]).unwrap();
+    assert!(a.intents().unwrap().is_empty());
+    a.remove(
+        b.find("pending", &data_id! {visit: 1}, Some("r"))
+            .unwrap()
+            .unwrap()
+            .id,
+    )
+    .unwrap();
 }

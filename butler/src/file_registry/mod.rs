@@ -82,6 +82,102 @@ pub struct DatasetRecord {
     pub source: Option<String>,
 }
 
+/// What a pending put (an intent) will do to its data id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IntentMode {
+    /// Create a new dataset (fails if one exists).
+    New,
+    /// Replace an existing dataset.
+    Clobber,
+    /// Replace, keeping the old file as `path~N`.
+    Backup,
+    /// Ingest a file that is copied or linked (the source stays).
+    Ingest,
+    /// Ingest a file that is moved (the source goes).
+    IngestMove,
+}
+
+impl IntentMode {
+    /// The name stored in the registry.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntentMode::New => "new",
+            IntentMode::Clobber => "clobber",
+            IntentMode::Backup => "backup",
+            IntentMode::Ingest => "ingest",
+            IntentMode::IngestMove => "ingest-move",
+        }
+    }
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<IntentMode> {
+        Some(match s {
+            "new" => IntentMode::New,
+            "clobber" => IntentMode::Clobber,
+            "backup" => IntentMode::Backup,
+            "ingest" => IntentMode::Ingest,
+            "ingest-move" => IntentMode::IngestMove,
+            _ => return None,
+        })
+    }
+}
+
+/// A pending put: written to the registry (claiming its dataset type, data
+/// id and run, so that only one writer at a time works on them) before any
+/// file is renamed into place, and removed in the same transaction that
+/// records the finished row. One left behind by a crash is resolved by
+/// [`crate::recovery`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Intent {
+    /// Row id (ignored when claiming).
+    pub id: i64,
+    /// The dataset type.
+    pub dataset_type: String,
+    /// The data id.
+    pub data_id: DataId,
+    /// The run.
+    pub run: String,
+    /// What the put does.
+    pub mode: IntentMode,
+    /// The files: (final path, staging path), relative to the root (the
+    /// staging path is empty when there is none). The first is the one
+    /// recorded and checksummed.
+    pub files: Vec<(String, String)>,
+    /// BLAKE3 checksum of the new content of the first file.
+    pub checksum: String,
+    /// Its size.
+    pub size: u64,
+    /// The writing process ([`daf_storages::owner::token`]).
+    pub owner: String,
+    /// When the intent was made (ns since the Unix epoch).
+    pub time_ns: i64,
+}
+
+impl Intent {
+    pub(crate) fn files_json(&self) -> String {
+        serde_json::to_string(&self.files).expect("pairs of strings serialize")
+    }
+    pub(crate) fn parse_files(text: &str) -> Vec<(String, String)> {
+        serde_json::from_str(text).unwrap_or_default()
+    }
+}
+
+/// The answer to one [`DatasetRegistry::claim`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// The intent is recorded with this id; `existing` is the dataset's row
+    /// as it stands (read after the claim, so no writer can add one until
+    /// the intent is resolved).
+    Claimed {
+        /// The intent's row id.
+        intent: i64,
+        /// The current row for the same dataset type, data id and run.
+        existing: Option<DatasetRecord>,
+    },
+    /// Another intent holds the data id.
+    Busy(Intent),
+}
+
 /// A problem found by [`DatasetRegistry::verify`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Mismatch {
@@ -273,6 +369,25 @@ pub trait DatasetRegistry: Send + std::fmt::Debug {
         dataset_type: &str,
         data_id: &DataId,
     ) -> Result<Vec<(String, DataId)>, ButlerError>;
+
+    /// Records `intents` (their `id` is ignored) in one transaction: each
+    /// either claims its dataset type, data id and run, or finds the intent
+    /// that holds them ([`Claim::Busy`]). Answers in order.
+    fn claim(&mut self, intents: &[Intent]) -> Result<Vec<Claim>, ButlerError>;
+
+    /// Records `recs` (as [`DatasetRegistry::insert_many`]) and removes the
+    /// intents `done`, in one transaction; returns the row ids.
+    fn settle(&mut self, recs: &[DatasetRecord], done: &[i64]) -> Result<Vec<i64>, ButlerError>;
+
+    /// Removes intents (no error for one that is gone).
+    fn release(&mut self, ids: &[i64]) -> Result<(), ButlerError>;
+
+    /// Makes `to` the owner of intent `id` if `from` still owns it (one
+    /// atomic update); `false` if the intent is gone or owned by another.
+    fn take_over(&mut self, id: i64, from: &str, to: &str) -> Result<bool, ButlerError>;
+
+    /// Every pending intent, oldest first.
+    fn intents(&self) -> Result<Vec<Intent>, ButlerError>;
 
     /// The full path of a record's file.
     fn full_path(&self, rec: &DatasetRecord) -> PathBuf {

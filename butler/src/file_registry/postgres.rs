@@ -26,7 +26,10 @@ use std::cell::RefCell;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
 use sqlx::{AssertSqlSafe, ConnectOptions as _, Connection as _, Row as _};
 
-use super::{canonical_data_id, matches_partial, parse_data_id, DatasetRecord, DatasetRegistry};
+use super::{
+    canonical_data_id, matches_partial, parse_data_id, Claim, DatasetRecord, DatasetRegistry,
+    Intent, IntentMode,
+};
 use crate::error::ButlerError;
 
 /// Rows per upsert statement (each row binds eight array elements).
@@ -281,6 +284,27 @@ fn row_to_record(r: &PgRow) -> Result<DatasetRecord, sqlx::Error> {
     })
 }
 
+const INTENT_COLS: &str =
+    "id, dataset_type, data_id, run, mode, files, checksum, size, owner, time_ns";
+
+fn row_to_intent(r: &PgRow) -> Result<Intent, sqlx::Error> {
+    let id_text: String = r.try_get(2)?;
+    let mode: String = r.try_get(4)?;
+    let files: String = r.try_get(5)?;
+    Ok(Intent {
+        id: r.try_get(0)?,
+        dataset_type: r.try_get(1)?,
+        data_id: parse_data_id(&id_text).unwrap_or_default(),
+        run: r.try_get(3)?,
+        mode: IntentMode::parse(&mode).unwrap_or(IntentMode::New),
+        files: Intent::parse_files(&files),
+        checksum: r.try_get(6)?,
+        size: r.try_get::<i64, _>(7)? as u64,
+        owner: r.try_get(8)?,
+        time_ns: r.try_get(9)?,
+    })
+}
+
 /// Does `e` say the connection is gone (worth reconnecting)?
 fn connection_lost(e: &sqlx::Error) -> bool {
     match e {
@@ -394,8 +418,15 @@ impl PgFileRegistry {
                 return Ok(None);
             }
             reg.create_table()?;
+        } else if create {
+            reg.ensure_intents()?;
         }
         Ok(Some(reg))
+    }
+
+    /// The qualified `intents` table.
+    fn intents_table(&self) -> String {
+        format!("\"{}\".\"intents\"", self.schema)
     }
 
     /// The schema holding this repository's table.
@@ -458,8 +489,59 @@ impl PgFileRegistry {
         .map_err(|e| self.err(e))
     }
 
+    /// The DDL of the `intents` table (pending puts).
+    fn intents_ddl(&self) -> String {
+        let s = &self.schema;
+        format!(
+            "CREATE TABLE IF NOT EXISTS \"{s}\".\"intents\" (
+                 id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                 dataset_type TEXT NOT NULL,
+                 data_id TEXT NOT NULL,
+                 run TEXT NOT NULL,
+                 mode TEXT NOT NULL,
+                 files TEXT NOT NULL,
+                 checksum TEXT NOT NULL,
+                 size BIGINT NOT NULL,
+                 owner TEXT NOT NULL,
+                 time_ns BIGINT NOT NULL,
+                 UNIQUE (dataset_type, data_id, run)
+             );"
+        )
+    }
+
+    /// Adds the `intents` table to a registry made before it existed.
+    fn ensure_intents(&self) -> Result<(), ButlerError> {
+        let table = format!("\"{}\".\"intents\"", self.schema);
+        let exists = self
+            .run(async |c| {
+                sqlx::query("SELECT to_regclass($1) IS NOT NULL")
+                    .bind(&table)
+                    .fetch_one(&mut *c)
+                    .await?
+                    .try_get::<bool, _>(0)
+            })
+            .map_err(|e| self.err(e))?;
+        if exists {
+            return Ok(());
+        }
+        let ddl: Arc<str> = self.intents_ddl().into();
+        self.run(async |c| {
+            let mut tx = c.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(DDL_LOCK)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::raw_sql(AssertSqlSafe(ddl.clone()))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        })
+        .map_err(|e| self.err(format!("cannot create the intents table: {e}")))
+    }
+
     fn create_table(&self) -> Result<(), ButlerError> {
         let s = &self.schema;
+        let intents = self.intents_ddl();
         let ddl = format!(
             "CREATE SCHEMA IF NOT EXISTS \"{s}\";
              CREATE TABLE IF NOT EXISTS \"{s}\".\"datasets\" (
@@ -476,6 +558,7 @@ impl PgFileRegistry {
              );
              CREATE INDEX IF NOT EXISTS \"ix_datasets_source\" ON \"{s}\".\"datasets\" (source);
              CREATE INDEX IF NOT EXISTS \"ix_datasets_path\" ON \"{s}\".\"datasets\" (path);
+             {intents}
              CREATE TABLE IF NOT EXISTS \"{s}\".\"provenance\" (
                  dataset_type TEXT NOT NULL,
                  data_id TEXT NOT NULL,
@@ -561,7 +644,112 @@ impl DatasetRegistry for PgFileRegistry {
     }
 
     fn insert_many(&mut self, recs: &[DatasetRecord]) -> Result<Vec<i64>, ButlerError> {
-        if recs.is_empty() {
+        self.settle(recs, &[])
+    }
+
+    fn claim(&mut self, intents: &[Intent]) -> Result<Vec<Claim>, ButlerError> {
+        if intents.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = intents
+            .iter()
+            .map(|i| canonical_data_id(&i.data_id))
+            .collect();
+        let files: Vec<String> = intents.iter().map(Intent::files_json).collect();
+        // Claims go in key order so that concurrent batches wait for each
+        // other in one order (no deadlock).
+        let mut order: Vec<usize> = (0..intents.len()).collect();
+        order.sort_by(|&a, &b| {
+            (&intents[a].dataset_type, &keys[a], &intents[a].run).cmp(&(
+                &intents[b].dataset_type,
+                &keys[b],
+                &intents[b].run,
+            ))
+        });
+        let t = &self.intents_table();
+        let ins: Arc<str> = format!(
+            "INSERT INTO {t} (dataset_type, data_id, run, mode, files, checksum, size, owner, time_ns)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (dataset_type, data_id, run) DO NOTHING RETURNING id"
+        )
+        .into();
+        let holder: Arc<str> = format!(
+            "SELECT {INTENT_COLS} FROM {t} WHERE dataset_type = $1 AND data_id = $2 AND run = $3"
+        )
+        .into();
+        let mut tries = 0;
+        loop {
+            let r = self.run(async |c| {
+                let mut tx = c.begin().await?;
+                let mut out: Vec<Option<Claim>> = vec![None; intents.len()];
+                for &i in &order {
+                    let it = &intents[i];
+                    // A holder that settles between our insert and our look
+                    // at it is gone: try again (a few times).
+                    let mut claim = None;
+                    for _ in 0..100 {
+                        let id: Option<i64> = sqlx::query(AssertSqlSafe(ins.clone()))
+                            .bind(&it.dataset_type)
+                            .bind(&keys[i])
+                            .bind(&it.run)
+                            .bind(it.mode.as_str())
+                            .bind(&files[i])
+                            .bind(&it.checksum)
+                            .bind(it.size as i64)
+                            .bind(&it.owner)
+                            .bind(it.time_ns)
+                            .fetch_optional(&mut *tx)
+                            .await?
+                            .map(|r| r.try_get(0))
+                            .transpose()?;
+                        if let Some(intent) = id {
+                            // A fresh statement: under READ COMMITTED it sees
+                            // every row committed before the claim.
+                            let existing = sqlx::query(AssertSqlSafe(self.sql.find_run.clone()))
+                                .bind(&it.dataset_type)
+                                .bind(&keys[i])
+                                .bind(&it.run)
+                                .fetch_optional(&mut *tx)
+                                .await?
+                                .map(|r| row_to_record(&r))
+                                .transpose()?;
+                            claim = Some(Claim::Claimed { intent, existing });
+                            break;
+                        }
+                        let h = sqlx::query(AssertSqlSafe(holder.clone()))
+                            .bind(&it.dataset_type)
+                            .bind(&keys[i])
+                            .bind(&it.run)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        if let Some(h) = h {
+                            claim = Some(Claim::Busy(row_to_intent(&h)?));
+                            break;
+                        }
+                    }
+                    out[i] = Some(claim.ok_or_else(|| {
+                        sqlx::Error::Protocol("an intent kept changing hands".into())
+                    })?);
+                }
+                tx.commit().await?;
+                Ok(out
+                    .into_iter()
+                    .map(|c| c.expect("every claim answered"))
+                    .collect())
+            });
+            match r {
+                Ok(v) => return Ok(v),
+                Err(e) if retryable(&e) && tries + 1 < WRITE_TRIES => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(5 << tries.min(6)));
+                }
+                Err(e) => return Err(self.err(e)),
+            }
+        }
+    }
+
+    fn settle(&mut self, recs: &[DatasetRecord], done: &[i64]) -> Result<Vec<i64>, ButlerError> {
+        if recs.is_empty() && done.is_empty() {
             return Ok(Vec::new());
         }
         let keys: Vec<(String, String, String)> = recs
@@ -600,9 +788,28 @@ impl DatasetRegistry for PgFileRegistry {
                 c
             })
             .collect();
+        let del: Arc<str> =
+            format!("DELETE FROM {} WHERE id = ANY($1)", self.intents_table()).into();
         let mut tries = 0;
         let ids = loop {
-            match self.run(async |c| self.upsert(c, &chunks).await) {
+            let r = if done.is_empty() {
+                self.run(async |c| self.upsert(c, &chunks).await)
+            } else {
+                self.run(async |c| {
+                    let mut tx = c.begin().await?;
+                    let mut ids = RowIds::new();
+                    for ch in &chunks {
+                        self.upsert_chunk(ch, &mut tx, &mut ids).await?;
+                    }
+                    sqlx::query(AssertSqlSafe(del.clone()))
+                        .bind(done)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(ids)
+                })
+            };
+            match r {
                 Ok(ids) => break ids,
                 Err(e) if retryable(&e) && tries + 1 < WRITE_TRIES => {
                     tries += 1;
@@ -618,6 +825,58 @@ impl DatasetRegistry for PgFileRegistry {
                     .ok_or_else(|| self.err(format!("the upsert returned no id for {k:?}")))
             })
             .collect()
+    }
+
+    fn release(&mut self, ids: &[i64]) -> Result<(), ButlerError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let del: Arc<str> =
+            format!("DELETE FROM {} WHERE id = ANY($1)", self.intents_table()).into();
+        self.run(async |c| {
+            sqlx::query(AssertSqlSafe(del.clone()))
+                .bind(ids)
+                .execute(&mut *c)
+                .await
+        })
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn take_over(&mut self, id: i64, from: &str, to: &str) -> Result<bool, ButlerError> {
+        let q: Arc<str> = format!(
+            "UPDATE {} SET owner = $3 WHERE id = $1 AND owner = $2",
+            self.intents_table()
+        )
+        .into();
+        let n = self
+            .run(async |c| {
+                sqlx::query(AssertSqlSafe(q.clone()))
+                    .bind(id)
+                    .bind(from)
+                    .bind(to)
+                    .execute(&mut *c)
+                    .await
+            })
+            .map_err(|e| self.err(e))?;
+        Ok(n.rows_affected() == 1)
+    }
+
+    fn intents(&self) -> Result<Vec<Intent>, ButlerError> {
+        let q: Arc<str> = format!(
+            "SELECT {INTENT_COLS} FROM {} ORDER BY id",
+            self.intents_table()
+        )
+        .into();
+        self.run(async |c| {
+            let rows = sqlx::query(AssertSqlSafe(q.clone()))
+                .fetch_all(&mut *c)
+                .await?;
+            rows.iter()
+                .map(row_to_intent)
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(|e| self.err(e))
     }
 
     fn remove(&mut self, id: i64) -> Result<(), ButlerError> {

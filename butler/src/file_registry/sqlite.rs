@@ -20,7 +20,10 @@ use std::time::Duration;
 use daf_base::DataId;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use super::{canonical_data_id, matches_partial, parse_data_id, DatasetRecord, DatasetRegistry};
+use super::{
+    canonical_data_id, matches_partial, parse_data_id, Claim, DatasetRecord, DatasetRegistry,
+    Intent, IntentMode,
+};
 use crate::error::ButlerError;
 use crate::wal_watch::{Stamp, WalWatch};
 
@@ -77,6 +80,19 @@ CREATE TABLE IF NOT EXISTS datasets (
 );
 CREATE INDEX IF NOT EXISTS ix_datasets_source ON datasets (source);
 CREATE INDEX IF NOT EXISTS ix_datasets_path ON datasets (path);
+CREATE TABLE IF NOT EXISTS intents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    dataset_type TEXT NOT NULL,
+    data_id TEXT NOT NULL,
+    run TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    files TEXT NOT NULL,
+    checksum TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    owner TEXT NOT NULL,
+    time_ns INTEGER NOT NULL,
+    UNIQUE (dataset_type, data_id, run)
+);
 CREATE TABLE IF NOT EXISTS provenance (
     dataset_type TEXT NOT NULL,
     data_id TEXT NOT NULL,
@@ -101,6 +117,67 @@ fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<DatasetRecord> {
         time_ns: r.get(7)?,
         source: r.get(8)?,
     })
+}
+
+const INTENT_COLS: &str =
+    "id, dataset_type, data_id, run, mode, files, checksum, size, owner, time_ns";
+
+fn row_to_intent(r: &rusqlite::Row<'_>) -> rusqlite::Result<Intent> {
+    let id_text: String = r.get(2)?;
+    let mode: String = r.get(4)?;
+    let files: String = r.get(5)?;
+    Ok(Intent {
+        id: r.get(0)?,
+        dataset_type: r.get(1)?,
+        data_id: parse_data_id(&id_text).unwrap_or_default(),
+        run: r.get(3)?,
+        mode: IntentMode::parse(&mode).unwrap_or(IntentMode::New),
+        files: Intent::parse_files(&files),
+        checksum: r.get(6)?,
+        size: r.get::<_, i64>(7)? as u64,
+        owner: r.get(8)?,
+        time_ns: r.get(9)?,
+    })
+}
+
+fn upsert_rows(
+    tx: &rusqlite::Transaction<'_>,
+    recs: &[DatasetRecord],
+) -> rusqlite::Result<Vec<i64>> {
+    let mut st = tx.prepare_cached(
+        "INSERT INTO datasets (dataset_type, data_id, run, path, size, checksum, time_ns, source)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (dataset_type, data_id, run) DO UPDATE SET
+           path = excluded.path, size = excluded.size, checksum = excluded.checksum,
+           time_ns = excluded.time_ns, source = excluded.source
+         RETURNING id",
+    )?;
+    let mut ids = Vec::with_capacity(recs.len());
+    for rec in recs {
+        let id: i64 = st.query_row(
+            params![
+                rec.dataset_type,
+                canonical_data_id(&rec.data_id),
+                rec.run,
+                rec.path,
+                rec.size as i64,
+                rec.checksum,
+                rec.time_ns,
+                rec.source
+            ],
+            |r| r.get(0),
+        )?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+fn delete_intents(tx: &rusqlite::Transaction<'_>, ids: &[i64]) -> rusqlite::Result<()> {
+    let mut st = tx.prepare_cached("DELETE FROM intents WHERE id = ?1")?;
+    for id in ids {
+        st.execute([id])?;
+    }
+    Ok(())
 }
 
 impl SqliteFileRegistry {
@@ -212,34 +289,91 @@ impl DatasetRegistry for SqliteFileRegistry {
     }
 
     fn insert_many(&mut self, recs: &[DatasetRecord]) -> Result<Vec<i64>, ButlerError> {
+        self.write_txn(|tx| upsert_rows(tx, recs))
+    }
+
+    fn claim(&mut self, intents: &[Intent]) -> Result<Vec<Claim>, ButlerError> {
         self.write_txn(|tx| {
-            let mut st = tx.prepare_cached(
-                "INSERT INTO datasets (dataset_type, data_id, run, path, size, checksum, time_ns, source)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (dataset_type, data_id, run) DO UPDATE SET
-                   path = excluded.path, size = excluded.size, checksum = excluded.checksum,
-                   time_ns = excluded.time_ns, source = excluded.source
-                 RETURNING id",
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO intents (dataset_type, data_id, run, mode, files, checksum, size, owner, time_ns)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (dataset_type, data_id, run) DO NOTHING RETURNING id",
             )?;
-            let mut ids = Vec::with_capacity(recs.len());
-            for rec in recs {
-                let id: i64 = st.query_row(
-                    params![
-                        rec.dataset_type,
-                        canonical_data_id(&rec.data_id),
-                        rec.run,
-                        rec.path,
-                        rec.size as i64,
-                        rec.checksum,
-                        rec.time_ns,
-                        rec.source
-                    ],
-                    |r| r.get(0),
-                )?;
-                ids.push(id);
+            let mut holder = tx.prepare_cached(&format!(
+                "SELECT {INTENT_COLS} FROM intents WHERE dataset_type = ?1 AND data_id = ?2 AND run = ?3"
+            ))?;
+            let mut row = tx.prepare_cached(&format!(
+                "SELECT {COLS} FROM datasets WHERE dataset_type = ?1 AND data_id = ?2 AND run = ?3"
+            ))?;
+            let mut out = Vec::with_capacity(intents.len());
+            for it in intents {
+                let key = canonical_data_id(&it.data_id);
+                let id: Option<i64> = ins
+                    .query_row(
+                        params![
+                            it.dataset_type,
+                            key,
+                            it.run,
+                            it.mode.as_str(),
+                            it.files_json(),
+                            it.checksum,
+                            it.size as i64,
+                            it.owner,
+                            it.time_ns
+                        ],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                out.push(match id {
+                    Some(intent) => Claim::Claimed {
+                        intent,
+                        existing: row
+                            .query_row(params![it.dataset_type, key, it.run], row_to_record)
+                            .optional()?,
+                    },
+                    None => Claim::Busy(holder.query_row(
+                        params![it.dataset_type, key, it.run],
+                        row_to_intent,
+                    )?),
+                });
             }
+            Ok(out)
+        })
+    }
+
+    fn settle(&mut self, recs: &[DatasetRecord], done: &[i64]) -> Result<Vec<i64>, ButlerError> {
+        self.write_txn(|tx| {
+            let ids = upsert_rows(tx, recs)?;
+            delete_intents(tx, done)?;
             Ok(ids)
         })
+    }
+
+    fn release(&mut self, ids: &[i64]) -> Result<(), ButlerError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.write_txn(|tx| delete_intents(tx, ids))
+    }
+
+    fn take_over(&mut self, id: i64, from: &str, to: &str) -> Result<bool, ButlerError> {
+        self.write_txn(|tx| {
+            tx.execute(
+                "UPDATE intents SET owner = ?3 WHERE id = ?1 AND owner = ?2",
+                params![id, from, to],
+            )
+            .map(|n| n == 1)
+        })
+    }
+
+    fn intents(&self) -> Result<Vec<Intent>, ButlerError> {
+        let mut st = self
+            .conn
+            .prepare_cached(&format!("SELECT {INTENT_COLS} FROM intents ORDER BY id"))
+            .map_err(|e| self.err(e))?;
+        let rows = st.query_map([], row_to_intent).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
     }
 
     /// Removes a row.

@@ -61,3 +61,38 @@ pub fn run_put_children(child: &str, env: &str, root: &Path, n: i64) {
         assert!(status.success(), "a child failed: {status:?}");
     }
 }
+
+/// The PostgreSQL test server's URL, or `None` (skipping locally, failing
+/// in CI) when `DAF_TEST_POSTGRES_URL` is not set.
+pub fn pg_url() -> Option<String> {
+    let url = std::env::var("DAF_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.is_empty());
+    daf_base::testing::available(url.is_some(), "DAF_TEST_POSTGRES_URL not set")
+        .then(|| url.unwrap_or_default())
+}
+
+/// Runs `f` with a PostgreSQL location in a schema no other test uses,
+/// then drops the schema (also when `f` panics).
+pub fn with_pg_schema(tag: &str, f: impl FnOnce(&daf_butler::file_registry::PgLocation)) {
+    use daf_butler::file_registry::{PgFileRegistry, PgLocation};
+    let Some(url) = pg_url() else { return };
+    let schema = format!(
+        "daf_t_{tag}_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    );
+    let loc = PgLocation::parse(&url, Some(&schema)).unwrap();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&loc)));
+    let dir = tempfile::tempdir().unwrap();
+    let auth = daf_storages::db::DbAuth::new();
+    if let Some(reg) = PgFileRegistry::connect(&loc, dir.path(), &auth, false).unwrap() {
+        reg.drop_schema().unwrap();
+    }
+    if let Err(p) = result {
+        std::panic::resume_unwind(p);
+    }
+}

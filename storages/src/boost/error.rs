@@ -5,6 +5,16 @@ use thiserror::Error;
 /// What can go wrong reading or writing a Boost archive.
 #[derive(Debug, Error)]
 pub enum ArchiveError {
+    /// A NaN or infinity written to a text or XML archive with
+    /// [`super::OArchive::set_finite_only`] on: Boost 1.74's text and XML
+    /// readers cannot read them back.
+    #[error("{value} refused in a {kind} archive meant for C++ (finite_only): Boost 1.74's text and XML readers cannot read NaN or infinity; use a binary archive or finite values")]
+    NonFinite {
+        /// The value, as text (`NaN`, `inf`, `-inf`).
+        value: String,
+        /// The archive kind (`text` or `xml`).
+        kind: String,
+    },
     /// The archive ended before a value was complete.
     #[error("archive truncated at byte {offset} while reading {what}")]
     Truncated {

@@ -67,6 +67,9 @@ impl std::fmt::Debug for Exports {
 struct RClass {
     type_id: Option<TypeId>,
     export: Option<Arc<ExportEntry>>,
+    /// Whether the preamble (tracking, version) was read; a pointer's
+    /// declared class is registered before its preamble appears.
+    initialized: bool,
     tracked: bool,
     version: u32,
 }
@@ -731,6 +734,7 @@ impl<'a> IArchive<'a> {
         self.classes.push(RClass {
             type_id,
             export,
+            initialized: true,
             tracked,
             version,
         });
@@ -740,6 +744,29 @@ impl<'a> IArchive<'a> {
     fn register_serializable(&mut self, tid: TypeId) -> Result<()> {
         if !self.by_type.contains_key(&tid) {
             self.push_class(Some(tid), None, false, 0)?;
+        }
+        Ok(())
+    }
+
+    /// Registers a pointer's declared (non-abstract) class before the
+    /// pointer is read, as C++ does: it takes the next class id, and its
+    /// preamble is read where an object of it first appears.
+    fn preregister(&mut self, tid: TypeId) -> Result<()> {
+        if !self.by_type.contains_key(&tid) {
+            let cid = self.push_class(Some(tid), None, false, 0)?;
+            self.classes[cid].initialized = false;
+        }
+        Ok(())
+    }
+
+    /// Reads the preamble of class `cid` if it has not been read yet.
+    fn initialize_class(&mut self, cid: usize) -> Result<()> {
+        if !self.classes[cid].initialized {
+            let (tracked, version) = self.read_preamble()?;
+            let c = &mut self.classes[cid];
+            c.tracked = tracked;
+            c.version = version;
+            c.initialized = true;
         }
         Ok(())
     }
@@ -796,7 +823,10 @@ impl<'a> IArchive<'a> {
             return Err(self.malformed("nesting too deep"));
         }
         let cid = match self.by_type.get(&tid) {
-            Some(&c) => c,
+            Some(&c) => {
+                self.initialize_class(c)?;
+                c
+            }
             None => {
                 let (tracked, version) = self.read_preamble()?;
                 self.push_class(Some(tid), None, tracked, version)?
@@ -859,14 +889,24 @@ impl<'a> IArchive<'a> {
     fn load_pointer_with<P: ?Sized + 'static>(
         &mut self,
         expected: Option<(TypeId, &ClassInfo)>,
+        declared: Option<TypeId>,
         make: impl FnOnce(&mut Self, &RClass) -> Result<Arc<P>>,
     ) -> Result<Option<Arc<P>>> {
+        if let Some((tid, _)) = expected {
+            self.preregister(tid)?;
+        }
+        if let Some(tid) = declared {
+            self.preregister(tid)?;
+        }
         let off = self.pos;
         let cid = self.read_class_id()?;
         if cid == -1 {
             return Ok(None);
         }
-        if cid < 0 || cid as usize > self.classes.len() {
+        if cid < 0
+            || cid as usize > self.classes.len()
+            || (cid as usize == self.classes.len() && expected.is_some())
+        {
             return Err(ArchiveError::UnknownClassId {
                 class_id: cid,
                 offset: off,
@@ -874,27 +914,47 @@ impl<'a> IArchive<'a> {
         }
         let cid = cid as usize;
         if cid == self.classes.len() {
-            let (tid, export) = match expected {
-                Some((tid, _)) => (tid, None),
-                None => {
-                    let name = self.read_class_name()?;
-                    let entry = self.exports.map.get(&name).cloned().ok_or_else(|| {
-                        ArchiveError::UnknownExport {
-                            name: name.clone(),
-                            known: self.exports.known(),
-                        }
-                    })?;
-                    (entry.type_id, Some(entry))
+            let name = self.read_class_name()?;
+            let entry = self.exports.map.get(&name).cloned().ok_or_else(|| {
+                ArchiveError::UnknownExport {
+                    name: name.clone(),
+                    known: self.exports.known(),
                 }
-            };
+            })?;
             let (tracked, version) = self.read_preamble()?;
-            self.push_class(Some(tid), export, tracked, version)?;
-        } else if let Some((tid, info)) = expected {
-            if self.classes[cid].type_id != Some(tid) {
-                return Err(self.malformed(format!("class id {cid} is not a {}", info.name)));
+            self.push_class(Some(entry.type_id), Some(entry), tracked, version)?;
+        } else {
+            self.initialize_class(cid)?;
+            if let Some((tid, info)) = expected {
+                if self.classes[cid].type_id != Some(tid) {
+                    return Err(self.malformed(format!("class id {cid} is not a {}", info.name)));
+                }
+            } else if self.classes[cid].export.is_none() {
+                // A pointer to an object of the declared concrete class
+                // itself: it carries no name; its loader is the export
+                // registered for that type.
+                let tid = self.classes[cid].type_id;
+                let entry = (tid.is_some() && tid == declared)
+                    .then(|| {
+                        self.exports
+                            .map
+                            .values()
+                            .find(|e| Some(e.type_id) == tid)
+                            .cloned()
+                    })
+                    .flatten();
+                match entry {
+                    Some(e) => self.classes[cid].export = Some(e),
+                    None if tid.is_some() && tid == declared => {
+                        return Err(self.malformed(format!(
+                            "class id {cid} is the pointer's declared class; register it in the Exports to read such objects"
+                        )))
+                    }
+                    None => {
+                        return Err(self.malformed(format!("class id {cid} is not an exported class")))
+                    }
+                }
             }
-        } else if self.classes[cid].export.is_none() {
-            return Err(self.malformed(format!("class id {cid} is not an exported class")));
         }
         let class = self.classes[cid].clone();
         if let Some((_, info)) = expected {
@@ -927,16 +987,26 @@ impl<'a> IArchive<'a> {
 
     /// Reads a value (without an XML element around it).
     pub fn value<T: BoostSerialize>(&mut self) -> Result<T> {
+        self.value_as(TypeId::of::<T>())
+    }
+
+    fn value_as<T: BoostSerialize>(&mut self, class: TypeId) -> Result<T> {
         match T::LEVEL {
             Level::Primitive => T::load(self, 0),
             Level::Serializable => {
-                self.register_serializable(TypeId::of::<T>())?;
+                self.register_serializable(class)?;
                 T::load(self, 0)
             }
             Level::ClassInfo => Ok(self
-                .load_class_object(TypeId::of::<T>(), &T::class_info(), |ar, v| T::load(ar, v))?
+                .load_class_object(class, &T::class_info(), |ar, v| T::load(ar, v))?
                 .0),
         }
+    }
+
+    /// Reads member `name` written as the C++ class identified by `class`
+    /// (the counterpart of [`super::OArchive::field_as`]).
+    pub fn field_as<T: BoostSerialize>(&mut self, name: &str, class: TypeId) -> Result<T> {
+        self.in_element(name, |ar| ar.value_as(class))
     }
 
     fn in_element<R>(&mut self, name: &str, f: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
@@ -994,17 +1064,38 @@ impl<'a> IArchive<'a> {
     pub fn pointer<T: BoostSerialize>(&mut self, name: &str) -> Result<Option<Arc<T>>> {
         let info = T::class_info();
         self.in_element(name, |ar| {
-            ar.load_pointer_with(Some((TypeId::of::<T>(), &info)), |ar, class| {
+            ar.load_pointer_with(Some((TypeId::of::<T>(), &info)), None, |ar, class| {
                 Ok(Arc::new(T::load(ar, class.version)?))
             })
         })
     }
 
-    /// Reads a polymorphic pointer to base `B`: the concrete class is found
-    /// by its export name among the exports given with [`IArchive::set_exports`].
+    /// Reads a polymorphic pointer whose declared type is an abstract class
+    /// (the counterpart of [`super::OArchive::poly_pointer`]): the concrete
+    /// class is found by its export name among the exports given with
+    /// [`IArchive::set_exports`].
     pub fn poly_pointer<B: ?Sized + 'static>(&mut self, name: &str) -> Result<Option<Arc<B>>> {
+        self.poly_pointer_impl(name, None)
+    }
+
+    /// Reads a polymorphic pointer whose declared type `P*` is a concrete
+    /// class (the counterpart of [`super::OArchive::poly_pointer_concrete`]):
+    /// `P` is registered first, as C++ does. To read pointers to objects of
+    /// class `P` itself, register `P` in the exports too.
+    pub fn poly_pointer_concrete<P: BoostSerialize, B: ?Sized + 'static>(
+        &mut self,
+        name: &str,
+    ) -> Result<Option<Arc<B>>> {
+        self.poly_pointer_impl(name, Some(TypeId::of::<P>()))
+    }
+
+    fn poly_pointer_impl<B: ?Sized + 'static>(
+        &mut self,
+        name: &str,
+        declared: Option<TypeId>,
+    ) -> Result<Option<Arc<B>>> {
         self.in_element(name, |ar| {
-            ar.load_pointer_with::<B>(None, |ar, class| {
+            ar.load_pointer_with::<B>(None, declared, |ar, class| {
                 let entry = class
                     .export
                     .as_ref()

@@ -304,3 +304,92 @@ impl<T: BoostSerialize> BoostSerialize for Option<T> {
         Ok(Some(ar.field("value")?))
     }
 }
+
+/// A `std::shared_ptr<T>` member as Boost (1.56 and later, including 1.74
+/// and 1.81) writes it: an object of its own class — class version 1,
+/// untracked — whose one member `px` is a raw pointer to `T` (null, a new
+/// object, or a reference to one written before, which readers give back as
+/// the same shared `Arc`). Class `T` should be tracked
+/// ([`ClassInfo::tracked`]), as C++ tracks every class it serializes
+/// through pointers.
+///
+/// ```
+/// use std::sync::Arc;
+/// use daf_storages::boost::{ArchiveKind, BoostSerialize, ClassInfo, IArchive, OArchive, Result, SharedPtr};
+/// #[derive(Debug, PartialEq)]
+/// struct Rec { id: i32 }
+/// impl BoostSerialize for Rec {
+///     fn class_info() -> ClassInfo { ClassInfo::new("Rec").tracked(true) }
+///     fn save(&self, ar: &mut OArchive<'_>) -> Result<()> { ar.field("id", &self.id) }
+///     fn load(ar: &mut IArchive<'_>, _v: u32) -> Result<Self> { Ok(Rec { id: ar.field("id")? }) }
+/// }
+/// let a = SharedPtr::new(Rec { id: 9 });
+/// let bytes = OArchive::to_bytes(ArchiveKind::Text, 18, |ar| {
+///     ar.field("a", &a)?;
+///     ar.field("b", &a.clone())?;
+///     ar.field("n", &SharedPtr::<Rec>::null())
+/// })
+/// .unwrap();
+/// // What C++ writes for three std::shared_ptr<Rec> members a, b = a, n = nullptr.
+/// assert_eq!(
+///     std::str::from_utf8(&bytes).unwrap(),
+///     "22 serialization::archive 18 0 1 1 1 0\n0 9 1 0 -1\n"
+/// );
+/// let (a2, b2, n2): (SharedPtr<Rec>, SharedPtr<Rec>, SharedPtr<Rec>) =
+///     IArchive::from_bytes(&bytes, |ar| Ok((ar.field("a")?, ar.field("b")?, ar.field("n")?))).unwrap();
+/// assert!(Arc::ptr_eq(a2.get().unwrap(), b2.get().unwrap()));
+/// assert_eq!(a2.get().unwrap().id, 9);
+/// assert!(n2.get().is_none());
+/// ```
+#[derive(Debug)]
+pub struct SharedPtr<T>(pub Option<std::sync::Arc<T>>);
+
+impl<T> Clone for SharedPtr<T> {
+    fn clone(&self) -> Self {
+        SharedPtr(self.0.clone())
+    }
+}
+
+impl<T> Default for SharedPtr<T> {
+    fn default() -> Self {
+        SharedPtr(None)
+    }
+}
+
+impl<T> SharedPtr<T> {
+    /// A pointer to a new object.
+    pub fn new(v: T) -> Self {
+        SharedPtr(Some(std::sync::Arc::new(v)))
+    }
+    /// The null pointer.
+    pub fn null() -> Self {
+        SharedPtr(None)
+    }
+    /// The object pointed to, if any.
+    pub fn get(&self) -> Option<&std::sync::Arc<T>> {
+        self.0.as_ref()
+    }
+}
+
+impl<T> From<Option<std::sync::Arc<T>>> for SharedPtr<T> {
+    fn from(p: Option<std::sync::Arc<T>>) -> Self {
+        SharedPtr(p)
+    }
+}
+
+impl<T: BoostSerialize> BoostSerialize for SharedPtr<T> {
+    fn class_info() -> ClassInfo {
+        ClassInfo::new("std::shared_ptr").version(1)
+    }
+    fn save(&self, ar: &mut OArchive<'_>) -> Result<()> {
+        ar.pointer("px", self.0.as_ref())
+    }
+    fn load(ar: &mut IArchive<'_>, version: u32) -> Result<Self> {
+        if version < 1 {
+            return Err(super::ArchiveError::Unsupported(
+                "std::shared_ptr of class version 0 (Boost before 1.56 wrote boost::shared_ptr's old layout)".into(),
+            ));
+        }
+        Ok(SharedPtr(ar.pointer("px")?))
+    }
+}

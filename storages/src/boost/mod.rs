@@ -40,10 +40,21 @@
 //! arithmetic elements, count + item_version + elements otherwise),
 //! `Vec<bool>`, maps, pairs, `boost::optional` (as [`Option`]), nested
 //! classes, base classes ([`OArchive::base`]), class versions, tracked
-//! objects, pointers ([`OArchive::pointer`], null included) and polymorphic
-//! pointers resolved through export names ([`OArchive::poly_pointer`],
-//! [`Exports`]). Written library versions: 18 (Boost 1.73–1.75) and 19
-//! (Boost 1.76–1.83); read: 8 to 19.
+//! objects, raw pointers ([`OArchive::pointer`], null included),
+//! `std::shared_ptr` members ([`SharedPtr`]) and polymorphic pointers
+//! resolved through export names ([`Exports`]), whether their declared class
+//! is abstract ([`OArchive::poly_pointer`]) or concrete, like LSST's
+//! `Persistable` ([`OArchive::poly_pointer_concrete`]: C++ registers the
+//! declared class first, which shifts the class ids). Written library
+//! versions: 18 (Boost 1.73–1.75) and 19 (Boost 1.76–1.83); read: 8 to 19.
+//!
+//! Floating-point NaN and ±infinity: binary archives hold them exactly.
+//! Text and XML archives write them as `nan`, `inf` and `-inf`, as C++
+//! Boost does, and daf reads them back — but Boost 1.74's text and XML
+//! readers cannot (they fail with "input stream error", even on archives
+//! Boost itself wrote). Archives meant for C++ can refuse them on write:
+//! [`OArchive::set_finite_only`] (policy key `finite_only` of the Boost
+//! storages).
 //!
 //! Whether C++ Boost tracks a class depends on the whole program (a class is
 //! tracked when some code anywhere serialises it through a pointer); in Rust
@@ -61,6 +72,7 @@ use std::any::TypeId;
 
 pub use error::ArchiveError;
 pub use iarchive::{Exports, IArchive};
+pub use impls::SharedPtr;
 pub use oarchive::OArchive;
 
 /// Result alias for archive operations.
@@ -75,8 +87,11 @@ pub const MAX_READ_VERSION: u16 = 19;
 pub const MIN_READ_VERSION: u16 = 8;
 /// The archive library versions this engine writes.
 pub const WRITE_VERSIONS: [u16; 2] = [18, 19];
-/// The library version written when none is chosen (Boost 1.81).
-pub const DEFAULT_VERSION: u16 = 19;
+/// The library version written when none is chosen: 18 (Boost 1.74, the
+/// Boost of Debian 12 and of LSST's last C++ stacks), which every Boost from
+/// 1.73 on reads. Version 19 (Boost 1.76 and later) is refused by Boost
+/// 1.74's binary and text readers ("unsupported version").
+pub const DEFAULT_VERSION: u16 = 18;
 
 /// The three archive kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

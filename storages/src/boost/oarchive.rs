@@ -47,11 +47,14 @@ pub struct OArchive<'a> {
     sink: Option<&'a mut dyn Write>,
     delim: Delim,
     xml: Vec<XmlFrame>,
-    classes: Vec<(TypeId, i16)>,
+    /// Registered classes: type, class id, and whether the class's
+    /// preamble was written (C++ `cobject_type::m_initialized`).
+    classes: Vec<(TypeId, i16, bool)>,
     next_cid: i16,
     objects: HashMap<(usize, TypeId), (u32, bool)>,
     next_oid: u32,
     tracking: HashMap<TypeId, bool>,
+    finite_only: bool,
 }
 
 const FLUSH_AT: usize = 1 << 20;
@@ -89,6 +92,7 @@ impl<'a> OArchive<'a> {
             objects: HashMap::new(),
             next_oid: 0,
             tracking: HashMap::new(),
+            finite_only: false,
         };
         if header {
             ar.write_header();
@@ -122,6 +126,24 @@ impl<'a> OArchive<'a> {
     /// this from the whole program; see the module docs).
     pub fn set_tracking<T: BoostSerialize>(&mut self, tracked: bool) {
         self.tracking.insert(TypeId::of::<T>(), tracked);
+    }
+
+    /// Refuses NaN and ±infinity in text and XML archives
+    /// ([`ArchiveError::NonFinite`]): Boost 1.74's text and XML readers
+    /// cannot read them back (binary archives hold them exactly and are not
+    /// affected). For archives meant for C++ programs.
+    pub fn set_finite_only(&mut self, on: bool) {
+        self.finite_only = on;
+    }
+
+    fn check_finite(&self, finite: bool, value: impl FnOnce() -> String) -> Result<()> {
+        if self.finite_only && !finite && self.kind != ArchiveKind::Binary {
+            return Err(ArchiveError::NonFinite {
+                value: value(),
+                kind: self.kind.name().to_string(),
+            });
+        }
+        Ok(())
     }
 
     /// The archive kind.
@@ -332,6 +354,7 @@ impl<'a> OArchive<'a> {
 
     /// Writes a double.
     pub fn write_f64(&mut self, v: f64) -> Result<()> {
+        self.check_finite(v.is_finite(), || v.to_string())?;
         match self.kind {
             ArchiveKind::Binary => self.buf.extend_from_slice(&v.to_le_bytes()),
             ArchiveKind::Text => {
@@ -348,6 +371,7 @@ impl<'a> OArchive<'a> {
 
     /// Writes a float.
     pub fn write_f32(&mut self, v: f32) -> Result<()> {
+        self.check_finite(v.is_finite(), || v.to_string())?;
         match self.kind {
             ArchiveKind::Binary => self.buf.extend_from_slice(&v.to_le_bytes()),
             ArchiveKind::Text => {
@@ -412,14 +436,25 @@ impl<'a> OArchive<'a> {
 
     // ---- class bookkeeping -----------------------------------------------
 
-    fn register(&mut self, tid: TypeId) -> (i16, bool) {
-        if let Some(&(_, cid)) = self.classes.iter().find(|(t, _)| *t == tid) {
-            return (cid, false);
+    /// Registers class `tid` (C++ `basic_oarchive::register_type`): gives it
+    /// the next class id if it has none. Returns its index in `classes` and
+    /// whether this call registered it.
+    fn register(&mut self, tid: TypeId) -> (usize, bool) {
+        if let Some(i) = self.classes.iter().position(|(t, _, _)| *t == tid) {
+            return (i, false);
         }
         let cid = self.next_cid;
         self.next_cid = self.next_cid.wrapping_add(1);
-        self.classes.push((tid, cid));
-        (cid, true)
+        self.classes.push((tid, cid, false));
+        (self.classes.len() - 1, true)
+    }
+
+    /// Registers the class of a pointer's declared type before the pointer
+    /// is written, as C++ does for every non-abstract pointee type (even for
+    /// a null pointer): that class takes the next class id although its
+    /// preamble comes later, when an object of it is first written.
+    fn preregister(&mut self, tid: TypeId) {
+        self.register(tid);
     }
 
     fn is_tracked(&self, tid: TypeId, info: &ClassInfo) -> bool {
@@ -521,9 +556,11 @@ impl<'a> OArchive<'a> {
         body: impl FnOnce(&mut Self) -> Result<()>,
     ) -> Result<()> {
         let tracked = self.is_tracked(tid, info);
-        let (cid, new) = self.register(tid);
-        if new {
+        let (idx, _) = self.register(tid);
+        let (_, cid, initialized) = self.classes[idx];
+        if !initialized {
             self.class_header(cid, false, None, tracked, info.version)?;
+            self.classes[idx].2 = true;
         }
         if tracked {
             if let Some(&(oid, via_pointer)) = self.objects.get(&(addr, tid)) {
@@ -549,9 +586,13 @@ impl<'a> OArchive<'a> {
         body: impl FnOnce(&mut Self) -> Result<()>,
     ) -> Result<()> {
         let tracked = self.is_tracked(tid, info);
-        let (cid, new) = self.register(tid);
-        if new {
-            let name = if polymorphic {
+        let (idx, new) = self.register(tid);
+        let (_, cid, initialized) = self.classes[idx];
+        if !initialized {
+            // C++ names the class only when this very pointer registered it:
+            // a pointer to an object of its declared (pre-registered) class
+            // carries no name.
+            let name = if polymorphic && new {
                 Some(info.export.ok_or_else(|| {
                     ArchiveError::Unsupported(format!(
                         "class {} is written through a polymorphic pointer but has no export name",
@@ -562,6 +603,7 @@ impl<'a> OArchive<'a> {
                 None
             };
             self.class_header(cid, true, name, tracked, info.version)?;
+            self.classes[idx].2 = true;
         } else {
             self.class_id_reference(cid)?;
         }
@@ -588,18 +630,37 @@ impl<'a> OArchive<'a> {
 
     /// Writes a value (without an XML element around it).
     pub fn value<T: BoostSerialize>(&mut self, v: &T) -> Result<()> {
+        self.value_as(TypeId::of::<T>(), v)
+    }
+
+    /// Writes member `name` as the C++ class identified by `class` rather
+    /// than by `T`: for C++ types that one Rust type stands for, which C++
+    /// registers as distinct classes (`std::vector<long>` and
+    /// `std::vector<long long>` are both `Vec<i64>` here). Class ids follow
+    /// registration, so this keeps later class ids where C++ has them.
+    pub fn field_as<T: BoostSerialize>(&mut self, name: &str, class: TypeId, v: &T) -> Result<()> {
+        if self.kind == ArchiveKind::Xml {
+            self.xml_start(name);
+            self.value_as(class, v)?;
+            self.xml_end();
+            Ok(())
+        } else {
+            self.value_as(class, v)
+        }
+    }
+
+    fn value_as<T: BoostSerialize>(&mut self, class: TypeId, v: &T) -> Result<()> {
         match T::LEVEL {
             Level::Primitive => v.save(self),
             Level::Serializable => {
-                self.register(TypeId::of::<T>());
+                self.register(class);
                 v.save(self)
             }
-            Level::ClassInfo => self.save_class_object(
-                TypeId::of::<T>(),
-                &T::class_info(),
-                v as *const T as usize,
-                |ar| v.save(ar),
-            ),
+            Level::ClassInfo => {
+                self.save_class_object(class, &T::class_info(), v as *const T as usize, |ar| {
+                    v.save(ar)
+                })
+            }
         }
     }
 
@@ -653,14 +714,19 @@ impl<'a> OArchive<'a> {
         Ok(())
     }
 
-    /// Writes a pointer (`T*`, `shared_ptr<T>` as a raw pointer): null, a new
+    /// Writes a raw pointer member `T*` (for `std::shared_ptr<T>` members
+    /// use [`super::SharedPtr`], which C++ writes differently): null, a new
     /// object, or a reference to an object already written (by identity of
     /// the `Arc`'s target, which may also have been written by value).
+    ///
+    /// Like C++, this registers class `T` (gives it a class id) even when
+    /// the pointer is null.
     pub fn pointer<T: BoostSerialize>(&mut self, name: &str, p: Option<&Arc<T>>) -> Result<()> {
         let xml = self.kind == ArchiveKind::Xml;
         if xml {
             self.xml_start(name);
         }
+        self.preregister(TypeId::of::<T>());
         match p {
             None => self.null_pointer()?,
             Some(a) => {
@@ -680,16 +746,47 @@ impl<'a> OArchive<'a> {
         Ok(())
     }
 
-    /// Writes a polymorphic pointer: the concrete class is named by its
-    /// export name the first time it appears.
+    /// Writes a polymorphic pointer whose declared type is an *abstract*
+    /// class (`BOOST_SERIALIZATION_ASSUME_ABSTRACT`, or pure virtual
+    /// functions): the concrete class is named by its export name the first
+    /// time it appears. For a concrete declared class (LSST's `Persistable`)
+    /// use [`OArchive::poly_pointer_concrete`].
     pub fn poly_pointer<B: ?Sized + PolyBase>(
         &mut self,
         name: &str,
         p: Option<&Arc<B>>,
     ) -> Result<()> {
+        self.poly_pointer_impl(name, None, p)
+    }
+
+    /// Writes a polymorphic pointer whose declared type `P*` is a concrete
+    /// (non-abstract) class, such as LSST's `Persistable`. C++ Boost then
+    /// registers `P` before the pointed-to class, so `P` takes a class id
+    /// first (even for a null pointer) and the derived class the next one;
+    /// a pointer to an object of class `P` itself carries no class name.
+    /// `P` is the Rust type the derived classes write with
+    /// [`OArchive::base`]; objects of class `P` itself must report
+    /// `TypeId::of::<P>()` from [`PolyBase::dyn_type_id`].
+    pub fn poly_pointer_concrete<P: BoostSerialize, B: ?Sized + PolyBase>(
+        &mut self,
+        name: &str,
+        p: Option<&Arc<B>>,
+    ) -> Result<()> {
+        self.poly_pointer_impl(name, Some(TypeId::of::<P>()), p)
+    }
+
+    fn poly_pointer_impl<B: ?Sized + PolyBase>(
+        &mut self,
+        name: &str,
+        declared: Option<TypeId>,
+        p: Option<&Arc<B>>,
+    ) -> Result<()> {
         let xml = self.kind == ArchiveKind::Xml;
         if xml {
             self.xml_start(name);
+        }
+        if let Some(tid) = declared {
+            self.preregister(tid);
         }
         match p {
             None => self.null_pointer()?,

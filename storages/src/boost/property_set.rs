@@ -8,13 +8,20 @@
 //! `type` (a one-letter `char` code) and `value` (a `std::vector` of every
 //! value). The codes: `b` bool, `c` char, `y` signed char, `C` unsigned char,
 //! `w` short, `W` unsigned short, `i` int, `I` unsigned int, `l` long, `L`
-//! unsigned long, `x` int64, `X` uint64, `f` float, `d` double, `s` string,
-//! `T` DateTime (a vector of TAI nanoseconds as int64). `p` (a
-//! `Persistable` pointer) is not supported.
+//! unsigned long, `x` long long, `X` unsigned long long, `f` float, `d`
+//! double, `s` string, `T` DateTime (a vector of TAI nanoseconds as int64).
+//! `p` (a `Persistable` pointer) is not supported.
+//!
+//! Every code survives a read and a write: `c`/`y` are both [`Values::I8`],
+//! `l`/`x` both [`Values::I64`] and `L`/`X` both [`Values::U64`], so the
+//! reader records the C++ type of leaves with the codes `y`, `l` and `L` as
+//! their [`NativeType`] ([`PropertySet::native_type`]) and the writer gives
+//! them back their code (C++ `get<long>` works on what daf wrote). Leaves
+//! without a native type get `c`, `x` and `X`.
 
 use std::any::TypeId;
 
-use daf_base::{DateTime, PropertySet, Timescale, Values};
+use daf_base::{DateTime, NativeType, PropertySet, Timescale, Values};
 
 use super::{ArchiveError, ClassInfo, IArchive, OArchive, Result};
 
@@ -40,6 +47,15 @@ impl Default for PropertySetLayout {
 
 struct PropertySetClass;
 struct PersistableClass;
+/// `std::vector<char>`: C++ registers it apart from `std::vector<signed
+/// char>` (`Vec<i8>`, type code `y`, as `int8_t` is `signed char`).
+struct VecCharClass;
+/// `std::vector<long long>`: apart from `std::vector<long>` (`Vec<i64>`,
+/// codes `l` and `T`, as `int64_t` is `long` on LP64).
+struct VecLongLongClass;
+/// `std::vector<unsigned long long>`: apart from `std::vector<unsigned
+/// long>` (`Vec<u64>`, code `L`).
+struct VecULongLongClass;
 
 const PROPERTY_SET: ClassInfo = ClassInfo::new("PropertySet");
 
@@ -47,7 +63,32 @@ fn persistable_info(tracked: bool) -> ClassInfo {
     ClassInfo::new("Persistable").tracked(tracked)
 }
 
-/// The one-letter type code written for `values`.
+/// The one-letter type code written for `values` of C++ type `native`
+/// (when it matches the values' type; else the default code).
+pub fn type_code_for(values: &Values, native: Option<NativeType>) -> Result<u8> {
+    Ok(match (values, native) {
+        (Values::I8(_), Some(NativeType::SignedChar)) => b'y',
+        (Values::I64(_), Some(NativeType::Long)) => b'l',
+        (Values::U64(_), Some(NativeType::UnsignedLong)) => b'L',
+        _ => type_code(values)?,
+    })
+}
+
+/// The C++ type a type code names, where one value type stands for two.
+pub fn native_type_of(code: u8) -> Option<NativeType> {
+    Some(match code {
+        b'c' => NativeType::Char,
+        b'y' => NativeType::SignedChar,
+        b'l' => NativeType::Long,
+        b'L' => NativeType::UnsignedLong,
+        b'x' => NativeType::LongLong,
+        b'X' => NativeType::UnsignedLongLong,
+        _ => return None,
+    })
+}
+
+/// The default one-letter type code written for `values` (`c` for
+/// [`Values::I8`], `x` for [`Values::I64`], `X` for [`Values::U64`]).
 pub fn type_code(values: &Values) -> Result<u8> {
     Ok(match values {
         Values::Bool(_) => b'b',
@@ -105,9 +146,19 @@ pub fn save_property_set(
             for n in &names {
                 let values = ps.values(n).expect("param_names lists existing names");
                 ar.field("name", n)?;
-                ar.field("type", &(type_code(values)? as i8))?;
+                let code = type_code_for(values, ps.native_type(n))?;
+                ar.field("type", &(code as i8))?;
                 match values {
                     Values::Bool(v) => ar.field("value", v)?,
+                    Values::I8(v) if code == b'c' => {
+                        ar.field_as("value", TypeId::of::<VecCharClass>(), v)?
+                    }
+                    Values::I64(v) if code == b'x' => {
+                        ar.field_as("value", TypeId::of::<VecLongLongClass>(), v)?
+                    }
+                    Values::U64(v) if code == b'X' => {
+                        ar.field_as("value", TypeId::of::<VecULongLongClass>(), v)?
+                    }
                     Values::I8(v) => ar.field("value", v)?,
                     Values::U8(v) => ar.field("value", v)?,
                     Values::I16(v) => ar.field("value", v)?,
@@ -170,14 +221,23 @@ pub fn load_property_set(
                 let code = ar.field::<i8>("type")? as u8;
                 let values: Values = match code {
                     b'b' => ar.field::<Vec<bool>>("value")?.into(),
-                    b'c' | b'y' => ar.field::<Vec<i8>>("value")?.into(),
+                    b'c' => ar
+                        .field_as::<Vec<i8>>("value", TypeId::of::<VecCharClass>())?
+                        .into(),
+                    b'y' => ar.field::<Vec<i8>>("value")?.into(),
                     b'C' => ar.field::<Vec<u8>>("value")?.into(),
                     b'w' => ar.field::<Vec<i16>>("value")?.into(),
                     b'W' => ar.field::<Vec<u16>>("value")?.into(),
                     b'i' => ar.field::<Vec<i32>>("value")?.into(),
                     b'I' => ar.field::<Vec<u32>>("value")?.into(),
-                    b'l' | b'x' => ar.field::<Vec<i64>>("value")?.into(),
-                    b'L' | b'X' => ar.field::<Vec<u64>>("value")?.into(),
+                    b'l' => ar.field::<Vec<i64>>("value")?.into(),
+                    b'x' => ar
+                        .field_as::<Vec<i64>>("value", TypeId::of::<VecLongLongClass>())?
+                        .into(),
+                    b'L' => ar.field::<Vec<u64>>("value")?.into(),
+                    b'X' => ar
+                        .field_as::<Vec<u64>>("value", TypeId::of::<VecULongLongClass>())?
+                        .into(),
                     b'f' => ar.field::<Vec<f32>>("value")?.into(),
                     b'd' => ar.field::<Vec<f64>>("value")?.into(),
                     b's' => ar.field::<Vec<String>>("value")?.into(),
@@ -198,11 +258,24 @@ pub fn load_property_set(
                     // A PropertySet name always holds at least one value.
                     continue;
                 }
+                // The default codes (c, x, X) need no record.
+                let native = match code {
+                    b'y' | b'l' | b'L' => native_type_of(code),
+                    _ => None,
+                };
+                let kept = native.map(|_| key.clone());
                 ps.set_owned(key, values)
                     .map_err(|e| ArchiveError::Malformed {
                         offset: 0,
                         message: format!("PropertySet item: {e}"),
                     })?;
+                if let (Some(t), Some(k)) = (native, kept) {
+                    ps.set_native_type(&k, t)
+                        .map_err(|e| ArchiveError::Malformed {
+                            offset: 0,
+                            message: format!("PropertySet item: {e}"),
+                        })?;
+                }
             }
             Ok(ps)
         },
