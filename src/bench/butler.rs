@@ -443,11 +443,16 @@ pub fn run_with(quick: bool, postgres: Option<&str>) -> Vec<Row> {
 /// (`put_many`; Gen3 has no batch put, so a loop of `Butler.put`). daf's
 /// puts are durable (fsync), Gen3's are not. Figures are rates, so a target
 /// of ≥ N× means N times as many operations per second as Gen3.
-pub fn peer_rows(quick: bool) -> Result<Vec<Row>, String> {
+///
+/// `n` datasets are in both repositories before the get and the query
+/// (1,000 for the target); `quick` runs fewer repeats and batches of
+/// 100 instead of 1,000 (never more than `n`).
+pub fn peer_rows(quick: bool, n: usize) -> Result<Vec<Row>, String> {
     use super::peers::{interleaved, timed, PyDriver};
     let py = super::peers::python(&["lsst.daf.butler"], "lsst-daf-butler")?;
-    let n = 1000usize;
+    let n = n.max(10);
     let (runs, put_runs, batch) = if quick { (20, 5, 100) } else { (50, 9, 1000) };
+    let batch = batch.min(n);
     let ids = n + 10 + (put_runs + 1) * (batch + 1);
     let env = setup();
     fill(&env, n);

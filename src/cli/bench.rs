@@ -60,6 +60,10 @@ pub struct ButlerBenchArgs {
     /// registry: ~/.daf/db-auth.yaml or PGUSER / PGPASSWORD.
     #[arg(long)]
     pub postgres: Option<String>,
+    /// Datasets in daf's and Gen3's repositories for `--peers` (the query
+    /// size; put_many batches are at most this).
+    #[arg(long, default_value_t = 1000)]
+    pub peer_datasets: usize,
 }
 
 /// `daf bench harness` arguments.
@@ -177,7 +181,10 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
             }
             let mut rows = crate::bench::butler::run_with(a.quick, postgres.as_deref());
             if peers {
-                rows.extend(crate::bench::butler::peer_rows(a.quick).map_err(CliError::new)?);
+                rows.extend(
+                    crate::bench::butler::peer_rows(a.quick, a.peer_datasets)
+                        .map_err(CliError::new)?,
+                );
             }
             ("butler", "daf bench butler".to_string(), rows)
         }
