@@ -77,6 +77,47 @@ impl BoostSerialize for Record {
     }
 }
 
+/// The small struct of the C++ peer comparison: `{int, double, string of 8}`
+/// (`SmallRec` in `benches/peers/boost_peer.cpp`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmallRec {
+    /// An int.
+    pub i: i32,
+    /// A double.
+    pub x: f64,
+    /// Eight characters.
+    pub s: String,
+}
+
+impl BoostSerialize for SmallRec {
+    fn class_info() -> ClassInfo {
+        ClassInfo::new("SmallRec")
+    }
+    fn save(&self, ar: &mut OArchive<'_>) -> Result<()> {
+        ar.field("i", &self.i)?;
+        ar.field("x", &self.x)?;
+        ar.field("s", &self.s)
+    }
+    fn load(ar: &mut IArchive<'_>, _version: u32) -> Result<Self> {
+        Ok(SmallRec {
+            i: ar.field("i")?,
+            x: ar.field("x")?,
+            s: ar.field("s")?,
+        })
+    }
+}
+
+/// `n` deterministic small structs, the same values the C++ peer makes.
+pub fn make_small_recs(n: usize) -> Vec<SmallRec> {
+    (0..n)
+        .map(|i| SmallRec {
+            i: i as i32,
+            x: i as f64 * 0.5,
+            s: format!("s{:07}", i % 10_000_000),
+        })
+        .collect()
+}
+
 /// `n` deterministic records.
 pub fn make_records(n: usize) -> Vec<Record> {
     (0..n)
@@ -269,5 +310,119 @@ pub fn run(cfg: &BoostBenchConfig, dir: &Path) -> std::result::Result<Vec<Row>, 
     ));
     let _ = std::fs::remove_file(&arch);
     let _ = std::fs::remove_file(&plain);
+    Ok(rows)
+}
+
+/// The C++ Boost.Serialization peer (`benches/peers/boost_peer.cpp`),
+/// compiled on first use.
+pub fn cpp_peer() -> std::result::Result<std::path::PathBuf, String> {
+    super::peers::cpp_exe(
+        "boost_peer",
+        include_str!("../../benches/peers/boost_peer.cpp"),
+        &["boost_serialization"],
+        "apt-get install g++ libboost-serialization-dev",
+    )
+}
+
+/// daf against C++ Boost 1.74 on the same data, interleaved (daf write, C++
+/// write, daf read, C++ read, repeated; medians of `cfg.runs.max(5)`). Each
+/// side reads the file it wrote; daf also reads C++'s files once and checks
+/// the values are identical, so both sides move the same archive.
+pub fn peer_rows(cfg: &BoostBenchConfig, dir: &Path) -> std::result::Result<Vec<Row>, String> {
+    let exe = cpp_peer()?;
+    let runs = cfg.runs.max(5);
+    let mut rows = Vec::new();
+
+    fn measure<T: BoostSerialize + PartialEq>(
+        exe: &Path,
+        dir: &Path,
+        runs: usize,
+        kind: ArchiveKind,
+        mode: &str,
+        value: &T,
+        n: usize,
+    ) -> std::result::Result<[f64; 4], String> {
+        let ours = dir.join(format!("daf-{mode}"));
+        let theirs = dir.join(format!("cpp-{mode}"));
+        let t = theirs.to_string_lossy().into_owned();
+        let ns = n.to_string();
+        let (w, r) = (format!("{mode}-write"), format!("{mode}-read"));
+        let mut daf_w = || {
+            let t = std::time::Instant::now();
+            write_file(&ours, kind, "values", value).map_err(|e| e.to_string())?;
+            Ok(t.elapsed().as_secs_f64())
+        };
+        let mut cpp_w = || super::peers::run_secs(exe, &[&w, &t, &ns]);
+        let mut daf_r = || {
+            let t = std::time::Instant::now();
+            let back: T = read_file(&ours, "values").map_err(|e| e.to_string())?;
+            let s = t.elapsed().as_secs_f64();
+            std::hint::black_box(back);
+            Ok(s)
+        };
+        let mut cpp_r = || super::peers::run_secs(exe, &[&r, &t, &ns]);
+        let times =
+            super::peers::interleaved(runs, [&mut daf_w, &mut cpp_w, &mut daf_r, &mut cpp_r])?;
+        let theirs_back: T = read_file(&theirs, "values")
+            .map_err(|e| format!("daf reading C++'s {mode} archive: {e}"))?;
+        if &theirs_back != value {
+            return Err(format!(
+                "daf read C++'s {mode} archive with different values"
+            ));
+        }
+        let _ = std::fs::remove_file(&ours);
+        let _ = std::fs::remove_file(&theirs);
+        Ok(times)
+    }
+
+    let peer = "C++ Boost 1.74";
+    let v = make_doubles(cfg.vec_mib * 1024 * 1024 / 8);
+    let n = v.len();
+    let [dw, cw, dr, cr] = measure(&exe, dir, runs, ArchiveKind::Binary, "vec", &v, n)?;
+    let bytes = (n * 8) as u64;
+    let mib = |secs: f64| bytes as f64 / 1048576.0 / secs;
+    for (what, d, c) in [("write", dw, cw), ("read", dr, cr)] {
+        rows.push(Row {
+            name: format!("Vec<f64> {} MiB binary {what}", cfg.vec_mib),
+            value: mib(d),
+            unit: "MiB/s".into(),
+            reference: Some(mib(c)),
+            reference_name: peer.into(),
+            target: Target::AtLeast(1.0),
+        });
+    }
+    drop(v);
+
+    let recs = make_small_recs(cfg.records);
+    let n = recs.len();
+    let [dw, cw, dr, cr] = measure(&exe, dir, runs, ArchiveKind::Binary, "rec", &recs, n)?;
+    let mrec = |secs: f64| n as f64 / secs / 1e6;
+    for (what, d, c) in [("write", dw, cw), ("read", dr, cr)] {
+        rows.push(Row {
+            name: format!("{n} small structs binary {what}"),
+            value: mrec(d),
+            unit: "Mrec/s".into(),
+            reference: Some(mrec(c)),
+            reference_name: peer.into(),
+            target: Target::AtLeast(2.0),
+        });
+    }
+    drop(recs);
+
+    let v = make_doubles(cfg.text_mib * 1024 * 1024 / 8);
+    let n = v.len();
+    let [dw, cw, dr, cr] = measure(&exe, dir, runs, ArchiveKind::Text, "txt", &v, n)?;
+    let bytes = (n * 8) as u64;
+    let mib = |secs: f64| bytes as f64 / 1048576.0 / secs;
+    for (what, d, c) in [("write", dw, cw), ("read", dr, cr)] {
+        rows.push(Row {
+            name: format!("{} MiB doubles text {what} (payload)", cfg.text_mib),
+            value: mib(d),
+            unit: "MiB/s".into(),
+            reference: Some(mib(c)),
+            reference_name: peer.into(),
+            target: Target::AtLeast(3.0),
+        });
+    }
     Ok(rows)
 }

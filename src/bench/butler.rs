@@ -437,3 +437,147 @@ pub fn run_with(quick: bool, postgres: Option<&str>) -> Vec<Row> {
     });
     rows
 }
+
+/// daf's butler against the Gen3 butler (`lsst-daf-butler`, venv Python) on
+/// the same small datasets, interleaved, medians: get by data id, a query
+/// of every dataset (1,000), a single durable put, and a batch of puts
+/// (`put_many`; Gen3 has no batch put, so a loop of `Butler.put`). daf's
+/// puts are durable (fsync), Gen3's are not. Figures are rates, so a target
+/// of ≥ N× means N times as many operations per second as Gen3.
+///
+/// `n` datasets are in both repositories before the get and the query
+/// (1,000 for the target); `quick` runs fewer repeats and batches of
+/// 100 instead of 1,000 (never more than `n`).
+pub fn peer_rows(quick: bool, n: usize) -> Result<Vec<Row>, String> {
+    use super::peers::{interleaved, timed, PyDriver};
+    let py = super::peers::python(&["lsst.daf.butler"], "lsst-daf-butler")?;
+    let n = n.max(10);
+    let (runs, put_runs, batch) = if quick { (20, 5, 100) } else { (50, 9, 1000) };
+    let batch = batch.min(n);
+    let ids = n + 10 + (put_runs + 1) * (batch + 1);
+    let env = setup();
+    fill(&env, n);
+    let g3_root = env.dir.path().join("gen3");
+    let mut g3 = PyDriver::start(
+        &py,
+        "gen3",
+        include_str!("../../benches/peers/gen3_peer.py"),
+        &[],
+    )?;
+    g3.secs(&format!("setup {} {n} {ids}", g3_root.display()))?;
+    let mut rows = Vec::new();
+    let rate = |secs: f64| 1.0 / secs;
+
+    let probe = data_id! {visit: 5};
+    let mut daf_get = || {
+        Ok(timed(|| {
+            std::hint::black_box(env.butler.get::<PropertySet>("meta", &probe).expect("get"));
+        }))
+    };
+    let mut g3_get = || g3.secs("get 5");
+    let [d, g] = interleaved(runs, [&mut daf_get, &mut g3_get])?;
+    rows.push(Row {
+        name: "butler get small dataset by data id".into(),
+        value: rate(d),
+        unit: "get/s".into(),
+        reference: Some(rate(g)),
+        reference_name: "Gen3 Butler.get".into(),
+        target: Target::AtLeast(200.0),
+    });
+
+    let all = DataId::new();
+    let mut daf_q = || {
+        let t = Instant::now();
+        let reg = env.butler.registry(0).ok_or("no registry")?;
+        let found = reg
+            .find_matching(Some("meta"), &all, None)
+            .map_err(|e| e.to_string())?;
+        let s = t.elapsed().as_secs_f64();
+        if found.len() < n {
+            return Err(format!(
+                "daf query found {} datasets, expected {n}",
+                found.len()
+            ));
+        }
+        Ok(s)
+    };
+    let mut g3_q = || {
+        let out = g3.call("query")?;
+        let mut it = out.split_whitespace();
+        let s: f64 = it.next().and_then(|v| v.parse().ok()).ok_or("gen3 query")?;
+        let count: usize = it.next().and_then(|v| v.parse().ok()).ok_or("gen3 query")?;
+        if count < n {
+            return Err(format!("Gen3 query found {count} datasets, expected {n}"));
+        }
+        Ok(s)
+    };
+    let [d, g] = interleaved(runs.min(20), [&mut daf_q, &mut g3_q])?;
+    rows.push(Row {
+        name: format!("butler query {n} datasets"),
+        value: rate(d),
+        unit: "query/s".into(),
+        reference: Some(rate(g)),
+        reference_name: "Gen3 query_datasets".into(),
+        target: Target::AtLeast(30.0),
+    });
+
+    // Puts of new data ids: daf's visits and Gen3's detectors from n + 1.
+    let next = std::cell::Cell::new(n as i64 + 1);
+    let next_g3 = std::cell::Cell::new(n as i64 + 1);
+    let mut daf_put = || {
+        let v = next.get();
+        next.set(v + 1);
+        let id = data_id! {visit: v};
+        let t = Instant::now();
+        env.butler
+            .put(&env.object, "meta", &id)
+            .map_err(|e| e.to_string())?;
+        Ok(t.elapsed().as_secs_f64())
+    };
+    let mut g3_put = || {
+        let v = next_g3.get();
+        next_g3.set(v + 1);
+        g3.secs(&format!("put {v}"))
+    };
+    let [d, g] = interleaved(put_runs, [&mut daf_put, &mut g3_put])?;
+    rows.push(Row {
+        name: "butler put small dataset (daf durable)".into(),
+        value: rate(d),
+        unit: "put/s".into(),
+        reference: Some(rate(g)),
+        reference_name: "Gen3 Butler.put (no fsync)".into(),
+        target: Target::AtLeast(1.0),
+    });
+
+    let mut daf_many = || {
+        let v0 = next.get();
+        next.set(v0 + batch as i64);
+        let ids: Vec<DataId> = (v0..v0 + batch as i64)
+            .map(|v| data_id! {visit: v})
+            .collect();
+        let items: Vec<(&dyn daf_formatters::Persistable, DataId)> = ids
+            .iter()
+            .map(|id| (&env.object as &dyn daf_formatters::Persistable, id.clone()))
+            .collect();
+        let t = Instant::now();
+        env.butler
+            .put_many("meta", &items, &PutOptions::default())
+            .map_err(|e| e.to_string())?;
+        Ok(t.elapsed().as_secs_f64())
+    };
+    let mut g3_many = || {
+        let v0 = next_g3.get();
+        next_g3.set(v0 + batch as i64);
+        g3.secs(&format!("putmany {v0} {batch}"))
+    };
+    let [d, g] = interleaved(put_runs, [&mut daf_many, &mut g3_many])?;
+    rows.push(Row {
+        name: format!("butler put_many {batch} small datasets (durable)"),
+        value: batch as f64 / d,
+        unit: "ds/s".into(),
+        reference: Some(batch as f64 / g),
+        reference_name: "Gen3 put loop (no fsync)".into(),
+        target: Target::AtLeast(20.0),
+    });
+    Ok(rows)
+}

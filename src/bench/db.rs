@@ -398,3 +398,133 @@ pub fn bench_auth(
     }
     Ok(auth)
 }
+
+/// daf against the loaders a user would pick, interleaved, medians of 5:
+/// the SQLite row load (`DbStorage`, one transaction) against Python's
+/// `sqlite3.executemany` in one transaction (target ≥ 2×), and, with
+/// PostgreSQL, the `DbTsvStorage` COPY load against `psql \copy` of the same
+/// TSV file (target ≥ 1×; psql's time includes starting psql, as a user
+/// running it would pay, daf's includes formatting the TSV).
+pub fn peer_rows(cfg: &DbBenchConfig) -> Result<Vec<Row>, String> {
+    use super::peers::{interleaved, PyDriver};
+    let py = super::peers::python(&["sqlite3"], "(the standard library's sqlite3)")?;
+    let cat = make_catalog(cfg.rows);
+    let n = cat.len();
+    let runs = 5;
+    let mut out = Vec::new();
+
+    let mut sq = PyDriver::start(
+        &py,
+        "sqlite3",
+        include_str!("../../benches/peers/sqlite_peer.py"),
+        &[],
+    )?;
+    sq.secs(&format!("make {n}"))?;
+    let p_db = cfg.work_dir.join("peer-daf.sqlite3");
+    let p_py = cfg.work_dir.join("peer-py.sqlite3");
+    let p_py_s = p_py.to_string_lossy().into_owned();
+    let mut daf = || {
+        let _ = std::fs::remove_file(&p_db);
+        let mut d =
+            DbStorage::open_url(&format!("sqlite://{}", p_db.display()), None).map_err(err)?;
+        create_table(&mut d, "bench_src")?;
+        let t = write_through(&mut d, &cat, "bench_src")?;
+        if count(&mut d, "bench_src")? != n as i64 {
+            return Err("SQLite DbStorage row count mismatch".into());
+        }
+        Ok(t.as_secs_f64())
+    };
+    let mut pyload = || sq.secs(&format!("load {p_py_s}"));
+    let [d, p] = interleaved(runs, [&mut daf, &mut pyload])?;
+    out.push(row(
+        "SQLite row load (DbStorage)",
+        n as f64 / d,
+        Some(n as f64 / p),
+        "Python sqlite3.executemany",
+        Target::AtLeast(2.0),
+    ));
+    let _ = std::fs::remove_file(&p_db);
+    let _ = std::fs::remove_file(&p_py);
+
+    let Some(url) = &cfg.postgres_url else {
+        return Err(
+            "--peers needs PostgreSQL for the psql \\copy peer: pass --postgres or set \
+                    DAF_TEST_POSTGRES_URL"
+                .into(),
+        );
+    };
+    if !daf_base::testing::have_program("psql") {
+        return Err("peer missing: psql (install with `apt-get install postgresql-client`)".into());
+    }
+    let u = server_url(url)?;
+    let auth = Arc::new(cfg.auth.clone());
+    let entry = cfg.auth.lookup(&u.host, u.port).map_err(err)?.clone();
+    let table = format!("daf_peer_{}_copy", std::process::id());
+    let mut db = DbStorage::open_url(url, Some(auth.clone())).map_err(err)?;
+    let cols = COLUMNS
+        .iter()
+        .map(|(c, _)| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // One load to keep daf's TSV file for psql.
+    create_table(&mut db, &table)?;
+    let mut tsv = DbTsvStorage::open_url(url, Some(auth.clone())).map_err(err)?;
+    tsv.set_temp_path(&cfg.work_dir);
+    tsv.set_save_temp(true);
+    write_through(&mut tsv, &cat, &table)?;
+    let file = tsv
+        .saved_files()
+        .first()
+        .cloned()
+        .ok_or("DbTsvStorage kept no TSV file")?;
+    drop(tsv);
+    let db = std::cell::RefCell::new(db);
+    let mut daf = || {
+        create_table(&mut db.borrow_mut(), &table)?;
+        let mut tsv = DbTsvStorage::open_url(url, Some(auth.clone())).map_err(err)?;
+        tsv.set_temp_path(&cfg.work_dir);
+        let t = write_through(&mut tsv, &cat, &table)?;
+        if count(&mut db.borrow_mut(), &table)? != n as i64 {
+            return Err("PostgreSQL COPY load row count mismatch".into());
+        }
+        Ok(t.as_secs_f64())
+    };
+    let mut psql = || {
+        create_table(&mut db.borrow_mut(), &table)?;
+        let t = Instant::now();
+        let st = std::process::Command::new("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", &u.host])
+            .args([
+                "-p",
+                &u.port.to_string(),
+                "-U",
+                &entry.user,
+                "-d",
+                &u.database,
+                "-c",
+            ])
+            .arg(format!(
+                "\\copy \"{table}\" ({cols}) FROM '{}'",
+                file.display()
+            ))
+            .env("PGPASSWORD", &entry.password)
+            .status()
+            .map_err(err)?;
+        let s = t.elapsed().as_secs_f64();
+        if !st.success() || count(&mut db.borrow_mut(), &table)? != n as i64 {
+            return Err("psql \\copy failed".into());
+        }
+        Ok(s)
+    };
+    let [d, p] = interleaved(runs, [&mut daf, &mut psql])?;
+    out.push(row(
+        "PostgreSQL bulk load (DbTsvStorage COPY)",
+        n as f64 / d,
+        Some(n as f64 / p),
+        "psql \\copy of the same TSV",
+        Target::AtLeast(1.0),
+    ));
+    let _ = std::fs::remove_file(&file);
+    db.borrow_mut().drop_table(&table).map_err(err)?;
+    Ok(out)
+}

@@ -243,3 +243,270 @@ pub fn run(cfg: &Config) -> Vec<Row> {
     }
     rows
 }
+
+/// cfitsio's image type for a pixel type of the peer comparison.
+trait CfitsioPixel: ImagePixel + fitsio::images::WriteImage
+where
+    Vec<Self>: fitsio::images::ReadImage,
+{
+    const TYPE: fitsio::images::ImageType;
+    const LABEL: &'static str;
+}
+impl CfitsioPixel for f32 {
+    const TYPE: fitsio::images::ImageType = fitsio::images::ImageType::Float;
+    const LABEL: &'static str = "f32";
+}
+impl CfitsioPixel for u16 {
+    const TYPE: fitsio::images::ImageType = fitsio::images::ImageType::UnsignedShort;
+    const LABEL: &'static str = "u16";
+}
+
+fn cfitsio_write<T: CfitsioPixel>(path: &Path, side: usize, px: &[T]) -> Result<f64, String>
+where
+    Vec<T>: fitsio::images::ReadImage,
+{
+    let t = Instant::now();
+    let desc = fitsio::images::ImageDescription {
+        data_type: T::TYPE,
+        dimensions: &[side, side],
+    };
+    let mut f = fitsio::FitsFile::create(path)
+        .with_custom_primary(&desc)
+        .overwrite()
+        .open()
+        .map_err(|e| format!("cfitsio create: {e}"))?;
+    let hdu = f.primary_hdu().map_err(|e| format!("cfitsio: {e}"))?;
+    hdu.write_image(&mut f, px)
+        .map_err(|e| format!("cfitsio write: {e}"))?;
+    drop(f);
+    Ok(t.elapsed().as_secs_f64())
+}
+
+fn cfitsio_read<T: CfitsioPixel>(path: &Path, n: usize) -> Result<f64, String>
+where
+    Vec<T>: fitsio::images::ReadImage,
+{
+    let t = Instant::now();
+    let mut f = fitsio::FitsFile::open(path).map_err(|e| format!("cfitsio open: {e}"))?;
+    let hdu = f.primary_hdu().map_err(|e| format!("cfitsio: {e}"))?;
+    let v: Vec<T> = hdu
+        .read_image(&mut f)
+        .map_err(|e| format!("cfitsio read: {e}"))?;
+    let s = t.elapsed().as_secs_f64();
+    if v.len() != n {
+        return Err(format!("cfitsio read {} pixels, expected {n}", v.len()));
+    }
+    Ok(s)
+}
+
+fn cfitsio_cut(path: &Path, x: usize, y: usize, w: usize, h: usize) -> Result<f64, String> {
+    let t = Instant::now();
+    let mut f = fitsio::FitsFile::open(path).map_err(|e| format!("cfitsio open: {e}"))?;
+    let hdu = f.primary_hdu().map_err(|e| format!("cfitsio: {e}"))?;
+    let v: Vec<f32> = hdu
+        .read_region(&mut f, &[&(y..y + h), &(x..x + w)])
+        .map_err(|e| format!("cfitsio read_region: {e}"))?;
+    let s = t.elapsed().as_secs_f64();
+    if v.len() != w * h {
+        return Err(format!("cfitsio cut-out of {} pixels", v.len()));
+    }
+    Ok(s)
+}
+
+fn peer_bandwidth<T: CfitsioPixel>(
+    cfg: &Config,
+    p: &Persistence,
+    astropy: &mut super::peers::PyDriver,
+    target: f64,
+    rows: &mut Vec<Row>,
+) -> Result<PathBuf, String>
+where
+    Vec<T>: fitsio::images::ReadImage,
+{
+    use super::peers::{interleaved, timed};
+    let side = cfg.side;
+    let label = T::LABEL;
+    let img = test_image::<T>(side);
+    let ours = cfg.dir.join(format!("peer_daf_{label}.fits"));
+    let cf = cfg.dir.join(format!("peer_cfitsio_{label}.fits"));
+    let ap = cfg.dir.join(format!("peer_astropy_{label}.fits"));
+    let plain = cfg.dir.join(format!("peer_plain_{label}.raw"));
+    astropy.secs(&format!("make {label} {side}"))?;
+    write_image(p, &img, &ours);
+    let bytes = fs::read(&ours).map_err(|e| e.to_string())?;
+    let n = bytes.len() as u64;
+    let s = |p: &Path| p.to_string_lossy().into_owned();
+    let (ours_s, ap_s) = (s(&ours), s(&ap));
+    let px = img.pixels().to_vec();
+    let mut daf_w = || Ok(timed(|| write_image(p, &img, &ours)));
+    let mut cf_w = || cfitsio_write::<T>(&cf, side, &px);
+    let mut fs_w = || {
+        Ok(timed(|| {
+            let mut f = fs::File::create(&plain).expect("create");
+            f.write_all(&bytes).expect("write");
+        }))
+    };
+    let mut fs_wsync = || Ok(timed(|| reference_write(&plain, &bytes)));
+    let [t_daf_w, t_cf_w, t_ap_w, t_fs_w, t_fs_ws] = {
+        let mut ap_w = || astropy.secs(&format!("write {label} {ap_s}"));
+        interleaved(
+            cfg.runs,
+            [&mut daf_w, &mut cf_w, &mut ap_w, &mut fs_w, &mut fs_wsync],
+        )?
+    };
+    let mut daf_r = || {
+        Ok(timed(|| {
+            let im: Image<T> = read_image(p, &ours, None);
+            std::hint::black_box(im);
+        }))
+    };
+    let npx = side * side;
+    let mut cf_r = || cfitsio_read::<T>(&ours, npx);
+    let mut ap_r = || astropy.secs(&format!("read {ours_s} 0"));
+    let [t_daf_r, t_cf_r, t_ap_r] = interleaved(cfg.runs, [&mut daf_r, &mut cf_r, &mut ap_r])?;
+    let mib = |secs: f64| mib_per_s(n, std::time::Duration::from_secs_f64(secs));
+    let (best_w, best_w_name) = if t_cf_w <= t_ap_w {
+        (t_cf_w, "cfitsio (no fsync)")
+    } else {
+        (t_ap_w, "astropy (no fsync)")
+    };
+    let fsync = (t_fs_ws - t_fs_w).max(0.0);
+    let title = format!("FITS {label} {side}x{side}");
+    rows.push(Row {
+        name: format!("{title} write (durable: fsync)"),
+        value: mib(t_daf_w),
+        unit: "MiB/s".into(),
+        reference: Some(mib(best_w)),
+        reference_name: best_w_name.into(),
+        target: Target::AtLeast(target),
+    });
+    rows.push(Row {
+        name: format!("{title} write, fsync cost taken out"),
+        value: mib((t_daf_w - fsync).max(1e-9)),
+        unit: "MiB/s".into(),
+        reference: Some(mib(best_w)),
+        reference_name: best_w_name.into(),
+        target: Target::AtLeast(target),
+    });
+    rows.push(Row {
+        name: format!("  fsync of the {:.1} MiB file", n as f64 / 1048576.0),
+        value: fsync * 1e3,
+        unit: "ms".into(),
+        reference: Some(t_fs_w * 1e3),
+        reference_name: "write without fsync".into(),
+        target: Target::None,
+    });
+    for (name, t) in [("cfitsio", t_cf_w), ("astropy", t_ap_w)] {
+        rows.push(Row {
+            name: format!("  {title} write, {name}"),
+            value: mib(t),
+            unit: "MiB/s".into(),
+            reference: None,
+            reference_name: String::new(),
+            target: Target::None,
+        });
+    }
+    let (best_r, best_r_name) = if t_cf_r <= t_ap_r {
+        (t_cf_r, "cfitsio fits_read_img")
+    } else {
+        (t_ap_r, "astropy memmap=False")
+    };
+    rows.push(Row {
+        name: format!("{title} read"),
+        value: mib(t_daf_r),
+        unit: "MiB/s".into(),
+        reference: Some(mib(best_r)),
+        reference_name: best_r_name.into(),
+        target: Target::AtLeast(target),
+    });
+    for (name, t) in [("cfitsio", t_cf_r), ("astropy memmap=False", t_ap_r)] {
+        rows.push(Row {
+            name: format!("  {title} read, {name}"),
+            value: mib(t),
+            unit: "MiB/s".into(),
+            reference: None,
+            reference_name: String::new(),
+            target: Target::None,
+        });
+    }
+    if T::LABEL == "f32" {
+        // astropy refuses memmap=True on scaled (BZERO) images.
+        let mut daf_r = || {
+            Ok(timed(|| {
+                let im: Image<T> = read_image(p, &ours, None);
+                std::hint::black_box(im);
+            }))
+        };
+        let mut ap_mm = || astropy.secs(&format!("read {ours_s} 1"));
+        let [t_daf, t_mm] = interleaved(cfg.runs, [&mut daf_r, &mut ap_mm])?;
+        rows.push(Row {
+            name: format!("{title} read vs astropy memmap=True"),
+            value: mib(t_daf),
+            unit: "MiB/s".into(),
+            reference: Some(mib(t_mm)),
+            reference_name: "astropy memmap + copy".into(),
+            target: Target::None,
+        });
+    }
+    for f in [&cf, &ap, &plain] {
+        let _ = fs::remove_file(f);
+    }
+    Ok(ours)
+}
+
+/// daf against cfitsio (bundled, called directly) and astropy (venv) on
+/// the same images, interleaved, medians of `cfg.runs.max(5)`: 4096² f32
+/// and u16 (BZERO) write and read, and a 100×100 cut-out including open.
+/// daf's writes are durable (fsync), the peers' are not: the fsync cost is
+/// reported separately.
+pub fn peer_rows(cfg: &Config) -> Result<Vec<Row>, String> {
+    let py = super::peers::python(&["astropy", "numpy"], "astropy numpy")?;
+    let mut astropy = super::peers::PyDriver::start(
+        &py,
+        "astropy",
+        include_str!("../../benches/peers/astropy_peer.py"),
+        &[],
+    )?;
+    let mut cfg = cfg.clone();
+    cfg.runs = cfg.runs.max(5);
+    fs::create_dir_all(&cfg.dir).map_err(|e| e.to_string())?;
+    let p = persistence();
+    let mut rows = Vec::new();
+    let f32_path = peer_bandwidth::<f32>(&cfg, &p, &mut astropy, 1.0, &mut rows)?;
+    let u16_path = peer_bandwidth::<u16>(&cfg, &p, &mut astropy, 1.5, &mut rows)?;
+    let _ = fs::remove_file(&u16_path);
+
+    let c = cfg.side / 2;
+    let f32_s = f32_path.to_string_lossy().into_owned();
+    let mut daf_cut = || {
+        Ok(super::peers::timed(|| {
+            std::hint::black_box(read_image::<f32>(
+                &p,
+                &f32_path,
+                Some((c as i32, c as i32, 100, 100)),
+            ));
+        }))
+    };
+    let mut cf_cut = || cfitsio_cut(&f32_path, c, c, 100, 100);
+    let mut ap_cut = || astropy.secs(&format!("cut {f32_s} {c} {c} 100 100"));
+    let [t_daf, t_cf, t_ap] =
+        super::peers::interleaved(cfg.runs * 4, [&mut daf_cut, &mut cf_cut, &mut ap_cut])?;
+    rows.push(Row {
+        name: "FITS f32 100x100 cut-out incl. open".into(),
+        value: t_daf * 1e6,
+        unit: "µs".into(),
+        reference: Some(t_cf * 1e6),
+        reference_name: "cfitsio open+read_region".into(),
+        target: Target::AtMost(0.5),
+    });
+    rows.push(Row {
+        name: "  cut-out, astropy open+section".into(),
+        value: t_ap * 1e6,
+        unit: "µs".into(),
+        reference: None,
+        reference_name: String::new(),
+        target: Target::None,
+    });
+    let _ = fs::remove_file(&f32_path);
+    Ok(rows)
+}

@@ -11,6 +11,7 @@ pub mod fits;
 pub mod foundation;
 pub mod harness;
 pub mod objectstore;
+pub mod peers;
 pub mod policy;
 pub mod python;
 pub mod registry;
@@ -99,6 +100,40 @@ pub fn format_table(title: &str, rows: &[Row]) -> String {
             "{:<44} {:>14.3} {:<8} {:>14} {:<28} {:>8} {:>10}{}\n",
             r.name, r.value, r.unit, reference, r.reference_name, ratio, target, verdict
         ));
+    }
+    out
+}
+
+impl Row {
+    /// The row as one JSON object: `name`, `value`, `unit`, `reference`,
+    /// `reference_name`, `ratio`, `target` (`">=1"`, `"<=0.5"` or null) and
+    /// `pass` (null without a target), plus `area`.
+    pub fn to_json(&self, area: &str) -> serde_json::Value {
+        let finite = |v: f64| v.is_finite().then_some(v);
+        serde_json::json!({
+            "area": area,
+            "name": self.name.trim(),
+            "value": finite(self.value),
+            "unit": self.unit,
+            "reference": self.reference.and_then(finite),
+            "reference_name": self.reference_name,
+            "ratio": self.ratio().and_then(finite),
+            "target": match self.target {
+                Target::AtLeast(t) => Some(format!(">={t}")),
+                Target::AtMost(t) => Some(format!("<={t}")),
+                Target::None => None,
+            },
+            "pass": self.met(),
+        })
+    }
+}
+
+/// The rows as JSON Lines: one object per measurement ([`Row::to_json`]).
+pub fn format_json(area: &str, rows: &[Row]) -> String {
+    let mut out = String::new();
+    for r in rows {
+        out.push_str(&r.to_json(area).to_string());
+        out.push('\n');
     }
     out
 }

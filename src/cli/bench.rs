@@ -10,6 +10,15 @@ use super::CliError;
 /// `daf bench` arguments.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
+    /// Also run the peers a user would pick instead (C++ Boost, cfitsio,
+    /// astropy, the Gen3 butler, psql `\copy`, Python sqlite3) on the same
+    /// data, interleaved with daf's runs; a missing peer is an error.
+    #[arg(long, global = true)]
+    pub peers: bool,
+    /// Print one JSON object per measurement (name, value, unit, reference,
+    /// ratio, target, pass) instead of the table.
+    #[arg(long, global = true)]
+    pub json: bool,
     /// The area to measure.
     #[command(subcommand)]
     pub area: BenchArea,
@@ -70,6 +79,10 @@ pub struct ButlerBenchArgs {
     /// registry: ~/.daf/db-auth.yaml or PGUSER / PGPASSWORD.
     #[arg(long)]
     pub postgres: Option<String>,
+    /// Datasets in daf's and Gen3's repositories for `--peers` (the query
+    /// size; put_many batches are at most this).
+    #[arg(long, default_value_t = 1000)]
+    pub peer_datasets: usize,
 }
 
 /// `daf bench harness` arguments.
@@ -87,29 +100,40 @@ pub struct HarnessBenchArgs {
 /// `daf bench fits` arguments.
 #[derive(Debug, Args)]
 pub struct FitsBenchArgs {
+    /// A quick run: 3 timed runs of daf's own rows (5 against the peers)
+    /// and a 64 MiB peak-memory image.
+    #[arg(long)]
+    pub quick: bool,
     /// Timed runs per measurement (median taken).
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
     /// Folder for the temporary files (default: a fresh temporary folder).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Side of the square test images.
+    #[arg(long, default_value_t = 4096)]
+    pub side: usize,
 }
 
 /// `daf bench boost` arguments.
 #[derive(Debug, Args)]
 pub struct BoostBenchArgs {
+    /// A quick run: 16 MiB of doubles, 100,000 records, 1 MiB of text
+    /// (explicit sizes still win).
+    #[arg(long)]
+    pub quick: bool,
     /// Timed runs per measurement (the median is reported).
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
-    /// MiB of doubles in the binary `Vec<f64>` archive.
-    #[arg(long, default_value_t = 100)]
-    pub vec_mib: usize,
-    /// Number of records.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub records: usize,
-    /// MiB of doubles in the text archive.
-    #[arg(long, default_value_t = 8)]
-    pub text_mib: usize,
+    /// MiB of doubles in the binary `Vec<f64>` archive [default: 100].
+    #[arg(long)]
+    pub vec_mib: Option<usize>,
+    /// Number of records [default: 1000000].
+    #[arg(long)]
+    pub records: Option<usize>,
+    /// MiB of doubles in the text archive [default: 8].
+    #[arg(long)]
+    pub text_mib: Option<usize>,
     /// Folder for the benchmark files (default: a temporary folder).
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -149,21 +173,19 @@ pub struct DbBenchArgs {
 
 /// Runs `daf bench <area>`.
 pub fn run(args: BenchArgs) -> Result<(), CliError> {
-    match args.area {
-        BenchArea::Foundation(a) => {
-            let rows = crate::bench::foundation::run(a.quick);
-            print!(
-                "{}",
-                crate::bench::format_table("daf bench foundation", &rows)
-            );
-            Ok(())
-        }
-        BenchArea::Db(a) => run_db(a),
-        BenchArea::Policy(a) => {
-            let rows = crate::bench::policy::run(a.quick)?;
-            print!("{}", crate::bench::format_table("daf bench policy", &rows));
-            Ok(())
-        }
+    let peers = args.peers;
+    let (area, title, rows) = match args.area {
+        BenchArea::Foundation(a) => (
+            "foundation",
+            "daf bench foundation".to_string(),
+            no_peers(peers, "foundation", crate::bench::foundation::run(a.quick)),
+        ),
+        BenchArea::Db(a) => ("db", String::new(), run_db(a, peers)?),
+        BenchArea::Policy(a) => (
+            "policy",
+            "daf bench policy".to_string(),
+            no_peers(peers, "policy", crate::bench::policy::run(a.quick)?),
+        ),
         BenchArea::Butler(a) => {
             let postgres = a.postgres.clone().or_else(|| {
                 std::env::var("DAF_TEST_POSTGRES_URL")
@@ -176,31 +198,38 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
                      PostgreSQL-registry row skipped"
                 );
             }
-            let rows = crate::bench::butler::run_with(a.quick, postgres.as_deref());
-            print!("{}", crate::bench::format_table("daf bench butler", &rows));
-            Ok(())
+            let mut rows = crate::bench::butler::run_with(a.quick, postgres.as_deref());
+            if peers {
+                rows.extend(
+                    crate::bench::butler::peer_rows(a.quick, a.peer_datasets)
+                        .map_err(CliError::new)?,
+                );
+            }
+            ("butler", "daf bench butler".to_string(), rows)
         }
-        BenchArea::Boost(a) => run_boost(a),
-        BenchArea::Fits(a) => run_fits(a),
+        BenchArea::Boost(a) => ("boost", "daf bench boost".to_string(), run_boost(a, peers)?),
+        BenchArea::Fits(a) => ("fits", "daf bench fits".to_string(), run_fits(a, peers)?),
         BenchArea::Registry(a) => {
             let opts = if a.quick {
                 crate::bench::registry::Options::quick()
             } else {
                 crate::bench::registry::Options::full()
             };
-            let rows = crate::bench::registry::run(opts);
-            print!(
-                "{}",
-                crate::bench::format_table("daf bench registry", &rows)
-            );
-            Ok(())
+            (
+                "registry",
+                "daf bench registry".to_string(),
+                no_peers(peers, "registry", crate::bench::registry::run(opts)),
+            )
         }
-        BenchArea::Harness(a) => run_harness(&a),
+        BenchArea::Harness(a) => (
+            "harness",
+            "daf bench harness".to_string(),
+            no_peers(peers, "harness", run_harness(&a)?),
+        ),
         BenchArea::Python(a) => {
             let python = std::env::var("DAF_PYTHON").unwrap_or_else(|_| "python3".into());
             let rows = crate::bench::python::run(&python, a.quick).map_err(CliError::new)?;
-            print!("{}", crate::bench::format_table("daf bench python", &rows));
-            Ok(())
+            ("python", "daf bench python".to_string(), rows)
         }
         BenchArea::Objectstore(a) => {
             let url = match a.url {
@@ -214,16 +243,35 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
             };
             let rows =
                 crate::bench::objectstore::run(&url, a.runs.max(1)).map_err(CliError::new)?;
-            print!(
-                "{}",
-                crate::bench::format_table("daf bench objectstore", &rows)
-            );
-            Ok(())
+            ("objectstore", "daf bench objectstore".to_string(), rows)
         }
+    };
+    let title = if title.is_empty() {
+        format!("daf bench {area}")
+    } else {
+        title
+    };
+    if args.json {
+        print!("{}", crate::bench::format_json(area, &rows));
+    } else {
+        print!("{}", crate::bench::format_table(&title, &rows));
     }
+    Ok(())
 }
 
-fn run_boost(a: BoostBenchArgs) -> Result<(), CliError> {
+/// Areas whose claims have no outside peer: their references (a hand-written
+/// loop, `std::fs`, one slice) are what a user would write instead.
+fn no_peers(peers: bool, area: &str, rows: Vec<crate::bench::Row>) -> Vec<crate::bench::Row> {
+    if peers {
+        eprintln!(
+            "note: `daf bench {area}` has no outside peer; its references are the \
+             hand-written equivalents measured in the same run"
+        );
+    }
+    rows
+}
+
+fn run_boost(a: BoostBenchArgs, peers: bool) -> Result<Vec<crate::bench::Row>, CliError> {
     let tmp;
     let dir = match &a.dir {
         Some(d) => {
@@ -235,18 +283,25 @@ fn run_boost(a: BoostBenchArgs) -> Result<(), CliError> {
             tmp.path().to_path_buf()
         }
     };
+    let (vec_mib, records, text_mib) = if a.quick {
+        (16, 100_000, 1)
+    } else {
+        (100, 1_000_000, 8)
+    };
     let cfg = crate::bench::boost::BoostBenchConfig {
-        vec_mib: a.vec_mib,
-        records: a.records,
-        text_mib: a.text_mib,
+        vec_mib: a.vec_mib.unwrap_or(vec_mib),
+        records: a.records.unwrap_or(records),
+        text_mib: a.text_mib.unwrap_or(text_mib),
         runs: a.runs,
     };
-    let rows = crate::bench::boost::run(&cfg, &dir).map_err(CliError::new)?;
-    print!("{}", crate::bench::format_table("daf bench boost", &rows));
-    Ok(())
+    let mut rows = crate::bench::boost::run(&cfg, &dir).map_err(CliError::new)?;
+    if peers {
+        rows.extend(crate::bench::boost::peer_rows(&cfg, &dir).map_err(CliError::new)?);
+    }
+    Ok(rows)
 }
 
-fn run_db(a: DbBenchArgs) -> Result<(), CliError> {
+fn run_db(a: DbBenchArgs, peers: bool) -> Result<Vec<crate::bench::Row>, CliError> {
     let env = |v: &str| std::env::var(v).ok().filter(|s| !s.is_empty());
     let postgres = a.postgres.clone().or_else(|| env("DAF_TEST_POSTGRES_URL"));
     let mysql = a.mysql.clone().or_else(|| env("DAF_TEST_MYSQL_URL"));
@@ -265,51 +320,55 @@ fn run_db(a: DbBenchArgs) -> Result<(), CliError> {
         work_dir: dir.path().to_path_buf(),
     };
     if postgres.is_none() {
+        if peers {
+            return Err(CliError::new(
+                "--peers needs PostgreSQL for the psql \\copy peer: pass --postgres or set \
+                 DAF_TEST_POSTGRES_URL (and install psql: apt-get install postgresql-client)",
+            ));
+        }
         eprintln!("note: no PostgreSQL location (--postgres or DAF_TEST_POSTGRES_URL): skipped");
     }
     if mysql.is_none() {
         eprintln!("note: no MariaDB location (--mysql or DAF_TEST_MYSQL_URL): skipped");
     }
-    let rows = crate::bench::db::run(&cfg).map_err(CliError::new)?;
-    print!(
-        "{}",
-        crate::bench::format_table(
-            &format!("daf bench db ({} SourceCatalog rows)", cfg.rows),
-            &rows
-        )
-    );
-    Ok(())
+    let mut rows = crate::bench::db::run(&cfg).map_err(CliError::new)?;
+    if peers {
+        rows.extend(crate::bench::db::peer_rows(&cfg).map_err(CliError::new)?);
+    }
+    Ok(rows)
 }
 
-fn run_fits(a: FitsBenchArgs) -> Result<(), CliError> {
+fn run_fits(a: FitsBenchArgs, peers: bool) -> Result<Vec<crate::bench::Row>, CliError> {
     let tmp = tempfile::tempdir()?;
     let dir = a.dir.unwrap_or_else(|| tmp.path().to_path_buf());
     let mut cfg = crate::bench::fits::Config::new(&dir);
     cfg.runs = a.runs.max(1);
-    let rows = crate::bench::fits::run(&cfg);
-    print!("{}", crate::bench::format_table("daf bench fits", &rows));
-    Ok(())
+    cfg.side = a.side.max(200);
+    if a.quick {
+        cfg.runs = cfg.runs.min(3);
+        cfg.memory_mib = 64;
+    }
+    let mut rows = crate::bench::fits::run(&cfg);
+    if peers {
+        cfg.runs = cfg.runs.max(5);
+        rows.extend(crate::bench::fits::peer_rows(&cfg).map_err(CliError::new)?);
+    }
+    Ok(rows)
 }
 
-fn run_harness(args: &HarnessBenchArgs) -> Result<(), CliError> {
+fn run_harness(args: &HarnessBenchArgs) -> Result<Vec<crate::bench::Row>, CliError> {
     if args.mpi_only {
         #[cfg(feature = "mpi")]
         {
             let (stages, visits) = if args.quick { (10, 50) } else { (20, 200) };
-            if let Some(row) = crate::bench::harness::mpi_overhead_row(stages, visits) {
-                print!(
-                    "{}",
-                    crate::bench::format_table("daf bench harness (MPI)", &[row])
-                );
-            }
-            return Ok(());
+            return Ok(crate::bench::harness::mpi_overhead_row(stages, visits)
+                .into_iter()
+                .collect());
         }
         #[cfg(not(feature = "mpi"))]
         return Err(CliError::new(
             "--mpi-only needs a daf built with `--features mpi`",
         ));
     }
-    let rows = crate::bench::harness::rows(args.quick);
-    print!("{}", crate::bench::format_table("daf bench harness", &rows));
-    Ok(())
+    Ok(crate::bench::harness::rows(args.quick))
 }
