@@ -155,6 +155,7 @@ pub fn butler_err(e: ButlerError) -> PyErr {
         ButlerError::Storage(e) => storage_err(e),
         ButlerError::UnsafePath(_) => BadDataId::new_err(m),
         ButlerError::Busy { .. } => DatasetBusy::new_err(m),
+        ButlerError::Datastore(_) => StorageError::new_err(m),
     }
 }
 

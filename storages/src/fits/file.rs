@@ -374,7 +374,10 @@ impl FitsFile {
         fetch: &mut dyn FnMut(std::ops::Range<u64>) -> Result<Vec<u8>>,
     ) -> Result<FitsFile> {
         let name = name.into();
-        if size > MAX_INFLATED {
+        // An object daf reads through ranges is held in memory: refuse
+        // sizes no FITS image of a survey reaches (16 GiB).
+        const MAX_REMOTE: u64 = 16 << 30;
+        if size > MAX_REMOTE {
             return Err(format_err(&name, "object larger than 16 GiB"));
         }
         let size_us = size as usize;
