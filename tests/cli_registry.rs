@@ -232,15 +232,23 @@ fn daf_ingest_converts_header_cards_like_registry_create() {
         ),
         "{text}"
     );
-    let g: serde_json::Value = serde_json::from_str(&daf_ok(&[
+    // The policy names no storage, so the read itself fails: `daf get`
+    // prints what it found (the data id) and then exits non-zero.
+    let out = daf(&[
         &"get",
         &repo,
         &"raw",
         &"visit=890880321",
         &format!("expTime={printed}"),
         &"--json",
-    ]))
-    .unwrap();
+    ]);
+    assert!(!out.status.success(), "a failed read exits non-zero");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown storage"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let g: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(g["data_id"]["expTime"], 15.0, "{g}");
     // Export YAML keeps the float a float, and import gives the same ids.
     let yaml = dir.path().join("export.yaml");
