@@ -245,7 +245,8 @@ fn run_in_python(args: &RunArgs, class: &str) -> Result<(), CliError> {
         Some(0) => Ok(()),
         Some(code) => Err(CliError {
             message: format!(
-                "the Python run of {} ended with status {code}",
+                "the Python run of {} ended with status {code} (stage class {class} is not a \
+                 built-in stage, so it was looked up as a Python class)",
                 args.pipeline.display()
             ),
             code,
