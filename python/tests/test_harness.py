@@ -148,7 +148,7 @@ def test_daf_run_hands_python_stages_to_python(pipeline, tmp_path):
 
 
 def test_python_m_daf_run_on_the_ci_pipeline(tmp_path):
-    """The pipeline .ci/checks/45-python.sh runs under mpirun, here on threads."""
+    """The pipeline .ci/manual/45-python.sh runs under mpirun, here on threads."""
     data = HERE / "data"
     dump = tmp_path / "d.json"
     env = dict(os.environ, PYTHONPATH=str(HERE))
