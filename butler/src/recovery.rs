@@ -31,6 +31,13 @@
 //! in `daf verify --repair`; it acts only on intents whose owner is dead
 //! ([`daf_storages::owner::liveness`]), after taking them over in the
 //! registry so that two recoverers never act on one intent.
+//!
+//! ## Removals
+//! `daf prune` and `daf remove-run` ([`crate::lifecycle`]) use the same
+//! intents: a removal claims each data id (mode [`IntentMode::Remove`],
+//! listing the files it deletes), deletes those files, then drops the rows
+//! and the intents in one transaction. A removal cut short is rolled back
+//! while any of its files remains, forward once they are all gone.
 
 use std::path::{Path, PathBuf};
 
@@ -109,6 +116,9 @@ pub fn resolve_intent(
     root: &Path,
     it: &Intent,
 ) -> Result<Resolution, ButlerError> {
+    if it.mode == IntentMode::Remove {
+        return resolve_removal(reg, root, it);
+    }
     let paths = intent_paths(root, it);
     for (_, s) in &paths {
         if let Some(s) = s {
@@ -157,6 +167,31 @@ pub fn resolve_intent(
     }
     reg.release(&[it.id])?;
     Ok(Resolution::RolledBack)
+}
+
+/// A removal ([`IntentMode::Remove`]) deletes its files first, then drops
+/// the row and the intent in one transaction. While any of its files is
+/// still there nothing was lost: the removal is rolled back (the intent
+/// dropped, the row kept; run it again). Once they are all gone it is
+/// rolled forward (the row and the intent dropped), so no row is left
+/// without its file.
+fn resolve_removal(
+    reg: &mut dyn DatasetRegistry,
+    root: &Path,
+    it: &Intent,
+) -> Result<Resolution, ButlerError> {
+    let still_there = it.files.iter().any(|(f, _)| {
+        daf_base::path_safety::join_under(root, "intent path", f)
+            .map_or(true, |p| p.symlink_metadata().is_ok())
+    });
+    if still_there {
+        reg.release(&[it.id])?;
+        return Ok(Resolution::RolledBack);
+    }
+    let row = reg.find(&it.dataset_type, &it.data_id, Some(&it.run))?;
+    let rows: Vec<i64> = row.map(|r| r.id).into_iter().collect();
+    reg.discard(&rows, &[it.id])?;
+    Ok(Resolution::RolledForward)
 }
 
 /// Resolves `it` if its owner is dead: takes it over in the registry (so
