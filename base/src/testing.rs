@@ -68,12 +68,16 @@ pub struct TestServer {
 /// * `var` set and not empty: its value;
 /// * `var` set but empty: `None` (the way to skip a server on purpose);
 /// * `var` unset: the local server of the test setup if something listens on
-///   its port — `postgresql://postgres@127.0.0.1:5432/test`, or
-///   `mysql://root@127.0.0.1:3306/test` — else `None`.
+///   its port — `postgresql://127.0.0.1:5432/test` (when `PGUSER` names the
+///   user, `postgres` in the test setup, as `.ci/run` sets it), or
+///   `mysql://127.0.0.1:3306/test` — else `None`.
+///
+/// URLs carry no user (database storages refuse credentials in a location):
+/// tests connect as [`TestServer::user`], registries as `PGUSER`.
 pub fn server_url(var: &str) -> Option<String> {
     let default = match var {
-        "DAF_TEST_POSTGRES_URL" => Some(("postgresql://postgres@127.0.0.1:5432/test", 5432)),
-        "DAF_TEST_MYSQL_URL" => Some(("mysql://root@127.0.0.1:3306/test", 3306)),
+        "DAF_TEST_POSTGRES_URL" => Some(("postgresql://127.0.0.1:5432/test", 5432)),
+        "DAF_TEST_MYSQL_URL" => Some(("mysql://127.0.0.1:3306/test", 3306)),
         _ => None,
     };
     match std::env::var(var) {
@@ -87,7 +91,8 @@ pub fn server_url(var: &str) -> Option<String> {
         }
         Err(_) => {}
     }
-    if let Some((url, port)) = default {
+    let no_user = var == "DAF_TEST_POSTGRES_URL" && std::env::var_os("PGUSER").is_none();
+    if let Some((url, port)) = default.filter(|_| !no_user) {
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(300))
             .is_ok()
@@ -97,9 +102,13 @@ pub fn server_url(var: &str) -> Option<String> {
     }
     available(
         false,
-        &format!(
-            "{var} not set and no server on its default port: database server backend not tested"
-        ),
+        &if no_user {
+            format!(
+                "{var} not set and PGUSER not set (export PGUSER=postgres to use the local server)"
+            )
+        } else {
+            format!("{var} not set and no server on its default port: database server backend not tested")
+        },
     );
     None
 }
