@@ -504,7 +504,7 @@ pub fn get(a: GetArgs) -> Result<(), CliError> {
         .split_once('.')
         .map_or(a.dataset_type.as_str(), |(b, _)| b);
     let known = typos::dataset_types(&butler)?;
-    let t = if known.iter().any(|k| *k == a.dataset_type) {
+    let t = if known.contains(&a.dataset_type) {
         a.dataset_type.as_str()
     } else {
         base
