@@ -27,7 +27,7 @@ DAF_SKIP_LOG="$work/skips" cargo test --workspace "$@"
 skipped=()
 rust_skips=$(grep -c '^SKIPPED' "$work/skips" || true)
 if [ "$rust_skips" -gt 0 ]; then
-  reasons=$(sed 's/^SKIPPED: //' "$work/skips" | sort | uniq -c | sed 's/^ *\([0-9]*\) \(.*\)/\2 (×\1)/' | paste -sd';' -)
+  reasons=$(sed 's/^SKIPPED: //' "$work/skips" | sort | uniq -c | sed 's/^ *\([0-9]*\) \(.*\)/\2 (×\1)/' | paste -sd';' - | sed 's/;/; /g')
   skipped+=("$rust_skips Rust test(s): $reasons")
 fi
 if [ "$#" -gt 0 ] || [ "${DAF_SKIP_PYTHON:-0}" = 1 ]; then
@@ -56,5 +56,6 @@ fi
 if [ "${#skipped[@]}" -eq 0 ]; then
   echo "test.sh: nothing skipped"
 else
-  echo "test.sh: skipped ${skipped[*]}"
+  summary=$(printf '%s | ' "${skipped[@]}")
+  echo "test.sh: skipped ${summary% | }"
 fi

@@ -239,8 +239,10 @@ fn remove_run_and_query_runs() {
     runs_flow(&repo, d.path());
 }
 
-/// A removal cut short (its owner died) after deleting the file: recovery
-/// rolls it forward; cut short before: rolled back, the file kept.
+/// A removal cut short (its owner died) at each step: after the claim
+/// (rolled back: row and file kept), after the rows went (rolled forward:
+/// the file is deleted), after the files went (rolled forward: the intent
+/// dropped). At no step is a row without its file.
 fn interrupted_flow(repo: &Path, dir: &Path) {
     let r = repo.to_str().unwrap();
     ingest_three_raws(dir, repo);
@@ -248,7 +250,8 @@ fn interrupted_flow(repo: &Path, dir: &Path) {
         "p4000000s1@{}",
         daf::storages::owner::token().split('@').nth(1).unwrap()
     );
-    let claim_removal = |visit: i64, filter: &str, delete_file: bool| {
+    // `steps`: 0 claimed, 1 rows dropped, 2 files deleted too
+    let cut_short = |visit: i64, filter: &str, steps: u8| {
         let mut reg = daf::butler::FileRegistry::open(repo, true)
             .unwrap()
             .unwrap();
@@ -278,30 +281,40 @@ fn interrupted_flow(repo: &Path, dir: &Path) {
             ),
             "{c:?}"
         );
-        if delete_file {
+        if steps >= 1 {
+            reg.discard(&[row.id], &[]).unwrap();
+        }
+        if steps >= 2 {
             std::fs::remove_file(repo.join(&row.path)).unwrap();
         }
+        repo.join(&row.path)
     };
-    // cut short after the file went: verify reports it, --repair finishes it
-    claim_removal(1, "g", true);
-    let o = daf(&["verify", r]);
+    // cut short after the rows went: verify finds no row without its file,
+    // only the pending removal; --repair finishes it (the file goes)
+    let f1 = cut_short(1, "g", 1);
+    let o = daf(&["verify", r, "--json"]);
     assert_eq!(o.status.code(), Some(3));
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        out.contains("pending put: raw {filter: \"g\", visit: 1}"),
-        "{out}"
-    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["mismatches"], serde_json::json!([]), "{v}");
+    assert_eq!(v["pending_puts"][0]["mode"], "remove", "{v}");
+    assert_eq!(v["unregistered_files"], serde_json::json!([]), "{v}");
     let v = json(&["verify", r, "--repair", "--json"]);
     assert_eq!(v["repaired"][0]["resolution"], "rolled_forward", "{v}");
+    assert!(!f1.exists());
     assert_eq!(verify_clean(r), 2);
     assert_eq!(count(r, "raw"), 2);
-    // cut short before the file went: rolled back when a writer opens the
+    // cut short before the rows went: rolled back when a writer opens the
     // repository (here a prune of another data id), nothing lost
-    claim_removal(2, "r", false);
-    ok(&["prune", r, "raw", "visit=3", "--purge"]);
-    assert!(repo.join("raw/raw_v2_fr.fits").is_file());
+    let f2 = cut_short(2, "r", 0);
+    // cut short after the files went: only the intent is left
+    let f3 = cut_short(3, "g", 2);
+    let out = ok(&["prune", r, "raw", "visit=2", "--purge", "--dry-run"]);
+    assert!(out.contains("1 dataset(s) would remove"), "{out}");
+    assert!(f2.is_file() && !f3.exists());
     assert_eq!(count(r, "raw"), 1);
     assert_eq!(verify_clean(r), 1);
+    let v = json(&["verify", r, "--json"]);
+    assert_eq!(v["unregistered_files"], serde_json::json!([]), "{v}");
 }
 
 #[test]
@@ -701,5 +714,112 @@ fn cli_conventions_verbosity_transfer_choices_info_and_closed_pipes() {
         let errs = std::fs::read_to_string(d.path().join("err")).unwrap();
         // daf may be ended by the closed pipe before its last line: quietly
         assert!(errs.is_empty() || errs == "3 dataset(s)\n", "{sh}: {errs}");
+    }
+}
+
+/// `daf prune --purge` killed (SIGKILL) at random moments: afterwards every
+/// registered dataset still has its file, nothing outside the prune was
+/// touched, the next writer resolves what the killed one left, and a prune
+/// run to the end leaves `verify` with nothing to report.
+#[test]
+fn a_killed_prune_leaves_no_row_without_its_file() {
+    let d = tempfile::tempdir().unwrap();
+    let repo = d.path().join("repo");
+    let r = repo.to_str().unwrap();
+    create(&repo, None);
+    ingest_three_raws(d.path(), &repo);
+    {
+        let b = common::butler(&repo);
+        let mut ps = daf::base::PropertySet::new();
+        ps.set("v", 1).unwrap();
+        let items: Vec<(&dyn daf::formatters::Persistable, daf::base::DataId)> = (1..=400i64)
+            .map(|v| {
+                (
+                    &ps as &dyn daf::formatters::Persistable,
+                    data_id! {visit: v, filter: "g"},
+                )
+            })
+            .collect();
+        b.put_many("meta", &items, &Default::default()).unwrap();
+    }
+    let raw_before: Vec<Vec<u8>> = [
+        "raw/raw_v1_fg.fits",
+        "raw/raw_v2_fr.fits",
+        "raw/raw_v3_fg.fits",
+    ]
+    .iter()
+    .map(|p| std::fs::read(repo.join(p)).unwrap())
+    .collect();
+    // how long a whole prune takes here, on a copy
+    let probe = d.path().join("probe");
+    std::fs::create_dir(&probe).unwrap();
+    let t = std::time::Instant::now();
+    let o = Command::new("cp")
+        .args(["-a", r, probe.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(o.success());
+    let copy = probe.join("repo");
+    // the copy's configuration names no absolute paths: a SimpleMapper repository
+    ok(&[
+        "prune",
+        copy.to_str().unwrap(),
+        "meta",
+        "--where",
+        "visit > 100",
+        "--purge",
+    ]);
+    let full = t.elapsed().as_micros().max(1000) as u64;
+    let mut seed = u64::from(std::process::id()) | 1;
+    let mut rand = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut cut = 0;
+    for _ in 0..6 {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_daf"))
+            .args(["prune", r, "meta", "--where", "visit > 100", "--purge"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_micros(rand() % full));
+        let _ = c.kill();
+        c.wait().unwrap();
+        // every row has its file, whatever the moment of the kill
+        let o = daf(&["verify", r, "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["mismatches"], serde_json::json!([]), "{v}");
+        cut += usize::from(!v["pending_puts"].as_array().unwrap().is_empty());
+        // the datasets not asked for are all there
+        let q = json(&[
+            "query",
+            r,
+            "--dataset-type",
+            "meta",
+            "--where",
+            "visit <= 100",
+            "--json",
+        ]);
+        assert_eq!(q.as_array().unwrap().len(), 100);
+    }
+    eprintln!("{cut} of 6 kills left a removal pending");
+    // the next writer (here: the prune again, to its end) resolves the rest
+    ok(&["prune", r, "meta", "--where", "visit > 100", "--purge"]);
+    assert_eq!(count(r, "meta"), 100);
+    assert_eq!(verify_clean(r), 103);
+    let v = json(&["verify", r, "--json"]);
+    assert_eq!(v["unregistered_files"], serde_json::json!([]), "{v}");
+    for (p, before) in [
+        "raw/raw_v1_fg.fits",
+        "raw/raw_v2_fr.fits",
+        "raw/raw_v3_fg.fits",
+    ]
+    .iter()
+    .zip(raw_before)
+    {
+        assert_eq!(std::fs::read(repo.join(p)).unwrap(), before);
     }
 }

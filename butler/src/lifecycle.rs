@@ -6,12 +6,13 @@
 //! claimed with an intent before a file is touched.
 //!
 //! * A **removal** claims each dataset (mode [`IntentMode::Remove`], listing
-//!   the files it will delete), deletes those files, then drops the rows and
-//!   the intents in one transaction ([`DatasetRegistry::discard`]). Cut
-//!   short, it is rolled back while any listed file remains (nothing was
-//!   lost, the row stays) and forward once they are all gone, so no row is
-//!   ever left without its file. Without `purge` no file is listed or
-//!   deleted: the rows go and the files stay, unregistered.
+//!   the files it will delete), drops the rows in one transaction
+//!   ([`DatasetRegistry::discard`]), deletes the files, then drops the
+//!   intents. Cut short, it is rolled back while the row remains (nothing
+//!   happened) and forward once the row is gone (the listed files still
+//!   holding the recorded bytes are deleted), so no row is ever left
+//!   without its file. Without `purge` no file is listed or deleted: the
+//!   rows go and the files stay, unregistered.
 //! * A **restore** claims the dataset as a clobber, places the new file
 //!   beside the old path under a temporary name, renames it into place and
 //!   records the new row, as a put with clobber does.
@@ -199,35 +200,38 @@ pub fn remove_datasets(
         }
         pending = again;
     }
-    // 2. delete the files
-    let mut rows = Vec::new();
+    // 2. every row goes in one transaction, with the intents of removals
+    // that delete no file
+    let rows: Vec<i64> = claimed.iter().map(|(p, _)| p.record.id).collect();
+    let (deleting, keeping): (Vec<_>, Vec<_>) = claimed
+        .into_iter()
+        .partition(|(p, _)| p.file_action == FileAction::Delete);
+    let kept_intents: Vec<i64> = keeping.iter().map(|(_, i)| *i).collect();
+    reg.discard(&rows, &kept_intents)?;
+    report.removed.extend(keeping.into_iter().map(|(p, _)| p));
+    // 3. the files go, then their intents
     let mut done = Vec::new();
-    let mut release = Vec::new();
     let mut dirs: HashSet<PathBuf> = HashSet::new();
-    for (p, intent) in claimed {
-        if p.file_action == FileAction::Delete {
-            match std::fs::remove_file(&p.file) {
-                Ok(()) => {
-                    if let Some(d) = p.file.parent() {
-                        dirs.insert(d.to_path_buf());
-                    }
+    for (p, intent) in deleting {
+        done.push(intent);
+        match std::fs::remove_file(&p.file) {
+            Ok(()) => {
+                if let Some(d) = p.file.parent() {
+                    dirs.insert(d.to_path_buf());
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    release.push(intent);
-                    let why = format!("cannot delete {}: {e}", p.file.display());
-                    report.failed.push((p, why));
-                    continue;
-                }
+                report.removed.push(p);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => report.removed.push(p),
+            Err(e) => {
+                let why = format!(
+                    "its row is gone but {} could not be deleted (it stays, unregistered): {e}",
+                    p.file.display()
+                );
+                report.failed.push((p, why));
             }
         }
-        rows.push(p.record.id);
-        done.push(intent);
-        report.removed.push(p);
     }
-    reg.release(&release)?;
-    // 3. rows and intents go together
-    reg.discard(&rows, &done)?;
+    reg.release(&done)?;
     // folders the deletions emptied go too (never the root)
     for d in dirs {
         remove_empty_dirs(root, &d);

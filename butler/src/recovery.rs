@@ -35,9 +35,10 @@
 //! ## Removals
 //! `daf prune` and `daf remove-run` ([`crate::lifecycle`]) use the same
 //! intents: a removal claims each data id (mode [`IntentMode::Remove`],
-//! listing the files it deletes), deletes those files, then drops the rows
-//! and the intents in one transaction. A removal cut short is rolled back
-//! while any of its files remains, forward once they are all gone.
+//! listing the files it deletes), drops the rows in one transaction,
+//! deletes the files, then drops the intents. A removal cut short is rolled
+//! back while its row remains, forward (its files deleted) once the row is
+//! gone; no row is ever left without its file.
 
 use std::path::{Path, PathBuf};
 
@@ -169,28 +170,32 @@ pub fn resolve_intent(
     Ok(Resolution::RolledBack)
 }
 
-/// A removal ([`IntentMode::Remove`]) deletes its files first, then drops
-/// the row and the intent in one transaction. While any of its files is
-/// still there nothing was lost: the removal is rolled back (the intent
-/// dropped, the row kept; run it again). Once they are all gone it is
-/// rolled forward (the row and the intent dropped), so no row is left
-/// without its file.
+/// A removal ([`IntentMode::Remove`]) drops its rows first (one
+/// transaction), then deletes its files, then drops its intents. While the
+/// row is still there nothing happened: the removal is rolled back (the
+/// intent dropped; run it again). Once the row is gone it is rolled forward:
+/// the listed files still holding the recorded bytes are deleted, and the
+/// intent dropped. No row is ever left without its file.
 fn resolve_removal(
     reg: &mut dyn DatasetRegistry,
     root: &Path,
     it: &Intent,
 ) -> Result<Resolution, ButlerError> {
-    let still_there = it.files.iter().any(|(f, _)| {
-        daf_base::path_safety::join_under(root, "intent path", f)
-            .map_or(true, |p| p.symlink_metadata().is_ok())
-    });
-    if still_there {
+    if reg
+        .find(&it.dataset_type, &it.data_id, Some(&it.run))?
+        .is_some()
+    {
         reg.release(&[it.id])?;
         return Ok(Resolution::RolledBack);
     }
-    let row = reg.find(&it.dataset_type, &it.data_id, Some(&it.run))?;
-    let rows: Vec<i64> = row.map(|r| r.id).into_iter().collect();
-    reg.discard(&rows, &[it.id])?;
+    for (k, (f, _)) in intent_paths(root, it).into_iter().enumerate() {
+        let ours = k > 0
+            || checksum_file(&f).is_ok_and(|(sum, size)| sum == it.checksum && size == it.size);
+        if ours {
+            remove_quietly(&f);
+        }
+    }
+    reg.release(&[it.id])?;
     Ok(Resolution::RolledForward)
 }
 

@@ -895,7 +895,9 @@ pub fn verify(a: VerifyArgs) -> Result<(), CliError> {
     if !bad.is_empty() {
         return Err(CliError {
             message: format!(
-                "{} file(s) changed or missing since they were recorded; restore them or put/ingest them again",
+                "{} file(s) changed or missing since they were recorded; restore them \
+                 (`daf ingest REPO FILES… --force` puts ingested files back) or remove them \
+                 (`daf prune`)",
                 bad.len()
             ),
             code: 3,

@@ -97,10 +97,10 @@ pub enum IntentMode {
     /// Ingest a file that is moved (the source goes).
     IngestMove,
     /// Remove a dataset (`daf prune`, `daf remove-run`): its `files` are the
-    /// files the removal deletes (none when the files stay). They are
-    /// deleted before the row and the intent go in one transaction
-    /// ([`DatasetRegistry::discard`]); recovery rolls a removal back while
-    /// any of them is still there, and forward once they are all gone.
+    /// files the removal deletes (none when the files stay). The row goes
+    /// first ([`DatasetRegistry::discard`]), then the files, then the
+    /// intent; recovery rolls a removal back while the row is there, and
+    /// forward (deleting the files) once it is gone.
     Remove,
 }
 
@@ -388,8 +388,8 @@ pub trait DatasetRegistry: Send + std::fmt::Debug {
     fn settle(&mut self, recs: &[DatasetRecord], done: &[i64]) -> Result<Vec<i64>, ButlerError>;
 
     /// Removes the rows `rows` and the intents `done` in one transaction
-    /// (all or none; no error for one that is gone): the last step of a
-    /// removal ([`IntentMode::Remove`]).
+    /// (all or none; no error for one that is gone): how a removal
+    /// ([`IntentMode::Remove`]) drops its rows.
     fn discard(&mut self, rows: &[i64], done: &[i64]) -> Result<(), ButlerError>;
 
     /// Removes intents (no error for one that is gone).
