@@ -179,6 +179,7 @@ fn runs_flow(repo: &Path, dir: &Path) {
         "filter=FILTER",
         "--run",
         "night2",
+        "-q",
     ]);
     // README: daf query-runs REPO
     let q = json(&["query-runs", r, "--json"]);

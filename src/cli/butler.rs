@@ -217,6 +217,9 @@ pub struct IngestArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// No progress bar (set from the global `-q`).
+    #[arg(skip)]
+    pub quiet: bool,
 }
 
 /// Runs `daf ingest`.
@@ -246,7 +249,7 @@ pub fn ingest(a: IngestArgs) -> Result<(), CliError> {
     } else {
         (Vec::new(), a.files.clone())
     };
-    let pb = progress(files.len(), a.json);
+    let pb = progress(files.len(), a.json || a.quiet);
     let summary = ingest::ingest(&butler, &files, &opts, &|| pb.inc(1))?;
     pb.finish_and_clear();
     if a.force {
@@ -975,6 +978,9 @@ pub struct ImportArgs {
     /// JSON output.
     #[arg(long)]
     pub json: bool,
+    /// No progress bar (set from the global `-q`).
+    #[arg(skip)]
+    pub quiet: bool,
 }
 
 /// Runs `daf import`.
@@ -985,7 +991,7 @@ pub fn import(a: ImportArgs) -> Result<(), CliError> {
     let e = Export::from_yaml(&text)
         .map_err(|m| CliError::new(format!("{}: {m}", a.file.display())))?;
     let butler = open(&a.repo, true)?;
-    let pb = progress(e.datasets.len(), a.json);
+    let pb = progress(e.datasets.len(), a.json || a.quiet);
     let summary = daf_butler::export::import(&butler, &e, transfer, &|| pb.inc(1))?;
     pb.finish_and_clear();
     report_summary(&summary, a.json, false)

@@ -171,13 +171,19 @@ pub fn run_with_registry(cli: Cli, registry: &daf_harness::StageRegistry) -> Res
             Ok(())
         }
         Command::Create(a) => butler::create(a),
-        Command::Ingest(a) => butler::ingest(a),
+        Command::Ingest(mut a) => {
+            a.quiet = quiet;
+            butler::ingest(a)
+        }
         Command::Query(a) => butler::query(a),
         Command::Get(a) => butler::get(a),
         Command::DumpPolicy(a) => butler::dump_policy(a),
         Command::Verify(a) => butler::verify(a),
         Command::Export(a) => butler::export(a),
-        Command::Import(a) => butler::import(a),
+        Command::Import(mut a) => {
+            a.quiet = quiet;
+            butler::import(a)
+        }
         Command::Bench(args) => bench::run(args),
         Command::Registry(args) => registry::run(args, quiet),
         Command::Policy(args) => policy::run(args),
