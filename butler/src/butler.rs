@@ -297,6 +297,17 @@ impl ButlerBuilder {
     }
 }
 
+/// What one repository of the search says about a dataset.
+enum Lookup {
+    Found(Located),
+    /// Its mapper does not define the dataset type.
+    UnknownType,
+    /// The data id matched this many rows of its mapper's registry, and no
+    /// file-registry row settled it.
+    Ambiguous(usize),
+    Absent,
+}
+
 /// The data butler. See the [module docs](self).
 ///
 /// ```
@@ -513,10 +524,34 @@ impl Butler {
         data_id: &DataId,
         run: Option<&str>,
     ) -> Result<Located, ButlerError> {
+        // Where no file registry answers (legacy repositories), the
+        // mappers' answers decide the error: a type no mapper defines is
+        // unknown, a data id that matched several registry rows is not
+        // unique — as the file-registry path reports them.
+        let mut unknown = 0;
+        let mut ambiguous = None;
         for (i, repo) in self.repos.search.iter().enumerate() {
-            if let Some(found) = self.locate_in(i, repo, dataset_type, data_id, run)? {
-                return Ok(found);
+            match self.locate_in(i, repo, dataset_type, data_id, run)? {
+                Lookup::Found(found) => return Ok(found),
+                Lookup::UnknownType => unknown += 1,
+                Lookup::Ambiguous(n) => {
+                    ambiguous.get_or_insert(n);
+                }
+                Lookup::Absent => {}
             }
+        }
+        if unknown == self.repos.search.len() {
+            return Err(MapperError::UnknownDatasetType {
+                dataset_type: dataset_type.into(),
+            }
+            .into());
+        }
+        if let Some(count) = ambiguous {
+            return Err(ButlerError::NotUnique {
+                dataset_type: dataset_type.into(),
+                data_id: data_id.clone(),
+                count,
+            });
         }
         Err(self.not_found(dataset_type, data_id, run))
     }
@@ -528,8 +563,9 @@ impl Butler {
         dataset_type: &str,
         data_id: &DataId,
         run: Option<&str>,
-    ) -> Result<Option<Located>, ButlerError> {
+    ) -> Result<Lookup, ButlerError> {
         let mapper = &self.mappers[i];
+        let mut matched = 0;
         let mapped = match mapper.map(dataset_type, data_id, false) {
             Ok(mut l) => {
                 if l.root.as_os_str().is_empty() || l.root.is_relative() {
@@ -537,9 +573,17 @@ impl Butler {
                 }
                 Some(l)
             }
-            Err(MapperError::UnknownDatasetType { .. }) => return Ok(None),
-            Err(MapperError::NoUniqueLookup { .. }) => None,
+            Err(MapperError::UnknownDatasetType { .. }) => return Ok(Lookup::UnknownType),
+            Err(MapperError::NoUniqueLookup { found, .. }) => {
+                matched = found;
+                None
+            }
             Err(e) => return Err(e.into()),
+        };
+        let absent = if matched > 1 {
+            Lookup::Ambiguous(matched)
+        } else {
+            Lookup::Absent
         };
         if let Some(reg) = self.registries[i].as_ref() {
             let reg = lock(reg);
@@ -590,7 +634,7 @@ impl Butler {
                 if loc.root != repo.root {
                     loc.root = repo.root.clone();
                 }
-                return Ok(Some(Located {
+                return Ok(Lookup::Found(Located {
                     repo: i,
                     location: loc,
                     record: Some(rec),
@@ -598,7 +642,7 @@ impl Butler {
             }
         }
         if run.is_some() {
-            return Ok(None);
+            return Ok(absent);
         }
         let present = |loc: &ButlerLocation| -> Result<bool, ButlerError> {
             if loc.locations.is_empty() {
@@ -607,7 +651,12 @@ impl Butler {
             for l in &loc.locations {
                 let here = match &self.remotes[i] {
                     Some(ds) => ds.head(&remote_key(&repo.root, strip_hdu(l))?)?.is_some(),
-                    None => loc.root.join(strip_hdu(l)).exists(),
+                    // A folder this user may not enter is "permission
+                    // denied", not a missing dataset.
+                    None => {
+                        let p = loc.root.join(strip_hdu(l));
+                        p.try_exists().map_err(|e| ButlerError::io(&p, e))?
+                    }
                 };
                 if !here {
                     return Ok(false);
@@ -616,12 +665,12 @@ impl Butler {
             Ok(true)
         };
         match mapped {
-            Some(loc) if present(&loc)? => Ok(Some(Located {
+            Some(loc) if present(&loc)? => Ok(Lookup::Found(Located {
                 repo: i,
                 location: loc,
                 record: None,
             })),
-            _ => Ok(None),
+            _ => Ok(absent),
         }
     }
 
@@ -789,7 +838,8 @@ impl Butler {
         let (base, _) = self.split_component(&resolved);
         match self.locate(base, data_id, None) {
             Ok(_) => Ok(true),
-            Err(ButlerError::NotFound { .. }) => Ok(false),
+            Err(ButlerError::NotFound { .. })
+            | Err(ButlerError::Mapper(MapperError::UnknownDatasetType { .. })) => Ok(false),
             Err(e) => Err(e),
         }
     }

@@ -47,7 +47,10 @@ impl Export {
     }
     /// Parses YAML text.
     pub fn from_yaml(text: &str) -> Result<Export, String> {
-        let e: Export = serde_norway::from_str(text).map_err(|e| e.to_string())?;
+        let e: Export = serde_norway::from_str(text).map_err(|e| match e.location() {
+            Some(l) => format!("line {}: {}", l.line(), daf_base::yaml_error_text(&e)),
+            None => daf_base::yaml_error_text(&e),
+        })?;
         if e.description != DESCRIPTION || e.version != 1 {
             return Err(format!(
                 "not a daf export (description {:?}, version {})",

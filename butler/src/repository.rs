@@ -74,9 +74,21 @@ impl RepositoryCfg {
         let body = text.trim_start();
         let body = body.strip_prefix(CFG_TAG).unwrap_or(body);
         if body.trim().is_empty() {
-            return Ok(RepositoryCfg::default());
+            return Err(if text.trim().is_empty() {
+                "the file is empty".into()
+            } else {
+                "the file holds no settings".into()
+            });
         }
-        serde_norway::from_str(body).map_err(|e| e.to_string())
+        serde_norway::from_str(body).map_err(|e| match e.location() {
+            // Lines of the file, though the tag line was cut off above.
+            Some(l) => format!(
+                "line {}: {}",
+                l.line() + text[..text.len() - body.len()].matches('\n').count(),
+                daf_base::yaml_error_text(&e)
+            ),
+            None => daf_base::yaml_error_text(&e),
+        })
     }
 
     /// The YAML text of this configuration, with LSST's tag in front.
@@ -108,6 +120,16 @@ pub struct Repository {
     pub legacy: bool,
     /// Read-only or writable, as opened by the butler.
     pub mode: Mode,
+}
+
+/// Is there a file at `p`? Absent is `false`; a path this user may not
+/// look at is an error (permission denied), not `false`.
+fn is_file(p: &Path) -> Result<bool, ButlerError> {
+    match std::fs::metadata(p) {
+        Ok(m) => Ok(m.is_file()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(ButlerError::io(p, e)),
+    }
 }
 
 fn absolute(p: &Path) -> Result<PathBuf, ButlerError> {
@@ -173,14 +195,23 @@ impl Repository {
     /// parent that does not exist — each naming the path and what to do.
     pub fn open(root: &Path, mode: Mode) -> Result<Repository, ButlerError> {
         let root = absolute(root)?;
-        if !root.is_dir() {
-            return Err(ButlerError::repo(
-                &root,
-                "no such folder; create it with `daf create` or check the path",
-            ));
+        match std::fs::metadata(&root) {
+            Ok(m) if m.is_dir() => {}
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(ButlerError::io(&root, e))
+            }
+            _ => {
+                return Err(ButlerError::repo(
+                    &root,
+                    "no such folder; create it with `daf create` or check the path",
+                ))
+            }
         }
+        // A folder this user may not read is "permission denied", not
+        // "not a repository".
+        std::fs::read_dir(&root).map_err(|e| ButlerError::io(&root, e))?;
         let cfg_path = root.join(CFG_FILE);
-        let (cfg, legacy) = if cfg_path.is_file() {
+        let (cfg, legacy) = if is_file(&cfg_path)? {
             let text =
                 std::fs::read_to_string(&cfg_path).map_err(|e| ButlerError::io(&cfg_path, e))?;
             let cfg = RepositoryCfg::from_yaml_str(&text).map_err(|m| {

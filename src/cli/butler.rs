@@ -833,6 +833,26 @@ pub fn verify(a: VerifyArgs) -> Result<(), CliError> {
             daf_storages::owner::liveness(&it.owner) == daf_storages::owner::Liveness::Dead
         })
         .count();
+    let unreadable = bad
+        .iter()
+        .filter(|m| {
+            matches!(
+                m.problem,
+                daf_butler::file_registry::Problem::Unreadable { .. }
+            )
+        })
+        .count();
+    if unreadable > 0 {
+        // Not damage: this user may not read them (a shared repository
+        // written under a private umask, or a folder closed to others).
+        return Err(CliError {
+            message: format!(
+                "{unreadable} file(s) could not be read (see above, e.g. permission denied); {} changed or missing",
+                bad.len() - unreadable
+            ),
+            code: 3,
+        });
+    }
     if !bad.is_empty() {
         return Err(CliError {
             message: format!(

@@ -535,10 +535,17 @@ impl Storage for FitsStorage {
     fn set_retrieve_location(&mut self, location: &LogicalLocation) -> Result<()> {
         let (p, hdu) = split_hdu_suffix(location.loc_str());
         let path = PathBuf::from(p);
-        if !path.is_file() {
-            return Err(StorageError::NotFound {
-                what: format!("Unable to access file: {}", path.display()),
-            });
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => {}
+            // Permission denied (on the file's folder) says so.
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(StorageError::io(&path, e))
+            }
+            _ => {
+                return Err(StorageError::NotFound {
+                    what: format!("Unable to access file: {}", path.display()),
+                })
+            }
         }
         self.mode = Some(Mode::Retrieve);
         self.path = Some(path);
