@@ -67,16 +67,15 @@ pub fn yaml_error_text(e: &serde_norway::Error) -> String {
 }
 
 /// `yaml_error_text` prefixed with where in `source` (a file the user
-/// has) the parser stopped: `SOURCE:LINE: message`, as policy syntax errors
-/// are spelled.
+/// has) the parser stopped: `SOURCE: line L: message`.
 ///
 /// ```
 /// let e = serde_norway::from_str::<std::collections::BTreeMap<String, u32>>("a: 1\nb: x\n").unwrap_err();
-/// assert_eq!(daf_base::yaml_error_in(&e, "cfg.yaml"), "cfg.yaml:2: b: invalid type: string \"x\", expected u32");
+/// assert_eq!(daf_base::yaml_error_in(&e, "cfg.yaml"), "cfg.yaml: line 2: b: invalid type: string \"x\", expected u32");
 /// ```
 pub fn yaml_error_in(e: &serde_norway::Error, source: &str) -> String {
     match e.location() {
-        Some(l) => format!("{source}:{}: {}", l.line(), yaml_error_text(e)),
+        Some(l) => format!("{source}: line {}: {}", l.line(), yaml_error_text(e)),
         None => format!("{source}: {}", yaml_error_text(e)),
     }
 }

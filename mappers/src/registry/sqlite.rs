@@ -153,7 +153,10 @@ impl SqliteRegistry {
             }
             Err(e) => return Err(err(path, e)),
         }
-        let conn = open_sqlite_read_only(path).map_err(|e| err(path, e))?;
+        let conn = open_sqlite_read_only(path).map_err(|e| match e {
+            ReadOnlyOpenError::Io(e) => err(path, e),
+            e => err(path, format!("not a readable SQLite registry: {e}")),
+        })?;
         Self::finish(conn, path)
     }
 
