@@ -299,7 +299,7 @@ impl ButlerBuilder {
 
 /// What one repository of the search says about a dataset.
 enum Lookup {
-    Found(Located),
+    Found(Box<Located>),
     /// Its mapper does not define the dataset type.
     UnknownType,
     /// The data id matched this many rows of its mapper's registry, and no
@@ -532,7 +532,7 @@ impl Butler {
         let mut ambiguous = None;
         for (i, repo) in self.repos.search.iter().enumerate() {
             match self.locate_in(i, repo, dataset_type, data_id, run)? {
-                Lookup::Found(found) => return Ok(found),
+                Lookup::Found(found) => return Ok(*found),
                 Lookup::UnknownType => unknown += 1,
                 Lookup::Ambiguous(n) => {
                     ambiguous.get_or_insert(n);
@@ -634,11 +634,11 @@ impl Butler {
                 if loc.root != repo.root {
                     loc.root = repo.root.clone();
                 }
-                return Ok(Lookup::Found(Located {
+                return Ok(Lookup::Found(Box::new(Located {
                     repo: i,
                     location: loc,
                     record: Some(rec),
-                }));
+                })));
             }
         }
         if run.is_some() {
@@ -665,11 +665,11 @@ impl Butler {
             Ok(true)
         };
         match mapped {
-            Some(loc) if present(&loc)? => Ok(Lookup::Found(Located {
+            Some(loc) if present(&loc)? => Ok(Lookup::Found(Box::new(Located {
                 repo: i,
                 location: loc,
                 record: None,
-            })),
+            }))),
             _ => Ok(absent),
         }
     }

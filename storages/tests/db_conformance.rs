@@ -1449,9 +1449,9 @@ fn tls_sslmode_from_the_location() {
         };
         if !server_has_tls {
             // Without TLS on the server, `require` is a clear refusal.
-            let e = open("sslmode=require")
-                .err()
-                .expect("no TLS, yet connected");
+            let Err(e) = open("sslmode=require") else {
+                panic!("{}: no TLS, yet connected", t.url)
+            };
             let m = e.to_string().to_lowercase();
             assert!(m.contains("tls") || m.contains("ssl"), "{m}");
         }
