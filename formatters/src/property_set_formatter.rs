@@ -6,7 +6,7 @@ use daf_base::{Policy, PropertySet};
 use daf_storages::boost::property_set::{load_property_set, save_property_set, PropertySetLayout};
 use daf_storages::boost::ArchiveKind;
 use daf_storages::boost_storage::ArchiveStorage;
-use daf_storages::{Storage, StorageError};
+use daf_storages::{Storage, StorageError, YamlStorage};
 
 use crate::error::FormatterError;
 use crate::formatter::{expect_object, unsupported, Formatter};
@@ -75,6 +75,9 @@ impl PropertySetFormatter {
     }
 
     fn read_ps(&self, storage: &mut dyn Storage) -> Result<PropertySet> {
+        if let Some(y) = storage.as_any_mut().downcast_mut::<YamlStorage>() {
+            return property_set_from_yaml(&y.read_text()?);
+        }
         let s = self.storage(storage)?;
         let layout = self.layout;
         match s.read_archive(|ar| load_property_set(ar, ROOT_NAME, &layout)) {
@@ -116,6 +119,10 @@ impl Formatter for PropertySetFormatter {
                 self.db_policy.as_ref(),
             );
         }
+        if let Some(y) = storage.as_any_mut().downcast_mut::<YamlStorage>() {
+            y.write_text(&property_set_to_yaml(ps)?)?;
+            return Ok(());
+        }
         if storage.as_any().downcast_ref::<ArchiveStorage>().is_none() {
             return Err(unsupported(self, storage));
         }
@@ -150,4 +157,53 @@ impl Formatter for PropertySetFormatter {
         ps.merge_replace(&read)?;
         Ok(())
     }
+}
+
+/// The tag LSST's YAML representer put in front of a PropertySet.
+pub const YAML_TAG: &str = "!<lsst.daf.base.PropertySet>";
+
+/// A PropertySet as the YAML document Gen2's `YamlStorage` kept: LSST's
+/// tag, then a mapping (nested for dotted names, sequences for arrays).
+///
+/// ```
+/// use daf_base::PropertySet;
+/// use daf_formatters::property_set_formatter::{property_set_from_yaml, property_set_to_yaml};
+/// let mut ps = PropertySet::new();
+/// ps.set("exptime", 15.0).unwrap();
+/// ps.set("calib.zero", 27).unwrap();
+/// let text = property_set_to_yaml(&ps).unwrap();
+/// assert!(text.starts_with("!<lsst.daf.base.PropertySet>"));
+/// let back = property_set_from_yaml(&text).unwrap();
+/// assert_eq!(back.get::<f64>("exptime").unwrap(), 15.0);
+/// assert_eq!(back.get_as_i64("calib.zero").unwrap(), 27);
+/// ```
+pub fn property_set_to_yaml(ps: &PropertySet) -> Result<String> {
+    let body = Policy::from_property_set(ps.clone())
+        .to_yaml_string()
+        .map_err(|e| FormatterError::Invalid {
+            persistable: "PropertySet".into(),
+            message: e.to_string(),
+        })?;
+    Ok(format!("{YAML_TAG}\n{body}"))
+}
+
+/// Reads the YAML document of [`property_set_to_yaml`] (with or without
+/// LSST's tag, or a `!<lsst.daf.base.PropertyList>` one).
+pub fn property_set_from_yaml(text: &str) -> Result<PropertySet> {
+    let body = text.trim_start();
+    let body = [
+        "!<lsst.daf.base.PropertySet>",
+        "!<lsst.daf.base.PropertyList>",
+    ]
+    .iter()
+    .find_map(|t| body.strip_prefix(t))
+    .unwrap_or(body);
+    if body.trim().is_empty() {
+        return Ok(PropertySet::new());
+    }
+    let p = Policy::from_yaml_str(body, "YamlStorage").map_err(|e| FormatterError::Invalid {
+        persistable: "PropertySet".into(),
+        message: e.to_string(),
+    })?;
+    Ok(p.as_property_set().clone())
 }
