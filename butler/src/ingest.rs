@@ -88,8 +88,9 @@ pub enum DataIdSource {
     /// A table: file path (as given, or its absolute form) → data id.
     Table(BTreeMap<PathBuf, DataId>),
     /// The keys of the dataset's path template, parsed from each file's
-    /// path (as `daf registry create` does), then header rules for the keys
-    /// the name does not give (the mapper policy's `ingest.headerKeys`).
+    /// path (as `daf registry create` does), and the header rules of the
+    /// mapper policy (`ingest.headerKeys`), which win for the keys they name
+    /// (a rule that fails for a key the name gave keeps the name's value).
     /// The template is matched against as many trailing path components as
     /// it has, else its last component against the file name.
     ///
@@ -103,7 +104,7 @@ pub enum DataIdSource {
     Names {
         /// The dataset's path template.
         template: daf_mappers::PathTemplate,
-        /// Header rules for keys the file name does not give.
+        /// Header rules (they win over the name for their keys).
         rules: Vec<(String, HeaderRule)>,
     },
 }
@@ -279,15 +280,17 @@ fn data_id_for(path: &Path, abs: &Path, opts: &IngestOptions) -> Result<DataId, 
                     ))
                 }
             };
-            let missing: Vec<&(String, HeaderRule)> =
-                rules.iter().filter(|(k, _)| !id.contains_key(k)).collect();
-            if !missing.is_empty() {
+            // The policy's header rules, where it has them, win (the files
+            // may be named otherwise); a rule that fails for a key the name
+            // gave keeps the name's value.
+            if !rules.is_empty() {
                 let h = primary_header(path).map_err(|e| e.to_string())?;
-                for (key, rule) in missing {
-                    let v = rule
-                        .apply(&h)
-                        .map_err(|m| format!("{m} (for data-id key {key:?})"))?;
-                    id.insert(key.as_str(), v);
+                for (key, rule) in rules {
+                    match rule.apply(&h) {
+                        Ok(v) => id.insert(key.as_str(), v),
+                        Err(_) if id.contains_key(key) => {}
+                        Err(m) => return Err(format!("{m} (for data-id key {key:?})")),
+                    }
                 }
             }
             Ok(id)

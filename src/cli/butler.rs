@@ -319,8 +319,8 @@ fn key_rules(keys: &[String]) -> Result<Vec<(String, HeaderRule)>, CliError> {
 /// the mapper policy (the repository's `mapperArgs.policy`, else
 /// `--policy`). Its template for the dataset type gives the keys in the
 /// file names (as `daf registry create` reads them), and its
-/// `ingest.headerKeys` rules the others; without a template, the header
-/// rules alone.
+/// `ingest.headerKeys` rules (which win for their keys); without a
+/// template, the header rules alone.
 fn policy_ids(
     repo: &Path,
     policy: Option<&Path>,
@@ -374,7 +374,7 @@ fn describe_ids(ids: &DataIdSource, dataset_type: &str) -> String {
         ),
         DataIdSource::Names { template, rules: r } => format!(
             "data ids from file names through the {dataset_type} template {:?}, \
-             and from header cards for the other keys (ingest.headerKeys: {})",
+             and from header cards where the policy has rules (ingest.headerKeys: {})",
             template.text(),
             rules(r)
         ),
