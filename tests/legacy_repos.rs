@@ -279,6 +279,45 @@ fn raw_reads_as_an_exposure_and_yaml_metadata_round_trips() {
     assert_eq!(back.get_as_f64("calib.zeroPoint").unwrap(), 27.5);
     assert_eq!(back.get::<String>("label").unwrap(), "daf");
 
+    // test_config: a pex_config file (ConfigStorage), as Gen2 wrote one
+    std::fs::create_dir_all(out.join("config")).unwrap();
+    std::fs::write(
+        out.join("config/test.py"),
+        "import lsst.obs.test\n\
+         assert type(config)==lsst.obs.test.TestConfig, 'config is of type %s' % type(config)\n\
+         # Write sources?\nconfig.doWriteSources=True\n\
+         config.isr.retarget(target=lsst.ip.isr.IsrTask, ConfigClass=lsst.ip.isr.IsrTaskConfig)\n\
+         config.isr.fwhm=1.0\nconfig.isr.saturatedMaskName='SAT'\n\
+         config.isr.keysToRemove=[]\nconfig.isr.doDark=None\n\
+         config.measurement.plugins['base_PsfFlux'].badMaskPlanes=['BAD',\n    'SAT']\n\
+         config.stars=[1, 2,\n 3]\n",
+    )
+    .unwrap();
+    let cfg: PropertySet = b.get("test_config", &data_id! {}).unwrap();
+    assert!(cfg.get::<bool>("doWriteSources").unwrap());
+    assert_eq!(cfg.get_as_f64("isr.fwhm").unwrap(), 1.0);
+    assert_eq!(cfg.get::<String>("isr.saturatedMaskName").unwrap(), "SAT");
+    assert!(!cfg.exists("isr.doDark") && !cfg.exists("isr.keysToRemove"));
+    assert_eq!(
+        cfg.get_array::<String>("measurement.plugins.base_PsfFlux.badMaskPlanes")
+            .unwrap(),
+        ["BAD", "SAT"]
+    );
+    assert_eq!(cfg.get_array::<i64>("stars").unwrap(), [1, 2, 3]);
+    // and written back in the same form
+    b.put_with(
+        &cfg,
+        "test_config",
+        &data_id! {},
+        &daf::butler::PutOptions::clobber(),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(out.join("config/test.py")).unwrap();
+    assert!(text.contains("config.isr.fwhm=1.0\n"), "{text}");
+    assert!(text.contains("config.stars=[1, 2, 3]\n"), "{text}");
+    let again: PropertySet = b.get("test_config", &data_id! {}).unwrap();
+    assert_eq!(again.get_array::<i64>("stars").unwrap(), [1, 2, 3]);
+
     // the defects catalog through the API
     let cat: SourceCatalog = b.get("defects", &data_id! {}).unwrap();
     assert_eq!(cat.len(), 504);

@@ -902,6 +902,11 @@ pub fn register_fits_formatters(reg: &mut FormatterRegistry) -> Result<()> {
     reg.register_name("PropertyList", |_| Box::new(FitsMetadataFormatter))?;
     // afw's BaseCatalog (Gen2 `FitsCatalogStorage`, e.g. obs_test `defects`)
     // reads and writes as a SourceCatalog: columns plus metadata.
+    // pex_config files (Gen2 `ConfigStorage`, the `*_config` datasets) read
+    // and write as PropertySets.
+    reg.register_name("Config", |p| {
+        Box::new(crate::property_set_formatter::PropertySetFormatter::from_policy(p))
+    })?;
     reg.register_name("BaseCatalog", |p| {
         Box::new(crate::db_formatters::SourceCatalogFormatter::new(p))
     })?;

@@ -52,6 +52,8 @@ impl StorageRegistry {
         .expect("fresh registry");
         reg.register("YamlStorage", || Box::new(crate::YamlStorage::new()))
             .expect("fresh registry");
+        reg.register("ConfigStorage", || Box::new(crate::YamlStorage::config()))
+            .expect("fresh registry");
         reg
     }
 

@@ -1,5 +1,7 @@
 //! [`YamlStorage`]: one YAML document per file, as Gen2's `YamlStorage`
-//! kept the `*_metadata` datasets (PropertySets) of a repository.
+//! kept the `*_metadata` datasets (PropertySets) of a repository; the same
+//! text-file storage serves as `ConfigStorage` (the `*_config` datasets:
+//! pex_config Python files, `config.name=value` lines).
 //!
 //! The storage moves text; the `PropertySet` formatter turns it into a
 //! PropertySet and back (nested mappings for dotted names, sequences for
@@ -15,6 +17,8 @@ use crate::storage::Storage;
 use crate::{Result, StorageError};
 
 const NAME: &str = "YamlStorage";
+/// The name of the storage of pex_config files.
+pub const CONFIG_NAME: &str = "ConfigStorage";
 
 /// A file storage holding one YAML document.
 ///
@@ -32,16 +36,37 @@ const NAME: &str = "YamlStorage";
 /// r.set_retrieve_location(&loc).unwrap();
 /// assert_eq!(r.read_text().unwrap(), "a: 1\n");
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct YamlStorage {
+    name: &'static str,
     path: Option<PathBuf>,
     file: Option<AtomicFile>,
+}
+
+impl Default for YamlStorage {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl YamlStorage {
     /// A storage with no location yet.
     pub fn new() -> Self {
-        Self::default()
+        YamlStorage {
+            name: NAME,
+            path: None,
+            file: None,
+        }
+    }
+
+    /// The same text-file storage named `ConfigStorage`, for pex_config
+    /// files (`config.name=value` lines); the formatter picks the format
+    /// by the storage's name.
+    pub fn config() -> Self {
+        YamlStorage {
+            name: CONFIG_NAME,
+            ..Self::new()
+        }
     }
 
     /// Writes the document (to the temporary file, renamed at commit).
@@ -49,7 +74,7 @@ impl YamlStorage {
         let f = self
             .file
             .as_mut()
-            .ok_or_else(|| StorageError::state(NAME, "not opened for writing"))?;
+            .ok_or_else(|| StorageError::state(self.name, "not opened for writing"))?;
         f.writer()
             .write_all(text.as_bytes())
             .map_err(|e| StorageError::io(f.temp_path(), e))
@@ -60,14 +85,14 @@ impl YamlStorage {
         let p = self
             .path
             .as_ref()
-            .ok_or_else(|| StorageError::state(NAME, "no location"))?;
+            .ok_or_else(|| StorageError::state(self.name, "no location"))?;
         std::fs::read_to_string(p).map_err(|e| StorageError::io(p, e))
     }
 }
 
 impl Storage for YamlStorage {
     fn storage_name(&self) -> &str {
-        NAME
+        self.name
     }
     fn set_persist_location(&mut self, location: &LogicalLocation) -> Result<()> {
         self.path = Some(location.as_path().to_path_buf());
@@ -106,8 +131,8 @@ impl Storage for YamlStorage {
     }
     fn describe(&self) -> String {
         match &self.path {
-            Some(p) => format!("{NAME} {}", p.display()),
-            None => NAME.into(),
+            Some(p) => format!("{} {}", self.name, p.display()),
+            None => self.name.into(),
         }
     }
     fn as_any(&self) -> &dyn std::any::Any {
