@@ -583,7 +583,7 @@ impl Butler {
     pub fn is_dataset_type(&self, dataset_type: &str) -> bool {
         self.mappers
             .iter()
-            .any(|m| m.dataset_types().iter().any(|t| t == dataset_type))
+            .any(|m| m.has_dataset_type(dataset_type))
     }
 
     /// How a dataset-type name is read: a type of the mappers, a component
@@ -616,11 +616,7 @@ impl Butler {
     /// full name is not itself a dataset type.
     pub fn split_component<'a>(&self, dataset_type: &'a str) -> (&'a str, Option<&'a str>) {
         if let Some((base, comp)) = dataset_type.split_once('.') {
-            let known = self
-                .mappers
-                .iter()
-                .any(|m| m.dataset_types().iter().any(|t| t == dataset_type));
-            if !known {
+            if !self.is_dataset_type(dataset_type) {
                 return (base, Some(comp));
             }
         }
