@@ -95,6 +95,27 @@ fn cli_opens_a_legacy_repository_with_policy() {
         serde_json::json!([{"visit": 1, "filter": "g"}, {"visit": 2, "filter": "g"}])
     );
 
+    // the datasets of a type: the registry's data ids whose files exist
+    let ds = json(&[
+        "query",
+        i,
+        "--dataset-type",
+        "raw",
+        "--where",
+        "visit >= 2",
+        "--policy",
+        p,
+        "--json",
+    ]);
+    let rows = ds.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{ds}");
+    assert_eq!(
+        rows[1]["data_id"],
+        serde_json::json!({"visit": 3, "filter": "r"})
+    );
+    assert_eq!(rows[1]["path"], "raw/raw_v3_fr.fits.gz", "{ds}");
+    assert_eq!(rows[1]["size"], 2_223_459, "{ds}");
+
     // get raw visit=1: 1026 × 2000, filter completed from the registry
     let g = json(&["get", i, "raw", "visit=1", "--policy", p, "--json"]);
     assert_eq!(g["shape"], serde_json::json!([1026, 2000]), "{g}");

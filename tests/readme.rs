@@ -169,7 +169,7 @@ fn readme_legacy_repository_commands_run_as_written() {
     let section = &text[start..];
     let section = &section[..section[4..].find("\n### ").map_or(section.len(), |e| e + 4)];
     let cmds = commands(section, false);
-    assert_eq!(cmds.len(), 6, "{cmds:?}");
+    assert_eq!(cmds.len(), 7, "{cmds:?}");
     let mut outputs = Vec::new();
     for cmd in &cmds {
         let w = words(cmd);
@@ -186,9 +186,21 @@ fn readme_legacy_repository_commands_run_as_written() {
         outputs.push(String::from_utf8(o.stdout).unwrap());
     }
     assert_eq!(outputs[0], "visit\tfilter\n1\tg\n2\tg\n3\tr\n");
-    assert!(outputs[1].contains("- 1026\n- 2000"), "{}", outputs[1]);
-    assert!(outputs[2].contains("EXPTIME: 15.0"), "{}", outputs[2]);
-    assert!(outputs[3].contains("- 8\n- 3"), "{}", outputs[3]);
-    assert!(outputs[4].contains("ccdExposureId: 1"), "{}", outputs[4]);
-    assert!(outputs[5].contains("rows: 504"), "{}", outputs[5]);
+    let listed: Vec<&str> = outputs[1].lines().collect();
+    assert_eq!(listed.len(), 3, "{}", outputs[1]);
+    assert!(
+        listed[2].starts_with("raw\t{filter: \"r\", visit: 3}\t\t"),
+        "{}",
+        outputs[1]
+    );
+    assert!(
+        listed[2].ends_with("tests/data/obs_test/input/raw/raw_v3_fr.fits.gz"),
+        "{}",
+        outputs[1]
+    );
+    assert!(outputs[2].contains("- 1026\n- 2000"), "{}", outputs[2]);
+    assert!(outputs[3].contains("EXPTIME: 15.0"), "{}", outputs[3]);
+    assert!(outputs[4].contains("- 8\n- 3"), "{}", outputs[4]);
+    assert!(outputs[5].contains("ccdExposureId: 1"), "{}", outputs[5]);
+    assert!(outputs[6].contains("rows: 504"), "{}", outputs[6]);
 }

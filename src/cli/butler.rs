@@ -491,6 +491,14 @@ pub fn query(a: QueryArgs) -> Result<(), CliError> {
     }
     let mut out: Vec<(PathBuf, DatasetRecord)> = Vec::new();
     for i in 0..butler.repositories().len() {
+        if butler.registry(i).is_none() && a.run.is_none() {
+            // A legacy repository has no file registry: its mapper's
+            // registry lists the data ids, the files present are its datasets.
+            if let Some(dt) = a.dataset_type.as_deref() {
+                out.extend(legacy_datasets(&butler, i, dt, filter.as_ref()));
+            }
+            continue;
+        }
         if let Some(reg) = butler.registry(i) {
             for r in
                 reg.find_matching(a.dataset_type.as_deref(), &DataId::new(), a.run.as_deref())?
@@ -524,6 +532,65 @@ pub fn query(a: QueryArgs) -> Result<(), CliError> {
     }
     eprintln!("{} dataset(s)", out.len());
     Ok(())
+}
+
+/// The datasets of `dataset_type` in repository `i` of `butler` as its
+/// mapper knows them (a legacy repository without a file registry): each
+/// data id of the mapper's registry (all the type's keys) whose file is
+/// present, with its size; no checksum, no run.
+fn legacy_datasets(
+    butler: &Butler,
+    i: usize,
+    dataset_type: &str,
+    filter: Option<&daf_butler::query::Expr>,
+) -> Vec<(PathBuf, DatasetRecord)> {
+    let m = butler.mapper(i);
+    let Ok(keys) = m.get_keys(dataset_type, Some("\u{0}")) else {
+        return Vec::new();
+    };
+    let names: Vec<String> = keys.keys().cloned().collect();
+    let Ok(rows) = m.query_metadata(dataset_type, &names, &DataId::new()) else {
+        return Vec::new();
+    };
+    let root = &butler.repositories()[i].root;
+    let mut out = Vec::new();
+    for row in rows {
+        let id: DataId = names.iter().cloned().zip(row).collect();
+        if filter.is_some_and(|f| !f.matches(&id)) {
+            continue;
+        }
+        let Ok(loc) = m.map(dataset_type, &id, false) else {
+            continue;
+        };
+        let Some(first) = loc.locations.first() else {
+            continue;
+        };
+        let rel = first.split('[').next().unwrap_or(first).to_string();
+        let base = if loc.root.is_absolute() {
+            loc.root.clone()
+        } else {
+            root.join(&loc.root)
+        };
+        let full = base.join(&rel);
+        let Ok(meta) = std::fs::metadata(&full) else {
+            continue;
+        };
+        out.push((
+            full,
+            DatasetRecord {
+                id: 0,
+                dataset_type: dataset_type.to_string(),
+                data_id: loc.data_id,
+                run: String::new(),
+                path: rel,
+                size: meta.len(),
+                checksum: String::new(),
+                time_ns: 0,
+                source: None,
+            },
+        ));
+    }
+    out
 }
 
 // ---------------------------------------------------------------- get
