@@ -167,6 +167,33 @@ fn cli_opens_a_legacy_repository_with_policy() {
     assert_eq!(def["storage"], "FitsCatalogStorage", "{def}");
     assert_eq!(def["rows"], 504, "{def}");
 
+    // export from the legacy repository, import into a new daf repository
+    let yaml = d.path().join("raws.yaml");
+    ok(&[
+        "export",
+        i,
+        "--dataset-type",
+        "raw",
+        "--policy",
+        p,
+        "-o",
+        s(&yaml),
+    ]);
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    assert!(
+        text.contains("mapper: lsst.obs.test.testMapper.TestMapper"),
+        "{text}"
+    );
+    let migrated = d.path().join("migrated");
+    ok(&["import", s(&migrated), s(&yaml)]);
+    let v = json(&["verify", s(&migrated), "--json"]);
+    assert_eq!(v["checked"], 3, "{v}");
+    let g = json(&["get", s(&migrated), "raw", "visit=3", "--json"]);
+    assert_eq!(g["shape"], serde_json::json!([1026, 2000]), "{g}");
+    assert_eq!(g["data_id"]["filter"], "r", "{g}");
+    let e = stderr_of(&["export", i, "--policy", p]);
+    assert!(e.contains("--dataset-type"), "{e}");
+
     // nothing was written into the legacy repository
     let mut names: Vec<String> = std::fs::read_dir(&input)
         .unwrap()

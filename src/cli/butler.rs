@@ -1112,12 +1112,31 @@ pub struct ExportArgs {
 pub fn export(a: ExportArgs) -> Result<(), CliError> {
     let butler = open_with(&a.repo, false, a.legacy.policy.as_deref())?;
     let filter = a.where_.as_deref().map(parse_where).transpose()?;
-    let e = daf_butler::export::export(&butler, 0, &|r| {
+    let mut e = daf_butler::export::export(&butler, 0, &|r| {
         a.dataset_type
             .as_deref()
             .is_none_or(|t| t == r.dataset_type)
             && filter.as_ref().is_none_or(|f| f.matches(&r.data_id))
     })?;
+    if butler.registry(0).is_none() {
+        // A legacy repository: its datasets of the type as its mapper
+        // lists them, checksummed now.
+        let dt = a.dataset_type.as_deref().ok_or_else(|| {
+            CliError::new(format!(
+                "{} has no file registry (a legacy repository): name the datasets to \
+                 export with --dataset-type",
+                a.repo.display()
+            ))
+        })?;
+        for (full, mut rec) in legacy_datasets(&butler, 0, dt, filter.as_ref()) {
+            let (sum, size) = daf_butler::file_registry::checksum_file(&full)
+                .map_err(|err| CliError::new(format!("{}: {err}", full.display())))?;
+            rec.checksum = sum;
+            rec.size = size;
+            rec.time_ns = daf_butler::file_registry::now_ns();
+            e.datasets.push(rec);
+        }
+    }
     let text = e.to_yaml();
     match &a.output {
         Some(p) => {
