@@ -268,6 +268,20 @@ fn parent_only_legacy_folder_inherits_its_parents_mapper() {
     let back: ExposureF = b.get("calexp", &data_id! {visit: 2}).unwrap();
     assert_eq!((back.width(), back.height()), (5, 2));
 
+    // `_parent` links in a cycle: an error, not a hang
+    let (a, c) = (d.path().join("a"), d.path().join("c"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&c).unwrap();
+    std::os::unix::fs::symlink("../c", a.join("_parent")).unwrap();
+    std::os::unix::fs::symlink("../a", c.join("_parent")).unwrap();
+    let e = Butler::builder()
+        .input(a.as_path())
+        .policy(policy())
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cycle"), "{e}");
+
     // the CLI reads through it too
     let g = json(&[
         "get",
