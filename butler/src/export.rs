@@ -15,6 +15,7 @@
 //!   time_ns: 1795253047363407670
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -35,6 +36,18 @@ pub struct Export {
     pub root: PathBuf,
     /// The datasets.
     pub datasets: Vec<DatasetRecord>,
+    /// The mapper of the exported repository (what defines its dataset
+    /// types), so an import into a new repository can read them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapper: Option<String>,
+    /// Its mapper arguments: a `SimpleMapper`'s dataset definitions, a
+    /// camera mapper's `policy` (an absolute path).
+    #[serde(
+        default,
+        rename = "mapperArgs",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub mapper_args: BTreeMap<String, serde_json::Value>,
 }
 
 /// Description written in every export.
@@ -68,7 +81,15 @@ pub fn export(
     repo: usize,
     filter: &dyn Fn(&DatasetRecord) -> bool,
 ) -> Result<Export, ButlerError> {
-    let root = butler.repositories()[repo].root.clone();
+    let r = &butler.repositories()[repo];
+    let root = r.root.clone();
+    let mut mapper_args = crate::repository::absolute_policy(&r.cfg.mapper_args, &root);
+    let camera = r.cfg.mapper.as_deref().is_some_and(|m| m != "SimpleMapper");
+    if camera && !mapper_args.contains_key("policy") {
+        if let Some(p) = butler.policy() {
+            mapper_args.insert("policy".into(), p.to_string_lossy().into_owned().into());
+        }
+    }
     let datasets = match butler.registry(repo) {
         Some(reg) => reg.all()?.into_iter().filter(|r| filter(r)).collect(),
         None => Vec::new(),
@@ -78,7 +99,25 @@ pub fn export(
         version: 1,
         root,
         datasets,
+        mapper: r.cfg.mapper.clone(),
+        mapper_args,
     })
+}
+
+/// Creates the repository an import of `export` goes to when `root` holds
+/// none yet, with the exported repository's mapper and its arguments, so
+/// the imported datasets can be read. Returns whether it was created.
+pub fn create_for_import(root: &Path, export: &Export) -> Result<bool, ButlerError> {
+    if crate::Repository::exists(root) {
+        return Ok(false);
+    }
+    crate::Repository::create(
+        root,
+        export.mapper.as_deref(),
+        export.mapper_args.clone(),
+        &[],
+    )?;
+    Ok(true)
 }
 
 /// Brings the datasets of `export` into the first output of `butler`, at the

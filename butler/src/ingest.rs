@@ -87,6 +87,53 @@ pub enum DataIdSource {
     Header(Vec<(String, HeaderRule)>),
     /// A table: file path (as given, or its absolute form) → data id.
     Table(BTreeMap<PathBuf, DataId>),
+    /// The keys of the dataset's path template, parsed from each file's
+    /// path (as `daf registry create` does), and the header rules of the
+    /// mapper policy (`ingest.headerKeys`), which win for the keys they name
+    /// (a rule that fails for a key the name gave keeps the name's value).
+    /// The template is matched against as many trailing path components as
+    /// it has, else its last component against the file name.
+    ///
+    /// ```
+    /// use daf_butler::ingest::DataIdSource;
+    /// use daf_mappers::PathTemplate;
+    /// let t = PathTemplate::parse("raw/raw_v%(visit)d_f%(filter)s.fits.gz").unwrap();
+    /// let ids = DataIdSource::Names { template: t, rules: vec![] };
+    /// # let _ = ids;
+    /// ```
+    Names {
+        /// The dataset's path template.
+        template: daf_mappers::PathTemplate,
+        /// Header rules (they win over the name for their keys).
+        rules: Vec<(String, HeaderRule)>,
+    },
+}
+
+/// The data id `template` gives for the file at `path`: the template matched
+/// against as many trailing components of `path` as it has, else its last
+/// component matched against the file name. `None` when neither matches.
+pub fn data_id_from_name(template: &daf_mappers::PathTemplate, path: &Path) -> Option<DataId> {
+    let text = path.to_string_lossy();
+    let parts: Vec<&str> = text.split('/').filter(|p| !p.is_empty()).collect();
+    let depth = template
+        .file_pieces()
+        .iter()
+        .map(|p| match p {
+            daf_mappers::template::Piece::Literal(l) => l.matches('/').count(),
+            _ => 0,
+        })
+        .sum::<usize>()
+        + 1;
+    if parts.len() >= depth {
+        let tail = parts[parts.len() - depth..].join("/");
+        if let Some(id) = template.parse_path(&tail) {
+            return Some(id);
+        }
+    }
+    // the last component of the template against the file name
+    let last = template.text().rsplit('/').next().unwrap_or_default();
+    let last = daf_mappers::PathTemplate::parse(last).ok()?;
+    last.parse_path(parts.last()?)
 }
 
 /// Options of an ingest.
@@ -218,6 +265,33 @@ fn data_id_for(path: &Path, abs: &Path, opts: &IngestOptions) -> Result<DataId, 
                     .apply(&h)
                     .map_err(|m| format!("{m} (for data-id key {key:?})"))?;
                 id.insert(key.as_str(), v);
+            }
+            Ok(id)
+        }
+        DataIdSource::Names { template, rules } => {
+            // A name that does not match leaves every key to the header rules.
+            let mut id = match data_id_from_name(template, abs) {
+                Some(id) => id,
+                None if !rules.is_empty() => DataId::new(),
+                None => {
+                    return Err(format!(
+                        "the file name does not match the template {:?}",
+                        template.text()
+                    ))
+                }
+            };
+            // The policy's header rules, where it has them, win (the files
+            // may be named otherwise); a rule that fails for a key the name
+            // gave keeps the name's value.
+            if !rules.is_empty() {
+                let h = primary_header(path).map_err(|e| e.to_string())?;
+                for (key, rule) in rules {
+                    match rule.apply(&h) {
+                        Ok(v) => id.insert(key.as_str(), v),
+                        Err(_) if id.contains_key(key) => {}
+                        Err(m) => return Err(format!("{m} (for data-id key {key:?})")),
+                    }
+                }
             }
             Ok(id)
         }
@@ -435,7 +509,10 @@ pub fn ingest(
                 // Header rules may add keys the mapper does not know (a
                 // registry column such as taiObs): they are recorded as
                 // converted; the mapper's own keys are typed as it says.
-                let extra_keys_ok = matches!(opts.ids, DataIdSource::Header(_));
+                let extra_keys_ok = matches!(
+                    opts.ids,
+                    DataIdSource::Header(_) | DataIdSource::Names { .. }
+                );
                 let id = normalize_data_id(&opts.dataset_type, &raw_id, &keys, extra_keys_ok)
                     .map_err(|e| e.to_string())?;
                 let canon = identity(&id, &keys);

@@ -98,6 +98,25 @@ impl RepositoryCfg {
     }
 }
 
+/// How many `_parent` links a legacy folder without `_mapper` follows to
+/// find its mapper.
+const MAX_LEGACY_DEPTH: usize = 32;
+
+/// `args` with a relative `policy` made absolute against `root` (the root of
+/// the repository the arguments came from), so they mean the same file when
+/// another repository inherits them.
+pub fn absolute_policy(
+    args: &BTreeMap<String, serde_json::Value>,
+    root: &Path,
+) -> BTreeMap<String, serde_json::Value> {
+    let mut out = args.clone();
+    if let Some(p) = args.get("policy").and_then(|v| v.as_str()) {
+        let abs = normalize(&root.join(p));
+        out.insert("policy".into(), abs.to_string_lossy().into_owned().into());
+    }
+    out
+}
+
 /// Read-only input or writable output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Mode {
@@ -194,6 +213,10 @@ impl Repository {
     /// Errors: no such folder, no configuration, a corrupt configuration, or a
     /// parent that does not exist — each naming the path and what to do.
     pub fn open(root: &Path, mode: Mode) -> Result<Repository, ButlerError> {
+        Self::open_depth(root, mode, 0)
+    }
+
+    fn open_depth(root: &Path, mode: Mode, depth: usize) -> Result<Repository, ButlerError> {
         let root = absolute(root)?;
         match std::fs::metadata(&root) {
             Ok(m) if m.is_dir() => {}
@@ -251,6 +274,20 @@ impl Repository {
                 ));
             }
             parents.push(abs);
+        }
+        let mut cfg = cfg;
+        if legacy && cfg.mapper.is_none() && depth < MAX_LEGACY_DEPTH {
+            // Gen2: a folder with only `_parent` uses its parents' mapper.
+            for p in &parents {
+                let Ok(parent) = Self::open_depth(p, Mode::Read, depth + 1) else {
+                    continue;
+                };
+                if let Some(m) = parent.cfg.mapper.clone() {
+                    cfg.mapper = Some(m);
+                    cfg.mapper_args = absolute_policy(&parent.cfg.mapper_args, &parent.root);
+                    break;
+                }
+            }
         }
         Ok(Repository {
             root: base,
@@ -461,6 +498,18 @@ impl RepositorySet {
         inputs: &[RepositoryArgs],
         outputs: &[RepositoryArgs],
     ) -> Result<RepositorySet, ButlerError> {
+        Self::resolve_with_policy(inputs, outputs, None)
+    }
+
+    /// [`RepositorySet::resolve`], where a new output that inherits a camera
+    /// mapper from inputs naming no policy of their own (legacy Gen2
+    /// repositories: `_mapper`, `registry.sqlite3`) records `policy` as its
+    /// `mapperArgs.policy`, so it opens later without being told.
+    pub fn resolve_with_policy(
+        inputs: &[RepositoryArgs],
+        outputs: &[RepositoryArgs],
+        policy: Option<&Path>,
+    ) -> Result<RepositorySet, ButlerError> {
         let mut opened_inputs = Vec::new();
         for a in inputs {
             opened_inputs.push(Repository::open(&a.root, Mode::Read)?);
@@ -506,14 +555,19 @@ impl RepositorySet {
                         }
                     };
                 // An output that inherits its mapper also inherits its arguments.
-                let args = if a.mapper.is_none() && a.mapper_args.is_empty() {
+                let mut args = if a.mapper.is_none() && a.mapper_args.is_empty() {
                     opened_inputs
                         .first()
-                        .map(|r| r.cfg.mapper_args.clone())
+                        .map(|r| absolute_policy(&r.cfg.mapper_args, &r.root))
                         .unwrap_or_default()
                 } else {
                     a.mapper_args.clone()
                 };
+                let camera = mapper.as_deref().is_some_and(|m| m != "SimpleMapper");
+                if let (true, Some(p)) = (camera && !args.contains_key("policy"), policy) {
+                    let abs = absolute(p)?;
+                    args.insert("policy".into(), abs.to_string_lossy().into_owned().into());
+                }
                 Repository::create(&root, mapper.as_deref(), args, &input_roots)?
             };
             opened_outputs.push(repo);

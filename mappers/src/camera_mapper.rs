@@ -546,6 +546,10 @@ impl Mapper for CameraMapper {
         self.policy.datasets.keys().cloned().collect()
     }
 
+    fn has_dataset_type(&self, dataset_type: &str) -> bool {
+        self.policy.datasets.contains_key(dataset_type)
+    }
+
     fn map(
         &self,
         dataset_type: &str,

@@ -105,6 +105,12 @@ pub trait Mapper: Send + Sync {
     /// Every dataset type this mapper defines, sorted.
     fn dataset_types(&self) -> Vec<String>;
 
+    /// Whether this mapper defines `dataset_type` (a lookup, without
+    /// listing them all; the default searches [`Mapper::dataset_types`]).
+    fn has_dataset_type(&self, dataset_type: &str) -> bool {
+        self.dataset_types().iter().any(|t| t == dataset_type)
+    }
+
     /// Where `dataset_type` for `data_id` is (or will be, with `write`) stored.
     /// On read the path, `.gz` and `.fz` variants are tried.
     fn map(
