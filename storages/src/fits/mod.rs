@@ -394,7 +394,14 @@ impl FitsStorage {
     }
 
     fn write_header(&mut self, structural: Vec<Card>, cards: &[Card]) -> Result<()> {
+        let naxis = structural
+            .iter()
+            .find(|c| c.key == "NAXIS")
+            .and_then(|c| c.value.as_ref()?.as_i64())
+            .unwrap_or(0) as usize;
         let mut all = structural;
+        // WCSAXES goes before the WCS keywords it sizes.
+        all.extend(header::wcsaxes_cards(naxis, cards));
         all.extend(
             cards
                 .iter()
