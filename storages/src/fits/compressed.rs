@@ -390,7 +390,7 @@ impl Cursor<'_> {
 
 /// Rice decoding (Rice, Yeh & Miller 1993, as in the FITS convention):
 /// `n` values of `bytepix` bytes, differences coded in blocks of `block`.
-fn rice_decode(
+pub(crate) fn rice_decode(
     c: &[u8],
     n: usize,
     block: usize,
@@ -550,7 +550,7 @@ fn unshuffle(b: &[u8], size: usize) -> Vec<u8> {
 /// The table of 10,000 uniform deviates of the FITS subtractive dithering
 /// (Park & Miller's minimal standard generator, stored as f32, as the
 /// convention specifies).
-fn random_table() -> Vec<f32> {
+pub(crate) fn random_table() -> Vec<f32> {
     let (a, m) = (16807.0f64, 2147483647.0f64);
     let mut seed = 1.0f64;
     (0..10000)

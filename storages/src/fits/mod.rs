@@ -31,6 +31,7 @@ pub mod file;
 pub mod header;
 pub mod pixel;
 pub mod table;
+pub mod tile_write;
 
 use std::any::Any;
 use std::io::Write;
@@ -128,6 +129,9 @@ pub struct FitsStorage {
     hdus_written: usize,
     file: Option<FitsFile>,
     remote: Option<Remote>,
+    /// Images are written tile-compressed with these settings (policy
+    /// `compression: ...`, see [`tile_write::Compression::from_policy`]).
+    compression: Option<tile_write::Compression>,
 }
 
 /// A FITS object in a remote datastore, read by ranges.
@@ -377,6 +381,16 @@ impl FitsStorage {
         }
     }
 
+    /// Writes images tile-compressed with `c` (or plain with `None`).
+    pub fn set_compression(&mut self, c: Option<tile_write::Compression>) {
+        self.compression = c;
+    }
+
+    /// The compression images are written with.
+    pub fn compression(&self) -> Option<&tile_write::Compression> {
+        self.compression.as_ref()
+    }
+
     /// Number of HDUs written so far in this transaction.
     pub fn hdus_written(&self) -> usize {
         self.hdus_written
@@ -473,6 +487,9 @@ impl FitsStorage {
                 format!("{} pixels for a {width}x{height} image", pixels.len()),
             ));
         }
+        if let Some(c) = self.compression.clone().filter(|_| !pixels.is_empty()) {
+            return self.write_compressed(cards, width, height, xy0, pixels, &c);
+        }
         let mut s = self.image_structural(T::BITPIX, &[width, height]);
         if T::BZERO != 0.0 {
             s.push(Card::new("BSCALE", Value::Int(1)));
@@ -502,6 +519,43 @@ impl FitsStorage {
         Ok(())
     }
 
+    /// Writes an image as a tile-compressed binary table (after an empty
+    /// primary if it is the first HDU: a compressed image cannot be the
+    /// primary).
+    fn write_compressed<T: Pixel>(
+        &mut self,
+        cards: &[Card],
+        width: usize,
+        height: usize,
+        xy0: (i32, i32),
+        pixels: &[T],
+        c: &tile_write::Compression,
+    ) -> Result<()> {
+        if self.hdus_written == 0 {
+            self.write_empty(&[])?;
+        }
+        let path = self.path()?.to_path_buf();
+        let mut stored = vec![0u8; pixels.len() * T::SIZE];
+        T::encode_be(pixels, &mut stored);
+        let (mut s, data) = tile_write::compress_image(T::BITPIX, width, height, &stored, c)
+            .map_err(|m| file::format_err(&path, format!("cannot compress the image: {m}")))?;
+        drop(stored);
+        if T::BZERO != 0.0 {
+            s.push(Card::new("BSCALE", Value::Int(1)));
+            s.push(Card::new("BZERO", Value::Int(T::BZERO as i64)));
+        }
+        let mut cards = cards.to_vec();
+        cards.retain(|c| !XY0_KEYS.contains(&c.key.as_str()) && c.key != "EXTEND");
+        cards.extend(xy0_cards(xy0));
+        self.write_header(s, &cards)?;
+        self.writer()?
+            .write_all(&data)
+            .map_err(|e| StorageError::io(&path, e))?;
+        self.pad(data.len())?;
+        self.hdus_written += 1;
+        Ok(())
+    }
+
     /// Writes a binary table extension (after an empty primary if it is the
     /// first HDU) with `columns` and `cards`.
     pub fn write_table(&mut self, cards: &[Card], columns: &[TableColumn]) -> Result<()> {
@@ -523,6 +577,27 @@ impl FitsStorage {
 impl Storage for FitsStorage {
     fn storage_name(&self) -> &str {
         NAME
+    }
+
+    /// Policy keys: `compression` (`RICE_1`, `GZIP_1`, `GZIP_2`, `NONE`),
+    /// `quantize_level`, `dither`, `dither_seed`, `tile_rows` (see
+    /// [`tile_write::Compression::from_policy`]); absent keys keep the
+    /// current settings.
+    fn set_policy(&mut self, policy: Option<&daf_base::Policy>) -> Result<()> {
+        let Some(p) = policy else { return Ok(()) };
+        let ps = p.as_property_set();
+        if ps.exists("compression") {
+            self.compression = tile_write::Compression::from_policy(ps)
+                .map_err(|m| StorageError::state(NAME, m))?;
+        } else if let Some(c) = self.compression.as_mut() {
+            // Tuning keys alone adjust the compression already chosen.
+            let mut with = ps.clone();
+            with.set("compression", c.algorithm_name()).ok();
+            *c = tile_write::Compression::from_policy(&with)
+                .map_err(|m| StorageError::state(NAME, m))?
+                .unwrap_or_else(|| c.clone());
+        }
+        Ok(())
     }
 
     fn set_persist_location(&mut self, location: &LogicalLocation) -> Result<()> {
