@@ -369,3 +369,86 @@ fn bad_compression_policies_are_refused_naming_the_key() {
         .to_string();
     assert!(e.contains("64-bit"), "{e}");
 }
+
+/// A dataset type's `storageOptions` in the mapper policy reach the
+/// storage: `calexp` is written RICE-compressed, `postISRCCD` (no options)
+/// plain; both read back through the butler.
+#[test]
+fn compression_is_set_per_dataset_type_in_the_mapper_policy() {
+    use daf::base::data_id;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/obs_test");
+    let d = tempfile::tempdir().unwrap();
+    // the policy finds obs_base's defaults beside it
+    std::fs::create_dir(d.path().join("policy")).unwrap();
+    let policy = d.path().join("policy/testMapper.yaml");
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(root.join("policy/obs_base"))
+        .arg(d.path().join("policy/"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(root.join("policy/testMapper.yaml")).unwrap();
+    let old = "  calexp:\n    template: calexp/calexp_v%(visit)d_f%(filter)s.fits\n";
+    assert!(text.contains(old));
+    let text = text.replace(
+        old,
+        &format!("{old}    storageOptions:\n      compression: RICE_1\n      quantize_level: 16\n      dither: SUBTRACTIVE_DITHER_2\n"),
+    );
+    std::fs::write(&policy, text).unwrap();
+    let mut policies = std::collections::BTreeMap::new();
+    policies.insert(
+        "lsst.obs.test.testMapper.TestMapper".to_string(),
+        policy.clone(),
+    );
+    let out = d.path().join("out");
+    let mut args = daf::butler::RepositoryArgs::new(&out).mapper("CameraMapper");
+    args.mapper_args.insert(
+        "policy".into(),
+        policy.to_string_lossy().into_owned().into(),
+    );
+    let b = daf::butler::Butler::builder()
+        .input(root.join("input"))
+        .output(args)
+        .mapper_factory(daf::butler::camera_mapper_factory(policies, None))
+        .build()
+        .unwrap();
+    let (w, h) = (64, 40);
+    let noise = noisy(w, h, 9);
+    let mut e = ExposureF::new(
+        MaskedImage::from_parts(
+            image::<f32>(w, h, |i| noise[i]),
+            Mask::new(w, h),
+            Some(image::<f32>(w, h, |_| 1.0)),
+        )
+        .unwrap(),
+    );
+    e.filter = Some("g".into());
+    let id = data_id! {visit: 1, filter: "g"};
+    b.put(&e, "calexp", &id).unwrap();
+    b.put(&e, "postISRCCD", &id).unwrap();
+    let head = |p: PathBuf| {
+        let raw = std::fs::read(p).unwrap();
+        String::from_utf8_lossy(&raw[..2880 * 3]).to_string()
+    };
+    let calexp = b.get_uri("calexp", &id, true).unwrap();
+    let post = b.get_uri("postISRCCD", &id, true).unwrap();
+    assert!(head(calexp.clone()).contains("ZCMPTYPE= 'RICE_1"));
+    assert!(!head(post).contains("ZIMAGE"));
+    let back: ExposureF = b.get("calexp", &id).unwrap();
+    for (a, x) in back
+        .masked_image
+        .image
+        .pixels()
+        .iter()
+        .zip(e.masked_image.image.pixels())
+    {
+        assert!((a - x).abs() < 0.1, "{a} vs {x}");
+    }
+    assert_eq!(
+        back.masked_image.variance.pixels(),
+        e.masked_image.variance.pixels(),
+        "a constant plane is stored losslessly"
+    );
+    fitsverify_clean(&calexp);
+}
