@@ -452,3 +452,47 @@ fn compression_is_set_per_dataset_type_in_the_mapper_policy() {
     );
     fitsverify_clean(&calexp);
 }
+
+/// A 100×100 cut-out of a RICE-compressed 4096² image decodes only the
+/// tiles it touches: with 64-row tiles, the 2 tiles (128 of 4096 rows)
+/// under the box; with one-row tiles (cfitsio's default), its 100 rows.
+/// A whole read afterwards decodes every tile once, and matches.
+#[test]
+fn cut_outs_of_compressed_images_decode_only_their_tiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 4096usize;
+    let src = image::<i32>(n, n, |i| ((i % n) * 7 + (i / n) * 13) as f64 % 1000.0 - 300.0);
+    for (rows, want_tiles, want_rows) in [(64usize, 2usize, 128usize), (1, 100, 100)] {
+        let p = persistence(&policy("RICE_1", &format!("  tile_rows: {rows}\n")));
+        let path = dir.path().join(format!("big{rows}.fits"));
+        put(&p, &src, &path).unwrap();
+        let f = FitsFile::open(&path).unwrap();
+        assert!(f.is_tile_compressed(1));
+        assert_eq!(f.tile_stats().tiles, 0, "opening decodes nothing");
+        let (x0, y0) = (1500, 1100);
+        let (w, h, px) = f.read_image::<i32>(1, Some((x0, y0, 100, 100))).unwrap();
+        assert_eq!((w, h), (100, 100));
+        for (k, v) in px.iter().enumerate() {
+            let (x, y) = (x0 + k % 100, y0 + k / 100);
+            assert_eq!(*v, src.get(x, y), "({x}, {y})");
+        }
+        let st = f.tile_stats();
+        assert_eq!(st.tiles, want_tiles, "tiles decoded for the cut-out");
+        assert_eq!(st.pixels, want_rows * n, "pixels decoded for the cut-out");
+        // The formatter path (a butler cut-out) reads the same way.
+        let mut ad = PropertySet::new();
+        for (k, v) in [("llcX", x0), ("llcY", y0), ("width", 100), ("height", 100)] {
+            ad.set(k, v as i32).unwrap();
+        }
+        let pers = persistence("{}");
+        let loc = LogicalLocation::literal(path.to_str().unwrap());
+        let mut st = vec![pers.retrieve_storage("FitsStorage", &loc).unwrap()];
+        let cut: Image<i32> = pers.retrieve_as(&mut st, &ad).unwrap();
+        assert_eq!(cut.pixels(), &px[..]);
+        // A whole read decodes every tile, once.
+        let (_, _, all) = f.read_image::<i32>(1, None).unwrap();
+        assert_eq!(all, src.pixels());
+        let _ = f.read_image::<i32>(1, None).unwrap();
+        assert_eq!(f.tile_stats().tiles, want_tiles + n / rows);
+    }
+}

@@ -37,6 +37,7 @@ use std::any::Any;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+pub use compressed::TileStats;
 pub use file::{FitsFile, Hdu, HduKind};
 pub use header::{Card, Value};
 pub use pixel::Pixel;
