@@ -496,3 +496,33 @@ fn cut_outs_of_compressed_images_decode_only_their_tiles() {
         assert_eq!(f.tile_stats().tiles, want_tiles + n / rows);
     }
 }
+
+/// Writes the daf-compressed seeds of the fuzz campaign
+/// (`tests/data/fits/seeds/daf_*.fits.fz`):
+/// `DAF_WRITE_SEEDS=tests/data/fits/seeds cargo test --test fits_compress -- --ignored`.
+#[test]
+#[ignore = "writes the fuzz seeds on demand"]
+fn write_fuzz_seeds() {
+    let Some(dir) = std::env::var_os("DAF_WRITE_SEEDS").map(PathBuf::from) else {
+        return;
+    };
+    let (w, h) = (40, 24);
+    let noise = noisy(w, h, 1);
+    let p = persistence(&policy("RICE_1", "  tile_rows: 4\n"));
+    put(&p, &image::<i32>(w, h, |i| (noise[i] * 50.0).round() - 50000.0), &dir.join("daf_rice_i32.fits.fz")).unwrap();
+    let p = persistence(&policy("GZIP_2", "  tile_rows: 3\n"));
+    put(&p, &image::<u16>(w, h, |i| (noise[i] * 20.0).round()), &dir.join("daf_gzip2_u16.fits.fz")).unwrap();
+    let p = persistence(&policy(
+        "RICE_1",
+        "  tile_rows: 5\n  quantize_level: 8\n  dither: SUBTRACTIVE_DITHER_2\n  dither_seed: 77\n",
+    ));
+    let f = |i: usize| match i {
+        _ if i % 41 == 0 => f64::NAN,
+        _ if i % 17 == 0 => 0.0,
+        _ if (10..15).contains(&(i / w)) => 3.0, // a constant tile: lossless fallback
+        _ => noise[i],
+    };
+    put(&p, &image::<f32>(w, h, f), &dir.join("daf_rice_f32_dither2.fits.fz")).unwrap();
+    let p = persistence(&policy("GZIP_1", "  quantize_level: 4\n  dither: SUBTRACTIVE_DITHER_1\n"));
+    put(&p, &image::<f64>(w, h, |i| noise[i]), &dir.join("daf_gzip1_f64_dither1.fits.fz")).unwrap();
+}

@@ -636,6 +636,19 @@ impl FitsFile {
                 ),
             )
         })?;
+        let need = (w as u64)
+            .checked_mul(h as u64)
+            .and_then(|n| n.checked_mul(hdu.bitpix.unsigned_abs() as u64 / 8));
+        if need.is_none_or(|n| n > hdu.data_len as u64) {
+            return Err(format_err(
+                &self.path,
+                format!(
+                    "HDU {index}: its {} data bytes do not hold the {w}x{h} image (GCOUNT = {:?})",
+                    hdu.data_len,
+                    hdu.value("GCOUNT").map(Value::display)
+                ),
+            ));
+        }
         Ok((hdu, w, h))
     }
 
@@ -665,13 +678,15 @@ impl FitsFile {
         }
         let size = (hdu.bitpix.unsigned_abs() / 8) as usize;
         let n = bw * bh;
-        let mut out = vec![T::default(); n];
         if n == 0 {
-            return Ok((bw, bh, out));
+            return Ok((bw, bh, Vec::new()));
         }
         let lazy = self.lazy_of(hdu).is_some();
+        // Tiles are decoded before the output is allocated, so a header
+        // claiming a huge image costs only what its data decodes to.
         let (data, w, bx, by) = self.image_data(hdu, w, (bx, by, bw, bh))?;
         let data = &data[..];
+        let mut out = vec![T::default(); n];
         let native = hdu.bitpix == T::BITPIX && hdu.bscale == 1.0 && hdu.bzero == T::BZERO;
         let full_width = bx == 0 && bw == w;
         if native && full_width {
