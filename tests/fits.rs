@@ -684,7 +684,12 @@ fn write_every_kind(dir: &Path) -> Vec<PathBuf> {
     cat.metadata.set("CTYPE2", "DEC--TAN").unwrap();
     cat.metadata.set("RADESYS", "ICRS").unwrap();
     cat.metadata
-        .set("HISTORY", "measured with a deblender that splits blends; ".repeat(4).trim_end())
+        .set(
+            "HISTORY",
+            "measured with a deblender that splits blends; "
+                .repeat(4)
+                .trim_end(),
+        )
         .unwrap();
     add("catalogWcs.fits", &cat);
     files
@@ -928,10 +933,15 @@ fn astropy_reads_what_we_write() {
         .iter()
         .map(|v| v.as_str().unwrap().to_string())
         .collect();
-    assert!(hist.len() >= 3 && hist.iter().all(|l| l.len() <= 72), "{hist:?}");
+    assert!(
+        hist.len() >= 3 && hist.iter().all(|l| l.len() <= 72),
+        "{hist:?}"
+    );
     assert_eq!(
         hist.join(" "),
-        "measured with a deblender that splits blends; ".repeat(4).trim_end()
+        "measured with a deblender that splits blends; "
+            .repeat(4)
+            .trim_end()
     );
 }
 

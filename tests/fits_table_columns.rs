@@ -59,7 +59,12 @@ fn astropy_table(dir: &Path) -> Option<PathBuf> {
         return None;
     };
     let p = dir.join("columns.fits");
-    let out = Command::new(py).arg("-c").arg(WRITE).arg(&p).output().unwrap();
+    let out = Command::new(py)
+        .arg("-c")
+        .arg(WRITE)
+        .arg(&p)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",

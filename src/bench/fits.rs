@@ -304,7 +304,11 @@ fn compressed_rows(cfg: &Config, rows: &mut Vec<Row>) {
     });
     let c = (side / 2) as i32;
     let t_cut = median_time(cfg.runs * 4, || {
-        std::hint::black_box(read_image::<i32>(&plain, &rice_path, Some((c, c, 100, 100))));
+        std::hint::black_box(read_image::<i32>(
+            &plain,
+            &rice_path,
+            Some((c, c, 100, 100)),
+        ));
     });
     rows.push(Row {
         name: format!("i32 100x100 cut-out of {side}x{side} RICE_1 (decodes its tiles only)"),
@@ -317,7 +321,9 @@ fn compressed_rows(cfg: &Config, rows: &mut Vec<Row>) {
     // What the cut-out decodes, counted.
     if let Ok(f) = daf_storages::fits::FitsFile::open(&rice_path) {
         let idx = f.first_data_hdu();
-        if f.read_image::<i32>(idx, Some((side / 2, side / 2, 100, 100))).is_ok() {
+        if f.read_image::<i32>(idx, Some((side / 2, side / 2, 100, 100)))
+            .is_ok()
+        {
             rows.push(Row {
                 name: "image rows decoded by that cut-out".into(),
                 value: (f.tile_stats().pixels / side.max(1)) as f64,

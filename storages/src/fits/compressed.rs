@@ -77,6 +77,8 @@ struct FixCol {
 
 struct Layout<'a> {
     heap: &'a [u8],
+    /// Where the heap starts, from the start of the HDU's data.
+    heap_offset: usize,
     data: &'a [u8],
     row_bytes: usize,
     compressed: VarCol,
@@ -115,6 +117,17 @@ impl Layout<'_> {
                 self.heap.len()
             )),
         }
+    }
+    /// The heap range (from the heap's start) of column `c` in `row`, as
+    /// its descriptor says, checked against the heap.
+    fn var_range(
+        &self,
+        c: VarCol,
+        row: usize,
+    ) -> std::result::Result<std::ops::Range<usize>, String> {
+        let b = self.var(c, row)?;
+        let start = b.as_ptr() as usize - self.heap.as_ptr() as usize;
+        Ok(start..start + b.len())
     }
     fn num(&self, c: Option<FixCol>, row: usize) -> Option<f64> {
         let c = c?;
@@ -361,6 +374,7 @@ fn layout<'a>(file: &'a FitsFile, hdu: &Hdu) -> std::result::Result<Layout<'a>, 
     let heap = data.get(theap..heap_end).unwrap_or(&[]);
     Ok(Layout {
         heap,
+        heap_offset: theap,
         data: &data[..table],
         row_bytes,
         compressed,
@@ -932,6 +946,46 @@ impl Lazy {
             .map_err(Clone::clone)
     }
 
+    /// The byte ranges (in the file) to fetch before decoding: the tiles
+    /// under `bbox` (their compressed and fallback arrays), or all of the
+    /// HDU's data. The table rows (the descriptors) must already be there.
+    pub(crate) fn fetch_ranges(
+        &self,
+        file: &FitsFile,
+        bbox: Option<(usize, usize, usize, usize)>,
+    ) -> std::result::Result<Vec<std::ops::Range<usize>>, String> {
+        let base = self.raw.data_offset;
+        let Some((bx, by, bw, bh)) = bbox.filter(|b| b.2 > 0 && b.3 > 0) else {
+            return Ok(vec![base..base + self.raw.data_len]);
+        };
+        let l = layout(file, &self.raw)?;
+        let s = &self.spec;
+        let (w, t1, t2) = (s.naxes[0], s.tiles[0], s.tiles.get(1).copied().unwrap_or(1));
+        let nx = w.div_ceil(t1);
+        let heap = base + l.heap_offset;
+        let mut out = Vec::new();
+        for ty in by / t2..=(by + bh - 1) / t2 {
+            for tx in bx / t1..=(bx + bw - 1) / t1 {
+                let t = ty * nx + tx;
+                for c in [Some(l.compressed), l.gzip_fallback, l.raw_fallback]
+                    .into_iter()
+                    .flatten()
+                {
+                    let r = l.var_range(c, t)?;
+                    if !r.is_empty() {
+                        out.push(heap + r.start..heap + r.end);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Where the compressed HDU's data lies in the file.
+    pub(crate) fn stored_extent(&self) -> std::ops::Range<usize> {
+        self.raw.data_offset..self.raw.data_offset + self.raw.data_len
+    }
+
     /// The stored big-endian values of the box `(x0, y0, width, height)`
     /// (inside the image, 2-d), decoding only the tiles it touches.
     pub(crate) fn decode_box(
@@ -976,7 +1030,10 @@ impl Lazy {
                 let th = t2.min(h - ty * t2);
                 counter.add(tw * th);
                 if tile.len() != tw * th * size {
-                    return Err(format!("tile {t}: {} bytes for {tw}x{th} pixels", tile.len()));
+                    return Err(format!(
+                        "tile {t}: {} bytes for {tw}x{th} pixels",
+                        tile.len()
+                    ));
                 }
                 // the part of the tile inside the box
                 let (x0, x1) = (bx.max(tx * t1), (bx + bw).min(tx * t1 + tw));

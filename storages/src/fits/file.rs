@@ -359,16 +359,7 @@ impl FitsFile {
             Bytes::Map(map)
         };
         let mut f = Self::from_parts(path.to_path_buf(), bytes)?;
-        // Tile-compressed images are checked now and decoded when read:
-        // whole, or only the tiles a cut-out touches.
-        for i in 0..f.hdus.len() {
-            if super::compressed::is_tile_compressed(&f.hdus[i]) {
-                let (plain, lazy) = super::compressed::lazy_view(path, &f, &f.hdus[i])?;
-                f.hdus[i] = plain;
-                f.lazy.resize_with(f.hdus.len(), || None);
-                f.lazy[i] = Some(lazy);
-            }
-        }
+        f.view_compressed_as_images()?;
         Ok(f)
     }
 
@@ -451,6 +442,67 @@ impl FitsFile {
             off = header_end.saturating_add((data_len as usize).div_ceil(BLOCK_LEN) * BLOCK_LEN);
         }
         Self::from_parts(name, Bytes::Owned(buf))
+    }
+
+    /// Replaces every tile-compressed HDU (a BINTABLE with `ZIMAGE = T`)
+    /// by the image it holds, checked now and decoded when read: whole, or
+    /// only the tiles a cut-out touches. [`FitsFile::open`] does this; a file
+    /// opened by [`FitsFile::open_headers`] does it once the table rows of
+    /// its compressed HDUs are filled in ([`FitsFile::compressed_rows`]).
+    pub fn view_compressed_as_images(&mut self) -> Result<()> {
+        for i in 0..self.hdus.len() {
+            if super::compressed::is_tile_compressed(&self.hdus[i]) {
+                let (plain, lazy) = super::compressed::lazy_view(&self.path, self, &self.hdus[i])?;
+                self.hdus[i] = plain;
+                self.lazy.resize_with(self.hdus.len(), || None);
+                self.lazy[i] = Some(lazy);
+            }
+        }
+        Ok(())
+    }
+
+    /// The byte ranges holding the table rows (tile descriptors) of every
+    /// tile-compressed HDU not yet viewed as an image.
+    pub fn compressed_rows(&self) -> Vec<std::ops::Range<usize>> {
+        self.hdus
+            .iter()
+            .filter(|h| super::compressed::is_tile_compressed(h) && h.naxes.len() == 2)
+            .map(|h| {
+                let n = h.naxes[0].saturating_mul(h.naxes[1]).min(h.data_len);
+                h.data_offset..h.data_offset + n
+            })
+            .collect()
+    }
+
+    /// Where HDU `index`'s data lies in the file as stored (for a
+    /// tile-compressed image: its compressed table and heap).
+    pub fn stored_extent(&self, index: usize) -> Option<std::ops::Range<usize>> {
+        let h = self.hdus.get(index)?;
+        Some(match self.lazy_of(h) {
+            Some(l) => l.stored_extent(),
+            None => h.data_offset..h.data_offset + h.data_len,
+        })
+    }
+
+    /// For a tile-compressed image HDU: the byte ranges a read of `bbox`
+    /// (or of the whole image) needs from the file: only the tiles under
+    /// the box. `None` for other HDUs.
+    pub fn tile_ranges(
+        &self,
+        index: usize,
+        bbox: Option<(usize, usize, usize, usize)>,
+    ) -> Option<Result<Vec<std::ops::Range<usize>>>> {
+        let h = self.hdus.get(index)?;
+        let l = self.lazy_of(h)?;
+        let bbox = bbox.filter(|&(x, y, w, hh)| {
+            h.image_dims()
+                .is_some_and(|(iw, ih)| x + w <= iw && y + hh <= ih)
+        });
+        Some(
+            l.fetch_ranges(self, bbox).map_err(|m| {
+                format_err(&self.path, format!("compressed image in HDU {index}: {m}"))
+            }),
+        )
     }
 
     /// Stores `bytes` at `offset` of a file opened by

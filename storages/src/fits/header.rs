@@ -591,12 +591,13 @@ pub fn cards_to_property_set(cards: &[Card], skip: impl Fn(&str) -> bool) -> Pro
             },
             Some(Value::Float(f)) => (*f).into(),
             // afw's text for non-finite reals
-            Some(Value::Str(s)) if matches!(s.as_str(), "NAN" | "+INF" | "-INF") => match s.as_str()
-            {
-                "NAN" => f64::NAN.into(),
-                "+INF" => f64::INFINITY.into(),
-                _ => f64::NEG_INFINITY.into(),
-            },
+            Some(Value::Str(s)) if matches!(s.as_str(), "NAN" | "+INF" | "-INF") => {
+                match s.as_str() {
+                    "NAN" => f64::NAN.into(),
+                    "+INF" => f64::INFINITY.into(),
+                    _ => f64::NEG_INFINITY.into(),
+                }
+            }
             Some(Value::Str(s)) => s.as_str().into(),
             Some(Value::Undefined) => continue,
         };
@@ -781,7 +782,10 @@ mod hygiene_tests {
         assert_eq!(back[1].value, Some(Value::Str(" ".into())));
         assert_eq!(back[2].value, Some(Value::Str(String::new())));
         let e = format_header(&[Card::new("TAIL", Value::Str("abc  ".into()))]).unwrap_err();
-        assert!(e.contains("\"TAIL\"") && e.contains("trailing blanks"), "{e}");
+        assert!(
+            e.contains("\"TAIL\"") && e.contains("trailing blanks"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -798,7 +802,10 @@ mod hygiene_tests {
         assert_eq!(pieces.len(), 4, "{pieces:?}");
         assert!(pieces.iter().all(|p| p.len() <= 72));
         // no word is cut in two
-        assert_eq!(pieces.join(" ").split(' ').count(), words.split(' ').count());
+        assert_eq!(
+            pieces.join(" ").split(' ').count(),
+            words.split(' ').count()
+        );
         assert_eq!(pieces.join(" "), words);
     }
 }

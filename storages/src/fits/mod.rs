@@ -170,8 +170,9 @@ impl FitsStorage {
     /// (the location's `[N]` suffix still names the HDU). Headers are read
     /// by ranged GETs; [`FitsStorage::read_image`] then fetches only the
     /// rows of a cut-out, or only the HDU it reads; [`FitsStorage::file`]
-    /// fetches every byte. Gzipped and tile-compressed objects are
-    /// downloaded whole.
+    /// fetches every byte. Gzipped objects are downloaded whole;
+    /// of a tile-compressed image, a cut-out fetches only the tiles it
+    /// touches.
     pub fn set_remote(&mut self, ds: std::sync::Arc<dyn crate::datastore::Datastore>, key: String) {
         self.file = None;
         self.mode = Some(Mode::Retrieve);
@@ -208,8 +209,8 @@ impl FitsStorage {
         s
     }
 
-    /// Opens the remote object: headers only, or the whole download when
-    /// it is gzipped or tile-compressed.
+    /// Opens the remote object: headers only (and the tile descriptors of
+    /// compressed images), or the whole download when it is gzipped.
     fn open_remote(&mut self) -> Result<()> {
         let r = self.remote.as_ref().expect("remote set");
         let (ds, key) = (r.ds.clone(), r.key.clone());
@@ -233,12 +234,22 @@ impl FitsStorage {
                     message: e.to_string(),
                 })
             };
-            let f = FitsFile::open_headers(&name, size, &mut fetch)?;
-            let tiled = f.hdus().iter().any(compressed::is_tile_compressed);
-            if !tiled {
-                self.file = Some(f);
+            let mut f = FitsFile::open_headers(&name, size, &mut fetch)?;
+            // Tile-compressed images: fetch their tile descriptors now, the
+            // tiles a read needs later.
+            let rows = f.compressed_rows();
+            if !rows.is_empty() {
+                let ranges: Vec<_> = rows.iter().map(|r| r.start as u64..r.end as u64).collect();
+                let parts = ds
+                    .get_ranges(&key, &ranges)
+                    .map_err(|e| self.remote_err(e))?;
+                for (rg, bytes) in rows.iter().zip(parts) {
+                    f.fill(rg.start, &bytes);
+                }
+                f.view_compressed_as_images()?;
             }
-            tiled
+            self.file = Some(f);
+            false
         };
         if whole {
             let dir = tempfile::Builder::new()
@@ -302,6 +313,23 @@ impl FitsStorage {
             let r = self.remote.as_ref().expect("remote set");
             if !r.complete && !r.hdus_fetched.contains(&index) {
                 let f = self.file.as_ref().expect("opened");
+                if let Some(tiles) = f.tile_ranges(index, bbox) {
+                    // a compressed image: only the tiles under the box, or
+                    // all of its data for a whole read
+                    let ranges: Vec<_> = tiles?
+                        .into_iter()
+                        .map(|r| r.start as u64..r.end as u64)
+                        .collect();
+                    let whole = bbox.is_none();
+                    if !ranges.is_empty() {
+                        self.fetch_into(ranges)?;
+                    }
+                    if whole {
+                        let r = self.remote.as_mut().expect("remote set");
+                        r.hdus_fetched.push(index);
+                    }
+                    return self.file.as_ref().expect("opened").read_image(index, bbox);
+                }
                 let hdu = f.hdu(index)?;
                 let size = (hdu.bitpix.unsigned_abs() / 8) as usize;
                 let base = hdu.data_offset as u64;
@@ -353,11 +381,10 @@ impl FitsStorage {
             }
             if !self.remote.as_ref().expect("remote set").complete {
                 let f = self.file.as_ref().expect("opened");
-                let ranges: Vec<_> = f
-                    .hdus()
-                    .iter()
-                    .filter(|h| h.data_len > 0)
-                    .map(|h| h.data_offset as u64..(h.data_offset + h.data_len) as u64)
+                let ranges: Vec<_> = (0..f.hdus().len())
+                    .filter_map(|i| f.stored_extent(i))
+                    .filter(|r| !r.is_empty())
+                    .map(|r| r.start as u64..r.end as u64)
                     .collect();
                 self.fetch_into(ranges)?;
                 self.remote.as_mut().expect("remote set").complete = true;

@@ -107,8 +107,7 @@ impl Compression {
         let Some(algo) = text("compression") else {
             return Ok(None);
         };
-        let mut c = Compression::default();
-        c.algorithm = match algo.trim().to_ascii_uppercase().as_str() {
+        let algorithm = match algo.trim().to_ascii_uppercase().as_str() {
             "NONE" | "" => return Ok(None),
             "RICE_1" | "RICE" => Algorithm::Rice1,
             "GZIP_1" | "GZIP" => Algorithm::Gzip1,
@@ -118,6 +117,10 @@ impl Compression {
                     "policy compression: {other:?} is not RICE_1, GZIP_1, GZIP_2 or NONE"
                 ))
             }
+        };
+        let mut c = Compression {
+            algorithm,
+            ..Compression::default()
         };
         if let Some(q) = text("quantize_level") {
             c.quantize_level = q
@@ -517,7 +520,11 @@ pub fn compress_image(
         ]);
     }
     cards.extend([
-        Card::with_comment("ZIMAGE", Value::Logical(true), "extension contains compressed image"),
+        Card::with_comment(
+            "ZIMAGE",
+            Value::Logical(true),
+            "extension contains compressed image",
+        ),
         Card::new("ZTENSION", s("IMAGE")),
         Card::new("ZBITPIX", i(bitpix as i64)),
         Card::new("ZNAXIS", i(2)),
@@ -564,7 +571,10 @@ mod tests {
     fn rice_round_trips_every_width() {
         for (bytepix, vals) in [
             (1usize, vec![0i64, 255, 3, 3, 3, 128, 127, 0, 1]),
-            (2, vec![-32768, 32767, 0, 5, -5, 100, 100, 100, 30000, -30000]),
+            (
+                2,
+                vec![-32768, 32767, 0, 5, -5, 100, 100, 100, 30000, -30000],
+            ),
             (
                 4,
                 vec![i32::MIN as i64, i32::MAX as i64, 0, 1, -1, 1 << 20, 7, 7, 7],
@@ -576,8 +586,8 @@ mod tests {
             }
             for v in [vals, long, vec![9; 100]] {
                 let enc = rice_encode(&v, bytepix, 32);
-                let dec = super::super::compressed::rice_decode(&enc, v.len(), 32, bytepix)
-                    .unwrap();
+                let dec =
+                    super::super::compressed::rice_decode(&enc, v.len(), 32, bytepix).unwrap();
                 let norm = |x: i64| match bytepix {
                     1 => x as u8 as i8 as i64,
                     2 => x as i16 as i64,
