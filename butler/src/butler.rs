@@ -1256,7 +1256,14 @@ impl Butler {
             match self
                 .persistence
                 .persist_storage(&loc.storage, &LogicalLocation::literal(l.clone()))
-            {
+                .and_then(|mut s| {
+                    // the dataset type's own storage settings
+                    if !loc.storage_options.is_empty() {
+                        let p = daf_base::Policy::from_property_set(loc.storage_options.clone());
+                        s.set_policy(Some(&p))?;
+                    }
+                    Ok(s)
+                }) {
                 Ok(s) => storages.push(s),
                 Err(e) => {
                     result = Err(e);

@@ -203,6 +203,7 @@ impl Mapper for SimpleMapper {
             root: self.root.clone(),
             additional_data: id.to_property_set(),
             data_id: id,
+            storage_options: Default::default(),
         })
     }
 

@@ -855,6 +855,8 @@ impl FitsLayout for SourceCatalogFitsFormatter {
                 ColumnData::F32(v) => (FieldType::F32, Column::F32(v)),
                 ColumnData::F64(v) => (FieldType::F64, Column::F64(v)),
                 ColumnData::Str(v) => (FieldType::String, Column::String(v)),
+                // no catalog field type holds complex numbers or arrays
+                ColumnData::C64(_) | ColumnData::C128(_) | ColumnData::Var(_) => continue,
             };
             fields.push(Field {
                 name: c.name,

@@ -36,6 +36,10 @@ pub struct ButlerLocation {
     pub data_id: DataId,
     /// Additional data for the formatter: every data-id item is copied in.
     pub additional_data: PropertySet,
+    /// Settings for the storage that writes this dataset type (a dataset
+    /// entry's `storageOptions` in a mapper policy, e.g. FITS `compression:
+    /// RICE_1`), applied on top of the persistence policy's; empty for none.
+    pub storage_options: PropertySet,
 }
 
 impl ButlerLocation {
