@@ -379,3 +379,95 @@ fn association_example_gets_two_topics_per_visit() {
     );
     assert!(s["loadStage"].get("triggerMatchMopEvent").is_none());
 }
+
+/// The README's example commands, typed as written (from the repository root).
+#[test]
+fn readme_topology_and_events_commands_run_as_written() {
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_daf"))
+        .parent()
+        .unwrap()
+        .join("examples/custom_stages");
+    if !daf::base::testing::available(
+        exe.exists(),
+        "target/debug/examples/custom_stages (cargo build --examples)",
+    ) {
+        return;
+    }
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::env::current_dir().unwrap();
+    for line in readme
+        .lines()
+        .filter(|l| l.starts_with("cargo run --example custom_stages -- run "))
+    {
+        let args: Vec<&str> = line
+            .trim_start_matches("cargo run --example custom_stages -- ")
+            .split_whitespace()
+            .collect();
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| {
+                if a.starts_with("tests/") {
+                    root.join(a).display().to_string()
+                } else {
+                    a.to_string()
+                }
+            })
+            .collect();
+        let o = std::process::Command::new(&exe)
+            .args(&args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{line}\n{stdout}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        if line.contains("syncslices") {
+            assert!(stdout.contains("1 visits on 16 slices"), "{stdout}");
+        }
+        if line.contains("--publish published.jsonl") {
+            assert!(
+                stdout.contains("published 1 events (outgoingEvent)"),
+                "{stdout}"
+            );
+            let text = std::fs::read_to_string(dir.path().join("published.jsonl")).unwrap();
+            let ev: daf::harness::Event = serde_json::from_str(text.trim()).unwrap();
+            assert_eq!(
+                ev.payload_for("outgoingEvent")
+                    .get::<i64>("visitId")
+                    .unwrap(),
+                1
+            );
+        }
+    }
+    assert!(readme.contains("syncslices.paf --slices 16"));
+    assert!(readme.contains("--publish published.jsonl"));
+}
+
+#[test]
+fn run_help_documents_the_pipeline_keys_and_exit_statuses() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_daf"))
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&o.stdout);
+    for word in [
+        "exitTopic",
+        "shutdownTopic",
+        "sliceleaders",
+        "focalplane",
+        "stepTimeout",
+        "default 300",
+        "EventStage",
+        "--publish",
+        "4 a slice was lost",
+    ] {
+        assert!(
+            help.contains(word),
+            "{word} missing from daf run --help:\n{help}"
+        );
+    }
+}
