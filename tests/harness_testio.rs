@@ -245,3 +245,140 @@ fn test_io_5_additional_data_from_the_job_identity() {
     assert_eq!(img.metadata.get::<String>("CCDID").unwrap(), "R23_S11_C00");
     assert_eq!((img.image.width(), img.image.height()), (513, 2001));
 }
+
+/// The upstream test's own mapper (tests/minMapper.py), translated: imSim
+/// templates under the root, `R:2,3`-style ids written `R23` in paths, every
+/// calib read from `flat_r` (its late-binding bug, kept), and `std_raw`
+/// setting `LSSTAMP` to "raft sensor channel".
+struct MinMapper {
+    root: std::path::PathBuf,
+}
+
+impl MinMapper {
+    fn path(&self, dataset_type: &str, id: &daf::base::DataId) -> std::path::PathBuf {
+        let s = |k: &str| {
+            let v = id.get(k).map(|v| v.to_string()).unwrap_or_default();
+            v.trim_matches('"').replace([':', ','], "")
+        };
+        let exposure: i64 = id.get("snap").and_then(|v| v.as_i64()).unwrap_or(0);
+        let tail = format!(
+            "{}_{}_{}_E{exposure:03}.fits",
+            s("raft"),
+            s("sensor"),
+            s("channel")
+        );
+        match dataset_type {
+            "raw" => self.root.join(format!("imsim_{}_{tail}", s("visit"))),
+            // minMapper.py binds calibType late: every calib maps like the last, fringe.
+            _ => self.root.join(format!("flat_r/imsim_2_{tail}.gz")),
+        }
+    }
+}
+
+impl daf::harness::DataButler for MinMapper {
+    fn get(
+        &self,
+        dataset_type: &str,
+        data_id: &daf::base::DataId,
+    ) -> daf::harness::Result<Arc<dyn daf::formatters::Persistable>> {
+        let path = self.path(dataset_type, data_id);
+        let p = Persistence::new(
+            Policy::new(),
+            FormatterRegistry::with_defaults(),
+            StorageRegistry::with_defaults(),
+        );
+        let mut st = vec![p.retrieve_storage(
+            "FitsStorage",
+            &LogicalLocation::literal(path.display().to_string()),
+        )?];
+        let obj = p.retrieve("DecoratedImageU", &mut st, &PropertySet::new())?;
+        let mut img = obj
+            .downcast_ref::<DecoratedImage<u16>>()
+            .expect("a DecoratedImageU")
+            .clone();
+        if dataset_type == "raw" {
+            let s = |k: &str| {
+                data_id
+                    .get(k)
+                    .map(|v| v.to_string().trim_matches('"').to_string())
+                    .unwrap_or_default()
+            };
+            img.metadata
+                .set(
+                    "LSSTAMP",
+                    format!("{} {} {}", s("raft"), s("sensor"), s("channel")),
+                )
+                .map_err(daf::harness::HarnessError::from)?;
+        }
+        Ok(Arc::new(img))
+    }
+    fn put(
+        &self,
+        _: &dyn daf::formatters::Persistable,
+        _: &str,
+        _: &daf::base::DataId,
+    ) -> daf::harness::Result<()> {
+        Err(daf::harness::HarnessError::stage(
+            "IOError",
+            "MinMapper is read-only",
+        ))
+    }
+    fn dataset_exists(
+        &self,
+        dataset_type: &str,
+        data_id: &daf::base::DataId,
+    ) -> daf::harness::Result<bool> {
+        Ok(self.path(dataset_type, data_id).is_file())
+    }
+}
+
+/// TestIO_4: the butler method with the test's own mapper
+/// (`mapperName: minMapper.MinMapper`, root `tests/imSim`): the raw from
+/// the input datasets, the calibs from the job identity.
+#[test]
+fn test_io_4_butler_method_with_the_tests_own_mapper() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("tests/imSim");
+    write_image(
+        &root.join("imsim_85751839_R23_S11_C00_E000.fits"),
+        513,
+        2001,
+        &[("CCDID", "R23_S11_C00")],
+    );
+    write_image(
+        &root.join("flat_r/imsim_2_R23_S11_C00_E000.fits.gz"),
+        513,
+        2001,
+        &[("FILTER", "r")],
+    );
+    let mut s = Services::with_defaults();
+    let base = work.path().to_path_buf();
+    s.butler_factory = Some(Arc::new(move |spec: &daf::harness::ButlerSpec| {
+        assert_eq!(spec.mapper_name.as_deref(), Some("minMapper.MinMapper"));
+        let root = base.join(spec.root.as_deref().unwrap_or("."));
+        Ok(Arc::new(MinMapper { root }) as Arc<dyn daf::harness::DataButler>)
+    }));
+    let mut t = StageTester::with(StageRegistry::with_defaults(), Arc::new(s));
+    t.add_registered(
+        "in",
+        None,
+        Some("lsst.pex.harness.IOStage.InputStageParallel"),
+        Some(policy("TestIO_4.policy")),
+    )
+    .unwrap();
+    let id =
+        data_id! { visit: 85751839, snap: 0, raft: "R:2,3", sensor: "S:1,1", channel: "C:0,0" };
+    let mut cb = Clipboard::new();
+    cb.put("jobIdentity", id.clone());
+    cb.put("inputDatasets", vec![Dataset::new("raw", id)]);
+    let out = t.run(cb, 0).unwrap();
+    let raw = image(out.get("rawCameraImage").unwrap());
+    assert_eq!(
+        raw.metadata.get::<String>("LSSTAMP").unwrap(),
+        "R:2,3 S:1,1 C:0,0"
+    );
+    assert_eq!(image(out.get("biasExposure").unwrap()).image.height(), 2001);
+    assert_eq!(image(out.get("darkExposure").unwrap()).image.width(), 513);
+    assert_eq!(image(out.get("flatExposure").unwrap()).image.height(), 2001);
+    assert_eq!(image(out.get("fringeExposure").unwrap()).image.width(), 513);
+}
