@@ -88,7 +88,7 @@ impl Topology {
             }
             Topology::SliceLeaders { modulus } => {
                 let m = modulus.max(1);
-                if rank % m == 0 {
+                if rank.is_multiple_of(m) {
                     Vec::new()
                 } else {
                     vec![rank - rank % m]
@@ -111,7 +111,7 @@ impl Topology {
             }
             Topology::SliceLeaders { modulus } => {
                 let m = modulus.max(1);
-                if rank % m == 0 {
+                if rank.is_multiple_of(m) {
                     (rank + 1..(rank + m).min(n)).collect()
                 } else {
                     Vec::new()

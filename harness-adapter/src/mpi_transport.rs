@@ -481,6 +481,9 @@ fn bincode_config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<{ MAX_MESSAGE as usize }>()
 }
 
+/// Shared items received from one neighbour: (its rank, the items).
+type Received = (usize, Vec<(String, PropertySet)>);
+
 /// Sends the shared items to every send-neighbour and receives one message
 /// from every receive-neighbour (in that order).
 fn exchange<C: Communicator>(
@@ -489,7 +492,7 @@ fn exchange<C: Communicator>(
     rank: usize,
     n: usize,
     items: Vec<(String, PropertySet)>,
-) -> Result<Vec<(usize, Vec<(String, PropertySet)>)>> {
+) -> Result<Vec<Received>> {
     let to = cfg.topology.send_to(rank, n);
     let from = cfg.topology.receive_from(rank, n);
     let bytes = bincode::serde::encode_to_vec(&items, bincode_config()).map_err(terr)?;
