@@ -163,11 +163,7 @@ fn butler_peers_run_gen3() {
 
 #[test]
 fn db_peers_run_sqlite3_and_psql() {
-    let Some(pg) = std::env::var("DAF_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|s| !s.is_empty())
-    else {
-        daf::base::testing::available(false, "DAF_TEST_POSTGRES_URL (psql \\copy peer)");
+    let Some(pg) = daf::base::testing::server_url("DAF_TEST_POSTGRES_URL") else {
         return;
     };
     let rows = json_rows(&daf(&[

@@ -37,13 +37,9 @@ impl Drop for DropSchemas {
 
 #[test]
 fn pg_registry_create_ingest_put_get_query_verify_export_import() {
-    let url = std::env::var("DAF_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|s| !s.is_empty());
-    if !daf::base::testing::available(url.is_some(), "DAF_TEST_POSTGRES_URL not set") {
+    let Some(url) = daf::base::testing::server_url("DAF_TEST_POSTGRES_URL") else {
         return;
-    }
-    let url = url.unwrap_or_default();
+    };
     let (s1, s2) = (schema("a"), schema("b"));
     let _cleanup = DropSchemas(url.clone(), vec![s1.clone(), s2.clone()]);
     let d = tempfile::tempdir().unwrap();

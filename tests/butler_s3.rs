@@ -268,8 +268,8 @@ fn walk(dir: &Path) -> Vec<String> {
 #[test]
 fn many_parallel_puts_with_a_postgresql_registry() {
     let Some(url) = s3_prefix("pg") else { return };
-    let pg = std::env::var("DAF_TEST_POSTGRES_URL").ok();
-    if !daf::base::testing::available(pg.is_some(), "DAF_TEST_POSTGRES_URL not set") {
+    let pg = daf::base::testing::server_url("DAF_TEST_POSTGRES_URL");
+    if pg.is_none() {
         return;
     }
     let d = tempfile::tempdir().unwrap();
@@ -317,8 +317,8 @@ fn many_parallel_puts_with_a_postgresql_registry() {
 #[test]
 fn readme_daf_create_with_datastore_and_postgresql_registry() {
     let Some(url) = s3_prefix("cli") else { return };
-    let pg = std::env::var("DAF_TEST_POSTGRES_URL").ok();
-    if !daf::base::testing::available(pg.is_some(), "DAF_TEST_POSTGRES_URL not set") {
+    let pg = daf::base::testing::server_url("DAF_TEST_POSTGRES_URL");
+    if pg.is_none() {
         return;
     }
     let d = tempfile::tempdir().unwrap();

@@ -12,7 +12,9 @@ pub fn in_ci() -> bool {
     }
 }
 
-/// Reports a missing prerequisite: panics in CI, prints `SKIPPED: ...` otherwise.
+/// Reports a missing prerequisite: panics in CI, prints `SKIPPED: ...` otherwise
+/// (and appends that line to the file `DAF_SKIP_LOG` names, if set: `./test.sh`
+/// summarises them).
 ///
 /// Use as `if !daf_base::testing::available(ok, "fitsverify not installed") { return; }`.
 pub fn available(ok: bool, what_is_missing: &str) -> bool {
@@ -23,6 +25,18 @@ pub fn available(ok: bool, what_is_missing: &str) -> bool {
         panic!("required in CI but missing: {what_is_missing}");
     }
     eprintln!("SKIPPED: {what_is_missing}");
+    // Captured output of a passing test is not shown, so `./test.sh` names
+    // a file here and summarises the skips at the end.
+    if let Some(log) = std::env::var_os("DAF_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
+            let _ = writeln!(f, "SKIPPED: {what_is_missing}");
+        }
+    }
     false
 }
 
@@ -47,24 +61,71 @@ pub struct TestServer {
     pub user: &'static str,
 }
 
+/// The URL of the test database server named by `var`
+/// (`DAF_TEST_POSTGRES_URL` or `DAF_TEST_MYSQL_URL`), or `None` after
+/// reporting the skip through [`available`].
+///
+/// * `var` set and not empty: its value;
+/// * `var` set but empty: `None` (the way to skip a server on purpose);
+/// * `var` unset: the local server of the test setup if something listens on
+///   its port — `postgresql://127.0.0.1:5432/test` (when `PGUSER` names the
+///   user, `postgres` in the test setup, as `.ci/run` sets it), or
+///   `mysql://127.0.0.1:3306/test` — else `None`.
+///
+/// URLs carry no user (database storages refuse credentials in a location):
+/// tests connect as [`TestServer::user`], registries as `PGUSER`.
+pub fn server_url(var: &str) -> Option<String> {
+    let default = match var {
+        "DAF_TEST_POSTGRES_URL" => Some(("postgresql://127.0.0.1:5432/test", 5432)),
+        "DAF_TEST_MYSQL_URL" => Some(("mysql://127.0.0.1:3306/test", 3306)),
+        _ => None,
+    };
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => return Some(url),
+        Ok(_) => {
+            available(
+                false,
+                &format!("{var} is empty: database server backend not tested"),
+            );
+            return None;
+        }
+        Err(_) => {}
+    }
+    let no_user = var == "DAF_TEST_POSTGRES_URL" && std::env::var_os("PGUSER").is_none();
+    if let Some((url, port)) = default.filter(|_| !no_user) {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(300))
+            .is_ok()
+        {
+            return Some(url.to_string());
+        }
+    }
+    available(
+        false,
+        &if no_user {
+            format!(
+                "{var} not set and PGUSER not set (export PGUSER=postgres to use the local server)"
+            )
+        } else {
+            format!("{var} not set and no server on its default port: database server backend not tested")
+        },
+    );
+    None
+}
+
 /// The database servers of the test setup: PostgreSQL from
 /// `DAF_TEST_POSTGRES_URL` (user `postgres`) and MariaDB/MySQL from
-/// `DAF_TEST_MYSQL_URL` (user `root`). A variable that is unset or empty is
-/// reported through [`available`]: a `SKIPPED:` line here, a failure in CI.
+/// `DAF_TEST_MYSQL_URL` (user `root`), each defaulting to the local server
+/// when it listens ([`server_url`]). One that is missing is reported
+/// through [`available`]: a `SKIPPED:` line here, a failure in CI.
 pub fn test_servers() -> Vec<TestServer> {
     let mut out = Vec::new();
     for (var, user) in [
         ("DAF_TEST_POSTGRES_URL", "postgres"),
         ("DAF_TEST_MYSQL_URL", "root"),
     ] {
-        match std::env::var(var) {
-            Ok(url) if !url.is_empty() => out.push(TestServer { var, url, user }),
-            _ => {
-                available(
-                    false,
-                    &format!("{var} not set: database server backend not tested"),
-                );
-            }
+        if let Some(url) = server_url(var) {
+            out.push(TestServer { var, url, user });
         }
     }
     out

@@ -298,6 +298,25 @@ fn data_id_for(path: &Path, abs: &Path, opts: &IngestOptions) -> Result<DataId, 
     }
 }
 
+/// The data id `opts` gives the file `f` for a dataset of
+/// `opts.dataset_type` in output `out` of `butler` (typed as its mapper
+/// says): the id an ingest of `f` records.
+pub fn file_data_id(
+    butler: &Butler,
+    out: usize,
+    f: &Path,
+    opts: &IngestOptions,
+) -> Result<DataId, String> {
+    let keys = butler
+        .mapper(out)
+        .get_keys(&opts.dataset_type, None)
+        .map_err(|e| e.to_string())?;
+    let abs = absolute(f).map_err(|e| e.to_string())?;
+    let raw = data_id_for(f, &abs, opts)?;
+    let extra_keys_ok = matches!(opts.ids, DataIdSource::Header(_));
+    normalize_data_id(&opts.dataset_type, &raw, &keys, extra_keys_ok).map_err(|e| e.to_string())
+}
+
 /// The part of `id` the mapper knows (all of it when the mapper names no
 /// keys): what makes two data ids the same dataset, and what a path is made
 /// from. Extra header keys such as an observation time are recorded, but do

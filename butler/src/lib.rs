@@ -29,6 +29,7 @@ pub mod error;
 pub mod export;
 pub mod file_registry;
 pub mod ingest;
+pub mod lifecycle;
 pub mod query;
 pub mod recovery;
 pub mod repository;

@@ -31,6 +31,14 @@
 //! in `daf verify --repair`; it acts only on intents whose owner is dead
 //! ([`daf_storages::owner::liveness`]), after taking them over in the
 //! registry so that two recoverers never act on one intent.
+//!
+//! ## Removals
+//! `daf prune` and `daf remove-run` ([`crate::lifecycle`]) use the same
+//! intents: a removal claims each data id (mode [`IntentMode::Remove`],
+//! listing the files it deletes), drops the rows in one transaction,
+//! deletes the files, then drops the intents. A removal cut short is rolled
+//! back while its row remains, forward (its files deleted) once the row is
+//! gone; no row is ever left without its file.
 
 use std::path::{Path, PathBuf};
 
@@ -109,6 +117,9 @@ pub fn resolve_intent(
     root: &Path,
     it: &Intent,
 ) -> Result<Resolution, ButlerError> {
+    if it.mode == IntentMode::Remove {
+        return resolve_removal(reg, root, it);
+    }
     let paths = intent_paths(root, it);
     for (_, s) in &paths {
         if let Some(s) = s {
@@ -157,6 +168,35 @@ pub fn resolve_intent(
     }
     reg.release(&[it.id])?;
     Ok(Resolution::RolledBack)
+}
+
+/// A removal ([`IntentMode::Remove`]) drops its rows first (one
+/// transaction), then deletes its files, then drops its intents. While the
+/// row is still there nothing happened: the removal is rolled back (the
+/// intent dropped; run it again). Once the row is gone it is rolled forward:
+/// the listed files still holding the recorded bytes are deleted, and the
+/// intent dropped. No row is ever left without its file.
+fn resolve_removal(
+    reg: &mut dyn DatasetRegistry,
+    root: &Path,
+    it: &Intent,
+) -> Result<Resolution, ButlerError> {
+    if reg
+        .find(&it.dataset_type, &it.data_id, Some(&it.run))?
+        .is_some()
+    {
+        reg.release(&[it.id])?;
+        return Ok(Resolution::RolledBack);
+    }
+    for (k, (f, _)) in intent_paths(root, it).into_iter().enumerate() {
+        let ours = k > 0
+            || checksum_file(&f).is_ok_and(|(sum, size)| sum == it.checksum && size == it.size);
+        if ours {
+            remove_quietly(&f);
+        }
+    }
+    reg.release(&[it.id])?;
+    Ok(Resolution::RolledForward)
 }
 
 /// Resolves `it` if its owner is dead: takes it over in the registry (so

@@ -15,11 +15,7 @@ mod common;
 use common::{out_butler, ps, put_child, run_put_children};
 
 fn pg_url() -> Option<String> {
-    let url = std::env::var("DAF_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|s| !s.is_empty());
-    daf_base::testing::available(url.is_some(), "DAF_TEST_POSTGRES_URL not set")
-        .then(|| url.unwrap_or_default())
+    daf_base::testing::server_url("DAF_TEST_POSTGRES_URL")
 }
 
 /// A schema name no other test (or test run) uses.

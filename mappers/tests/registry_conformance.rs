@@ -52,11 +52,9 @@ fn filesystem() {
 
 #[test]
 fn postgres() {
-    let url = std::env::var("DAF_TEST_POSTGRES_URL").ok();
-    if !daf_base::testing::available(url.is_some(), "DAF_TEST_POSTGRES_URL not set") {
+    let Some(url) = daf_base::testing::server_url("DAF_TEST_POSTGRES_URL") else {
         return;
-    }
-    let url = url.unwrap_or_default();
+    };
     let schema = format!(
         "daf_conf_{}_{}",
         std::process::id(),

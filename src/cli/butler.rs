@@ -16,10 +16,11 @@ use daf_butler::{Butler, GetOptions, Repository};
 use daf_mappers::HeaderRule;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::CliError;
+use super::lifecycle::TransferArg;
+use super::{typos, CliError};
 
 /// Parses `key=value` into a data-id item (integer, float or string).
-fn parse_kv(s: &str) -> Result<(String, DataIdValue), String> {
+pub(super) fn parse_kv(s: &str) -> Result<(String, DataIdValue), String> {
     let (k, v) = s
         .split_once('=')
         .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))?;
@@ -40,8 +41,7 @@ fn data_id(items: &[(String, DataIdValue)]) -> DataId {
 
 /// Opens `repo` (as an output when `writable`). A camera-mapper policy named
 /// by the repository (`mapperArgs.policy`) also serves its legacy parents.
-#[allow(dead_code)] // for subcommands without --policy
-fn open(repo: &Path, writable: bool) -> Result<Butler, CliError> {
+pub(super) fn open(repo: &Path, writable: bool) -> Result<Butler, CliError> {
     open_with(repo, writable, None)
 }
 
@@ -99,7 +99,7 @@ fn progress(n: usize, quiet: bool) -> ProgressBar {
     pb
 }
 
-fn print_json(v: &impl serde::Serialize) -> Result<(), CliError> {
+pub(super) fn print_json(v: &impl serde::Serialize) -> Result<(), CliError> {
     let s = serde_json::to_string_pretty(v).map_err(|e| CliError::new(e.to_string()))?;
     println!("{s}");
     Ok(())
@@ -236,9 +236,9 @@ pub struct IngestArgs {
     /// Their dataset type.
     #[arg(long, default_value = "raw")]
     pub dataset_type: String,
-    /// copy, move, hardlink, symlink, relsymlink or direct.
-    #[arg(long, default_value = "copy")]
-    pub transfer: String,
+    /// How each file gets into the repository.
+    #[arg(long, value_enum, default_value_t = TransferArg::Copy)]
+    pub transfer: TransferArg,
     /// A data-id rule `KEY=HEADERCARD[:CONVERSION]` (repeatable), e.g. `--key visit=OBSID
     /// --key filter=FILTER --key taiObs=MJD-OBS:mjdTaiToUtc`. Conversions, as in a mapper
     /// policy's `ingest.headerKeys`: none (default), int, float, string, mjdTaiToUtc, mjdTaiToTai.
@@ -251,6 +251,10 @@ pub struct IngestArgs {
     /// The run to record.
     #[arg(long, default_value = "")]
     pub run: String,
+    /// Restore registered datasets whose file is missing or changed (what
+    /// `daf verify` reports) from these files; intact ones are still skipped.
+    #[arg(long)]
+    pub force: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -261,7 +265,7 @@ pub struct IngestArgs {
 
 /// Runs `daf ingest`.
 pub fn ingest(a: IngestArgs) -> Result<(), CliError> {
-    let transfer: Transfer = a.transfer.parse().map_err(CliError::new)?;
+    let transfer: Transfer = a.transfer.into();
     let ids = match &a.table {
         Some(t) => {
             let f = std::fs::File::open(t)
@@ -287,10 +291,19 @@ pub fn ingest(a: IngestArgs) -> Result<(), CliError> {
         ids,
         run: a.run.clone(),
     };
-    let pb = progress(a.files.len(), a.json);
-    let summary = ingest::ingest(&butler, &a.files, &opts, &|| pb.inc(1))?;
+    let (restored, files) = if a.force {
+        super::lifecycle::restore_files(&butler, &a.files, &opts)?
+    } else {
+        (Vec::new(), a.files.clone())
+    };
+    let pb = progress(files.len(), a.json);
+    let summary = ingest::ingest(&butler, &files, &opts, &|| pb.inc(1))?;
     pb.finish_and_clear();
-    report_summary(&summary, a.json)
+    if a.force {
+        super::lifecycle::report_restored(&restored, &summary, a.json)?;
+        return report_summary(&summary, a.json, true);
+    }
+    report_summary(&summary, a.json, false)
 }
 
 /// The `--key KEY=HEADERCARD[:CONVERSION]` rules, in the order given; a
@@ -386,8 +399,16 @@ fn describe_ids(ids: &DataIdSource, dataset_type: &str) -> String {
     }
 }
 
-fn report_summary(summary: &IngestSummary, json: bool) -> Result<(), CliError> {
-    if json {
+fn report_summary(summary: &IngestSummary, json: bool, printed: bool) -> Result<(), CliError> {
+    if printed {
+        // the caller printed the JSON
+        if !json {
+            for (f, why) in &summary.failed {
+                eprintln!("failed: {}: {why}", f.display());
+            }
+            println!("{summary}");
+        }
+    } else if json {
         print_json(summary)?;
     } else {
         for (f, why) in &summary.failed {
@@ -440,11 +461,18 @@ pub struct QueryArgs {
 pub fn query(a: QueryArgs) -> Result<(), CliError> {
     let butler = open_with(&a.repo, false, a.legacy.policy.as_deref())?;
     let filter = a.where_.as_deref().map(parse_where).transpose()?;
+    if let Some(t) = &a.dataset_type {
+        typos::check_dataset_type(&butler, t)?;
+    }
+    if let Some(f) = &filter {
+        typos::check_keys(&butler, a.dataset_type.as_deref(), f.keys(), "--where")?;
+    }
     if !a.keys.is_empty() {
         let dt = a.dataset_type.as_deref().ok_or_else(|| {
             CliError::new("--keys needs --dataset-type (the dataset type whose keys to list)")
         })?;
         let keys: Vec<&str> = a.keys.iter().map(String::as_str).collect();
+        typos::check_keys(&butler, Some(dt), keys.iter().copied(), "--keys")?;
         // The filter may name keys that are not listed: ask for those too,
         // filter the full rows, then keep the listed keys (each row once).
         let mut asked = keys.clone();
@@ -506,6 +534,24 @@ pub fn query(a: QueryArgs) -> Result<(), CliError> {
                 if filter.as_ref().is_none_or(|f| f.matches(&r.data_id)) {
                     let full = reg.full_path(&r);
                     out.push((full, r));
+                }
+            }
+        } else if a.run.as_deref().is_none_or(str::is_empty) {
+            // a Gen2 repository: its datasets through its mapper's registry
+            for l in super::lifecycle::legacy_datasets(&butler, i, a.dataset_type.as_deref()) {
+                if filter.as_ref().is_none_or(|f| f.matches(&l.data_id)) {
+                    let rec = DatasetRecord {
+                        id: 0,
+                        dataset_type: l.dataset_type,
+                        data_id: l.data_id,
+                        run: l.run,
+                        path: l.rel,
+                        size: std::fs::metadata(&l.file).map_or(0, |m| m.len()),
+                        checksum: String::new(),
+                        time_ns: 0,
+                        source: None,
+                    };
+                    out.push((l.file, rec));
                 }
             }
         }
@@ -630,8 +676,18 @@ pub fn get(a: GetArgs) -> Result<(), CliError> {
     let (locate_type, locate_id) = locate_target(&butler, &a.dataset_type, &id);
     let found = match butler.locate(&locate_type, &locate_id, a.run.as_deref()) {
         Ok(f) => f,
-        Err(e) => return get_without_file(&butler, &a, &id).unwrap_or(Err(e.into())),
+        Err(e) => {
+            // a type a mapper answers without a file (`ccdExposureId`)
+            if let Some(r) = get_without_file(&butler, &a, &id) {
+                return r;
+            }
+            // typos are named, with the valid names
+            typos::check_dataset_type(&butler, &locate_type)?;
+            typos::check_keys(&butler, Some(&locate_type), locate_id.keys(), "the data id")?;
+            return Err(e.into());
+        }
     };
+    typos::check_keys(&butler, Some(&locate_type), locate_id.keys(), "the data id")?;
     let file = found
         .location
         .locations_with_root()
@@ -1089,7 +1145,9 @@ pub fn verify(a: VerifyArgs) -> Result<(), CliError> {
     if !bad.is_empty() {
         return Err(CliError {
             message: format!(
-                "{} file(s) changed or missing since they were recorded; restore them or put/ingest them again",
+                "{} file(s) changed or missing since they were recorded; restore them \
+                 (`daf ingest REPO FILES… --force` puts ingested files back) or remove them \
+                 (`daf prune`)",
                 bad.len()
             ),
             code: 3,
@@ -1183,9 +1241,9 @@ pub struct ImportArgs {
     pub repo: PathBuf,
     /// The export file.
     pub file: PathBuf,
-    /// copy, move, hardlink, symlink, relsymlink or direct.
-    #[arg(long, default_value = "copy")]
-    pub transfer: String,
+    /// How each file gets into the repository.
+    #[arg(long, value_enum, default_value_t = TransferArg::Copy)]
+    pub transfer: TransferArg,
     /// JSON output.
     #[arg(long)]
     pub json: bool,
@@ -1196,7 +1254,7 @@ pub struct ImportArgs {
 
 /// Runs `daf import`.
 pub fn import(a: ImportArgs) -> Result<(), CliError> {
-    let transfer: Transfer = a.transfer.parse().map_err(CliError::new)?;
+    let transfer: Transfer = a.transfer.into();
     let text = std::fs::read_to_string(&a.file)
         .map_err(|e| CliError::new(format!("{}: {e}", a.file.display())))?;
     let e = Export::from_yaml(&text)
@@ -1212,5 +1270,5 @@ pub fn import(a: ImportArgs) -> Result<(), CliError> {
     let pb = progress(e.datasets.len(), a.json);
     let summary = daf_butler::export::import(&butler, &e, transfer, &|| pb.inc(1))?;
     pb.finish_and_clear();
-    report_summary(&summary, a.json)
+    report_summary(&summary, a.json, false)
 }

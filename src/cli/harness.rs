@@ -84,16 +84,6 @@ pub struct RunArgs {
     pub transport: Transport,
 }
 
-fn init_logging() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 /// Loads a pipeline policy and its configuration for `run_id`.
 pub fn load_pipeline(path: &Path, run_id: &str) -> Result<PipelineConfig, CliError> {
     Ok(daf_harness::launch::load_pipeline(path, run_id)?)
@@ -352,7 +342,6 @@ fn run_in_python(args: &RunArgs, class: &str) -> Result<(), CliError> {
 /// application's own): prints the summary, writes `--dump`, exit status 3
 /// when some visit failed in some process.
 pub fn run_with_registry(args: RunArgs, registry: &StageRegistry) -> Result<(), CliError> {
-    init_logging();
     let cfg = load_pipeline(&args.pipeline, &args.run_id)?;
     if let Some(class) = python_stage_class(&cfg, registry) {
         return run_in_python(&args, &class);
@@ -417,7 +406,6 @@ pub struct DemoArgs {
 
 /// Runs `daf demo` and prints its summary.
 pub fn demo(args: DemoArgs) -> Result<(), CliError> {
-    init_logging();
     if args.ccds == 0 || args.visits == 0 || !(8..=8192).contains(&args.side) {
         return Err(CliError::new(
             "daf demo: --ccds and --visits must be positive, --side 8..8192",

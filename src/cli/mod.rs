@@ -7,9 +7,11 @@ pub mod bench;
 pub mod boost;
 pub mod butler;
 pub mod harness;
+pub mod lifecycle;
 pub mod policy;
 pub mod registry;
 pub mod show;
+pub mod typos;
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +23,13 @@ use clap::{Parser, Subcommand};
     about = "daf: persistence, data butler and pipeline harness for survey data"
 )]
 pub struct Cli {
+    /// More log output on standard error: -v info, -vv debug, -vvv trace
+    /// (default: warnings). RUST_LOG, when set, decides instead.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Less output: -q errors only and no progress bars, -qq no log at all.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub quiet: u8,
     /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
@@ -66,6 +75,18 @@ pub enum Command {
     /// Convert a PropertySet between YAML/JSON and Boost binary, text and
     /// XML archives (`--boost-version 1.74|1.81|18|19`; default: the input's).
     Convert(boost::ConvertArgs),
+    /// Remove datasets (registry rows; their files too with --purge).
+    Prune(lifecycle::PruneArgs),
+    /// Remove every dataset of one run (files too with --purge).
+    RemoveRun(lifecycle::RemoveRunArgs),
+    /// Add a dataset type to an existing SimpleMapper repository.
+    RegisterDatasetType(lifecycle::RegisterDatasetTypeArgs),
+    /// List the dataset types of a repository chain, with their keys and counts.
+    QueryDatasetTypes(lifecycle::QueryDatasetTypesArgs),
+    /// List the runs of a repository chain, with their dataset counts.
+    QueryRuns(lifecycle::QueryRunsArgs),
+    /// Copy the files of datasets out of a repository into a folder.
+    Retrieve(lifecycle::RetrieveArgs),
 }
 
 /// The error type of command handlers: a message for the user and an exit code.
@@ -138,11 +159,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 /// your own). This is how an application ships a `daf` with its stages —
 /// see `examples/custom_stages.rs`.
 pub fn run_with_registry(cli: Cli, registry: &daf_harness::StageRegistry) -> Result<(), CliError> {
+    init_tracing(cli.verbose, cli.quiet);
+    let quiet = cli.quiet > 0;
     match cli.command {
         Command::Info => {
             println!("daf {}", env!("CARGO_PKG_VERSION"));
             let storages = daf_storages::StorageRegistry::with_defaults();
             println!("storages: {}", storages.names().join(", "));
+            let formatters = daf_formatters::FormatterRegistry::with_defaults();
+            println!("formatters: {}", formatters.names().join(", "));
             Ok(())
         }
         Command::Create(a) => butler::create(a),
@@ -154,12 +179,43 @@ pub fn run_with_registry(cli: Cli, registry: &daf_harness::StageRegistry) -> Res
         Command::Export(a) => butler::export(a),
         Command::Import(a) => butler::import(a),
         Command::Bench(args) => bench::run(args),
-        Command::Registry(args) => registry::run(args),
+        Command::Registry(args) => registry::run(args, quiet),
         Command::Policy(args) => policy::run(args),
         Command::Run(args) => harness::run_with_registry(args, registry),
         Command::Demo(args) => harness::demo(args),
         Command::Provenance(args) => harness::provenance(args),
         Command::Show(args) => show::run(&args),
         Command::Convert(args) => boost::run_convert(args),
+        Command::Prune(a) => lifecycle::prune(a),
+        Command::RemoveRun(a) => lifecycle::remove_run(a),
+        Command::RegisterDatasetType(a) => lifecycle::register_dataset_type(a),
+        Command::QueryDatasetTypes(a) => lifecycle::query_dataset_types(a),
+        Command::QueryRuns(a) => lifecycle::query_runs(a),
+        Command::Retrieve(a) => lifecycle::retrieve(a),
     }
+}
+
+/// Sets up logging to standard error once per process, for every command:
+/// `RUST_LOG` when set, else warnings, raised by `-v` (info, debug, trace)
+/// and lowered by `-q` (errors only, then nothing). A second call (an
+/// application that set up its own subscriber) changes nothing.
+pub fn init_tracing(verbose: u8, quiet: u8) {
+    let level = match (i16::from(verbose) - i16::from(quiet)).clamp(-2, 3) {
+        -2 => "off",
+        -1 => "error",
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.is_empty() => tracing_subscriber::EnvFilter::try_new(v)
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
+        _ => tracing_subscriber::EnvFilter::new(level),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 }

@@ -44,14 +44,14 @@ pub enum RegistryCommand {
         /// Worker threads (default: one per core).
         #[arg(long)]
         jobs: Option<usize>,
-        /// Do not show a progress bar.
-        #[arg(long)]
+        /// Do not show a progress bar (the global `-q`/`--quiet`).
+        #[arg(skip)]
         quiet: bool,
     },
 }
 
 /// Runs `daf registry ...`.
-pub fn run(args: RegistryArgs) -> Result<(), CliError> {
+pub fn run(args: RegistryArgs, quiet_flag: bool) -> Result<(), CliError> {
     match args.command {
         RegistryCommand::Create {
             policy,
@@ -62,6 +62,7 @@ pub fn run(args: RegistryArgs) -> Result<(), CliError> {
             jobs,
             quiet,
         } => {
+            let quiet = quiet || quiet_flag;
             let policy = MapperPolicy::load(&policy, defaults.as_deref())?;
             let out = output.unwrap_or_else(|| root.join("registry.sqlite3"));
             let start = std::time::Instant::now();

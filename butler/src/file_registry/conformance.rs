@@ -398,11 +398,31 @@ fn intents(open: &dyn Fn() -> FileRegistry) {
     }
     a.release(&[ids[1]]).unwrap();
     assert!(a.intents().unwrap().is_empty());
-    a.remove(
-        b.find("pending", &data_id! {visit: 1}, Some("r"))
-            .unwrap()
-            .unwrap()
-            .id,
-    )
-    .unwrap();
+    // discard: a removal's row and intent go in one step
+    let row = b
+        .find("pending", &data_id! {visit: 1}, Some("r"))
+        .unwrap()
+        .unwrap();
+    let mut gone = it(1, "me");
+    gone.mode = IntentMode::Remove;
+    gone.files = vec![("p/1.bin".into(), String::new())];
+    let intent = match &a.claim(&[gone]).unwrap()[0] {
+        Claim::Claimed {
+            intent,
+            existing: Some(r),
+        } => {
+            assert_eq!(r.id, row.id);
+            *intent
+        }
+        other => panic!("expected a claim seeing the row, got {other:?}"),
+    };
+    assert_eq!(b.intents().unwrap()[0].mode, IntentMode::Remove);
+    a.discard(&[row.id], &[intent]).unwrap();
+    assert!(b
+        .find("pending", &data_id! {visit: 1}, Some("r"))
+        .unwrap()
+        .is_none());
+    assert!(b.intents().unwrap().is_empty());
+    a.discard(&[row.id], &[intent]).unwrap();
+    a.discard(&[], &[]).unwrap();
 }

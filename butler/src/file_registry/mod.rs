@@ -96,6 +96,12 @@ pub enum IntentMode {
     Ingest,
     /// Ingest a file that is moved (the source goes).
     IngestMove,
+    /// Remove a dataset (`daf prune`, `daf remove-run`): its `files` are the
+    /// files the removal deletes (none when the files stay). The row goes
+    /// first ([`DatasetRegistry::discard`]), then the files, then the
+    /// intent; recovery rolls a removal back while the row is there, and
+    /// forward (deleting the files) once it is gone.
+    Remove,
 }
 
 impl IntentMode {
@@ -107,6 +113,7 @@ impl IntentMode {
             IntentMode::Backup => "backup",
             IntentMode::Ingest => "ingest",
             IntentMode::IngestMove => "ingest-move",
+            IntentMode::Remove => "remove",
         }
     }
     /// Parses a stored name.
@@ -117,6 +124,7 @@ impl IntentMode {
             "backup" => IntentMode::Backup,
             "ingest" => IntentMode::Ingest,
             "ingest-move" => IntentMode::IngestMove,
+            "remove" => IntentMode::Remove,
             _ => return None,
         })
     }
@@ -378,6 +386,11 @@ pub trait DatasetRegistry: Send + std::fmt::Debug {
     /// Records `recs` (as [`DatasetRegistry::insert_many`]) and removes the
     /// intents `done`, in one transaction; returns the row ids.
     fn settle(&mut self, recs: &[DatasetRecord], done: &[i64]) -> Result<Vec<i64>, ButlerError>;
+
+    /// Removes the rows `rows` and the intents `done` in one transaction
+    /// (all or none; no error for one that is gone): how a removal
+    /// ([`IntentMode::Remove`]) drops its rows.
+    fn discard(&mut self, rows: &[i64], done: &[i64]) -> Result<(), ButlerError>;
 
     /// Removes intents (no error for one that is gone).
     fn release(&mut self, ids: &[i64]) -> Result<(), ButlerError>;

@@ -827,6 +827,38 @@ impl DatasetRegistry for PgFileRegistry {
             .collect()
     }
 
+    fn discard(&mut self, rows: &[i64], done: &[i64]) -> Result<(), ButlerError> {
+        if rows.is_empty() && done.is_empty() {
+            return Ok(());
+        }
+        let del_rows: Arc<str> = self.sql.remove.replace("id = $1", "id = ANY($1)").into();
+        let del_intents: Arc<str> =
+            format!("DELETE FROM {} WHERE id = ANY($1)", self.intents_table()).into();
+        let mut tries = 0;
+        loop {
+            let r = self.run(async |c| {
+                let mut tx = c.begin().await?;
+                sqlx::query(AssertSqlSafe(del_rows.clone()))
+                    .bind(rows)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(AssertSqlSafe(del_intents.clone()))
+                    .bind(done)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await
+            });
+            match r {
+                Ok(()) => return Ok(()),
+                Err(e) if retryable(&e) && tries + 1 < WRITE_TRIES => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(5 << tries.min(6)));
+                }
+                Err(e) => return Err(self.err(e)),
+            }
+        }
+    }
+
     fn release(&mut self, ids: &[i64]) -> Result<(), ButlerError> {
         if ids.is_empty() {
             return Ok(());
@@ -1048,10 +1080,8 @@ mod tests {
 
     #[test]
     fn a_lost_connection_is_reopened() {
-        let url = std::env::var("DAF_TEST_POSTGRES_URL")
-            .ok()
-            .filter(|s| !s.is_empty());
-        if !daf_base::testing::available(url.is_some(), "DAF_TEST_POSTGRES_URL not set") {
+        let url = daf_base::testing::server_url("DAF_TEST_POSTGRES_URL");
+        if url.is_none() {
             return;
         }
         let schema = format!("daf_t_reconnect_{}", std::process::id());

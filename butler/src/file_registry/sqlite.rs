@@ -376,6 +376,19 @@ impl DatasetRegistry for SqliteFileRegistry {
         })
     }
 
+    fn discard(&mut self, rows: &[i64], done: &[i64]) -> Result<(), ButlerError> {
+        if rows.is_empty() && done.is_empty() {
+            return Ok(());
+        }
+        self.write_txn(|tx| {
+            let mut st = tx.prepare_cached("DELETE FROM datasets WHERE id = ?1")?;
+            for id in rows {
+                st.execute([id])?;
+            }
+            delete_intents(tx, done)
+        })
+    }
+
     fn release(&mut self, ids: &[i64]) -> Result<(), ButlerError> {
         if ids.is_empty() {
             return Ok(());

@@ -65,11 +65,7 @@ pub fn run_put_children(child: &str, env: &str, root: &Path, n: i64) {
 /// The PostgreSQL test server's URL, or `None` (skipping locally, failing
 /// in CI) when `DAF_TEST_POSTGRES_URL` is not set.
 pub fn pg_url() -> Option<String> {
-    let url = std::env::var("DAF_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|s| !s.is_empty());
-    daf_base::testing::available(url.is_some(), "DAF_TEST_POSTGRES_URL not set")
-        .then(|| url.unwrap_or_default())
+    daf_base::testing::server_url("DAF_TEST_POSTGRES_URL")
 }
 
 /// Runs `f` with a PostgreSQL location in a schema no other test uses,

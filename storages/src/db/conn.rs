@@ -1078,13 +1078,7 @@ mod tests {
     /// A MariaDB connection from `DAF_TEST_MYSQL_URL` (root, no password),
     /// or `None` (skipped) when it is not set.
     fn mysql() -> Option<Conn> {
-        let url = match std::env::var("DAF_TEST_MYSQL_URL") {
-            Ok(u) if !u.is_empty() => u,
-            _ => {
-                daf_base::testing::available(false, "DAF_TEST_MYSQL_URL not set");
-                return None;
-            }
-        };
+        let url = daf_base::testing::server_url("DAF_TEST_MYSQL_URL")?;
         let url = DbUrl::parse(&url).unwrap();
         let mut auth = DbAuth::new();
         auth.add(&url.host, url.port, "root", "");
