@@ -269,14 +269,17 @@ impl ButlerBuilder {
             mappers.push(factory(r)?);
             let writable = repos.outputs.contains(&i);
             let mut reg = FileRegistry::open_cfg(&r.root, &r.cfg, writable, self.db_auth.as_ref())?;
+            let remote = r.remote_datastore()?;
             if writable {
-                // finish or roll back the puts of writers that died
+                // finish or roll back the puts of writers that died (on an
+                // object store: by the checksum of the object under the
+                // final key)
                 if let Some(reg) = reg.as_mut() {
-                    crate::recovery::recover_all(&mut **reg, &r.root)?;
+                    crate::recovery::recover_all_in(&mut **reg, &r.root, remote.as_deref())?;
                 }
             }
             registries.push(reg.map(Mutex::new));
-            remotes.push(r.remote_datastore()?);
+            remotes.push(remote);
         }
         let persistence = self.persistence.unwrap_or_else(|| {
             Persistence::new(
@@ -1075,7 +1078,7 @@ impl Butler {
                     Claim::Claimed { intent, existing } => claimed.push((k, intent, existing)),
                     Claim::Busy(holder) => {
                         let mut g = lock(reg);
-                        let r = crate::recovery::recover_intent(&mut **g, root, &holder);
+                        let r = crate::recovery::recover_intent_in(&mut **g, root, remote, &holder);
                         drop(g);
                         match r {
                             Ok(crate::recovery::Resolution::Skipped)
