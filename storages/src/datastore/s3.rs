@@ -19,6 +19,8 @@ use super::{check_key, DatastoreError, ObjectMeta, PutMode, Result, TransferStat
 const SINGLE_PUT_MAX: u64 = 16 << 20;
 /// Part size of multipart uploads.
 const PART_SIZE: usize = 8 << 20;
+/// Uploads in flight at once in [`Datastore::put_files`](super::Datastore::put_files).
+const CONCURRENT_PUTS: usize = 32;
 /// Ranged reads in flight at once per call.
 const CONCURRENT_RANGES: usize = 32;
 
@@ -424,6 +426,49 @@ impl S3Datastore {
     }
 }
 
+impl S3Datastore {
+    /// [`Datastore::put_file`](super::Datastore::put_file) on the runtime.
+    async fn put_file_async(&self, key: &str, src: &Path, mode: PutMode) -> Result<ObjectMeta> {
+        let path = self.obj(key)?;
+        let size = tokio::fs::metadata(src)
+            .await
+            .map_err(|e| DatastoreError::io(src, e))?
+            .len();
+        let n = if size <= SINGLE_PUT_MAX {
+            let bytes = tokio::fs::read(src)
+                .await
+                .map_err(|e| DatastoreError::io(src, e))?;
+            let n = bytes.len() as u64;
+            self.put_payload(&path, PutPayload::from(bytes), mode)
+                .await?;
+            n
+        } else {
+            if mode == PutMode::Create {
+                match self.store.head(&path).await {
+                    Ok(_) => {
+                        return Err(DatastoreError::AlreadyExists {
+                            url: self.url_string(),
+                            key: key.into(),
+                        })
+                    }
+                    Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(self.err(key, e)),
+                }
+            }
+            self.put_multipart_file(&path, src).await?
+        };
+        self.stats.wrote(n);
+        Ok(ObjectMeta {
+            key: key.into(),
+            size: n,
+        })
+    }
+
+    fn url_string(&self) -> String {
+        self.cfg.url()
+    }
+}
+
 impl super::Datastore for S3Datastore {
     fn url(&self) -> String {
         self.cfg.url()
@@ -434,25 +479,16 @@ impl super::Datastore for S3Datastore {
     }
 
     fn put_file(&self, key: &str, src: &Path, mode: PutMode) -> Result<ObjectMeta> {
-        let path = self.obj(key)?;
-        let size = std::fs::metadata(src)
-            .map_err(|e| DatastoreError::io(src, e))?
-            .len();
-        if size <= SINGLE_PUT_MAX {
-            let bytes = std::fs::read(src).map_err(|e| DatastoreError::io(src, e))?;
-            return self.put_bytes(key, &bytes, mode);
-        }
-        if mode == PutMode::Create && self.head(key)?.is_some() {
-            return Err(DatastoreError::AlreadyExists {
-                url: self.url(),
-                key: key.into(),
-            });
-        }
-        let n = self.rt.block_on(self.put_multipart_file(&path, src))?;
-        self.stats.wrote(n);
-        Ok(ObjectMeta {
-            key: key.into(),
-            size: n,
+        self.rt.block_on(self.put_file_async(key, src, mode))
+    }
+
+    fn put_files(&self, items: &[(String, PathBuf, PutMode)]) -> Vec<Result<ObjectMeta>> {
+        self.rt.block_on(async {
+            futures::stream::iter(items.iter())
+                .map(|(k, f, m)| self.put_file_async(k, f, *m))
+                .buffered(CONCURRENT_PUTS)
+                .collect()
+                .await
         })
     }
 
