@@ -361,14 +361,17 @@ impl ButlerBuilder {
             mappers.push(factory(r)?);
             let writable = repos.outputs.contains(&i);
             let mut reg = FileRegistry::open_cfg(&r.root, &r.cfg, writable, self.db_auth.as_ref())?;
+            let remote = r.remote_datastore()?;
             if writable {
-                // finish or roll back the puts of writers that died
+                // finish or roll back the puts of writers that died (on an
+                // object store: by the checksum of the object under the
+                // final key)
                 if let Some(reg) = reg.as_mut() {
-                    crate::recovery::recover_all(&mut **reg, &r.root)?;
+                    crate::recovery::recover_all_in(&mut **reg, &r.root, remote.as_deref())?;
                 }
             }
             registries.push(reg.map(Mutex::new));
-            remotes.push(r.remote_datastore()?);
+            remotes.push(remote);
         }
         let persistence = self.persistence.unwrap_or_else(|| {
             Persistence::new(
@@ -1359,7 +1362,7 @@ impl Butler {
                     Claim::Claimed { intent, existing } => claimed.push((k, intent, existing)),
                     Claim::Busy(holder) => {
                         let mut g = lock(reg);
-                        let r = crate::recovery::recover_intent(&mut **g, root, &holder);
+                        let r = crate::recovery::recover_intent_in(&mut **g, root, remote, &holder);
                         drop(g);
                         match r {
                             Ok(crate::recovery::Resolution::Skipped)
@@ -1393,6 +1396,7 @@ impl Butler {
         let mut done = Vec::new();
         let mut release = Vec::new();
         let mut moved: Vec<(usize, Option<PathBuf>)> = Vec::new();
+        let mut uploads: Vec<(usize, i64, Option<PathBuf>)> = Vec::new();
         for (k, intent, existing) in claimed {
             let s = &staged[k];
             let full = &s.full[0];
@@ -1410,8 +1414,10 @@ impl Butler {
                     results[k] = Some(Err(exists_err()));
                     continue;
                 }
-                let present = match remote {
-                    Some(ds) => ds.head(rel0).map(|m| m.is_some()),
+                // On an object store the upload is create-only, so a taken
+                // key shows up there (no HEAD first); see below.
+                let present: Result<bool, daf_storages::datastore::DatastoreError> = match remote {
+                    Some(_) => Ok(false),
                     None => Ok(full.symlink_metadata().is_ok()),
                 };
                 let present = match present {
@@ -1468,10 +1474,15 @@ impl Butler {
             } else {
                 None
             };
-            let placed = match remote {
-                _ if adopt => Ok(()),
-                Some(ds) => upload_staged(ds, root, s),
-                None => rename_staged(root, s),
+            if remote.is_some() && !adopt {
+                // uploaded together below
+                uploads.push((k, intent, backup));
+                continue;
+            }
+            let placed = if adopt {
+                Ok(())
+            } else {
+                rename_staged(root, s)
             };
             if adopt {
                 drop_staging(s);
@@ -1504,6 +1515,95 @@ impl Butler {
             });
             done.push(intent);
             moved.push((k, backup));
+        }
+        // 4 (object store). every upload at once, each complete or absent;
+        // a create-only upload that finds its key taken adopts an identical
+        // unregistered object and refuses any other
+        if let Some(ds) = remote {
+            let batch: Vec<(String, PathBuf, PutMode)> = uploads
+                .iter()
+                .flat_map(|(k, _, _)| {
+                    let s = &staged[*k];
+                    let mode = if s.intent.mode == IntentMode::New {
+                        PutMode::Create
+                    } else {
+                        PutMode::Overwrite
+                    };
+                    s.intent
+                        .files
+                        .iter()
+                        .map(move |(rel, st)| (rel.clone(), root.join(st), mode))
+                })
+                .collect();
+            let mut outcomes = ds.put_files(&batch).into_iter();
+            for (k, intent, backup) in uploads {
+                let s = &staged[k];
+                let got: Vec<_> = outcomes.by_ref().take(s.intent.files.len()).collect();
+                drop_staging(s);
+                let create = s.intent.mode == IntentMode::New;
+                let failed = got.iter().position(|r| r.is_err());
+                let err = match failed {
+                    None => None,
+                    Some(0)
+                        if create
+                            && s.intent.files.len() == 1
+                            && matches!(
+                                got[0],
+                                Err(daf_storages::datastore::DatastoreError::AlreadyExists { .. })
+                            ) =>
+                    {
+                        let same = ds
+                            .checksum(&s.intent.files[0].0)
+                            .is_ok_and(|(c, n)| c == s.intent.checksum && n == s.intent.size);
+                        (!same).then(|| ButlerError::Exists {
+                            dataset_type: s.intent.dataset_type.clone(),
+                            data_id: s.intent.data_id.clone(),
+                            path: s.full[0].clone(),
+                        })
+                    }
+                    Some(_) => {
+                        if create {
+                            for ((rel, _), r) in s.intent.files.iter().zip(&got) {
+                                if r.is_ok() {
+                                    let _ = ds.delete(rel);
+                                }
+                            }
+                        }
+                        let e = got.into_iter().find_map(|r| r.err()).expect("one failed");
+                        Some(match e {
+                            daf_storages::datastore::DatastoreError::AlreadyExists { .. } => {
+                                ButlerError::Exists {
+                                    dataset_type: s.intent.dataset_type.clone(),
+                                    data_id: s.intent.data_id.clone(),
+                                    path: s.full[0].clone(),
+                                }
+                            }
+                            e => e.into(),
+                        })
+                    }
+                };
+                if let Some(e) = err {
+                    if let Some(b) = &backup {
+                        let _ = ds.delete(&b.to_string_lossy());
+                    }
+                    release.push(intent);
+                    results[k] = Some(Err(e));
+                    continue;
+                }
+                recs.push(DatasetRecord {
+                    id: 0,
+                    dataset_type: s.intent.dataset_type.clone(),
+                    data_id: s.intent.data_id.clone(),
+                    run: s.intent.run.clone(),
+                    path: s.intent.files[0].0.clone(),
+                    size: s.intent.size,
+                    checksum: s.intent.checksum.clone(),
+                    time_ns: now_ns(),
+                    source: None,
+                });
+                done.push(intent);
+                moved.push((k, backup));
+            }
         }
         // 5. settle: rows recorded and intents removed in one transaction
         let settled = lock(reg).settle(&recs, &done);
@@ -1882,32 +1982,6 @@ fn remote_backup(ds: &dyn Datastore, rel: &str) -> Result<String, ButlerError> {
         ds.url(),
         format!("no free backup name for {rel}"),
     ))
-}
-
-/// Uploads every staging file of `s` to its key in the remote datastore
-/// (each upload complete or absent; a new put is create-only, so it never
-/// replaces an object another writer placed), then removes the staging
-/// files. On error, objects of this put already uploaded are removed.
-fn upload_staged(ds: &dyn Datastore, root: &Path, s: &Staged) -> Result<(), ButlerError> {
-    let mode = if s.intent.mode == IntentMode::New {
-        PutMode::Create
-    } else {
-        PutMode::Overwrite
-    };
-    for (n, (rel, st)) in s.intent.files.iter().enumerate() {
-        if let Err(e) = ds.put_file(rel, &root.join(st), mode) {
-            if mode == PutMode::Create {
-                for (done, _) in &s.intent.files[..n] {
-                    let _ = ds.delete(done);
-                }
-            }
-            return Err(e.into());
-        }
-    }
-    for (_, st) in &s.intent.files {
-        let _ = std::fs::remove_file(root.join(st));
-    }
-    Ok(())
 }
 
 /// Renames every staging file of `s` over its final path.

@@ -11,6 +11,13 @@
 //! end. The run name and every target path are checked with
 //! [`daf_base::path_safety`]. A retry after a failure adopts an identical
 //! unregistered copy left at the target.
+//!
+//! Into a repository whose datastore is an object store (`s3://...`), files
+//! are uploaded in parallel, each create-only and complete-or-absent, to the
+//! key the mapper gives; `copy` keeps the source, `move` deletes it once
+//! its upload completed. `hardlink`, `symlink`, `relsymlink` and `direct`
+//! are refused with an error naming the two that work: links and recorded
+//! local paths cannot live in a bucket.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, Read};
@@ -434,6 +441,55 @@ fn place(
     transfer_file(src, dst, mode).map_err(|e| e.to_string())
 }
 
+/// Refuses the transfer modes that cannot put a file into the object store
+/// at `url`: only `copy` and `move` (upload, then remove the source) can.
+pub(crate) fn check_remote_transfer(url: String, mode: Transfer) -> Result<(), String> {
+    match mode {
+        Transfer::Copy | Transfer::Move => Ok(()),
+        other => Err(format!(
+            "transfer mode {} cannot bring files into the object store {url}: \
+             links and direct paths only exist on a local disk; use --transfer copy \
+             (upload) or move (upload, then delete the source)",
+            format!("{other:?}").to_lowercase()
+        )),
+    }
+}
+
+/// Uploads `src` to the key `rec.path` of `ds`, create-only (an object that
+/// appears there meanwhile is never replaced). An unregistered object
+/// already at the key (left by an earlier attempt) is adopted when it holds
+/// the same bytes, and refused otherwise. [`Transfer::Move`] removes the
+/// source after the upload completed.
+pub(crate) fn upload(
+    ds: &dyn daf_storages::datastore::Datastore,
+    src: &Path,
+    mode: Transfer,
+    rec: &DatasetRecord,
+) -> Result<(), String> {
+    use daf_storages::datastore::{DatastoreError, PutMode};
+    match ds.put_file(&rec.path, src, PutMode::Create) {
+        Ok(_) => {}
+        Err(DatastoreError::AlreadyExists { .. }) => {
+            let same = ds
+                .checksum(&rec.path)
+                .is_ok_and(|(c, n)| c == rec.checksum && n == rec.size);
+            if !same {
+                return Err(format!(
+                    "{}/{} exists, is not registered and differs from this file; remove it \
+                     (`daf verify` lists unregistered objects)",
+                    ds.url(),
+                    rec.path
+                ));
+            }
+        }
+        Err(e) => return Err(e.to_string()),
+    }
+    if mode == Transfer::Move {
+        std::fs::remove_file(src).map_err(|e| format!("{}: {e}", src.display()))?;
+    }
+    Ok(())
+}
+
 fn absolute(p: &Path) -> io::Result<PathBuf> {
     std::path::absolute(p)
 }
@@ -464,15 +520,10 @@ pub fn ingest(
 ) -> Result<IngestSummary, ButlerError> {
     let out = first_output(butler)?;
     check_relative("run", &opts.run)?;
-    if let Some(ds) = butler.remote_datastore(out) {
-        return Err(ButlerError::repo(
-            &butler.repositories()[out].root,
-            format!(
-                "ingest into the datastore {} is not supported yet; put the datasets \
-                 through a Butler instead",
-                ds.url()
-            ),
-        ));
+    let remote = butler.remote_datastore(out).cloned();
+    if let Some(ds) = &remote {
+        check_remote_transfer(ds.url(), opts.transfer)
+            .map_err(|m| ButlerError::repo(&butler.repositories()[out].root, m))?;
     }
     let repo = &butler.repositories()[out];
     let root = repo.root.clone();
@@ -668,13 +719,16 @@ pub fn ingest(
     let results: Vec<Result<(), String>> = go
         .par_iter()
         .map(|(p, _)| {
-            let r = place(
-                p.src.as_path(),
-                &p.dst,
-                opts.transfer,
-                p.link_source,
-                &p.rec,
-            );
+            let r = match &remote {
+                Some(ds) => upload(&**ds, p.src.as_path(), opts.transfer, &p.rec),
+                None => place(
+                    p.src.as_path(),
+                    &p.dst,
+                    opts.transfer,
+                    p.link_source,
+                    &p.rec,
+                ),
+            };
             progress();
             r
         })

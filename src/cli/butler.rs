@@ -721,8 +721,9 @@ pub fn get(a: GetArgs) -> Result<(), CliError> {
                 )))
             }
             Some(r) => {
-                let bad = daf_butler::file_registry::verify_records(
+                let bad = daf_butler::file_registry::verify_records_in(
                     &butler.repositories()[found.repo].root,
+                    butler.remote_datastore(found.repo).map(|d| &**d),
                     vec![(**r).clone()],
                 );
                 match bad.first() {
@@ -1005,12 +1006,7 @@ pub fn verify(a: VerifyArgs) -> Result<(), CliError> {
     use daf_butler::recovery::{self, StrayKind};
     let butler = open_with(&a.repo, false, a.legacy.policy.as_deref())?;
     let root = butler.repositories()[0].root.clone();
-    if let Some(ds) = butler.remote_datastore(0) {
-        return Err(CliError::new(format!(
-            "verify of the datastore {} is not supported yet",
-            ds.url()
-        )));
-    }
+    let remote = butler.remote_datastore(0).cloned();
     let reg = butler.registry(0).ok_or_else(|| {
         CliError::new(format!(
             "{} has no file registry (nothing was put or ingested)",
@@ -1022,7 +1018,7 @@ pub fn verify(a: VerifyArgs) -> Result<(), CliError> {
     if a.repair {
         let mut reg = daf_butler::FileRegistry::open(&root, true)?
             .ok_or_else(|| CliError::new("the file registry vanished"))?;
-        let report = recovery::repair(&mut *reg, &root)?;
+        let report = recovery::repair_in(&mut *reg, &root, remote.as_deref())?;
         for (what, r) in report.resolved {
             repaired.push(serde_json::json!({"pending_put": what, "resolution": r}));
         }
@@ -1037,7 +1033,15 @@ pub fn verify(a: VerifyArgs) -> Result<(), CliError> {
     let n = recs.len();
     let pending = reg.intents()?;
     let known = recovery::known_paths(&**reg, &root)?;
-    let bad = daf_butler::file_registry::verify_records(&root, recs);
+    // on an object store: objects no row accounts for
+    let stray_objects: Vec<PathBuf> = match &remote {
+        Some(ds) => recovery::unregistered_objects(&**reg, &**ds)?
+            .into_iter()
+            .map(|(k, _)| PathBuf::from(format!("{}/{k}", ds.url())))
+            .collect(),
+        None => Vec::new(),
+    };
+    let bad = daf_butler::file_registry::verify_records_in(&root, remote.as_deref(), recs);
     drop(reg);
     let strays = recovery::scan_strays(&root, &known);
     let garbage = strays
@@ -1048,6 +1052,7 @@ pub fn verify(a: VerifyArgs) -> Result<(), CliError> {
         .iter()
         .filter(|s| s.kind == StrayKind::Unregistered)
         .map(|s| s.path.as_path())
+        .chain(stray_objects.iter().map(|p| p.as_path()))
         .collect();
     let temps: Vec<&recovery::Stray> = strays
         .iter()
