@@ -11,7 +11,10 @@
 //! Here they are the sample stages of pex_harness's examples
 //! (`lsst.pexhexamples.pipeline.*`), under their upstream class paths so the
 //! upstream pipeline policies run unchanged: `SampleStage` (template,
-//! exitevent), `SampleFailingStage` and `AppFailureStage` (failurestage).
+//! exitevent), `SampleFailingStage` and `AppFailureStage` (failurestage),
+//! `ShutdownTestStage` (shutdowntest), the association stages, and the
+//! `lsst.pexhexamples.apps.*` stages of the ring, syncslices (focal plane)
+//! and eventstage examples.
 //!
 //! The registry is a value handed to `daf::cli::run_with_registry` (or, to
 //! run without the command line, `daf::harness::run_with_registry`): nothing
@@ -119,6 +122,114 @@ impl ParallelStage for AppFailureStage {
     }
 }
 
+/// `lsst.pexhexamples.apps.SyncSetupStage*` (ring and syncslices examples):
+/// the master puts `redKey {redHerring: rank}`; each slice puts a *shared*
+/// `rankKey {sliceRank, Level}` for the next stage to exchange.
+pub struct SyncSetupStage;
+impl SerialStage for SyncSetupStage {
+    fn preprocess(&mut self, ctx: &StageContext, cb: &mut Clipboard) -> Result<()> {
+        let mut ps = PropertySet::new();
+        ps.set("redHerring", ctx.rank as i64)?;
+        cb.put("redKey", ps);
+        Ok(())
+    }
+}
+impl ParallelStage for SyncSetupStage {
+    fn process(&mut self, ctx: &StageContext, cb: &mut Clipboard) -> Result<()> {
+        let mut ps = PropertySet::new();
+        ps.set("sliceRank", ctx.rank as i64)?;
+        ps.set("Level", "Debug")?;
+        cb.put_shared("rankKey", ps);
+        Ok(())
+    }
+}
+
+/// `lsst.pexhexamples.apps.SyncTestStage*`: each slice lists what it
+/// received from its neighbours (`rankKey-<n>`) as `syncTest {from: [n ...],
+/// sliceRanks: [their sliceRank ...]}`.
+pub struct SyncTestStage;
+impl SerialStage for SyncTestStage {}
+impl ParallelStage for SyncTestStage {
+    fn process(&mut self, ctx: &StageContext, cb: &mut Clipboard) -> Result<()> {
+        let mut ps = PropertySet::new();
+        ps.set("rank", ctx.rank as i64)?;
+        for key in cb.keys() {
+            let Some(from) = key.strip_prefix("rankKey-") else {
+                continue;
+            };
+            let got = cb.get_property_set(&key)?;
+            ps.add("from", from.parse::<i64>().unwrap_or(-1))?;
+            ps.add("sliceRanks", got.get::<i64>("sliceRank")?)?;
+        }
+        tracing::info!(rank = ctx.rank, "SyncTestStage received {:?}", ps);
+        cb.put("syncTest", ps);
+        Ok(())
+    }
+}
+
+/// `lsst.pexhexamples.apps.App1StageSerial` (eventstage example): puts
+/// `outgoingKey {visitId: 1, FOVRa, FOVDec}` for the EventStage to publish.
+pub struct App1Stage;
+impl SerialStage for App1Stage {
+    fn preprocess(&mut self, _ctx: &StageContext, cb: &mut Clipboard) -> Result<()> {
+        let mut ps = PropertySet::new();
+        ps.set("visitId", 1i64)?;
+        ps.set("FOVRa", 273.48066298343)?;
+        ps.set("FOVDec", -27.125)?;
+        cb.put("outgoingKey", ps);
+        Ok(())
+    }
+}
+
+/// The association example's stages (`LoadStage`, `MatchDiaSourceStage`,
+/// `MatchMopStage`, `StoreStage`): each reads `visitId`, `FOVRa` and
+/// `FOVDec` from whatever event payloads are on the clipboard and records
+/// them under its own name (`loadStage`, ...), as the samples print them.
+pub struct EventReader(&'static str);
+impl EventReader {
+    fn read(&self, ctx: &StageContext, cb: &mut Clipboard) -> Result<()> {
+        let mut seen = PropertySet::new();
+        seen.set("rank", ctx.rank as i64)?;
+        for key in cb.keys() {
+            let Ok(ps) = cb.get_property_set(&key) else {
+                continue;
+            };
+            for name in ["visitId", "FOVRa", "FOVDec"] {
+                if ps.exists(name) {
+                    let v = ps.get_as_f64(name)?;
+                    seen.set(&format!("{key}.{name}"), v)?;
+                }
+            }
+        }
+        cb.put(self.0, seen);
+        Ok(())
+    }
+}
+impl SerialStage for EventReader {
+    fn preprocess(&mut self, ctx: &StageContext, cb: &mut Clipboard) -> Result<()> {
+        self.read(ctx, cb)
+    }
+}
+impl ParallelStage for EventReader {
+    fn process(&mut self, ctx: &StageContext, cb: &mut Clipboard) -> Result<()> {
+        self.read(ctx, cb)
+    }
+}
+
+/// `lsst.pexhexamples.pipeline.ShutdownTestStage*`: the slice "wastes
+/// time" (a few short sleeps) in process and counts its loops.
+pub struct ShutdownTestStage;
+impl SerialStage for ShutdownTestStage {}
+impl ParallelStage for ShutdownTestStage {
+    fn process(&mut self, _ctx: &StageContext, cb: &mut Clipboard) -> Result<()> {
+        for _ in 0..3 {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        cb.put("shutdownTestLoops", 3i64);
+        Ok(())
+    }
+}
+
 /// The built-in stages plus this application's, under their class names.
 pub fn registry() -> StageRegistry {
     const P: &str = "lsst.pexhexamples.pipeline.";
@@ -141,6 +252,39 @@ pub fn registry() -> StageRegistry {
     r.register_parallel(&format!("{P}AppFailureStageParallel"), |_| {
         Ok(Box::new(AppFailureStage))
     });
+    r.register_serial(&format!("{P}ShutdownTestStageSerial"), |_| {
+        Ok(Box::new(ShutdownTestStage))
+    });
+    r.register_parallel(&format!("{P}ShutdownTestStageParallel"), |_| {
+        Ok(Box::new(ShutdownTestStage))
+    });
+    for (class, key) in [
+        ("LoadStage", "loadStage"),
+        ("MatchDiaSourceStage", "matchDiaSourceStage"),
+        ("MatchMopStage", "matchMopStage"),
+        ("StoreStage", "storeStage"),
+    ] {
+        r.register_serial(&format!("{P}{class}Serial"), move |_| {
+            Ok(Box::new(EventReader(key)))
+        });
+        r.register_parallel(&format!("{P}{class}Parallel"), move |_| {
+            Ok(Box::new(EventReader(key)))
+        });
+    }
+    const A: &str = "lsst.pexhexamples.apps.";
+    r.register_serial(&format!("{A}SyncSetupStageSerial"), |_| {
+        Ok(Box::new(SyncSetupStage))
+    });
+    r.register_parallel(&format!("{A}SyncSetupStageParallel"), |_| {
+        Ok(Box::new(SyncSetupStage))
+    });
+    r.register_serial(&format!("{A}SyncTestStageSerial"), |_| {
+        Ok(Box::new(SyncTestStage))
+    });
+    r.register_parallel(&format!("{A}SyncTestStageParallel"), |_| {
+        Ok(Box::new(SyncTestStage))
+    });
+    r.register_serial(&format!("{A}App1StageSerial"), |_| Ok(Box::new(App1Stage)));
     r
 }
 

@@ -664,6 +664,34 @@ fn write_every_kind(dir: &Path) -> Vec<PathBuf> {
     d.metadata = e.metadata.clone();
     add("decoratedU.fits", &d);
     add("catalog.fits", &sample_catalog());
+    // A catalog whose metadata carries a sky WCS, a non-finite real and a
+    // long HISTORY: the data-less primary gets WCSAXES, NaN is written as
+    // afw writes it, the history is split over whole cards.
+    let mut cat = sample_catalog();
+    for (k, v) in [
+        ("CRVAL1", 150.0),
+        ("CRVAL2", 2.5),
+        ("CRPIX1", 1024.5),
+        ("CRPIX2", 2048.5),
+        ("CD1_1", -5.5e-5),
+        ("CD2_2", 5.5e-5),
+        ("EQUINOX", 2000.0),
+        ("SKYLEVEL", f64::NAN),
+    ] {
+        cat.metadata.set(k, v).unwrap();
+    }
+    cat.metadata.set("CTYPE1", "RA---TAN").unwrap();
+    cat.metadata.set("CTYPE2", "DEC--TAN").unwrap();
+    cat.metadata.set("RADESYS", "ICRS").unwrap();
+    cat.metadata
+        .set(
+            "HISTORY",
+            "measured with a deblender that splits blends; "
+                .repeat(4)
+                .trim_end(),
+        )
+        .unwrap();
+    add("catalogWcs.fits", &cat);
     files
 }
 
@@ -893,6 +921,28 @@ fn astropy_reads_what_we_write() {
     assert_eq!(cols["name"][11], "src11");
     assert_eq!(cols["id"].as_array().unwrap().len(), cat.len());
     assert_eq!(h[1]["header"]["TUNIT2"], "deg");
+
+    // Catalog with a WCS, NaN and a long HISTORY in its metadata.
+    let h = hdus("catalogWcs.fits");
+    assert_eq!(h[0]["header"]["WCSAXES"], 2);
+    assert_eq!(h[0]["header"]["CRPIX2"], 2048.5);
+    assert_eq!(h[0]["header"]["SKYLEVEL"], "NAN");
+    let hist: Vec<String> = h[0]["header"]["HISTORY"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        hist.len() >= 3 && hist.iter().all(|l| l.len() <= 72),
+        "{hist:?}"
+    );
+    assert_eq!(
+        hist.join(" "),
+        "measured with a deblender that splits blends; "
+            .repeat(4)
+            .trim_end()
+    );
 }
 
 const ASTROPY_WRITE: &str = r#"

@@ -83,3 +83,104 @@ fn butler_method_put_get_and_provenance() {
         .unwrap();
     assert!(String::from_utf8_lossy(&o.stdout).contains("no provenance recorded"));
 }
+
+/// A pipeline that puts and gets `calib` (keyed by ccd only) with the
+/// visit's full job identity, through the butler named `mapper_name`.
+fn calib_pipeline(dir: &std::path::Path, mapper_name: &str) -> std::path::PathBuf {
+    let p = dir.join("calib_pipeline.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "appStage:
+  - name: share
+    parallelClass: daf.harness.ShareParallel
+  - name: output
+    parallelClass: OutputStageParallel
+    stagePolicy:
+      parameters:
+        butler:
+          mapperName: {mapper_name}
+          mapperPolicy:
+            root: \"%(repo)\"
+        outputItems:
+          slice:
+            required: true
+            datasetId:
+              datasetType: calib
+              fromJobIdentity: [visit, ccd]
+  - name: input
+    parallelClass: InputStageParallel
+    stagePolicy:
+      parameters:
+        butler:
+          mapperPolicy:
+            root: \"%(repo)\"
+        inputItems:
+          back:
+            datasetType: calib
+            timeout: 5
+            datasetId:
+              fromJobIdentity: [visit, ccd]
+"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+#[test]
+fn butler_method_ignores_keys_a_dataset_does_not_use_and_checks_mapper_name() {
+    let d = tempfile::tempdir().unwrap();
+    let repo = d.path().join("repo");
+    let o = daf()
+        .arg("create")
+        .arg(&repo)
+        .args([
+            "--dataset",
+            "calib:calib/c%(ccd)d.boost:PropertySet:BoostStorage",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let events = d.path().join("events.jsonl");
+    std::fs::write(&events, "{\"jobIdentity\": {\"visit\": 3, \"ccd\": 5}}\n").unwrap();
+    // Gen2 ignored data-id keys a dataset does not use: `visit` for a calib.
+    // mapperName as an LSST class path naming the repository's mapper.
+    let pipeline = calib_pipeline(d.path(), "lsst.daf.persistence.SimpleMapper");
+    let dump = d.path().join("dump.json");
+    let o = daf()
+        .args(["run", "--slices", "1", "--events"])
+        .arg(&events)
+        .arg(&pipeline)
+        .arg(format!("--location=repo={}", repo.display()))
+        .arg("--dump")
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(repo.join("calib/c5.boost").is_file());
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&dump).unwrap()).unwrap();
+    let s = &report["visits"][0]["slices"][0]["summary"];
+    assert_eq!(s["back"]["value"], 300, "{s}");
+    // A mapperName that is not the repository's mapper: a clear error.
+    let pipeline = calib_pipeline(d.path(), "lsst.obs.lsstSim.LsstSimMapper");
+    let o = daf()
+        .args(["run", "--slices", "1", "--events"])
+        .arg(&events)
+        .arg(&pipeline)
+        .arg(format!("--location=repo={}", repo.display()))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("mapperName is \"lsst.obs.lsstSim.LsstSimMapper\", but the repository")
+            && err.contains("uses mapper \"SimpleMapper\""),
+        "{err}"
+    );
+}

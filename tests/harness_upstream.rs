@@ -190,3 +190,284 @@ fn events_carry_payloads_per_topic_plain_items_and_shutdown() {
     assert_eq!(s["triggerAssociationEvent"]["visitId"], 8);
     assert_eq!(s["triggerMatchMopEvent"]["visitId"], 8);
 }
+
+/// What each slice's SyncTestStage received: (from, their sliceRank) pairs.
+fn received(r: &RunReport, slice: usize) -> Vec<(i64, i64)> {
+    let s = &r.visits[0].slices[slice].summary["syncTest"];
+    let as_vec = |v: &serde_json::Value| -> Vec<i64> {
+        match v {
+            serde_json::Value::Array(a) => a.iter().map(|x| x.as_i64().unwrap()).collect(),
+            serde_json::Value::Null => Vec::new(),
+            x => vec![x.as_i64().unwrap()],
+        }
+    };
+    as_vec(&s["from"])
+        .into_iter()
+        .zip(as_vec(&s["sliceRanks"]))
+        .collect()
+}
+
+#[test]
+fn ring_example_passes_shared_items_clockwise() {
+    // examples/ring (2009): 5 slices in the README; the policy has no nSlices.
+    let r = run("ring/ring.paf", |r| r.slices = Some(5));
+    assert_eq!(r.n_slices, 5);
+    for s in 0..5usize {
+        let left = ((s + 4) % 5) as i64;
+        assert_eq!(received(&r, s), vec![(left, left)], "slice {s}");
+        assert_eq!(r.visits[0].slices[s].summary["syncTest"]["rank"], s as i64);
+    }
+    assert_eq!(r.visits[0].master.summary["redKey"]["redHerring"], -1);
+}
+
+#[test]
+fn syncslices_example_runs_on_a_4x4_focal_plane() {
+    // examples/syncslices: `stageName` stages (the 2009 form), topology
+    // focalplane 4x4, 16 slices as its run.sh says.
+    let r = run("syncslices/syncslices.paf", |r| r.slices = Some(16));
+    assert!(r.visits[0].ok());
+    for s in 0..16usize {
+        let (x, y) = (s / 4, s % 4);
+        let mut want: Vec<(i64, i64)> = [
+            ((x + 3) % 4) * 4 + y,
+            ((x + 1) % 4) * 4 + y,
+            x * 4 + (y + 3) % 4,
+            x * 4 + (y + 1) % 4,
+        ]
+        .into_iter()
+        .map(|n| (n as i64, n as i64))
+        .collect();
+        want.sort();
+        let mut got = received(&r, s);
+        got.sort();
+        assert_eq!(got, want, "slice {s}");
+    }
+    // A focal plane that does not fit the slices is a clear error.
+    let mut req = RunRequest::new(format!("{UP}/syncslices/syncslices.paf"));
+    req.transport = TransportChoice::Threads;
+    req.slices = Some(5);
+    let e = run_with_registry(&req, &custom_stages::registry()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "policy: topology focalplane 4x4 needs 16 slices, not 5"
+    );
+}
+
+#[test]
+fn sliceleaders_topology_gathers_each_group_on_its_leader() {
+    let mut req = RunRequest::new("tests/data/harness/sliceleaders.paf");
+    req.transport = TransportChoice::Threads;
+    let r = run_with_registry(&req, &custom_stages::registry())
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.n_slices, 6);
+    assert_eq!(received(&r, 0), vec![(1, 1), (2, 2)]);
+    assert_eq!(received(&r, 3), vec![(4, 4), (5, 5)]);
+    for s in [1, 2, 4, 5] {
+        assert_eq!(received(&r, s), vec![], "slice {s} only sends");
+    }
+    // 7 slices: the last group (6) has no followers.
+    req.slices = Some(7);
+    let r = run_with_registry(&req, &custom_stages::registry())
+        .unwrap()
+        .unwrap();
+    assert_eq!(received(&r, 6), vec![]);
+    assert_eq!(received(&r, 3), vec![(4, 4), (5, 5)]);
+}
+
+#[test]
+fn eventstage_example_publishes_the_clipboard_item() {
+    let r = run("eventstage/eventstage_pipeline_policy.paf", |_| {});
+    let p = r.published();
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].topic, "outgoingEvent");
+    assert_eq!(p[0].stage, "EventStage");
+    assert_eq!(p[0].rank, -1);
+    assert_eq!(p[0].visit, "#0");
+    assert_eq!(p[0].payload.get::<i64>("visitId").unwrap(), 1);
+    assert_eq!(p[0].payload.get::<f64>("FOVDec").unwrap(), -27.125);
+    // As an event line another pipeline reads.
+    let line = p[0].to_event_line();
+    let ev: daf::harness::Event = serde_json::from_value(line).unwrap();
+    assert_eq!(
+        ev.payload_for("outgoingEvent").get::<f64>("FOVRa").unwrap(),
+        273.48066298343
+    );
+    assert!(r.exit_event.is_none(), "no exitTopic in this policy");
+}
+
+#[test]
+fn exitevent_example_publishes_exiting_run_id_at_the_end() {
+    let r = run("exitevent/exitevent_policy.paf", |r| {
+        r.run_id = "test_2390".into()
+    });
+    let e = r.exit_event.as_ref().expect("exitTopic is set");
+    assert_eq!(e.topic, "SampleExitTopic");
+    assert_eq!(
+        e.payload.get::<String>("message").unwrap(),
+        "exiting_test_2390"
+    );
+    assert_eq!(r.published().len(), 1);
+}
+
+#[test]
+fn shutdowntest_example_stops_on_its_shutdown_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let evs = dir.path().join("ev.jsonl");
+    std::fs::write(
+        &evs,
+        "{\"payload\": {\"visitId\": 1}}\n{\"topics\": {\"triggerShutdownA\": {\"level\": 4}}}\n{\"payload\": {\"visitId\": 2}}\n",
+    )
+    .unwrap();
+    // executionMode oneloop in the policy: one visit, whatever follows.
+    let r = run("shutdowntest/shutdowntest_policy.paf", |r| {
+        r.events = EventSource::File(evs.clone())
+    });
+    assert_eq!(r.visits.len(), 1);
+    assert_eq!(r.visits[0].slices[0].summary["shutdownTestLoops"], 3);
+    // Without oneloop the shutdown event ends the run after visit 1.
+    let p = dir.path().join("loop.paf");
+    let text = std::fs::read_to_string(format!("{UP}/shutdowntest/shutdowntest_policy.paf"))
+        .unwrap()
+        .replace("executionMode: \"oneloop\"", "")
+        .replace("@policy/", &format!("@{UP}/shutdowntest/policy/"));
+    std::fs::write(
+        &p,
+        text.replace(
+            &format!("@{UP}"),
+            &format!("@{}/{UP}", std::env::current_dir().unwrap().display()),
+        ),
+    )
+    .unwrap();
+    let mut req = RunRequest::new(&p);
+    req.transport = TransportChoice::Threads;
+    req.events = EventSource::File(evs);
+    let r = run_with_registry(&req, &custom_stages::registry())
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.visits.len(), 1, "the shutdown event ends the run");
+    assert_eq!(r.visits[0].id, "visitId=1");
+}
+
+#[test]
+fn association_example_gets_two_topics_per_visit() {
+    let dir = tempfile::tempdir().unwrap();
+    let evs = dir.path().join("ev.jsonl");
+    std::fs::write(
+        &evs,
+        concat!(
+            r#"{"topics": {"triggerAssociationEvent": {"visitId": 1, "FOVRa": 273.48066298343, "FOVDec": -27.125}, "triggerMatchMopEvent": {"visitId": 1}}}"#,
+            "\n",
+            r#"{"topics": {"triggerShutdownA": {"level": 4}}}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let r = run("association/association_policy.paf", |r| {
+        r.events = EventSource::File(evs.clone())
+    });
+    assert_eq!(r.visits.len(), 1);
+    let m = &r.visits[0].master.summary;
+    assert_eq!(m["loadStage"]["triggerAssociationEvent"]["FOVDec"], -27.125);
+    assert_eq!(m["loadStage"]["triggerAssociationEvent"]["visitId"], 1.0);
+    // MatchMop runs after its own topic arrived, and still sees the first.
+    let s = &r.visits[0].slices[0].summary;
+    assert_eq!(s["matchMopStage"]["triggerMatchMopEvent"]["visitId"], 1.0);
+    assert_eq!(
+        s["matchMopStage"]["triggerAssociationEvent"]["FOVRa"],
+        273.48066298343
+    );
+    assert!(s["loadStage"].get("triggerMatchMopEvent").is_none());
+}
+
+/// The README's example commands, typed as written (from the repository root).
+#[test]
+fn readme_topology_and_events_commands_run_as_written() {
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_daf"))
+        .parent()
+        .unwrap()
+        .join("examples/custom_stages");
+    if !daf::base::testing::available(
+        exe.exists(),
+        "target/debug/examples/custom_stages (cargo build --examples)",
+    ) {
+        return;
+    }
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::env::current_dir().unwrap();
+    for line in readme
+        .lines()
+        .filter(|l| l.starts_with("cargo run --example custom_stages -- run "))
+    {
+        let args: Vec<&str> = line
+            .trim_start_matches("cargo run --example custom_stages -- ")
+            .split_whitespace()
+            .collect();
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| {
+                if a.starts_with("tests/") {
+                    root.join(a).display().to_string()
+                } else {
+                    a.to_string()
+                }
+            })
+            .collect();
+        let o = std::process::Command::new(&exe)
+            .args(&args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{line}\n{stdout}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        if line.contains("syncslices") {
+            assert!(stdout.contains("1 visits on 16 slices"), "{stdout}");
+        }
+        if line.contains("--publish published.jsonl") {
+            assert!(
+                stdout.contains("published 1 events (outgoingEvent)"),
+                "{stdout}"
+            );
+            let text = std::fs::read_to_string(dir.path().join("published.jsonl")).unwrap();
+            let ev: daf::harness::Event = serde_json::from_str(text.trim()).unwrap();
+            assert_eq!(
+                ev.payload_for("outgoingEvent")
+                    .get::<i64>("visitId")
+                    .unwrap(),
+                1
+            );
+        }
+    }
+    assert!(readme.contains("syncslices.paf --slices 16"));
+    assert!(readme.contains("--publish published.jsonl"));
+}
+
+#[test]
+fn run_help_documents_the_pipeline_keys_and_exit_statuses() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_daf"))
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&o.stdout);
+    for word in [
+        "exitTopic",
+        "shutdownTopic",
+        "sliceleaders",
+        "focalplane",
+        "stepTimeout",
+        "default 300",
+        "EventStage",
+        "--publish",
+        "4 a slice was lost",
+    ] {
+        assert!(
+            help.contains(word),
+            "{word} missing from daf run --help:\n{help}"
+        );
+    }
+}

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The harness under real mpirun: the same pipeline with 3 and 4 ranks gives
 # the same outputs (run report and files) as the thread transport with 2 and 3
-# slices; a slice that dies or hangs ends the run with an error, not a
-# deadlock; and the per-stage overhead bench over MPI.
+# slices; a slice that dies or hangs ends the run with an error and a partial
+# report, not a deadlock; pex_harness's topologies and events (tests/mpi_pex.rs);
+# and the per-stage overhead bench over MPI.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v mpirun >/dev/null || { echo "mpirun not installed (apt-get install openmpi-bin libopenmpi-dev)"; exit 1; }
@@ -60,6 +61,13 @@ for case in dying_slice hanging_slice; do
   fi
   echo "ok: $case ended the run with status $rc after ${took}s"
 done
+
+# pex_harness's examples under mpirun: the ring, focalplane (syncslices, 17
+# ranks) and sliceleaders topologies, EventStage and the exit event, and a
+# slice that is killed, aborts, exits or hangs (partial report, non-zero
+# exit, no hang). The test binary launches
+# `mpirun --allow-run-as-root --oversubscribe -n N` on itself per scenario.
+cargo test --features mpi --test mpi_pex
 
 # Per-stage harness overhead over MPI (4 slices = 5 ranks), as a bench row.
 "${mpirun[@]}" -n 5 "$daf" bench harness --mpi-only

@@ -89,8 +89,9 @@ pub fn camera_mapper_factory(
                 ButlerError::repo(
                     &repo.root,
                     format!(
-                        "no mapper policy for mapper {name:?}; set mapperArgs.policy in its {} \
-                         (daf create --policy) or pass a policy for it",
+                        "no mapper policy for mapper {name:?}; pass one (`--policy FILE` on the \
+                         command line, `ButlerBuilder::policy` in code), or set mapperArgs.policy \
+                         in its {} (daf create --policy)",
                         crate::repository::CFG_FILE
                     ),
                 )
@@ -105,8 +106,51 @@ pub fn camera_mapper_factory(
                 opts.registry = Some(open_registry(&p)?);
             }
         }
-        Ok(Arc::new(CameraMapper::open(policy, &repo.root, opts)?) as Arc<dyn Mapper>)
+        let mut mapper = CameraMapper::open(policy, &repo.root, opts)?;
+        exposure_id_hooks(&mut mapper, name);
+        Ok(Arc::new(mapper) as Arc<dyn Mapper>)
     })
+}
+
+/// How the camera packages daf knows computed exposure ids (Gen2's
+/// `bypass_ccdExposureId` / `bypass_ccdExposureId_bits`, Python code of each
+/// obs package): the data-id key that is the id, and its bit count.
+const EXPOSURE_ID_RULES: &[(&str, &str, i64)] =
+    &[("lsst.obs.test.testMapper.TestMapper", "visit", 41)];
+
+/// Registers the `ccdExposureId` / `ccdExposureId_bits` answers of the
+/// camera `mapper_name`, when daf knows its rule and its policy defines the
+/// types. Each answer is a `PropertySet` with one value under the type's name.
+fn exposure_id_hooks(mapper: &mut CameraMapper, mapper_name: &str) {
+    let Some(&(_, key, bits)) = EXPOSURE_ID_RULES.iter().find(|r| r.0 == mapper_name) else {
+        return;
+    };
+    let types = mapper.dataset_types();
+    if types.iter().any(|t| t == "ccdExposureId") {
+        mapper.set_bypass_hook(
+            "ccdExposureId",
+            Arc::new(move |loc: &ButlerLocation| {
+                let v = match loc.data_id.get(key)? {
+                    DataIdValue::Int(i) => *i,
+                    DataIdValue::Str(s) => s.trim().parse().ok()?,
+                    DataIdValue::Float(_) => return None,
+                };
+                let mut ps = PropertySet::new();
+                ps.set("ccdExposureId", v).ok()?;
+                Some(ps)
+            }),
+        );
+    }
+    if types.iter().any(|t| t == "ccdExposureId_bits") {
+        mapper.set_bypass_hook(
+            "ccdExposureId_bits",
+            Arc::new(move |_: &ButlerLocation| {
+                let mut ps = PropertySet::new();
+                ps.set("ccdExposureId_bits", bits).ok()?;
+                Some(ps)
+            }),
+        );
+    }
 }
 
 /// The first `registry.sqlite3` / `registry.pgsql` among the parents of
@@ -217,9 +261,30 @@ pub struct ButlerBuilder {
     persistence: Option<Persistence>,
     run: Option<String>,
     db_auth: Option<daf_storages::db::DbAuth>,
+    policy: Option<PathBuf>,
 }
 
 impl ButlerBuilder {
+    /// The mapper policy (`.yaml` or `.paf`) of repositories that name a
+    /// camera mapper but no policy: legacy Gen2 repositories (`_mapper`,
+    /// `registry.sqlite3`, `_parent`), opened as they are, without a
+    /// `repositoryCfg.yaml`. A new output made over such inputs records it
+    /// (`mapperArgs.policy`). Used by the default mapper factory; a
+    /// repository's own `mapperArgs.policy` wins.
+    ///
+    /// ```no_run
+    /// use daf_butler::Butler;
+    /// let butler = Butler::builder()
+    ///     .input("obs_test/input")                 // _mapper + registry.sqlite3
+    ///     .policy("obs_test/policy/testMapper.yaml")
+    ///     .build()?;
+    /// # Ok::<(), daf_butler::ButlerError>(())
+    /// ```
+    pub fn policy(mut self, path: impl Into<PathBuf>) -> Self {
+        self.policy = Some(path.into());
+        self
+    }
+
     /// Credentials for repositories whose file registry is in PostgreSQL
     /// (default: [`default_db_auth`](crate::file_registry::default_db_auth),
     /// read only if such a repository is opened).
@@ -260,8 +325,35 @@ impl ButlerBuilder {
                 "a butler needs at least one input or output repository",
             ));
         }
-        let repos = RepositorySet::resolve(&self.inputs, &self.outputs)?;
-        let factory = self.factory.unwrap_or_else(default_mapper_factory);
+        let policy = match &self.policy {
+            Some(p) => {
+                let abs = std::path::absolute(p).map_err(|e| ButlerError::io(p, e))?;
+                if !abs.is_file() {
+                    return Err(ButlerError::repo(
+                        &abs,
+                        "mapper policy not found (a .yaml or .paf file is expected)",
+                    ));
+                }
+                Some(abs)
+            }
+            None => None,
+        };
+        let repos =
+            RepositorySet::resolve_with_policy(&self.inputs, &self.outputs, policy.as_deref())?;
+        // A repository that names its policy lends it to the legacy
+        // repositories of the chain with the same mapper (they name none).
+        let mut named = BTreeMap::new();
+        for r in &repos.search {
+            if let (Some(m), Some(p)) = (
+                r.cfg.mapper.as_deref(),
+                r.cfg.mapper_args.get("policy").and_then(|v| v.as_str()),
+            ) {
+                named.entry(m.to_string()).or_insert_with(|| r.root.join(p));
+            }
+        }
+        let factory = self
+            .factory
+            .unwrap_or_else(|| camera_mapper_factory(named, policy.clone()));
         let mut mappers = Vec::new();
         let mut registries = Vec::new();
         let mut remotes = Vec::new();
@@ -269,14 +361,17 @@ impl ButlerBuilder {
             mappers.push(factory(r)?);
             let writable = repos.outputs.contains(&i);
             let mut reg = FileRegistry::open_cfg(&r.root, &r.cfg, writable, self.db_auth.as_ref())?;
+            let remote = r.remote_datastore()?;
             if writable {
-                // finish or roll back the puts of writers that died
+                // finish or roll back the puts of writers that died (on an
+                // object store: by the checksum of the object under the
+                // final key)
                 if let Some(reg) = reg.as_mut() {
-                    crate::recovery::recover_all(&mut **reg, &r.root)?;
+                    crate::recovery::recover_all_in(&mut **reg, &r.root, remote.as_deref())?;
                 }
             }
             registries.push(reg.map(Mutex::new));
-            remotes.push(r.remote_datastore()?);
+            remotes.push(remote);
         }
         let persistence = self.persistence.unwrap_or_else(|| {
             Persistence::new(
@@ -286,6 +381,7 @@ impl ButlerBuilder {
             )
         });
         Ok(Butler {
+            policy,
             repos,
             mappers,
             registries,
@@ -295,6 +391,17 @@ impl ButlerBuilder {
             run: self.run,
         })
     }
+}
+
+/// What one repository of the search says about a dataset.
+enum Lookup {
+    Found(Box<Located>),
+    /// Its mapper does not define the dataset type.
+    UnknownType,
+    /// The data id matched this many rows of its mapper's registry, and no
+    /// file-registry row settled it.
+    Ambiguous(usize),
+    Absent,
 }
 
 /// The data butler. See the [module docs](self).
@@ -317,6 +424,8 @@ impl ButlerBuilder {
 /// assert_eq!(back.get::<f64>("exptime").unwrap(), 15.0);
 /// ```
 pub struct Butler {
+    /// The policy given to [`ButlerBuilder::policy`], absolute.
+    policy: Option<PathBuf>,
     repos: RepositorySet,
     mappers: Vec<Arc<dyn Mapper>>,
     registries: Vec<Option<Mutex<FileRegistry>>>,
@@ -368,6 +477,11 @@ impl Butler {
     /// A builder.
     pub fn builder() -> ButlerBuilder {
         ButlerBuilder::default()
+    }
+
+    /// The mapper policy given to [`ButlerBuilder::policy`] (absolute), if any.
+    pub fn policy(&self) -> Option<&Path> {
+        self.policy.as_deref()
     }
 
     /// The repositories in search order.
@@ -479,15 +593,44 @@ impl Butler {
         }
     }
 
+    /// Whether some mapper of the chain defines `dataset_type`.
+    pub fn is_dataset_type(&self, dataset_type: &str) -> bool {
+        self.mappers
+            .iter()
+            .any(|m| m.has_dataset_type(dataset_type))
+    }
+
+    /// How a dataset-type name is read: a type of the mappers, a component
+    /// (`calexp.metadata`), or one of the types Gen2 derived from every
+    /// type: `<type>_md` (the header alone), `<type>_filename` (the file
+    /// names) and `<type>_sub` (a cut-out).
+    pub fn derived_type<'a>(&self, dataset_type: &'a str) -> Derived<'a> {
+        if self.is_dataset_type(dataset_type) {
+            return Derived::Plain(dataset_type);
+        }
+        let (base, component) = self.split_component(dataset_type);
+        if let Some(c) = component {
+            return Derived::Component(base, c);
+        }
+        for (suffix, make) in [
+            ("_md", Derived::Metadata as fn(&'a str) -> Derived<'a>),
+            ("_filename", Derived::Filename),
+            ("_sub", Derived::Sub),
+        ] {
+            if let Some(b) = dataset_type.strip_suffix(suffix) {
+                if self.is_dataset_type(b) {
+                    return make(b);
+                }
+            }
+        }
+        Derived::Plain(dataset_type)
+    }
+
     /// Splits `calexp.metadata` into (`calexp`, `Some("metadata")`) when the
     /// full name is not itself a dataset type.
-    fn split_component<'a>(&self, dataset_type: &'a str) -> (&'a str, Option<&'a str>) {
+    pub fn split_component<'a>(&self, dataset_type: &'a str) -> (&'a str, Option<&'a str>) {
         if let Some((base, comp)) = dataset_type.split_once('.') {
-            let known = self
-                .mappers
-                .iter()
-                .any(|m| m.dataset_types().iter().any(|t| t == dataset_type));
-            if !known {
+            if !self.is_dataset_type(dataset_type) {
                 return (base, Some(comp));
             }
         }
@@ -513,10 +656,34 @@ impl Butler {
         data_id: &DataId,
         run: Option<&str>,
     ) -> Result<Located, ButlerError> {
+        // Where no file registry answers (legacy repositories), the
+        // mappers' answers decide the error: a type no mapper defines is
+        // unknown, a data id that matched several registry rows is not
+        // unique — as the file-registry path reports them.
+        let mut unknown = 0;
+        let mut ambiguous = None;
         for (i, repo) in self.repos.search.iter().enumerate() {
-            if let Some(found) = self.locate_in(i, repo, dataset_type, data_id, run)? {
-                return Ok(found);
+            match self.locate_in(i, repo, dataset_type, data_id, run)? {
+                Lookup::Found(found) => return Ok(*found),
+                Lookup::UnknownType => unknown += 1,
+                Lookup::Ambiguous(n) => {
+                    ambiguous.get_or_insert(n);
+                }
+                Lookup::Absent => {}
             }
+        }
+        if unknown == self.repos.search.len() {
+            return Err(MapperError::UnknownDatasetType {
+                dataset_type: dataset_type.into(),
+            }
+            .into());
+        }
+        if let Some(count) = ambiguous {
+            return Err(ButlerError::NotUnique {
+                dataset_type: dataset_type.into(),
+                data_id: data_id.clone(),
+                count,
+            });
         }
         Err(self.not_found(dataset_type, data_id, run))
     }
@@ -528,8 +695,9 @@ impl Butler {
         dataset_type: &str,
         data_id: &DataId,
         run: Option<&str>,
-    ) -> Result<Option<Located>, ButlerError> {
+    ) -> Result<Lookup, ButlerError> {
         let mapper = &self.mappers[i];
+        let mut matched = 0;
         let mapped = match mapper.map(dataset_type, data_id, false) {
             Ok(mut l) => {
                 if l.root.as_os_str().is_empty() || l.root.is_relative() {
@@ -537,9 +705,17 @@ impl Butler {
                 }
                 Some(l)
             }
-            Err(MapperError::UnknownDatasetType { .. }) => return Ok(None),
-            Err(MapperError::NoUniqueLookup { .. }) => None,
+            Err(MapperError::UnknownDatasetType { .. }) => return Ok(Lookup::UnknownType),
+            Err(MapperError::NoUniqueLookup { found, .. }) => {
+                matched = found;
+                None
+            }
             Err(e) => return Err(e.into()),
+        };
+        let absent = if matched > 1 {
+            Lookup::Ambiguous(matched)
+        } else {
+            Lookup::Absent
         };
         if let Some(reg) = self.registries[i].as_ref() {
             let reg = lock(reg);
@@ -590,15 +766,15 @@ impl Butler {
                 if loc.root != repo.root {
                     loc.root = repo.root.clone();
                 }
-                return Ok(Some(Located {
+                return Ok(Lookup::Found(Box::new(Located {
                     repo: i,
                     location: loc,
                     record: Some(rec),
-                }));
+                })));
             }
         }
         if run.is_some() {
-            return Ok(None);
+            return Ok(absent);
         }
         let present = |loc: &ButlerLocation| -> Result<bool, ButlerError> {
             if loc.locations.is_empty() {
@@ -607,7 +783,12 @@ impl Butler {
             for l in &loc.locations {
                 let here = match &self.remotes[i] {
                     Some(ds) => ds.head(&remote_key(&repo.root, strip_hdu(l))?)?.is_some(),
-                    None => loc.root.join(strip_hdu(l)).exists(),
+                    // A folder this user may not enter is "permission
+                    // denied", not a missing dataset.
+                    None => {
+                        let p = loc.root.join(strip_hdu(l));
+                        p.try_exists().map_err(|e| ButlerError::io(&p, e))?
+                    }
                 };
                 if !here {
                     return Ok(false);
@@ -616,18 +797,73 @@ impl Butler {
             Ok(true)
         };
         match mapped {
-            Some(loc) if present(&loc)? => Ok(Some(Located {
+            Some(loc) if present(&loc)? => Ok(Lookup::Found(Box::new(Located {
                 repo: i,
                 location: loc,
                 record: None,
-            })),
-            _ => Ok(None),
+            }))),
+            _ => Ok(absent),
         }
     }
 
     // ----- reads -----
 
+    /// The files of a dataset (Gen2's `<type>_filename`): every location,
+    /// joined to its repository's root, without an `[N]` HDU suffix.
+    pub fn filenames(
+        &self,
+        dataset_type: &str,
+        data_id: &DataId,
+        run: Option<&str>,
+    ) -> Result<Vec<PathBuf>, ButlerError> {
+        let resolved = self.resolve_alias(dataset_type)?;
+        let found = self.locate(&resolved, data_id, run)?;
+        Ok(found
+            .location
+            .locations_with_root()
+            .into_iter()
+            .map(|p| PathBuf::from(strip_hdu(&p.to_string_lossy())))
+            .collect())
+    }
+
+    /// A mapper's bypass answer for `dataset_type` (Gen2's `bypass_<type>`,
+    /// e.g. `ccdExposureId`), from the first repository whose mapper has one:
+    /// no file is needed.
+    fn bypass_first(
+        &self,
+        dataset_type: &str,
+        data_id: &DataId,
+    ) -> Result<Option<PropertySet>, ButlerError> {
+        for (i, m) in self.mappers.iter().enumerate() {
+            if !m.has_bypass(dataset_type) {
+                continue;
+            }
+            let mut loc = match m.map(dataset_type, data_id, false) {
+                Ok(l) => l,
+                Err(MapperError::UnknownDatasetType { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if loc.root.as_os_str().is_empty() || loc.root.is_relative() {
+                loc.root = self.repos.search[i].root.join(&loc.root);
+            }
+            if let Some(ps) = m.bypass(dataset_type, &loc) {
+                return Ok(Some(ps));
+            }
+        }
+        Ok(None)
+    }
+
     /// Reads a dataset as its stored type.
+    ///
+    /// Besides the mappers' dataset types, it reads components
+    /// (`raw.metadata`, `calexp.mask`, ...) and Gen2's derived types:
+    /// `<type>_md` (the header, a `PropertySet`), `<type>_filename` (a
+    /// `PropertySet` whose `filename` holds the full paths) and `<type>_sub`
+    /// (the box given by the data-id items or read parameters `llcX`,
+    /// `llcY`, `width`, `height` and optional `imageOrigin`, `PARENT` or
+    /// `LOCAL`). Types a mapper answers without a file (`ccdExposureId`,
+    /// `ccdExposureId_bits`) are a `PropertySet` holding one value under the
+    /// type's name.
     pub fn get_dyn(
         &self,
         dataset_type: &str,
@@ -635,7 +871,32 @@ impl Butler {
         opts: &GetOptions,
     ) -> Result<Box<dyn Persistable>, ButlerError> {
         let resolved = self.resolve_alias(dataset_type)?;
+        match self.derived_type(&resolved) {
+            Derived::Plain(_) | Derived::Component(..) => {}
+            Derived::Metadata(b) => {
+                return self.get_dyn(&format!("{b}.metadata"), data_id, opts);
+            }
+            Derived::Filename(b) => {
+                let files = self.filenames(b, data_id, opts.run.as_deref())?;
+                let mut ps = PropertySet::new();
+                let names: Vec<String> = files
+                    .iter()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .collect();
+                ps.set("filename", names).map_err(FormatterError::from)?;
+                return Ok(Box::new(ps));
+            }
+            Derived::Sub(b) => {
+                let (id, opts) = sub_box(&resolved, data_id, opts)?;
+                return self.get_dyn(b, &id, &opts);
+            }
+        }
         let (base, component) = self.split_component(&resolved);
+        if component.is_none() {
+            if let Some(ps) = self.bypass_first(base, data_id)? {
+                return Ok(Box::new(ps));
+            }
+        }
         let run = opts.run.as_deref();
         let mut found = self.locate(base, data_id, run)?;
         let mapper = &self.mappers[found.repo];
@@ -752,7 +1013,25 @@ impl Butler {
         data_id: &DataId,
         opts: &GetOptions,
     ) -> Result<T, ButlerError> {
-        let obj = self.get_dyn(dataset_type, data_id, opts)?;
+        let mut obj = self.get_dyn(dataset_type, data_id, opts)?;
+        if !obj.as_any().is::<T>() {
+            // A raw image asked for as an exposure: made one from its header,
+            // as Gen2's std_raw did.
+            obj = match daf_formatters::fits::standardize_exposure(obj) {
+                Ok(made) => {
+                    let made = made?;
+                    if made.as_any().is::<T>() {
+                        made
+                    } else {
+                        return Err(ButlerError::Formatter(FormatterError::WrongObject {
+                            expected: std::any::type_name::<T>().to_string(),
+                            actual: made.persistable_name().to_string(),
+                        }));
+                    }
+                }
+                Err(back) => back,
+            };
+        }
         if !obj.as_any().is::<T>() {
             return Err(ButlerError::Formatter(FormatterError::WrongObject {
                 expected: std::any::type_name::<T>().to_string(),
@@ -789,7 +1068,8 @@ impl Butler {
         let (base, _) = self.split_component(&resolved);
         match self.locate(base, data_id, None) {
             Ok(_) => Ok(true),
-            Err(ButlerError::NotFound { .. }) => Ok(false),
+            Err(ButlerError::NotFound { .. })
+            | Err(ButlerError::Mapper(MapperError::UnknownDatasetType { .. })) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -979,7 +1259,14 @@ impl Butler {
             match self
                 .persistence
                 .persist_storage(&loc.storage, &LogicalLocation::literal(l.clone()))
-            {
+                .and_then(|mut s| {
+                    // the dataset type's own storage settings
+                    if !loc.storage_options.is_empty() {
+                        let p = daf_base::Policy::from_property_set(loc.storage_options.clone());
+                        s.set_policy(Some(&p))?;
+                    }
+                    Ok(s)
+                }) {
                 Ok(s) => storages.push(s),
                 Err(e) => {
                     result = Err(e);
@@ -1075,7 +1362,7 @@ impl Butler {
                     Claim::Claimed { intent, existing } => claimed.push((k, intent, existing)),
                     Claim::Busy(holder) => {
                         let mut g = lock(reg);
-                        let r = crate::recovery::recover_intent(&mut **g, root, &holder);
+                        let r = crate::recovery::recover_intent_in(&mut **g, root, remote, &holder);
                         drop(g);
                         match r {
                             Ok(crate::recovery::Resolution::Skipped)
@@ -1109,6 +1396,7 @@ impl Butler {
         let mut done = Vec::new();
         let mut release = Vec::new();
         let mut moved: Vec<(usize, Option<PathBuf>)> = Vec::new();
+        let mut uploads: Vec<(usize, i64, Option<PathBuf>)> = Vec::new();
         for (k, intent, existing) in claimed {
             let s = &staged[k];
             let full = &s.full[0];
@@ -1126,8 +1414,10 @@ impl Butler {
                     results[k] = Some(Err(exists_err()));
                     continue;
                 }
-                let present = match remote {
-                    Some(ds) => ds.head(rel0).map(|m| m.is_some()),
+                // On an object store the upload is create-only, so a taken
+                // key shows up there (no HEAD first); see below.
+                let present: Result<bool, daf_storages::datastore::DatastoreError> = match remote {
+                    Some(_) => Ok(false),
                     None => Ok(full.symlink_metadata().is_ok()),
                 };
                 let present = match present {
@@ -1184,10 +1474,15 @@ impl Butler {
             } else {
                 None
             };
-            let placed = match remote {
-                _ if adopt => Ok(()),
-                Some(ds) => upload_staged(ds, root, s),
-                None => rename_staged(root, s),
+            if remote.is_some() && !adopt {
+                // uploaded together below
+                uploads.push((k, intent, backup));
+                continue;
+            }
+            let placed = if adopt {
+                Ok(())
+            } else {
+                rename_staged(root, s)
             };
             if adopt {
                 drop_staging(s);
@@ -1220,6 +1515,95 @@ impl Butler {
             });
             done.push(intent);
             moved.push((k, backup));
+        }
+        // 4 (object store). every upload at once, each complete or absent;
+        // a create-only upload that finds its key taken adopts an identical
+        // unregistered object and refuses any other
+        if let Some(ds) = remote {
+            let batch: Vec<(String, PathBuf, PutMode)> = uploads
+                .iter()
+                .flat_map(|(k, _, _)| {
+                    let s = &staged[*k];
+                    let mode = if s.intent.mode == IntentMode::New {
+                        PutMode::Create
+                    } else {
+                        PutMode::Overwrite
+                    };
+                    s.intent
+                        .files
+                        .iter()
+                        .map(move |(rel, st)| (rel.clone(), root.join(st), mode))
+                })
+                .collect();
+            let mut outcomes = ds.put_files(&batch).into_iter();
+            for (k, intent, backup) in uploads {
+                let s = &staged[k];
+                let got: Vec<_> = outcomes.by_ref().take(s.intent.files.len()).collect();
+                drop_staging(s);
+                let create = s.intent.mode == IntentMode::New;
+                let failed = got.iter().position(|r| r.is_err());
+                let err = match failed {
+                    None => None,
+                    Some(0)
+                        if create
+                            && s.intent.files.len() == 1
+                            && matches!(
+                                got[0],
+                                Err(daf_storages::datastore::DatastoreError::AlreadyExists { .. })
+                            ) =>
+                    {
+                        let same = ds
+                            .checksum(&s.intent.files[0].0)
+                            .is_ok_and(|(c, n)| c == s.intent.checksum && n == s.intent.size);
+                        (!same).then(|| ButlerError::Exists {
+                            dataset_type: s.intent.dataset_type.clone(),
+                            data_id: s.intent.data_id.clone(),
+                            path: s.full[0].clone(),
+                        })
+                    }
+                    Some(_) => {
+                        if create {
+                            for ((rel, _), r) in s.intent.files.iter().zip(&got) {
+                                if r.is_ok() {
+                                    let _ = ds.delete(rel);
+                                }
+                            }
+                        }
+                        let e = got.into_iter().find_map(|r| r.err()).expect("one failed");
+                        Some(match e {
+                            daf_storages::datastore::DatastoreError::AlreadyExists { .. } => {
+                                ButlerError::Exists {
+                                    dataset_type: s.intent.dataset_type.clone(),
+                                    data_id: s.intent.data_id.clone(),
+                                    path: s.full[0].clone(),
+                                }
+                            }
+                            e => e.into(),
+                        })
+                    }
+                };
+                if let Some(e) = err {
+                    if let Some(b) = &backup {
+                        let _ = ds.delete(&b.to_string_lossy());
+                    }
+                    release.push(intent);
+                    results[k] = Some(Err(e));
+                    continue;
+                }
+                recs.push(DatasetRecord {
+                    id: 0,
+                    dataset_type: s.intent.dataset_type.clone(),
+                    data_id: s.intent.data_id.clone(),
+                    run: s.intent.run.clone(),
+                    path: s.intent.files[0].0.clone(),
+                    size: s.intent.size,
+                    checksum: s.intent.checksum.clone(),
+                    time_ns: now_ns(),
+                    source: None,
+                });
+                done.push(intent);
+                moved.push((k, backup));
+            }
         }
         // 5. settle: rows recorded and intents removed in one transaction
         let settled = lock(reg).settle(&recs, &done);
@@ -1368,6 +1752,30 @@ impl Butler {
     ) -> Result<Vec<DataRef<'_>>, ButlerError> {
         let dataset_type = self.resolve_alias(dataset_type)?;
         let keys = self.get_keys(&dataset_type, level)?;
+        // A value that cannot have the key's type is an error (Gen2's subset
+        // returned no references for it, silently).
+        let all_keys = self.get_keys(&dataset_type, Some("\u{0}"))?;
+        for (k, v) in data_id.iter() {
+            let Some(kt) = all_keys.get(k) else { continue };
+            let fits = match (kt, v) {
+                (KeyType::Int, DataIdValue::Str(s)) => s.trim().parse::<i64>().is_ok(),
+                (KeyType::Int, DataIdValue::Float(f)) => f.fract() == 0.0,
+                (KeyType::Float, DataIdValue::Str(s)) => s.trim().parse::<f64>().is_ok(),
+                _ => true,
+            };
+            if !fits {
+                let want = match kt {
+                    KeyType::Int => "an integer",
+                    KeyType::Float => "a number",
+                    KeyType::Str => "a string",
+                };
+                return Err(ButlerError::BadDataId {
+                    dataset_type: dataset_type.to_string(),
+                    data_id: data_id.clone(),
+                    message: format!("key {k:?} must be {want} ({kt:?}), got {v}"),
+                });
+            }
+        }
         let mk = |id: DataId| DataRef {
             butler: self,
             dataset_type: dataset_type.to_string(),
@@ -1426,6 +1834,89 @@ pub fn component_persistable(persistable: &str, component: &str) -> Option<Strin
         "image" => suffix.map(|s| format!("Image{s}")),
         _ => None,
     }
+}
+
+/// What a dataset-type name asks for (see [`Butler::derived_type`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Derived<'a> {
+    /// A dataset type (or an unknown name, reported as such when read).
+    Plain(&'a str),
+    /// A component of a dataset type: `calexp.metadata`.
+    Component(&'a str, &'a str),
+    /// `<type>_md`: the header of the dataset.
+    Metadata(&'a str),
+    /// `<type>_filename`: the dataset's files.
+    Filename(&'a str),
+    /// `<type>_sub`: a cut-out of the dataset.
+    Sub(&'a str),
+}
+
+/// The keys of a cut-out box, as data-id items or read parameters.
+const BOX_KEYS: [&str; 4] = ["llcX", "llcY", "width", "height"];
+
+/// Moves the box of a `<type>_sub` read (`llcX`, `llcY`, `width`, `height`,
+/// optional `imageOrigin`) from the data id into the read parameters; a box
+/// already in the read parameters is kept.
+fn sub_box(
+    dataset_type: &str,
+    data_id: &DataId,
+    opts: &GetOptions,
+) -> Result<(DataId, GetOptions), ButlerError> {
+    let mut id = data_id.clone();
+    let mut opts = opts.clone();
+    let bad = |m: String| ButlerError::BadDataId {
+        dataset_type: dataset_type.into(),
+        data_id: data_id.clone(),
+        message: m,
+    };
+    let in_params = BOX_KEYS.iter().all(|k| opts.params.exists(k));
+    let mut vals = [0i64; 4];
+    for (n, k) in BOX_KEYS.iter().enumerate() {
+        match id.remove(k) {
+            Some(DataIdValue::Int(v)) => vals[n] = v,
+            Some(other) => {
+                return Err(bad(format!(
+                    "box key {k:?} must be an integer, got {other}"
+                )))
+            }
+            None if in_params => {}
+            None => {
+                return Err(bad(format!(
+                    "a {dataset_type} read needs a box: llcX, llcY, width and height \
+                     (and optionally imageOrigin=PARENT|LOCAL)"
+                )))
+            }
+        }
+    }
+    let origin = match id.remove("imageOrigin") {
+        None => None,
+        Some(DataIdValue::Str(s)) if s == "PARENT" || s == "LOCAL" => Some(s),
+        Some(other) => {
+            return Err(bad(format!(
+                "imageOrigin must be PARENT or LOCAL, got {other}"
+            )))
+        }
+    };
+    if !in_params || BOX_KEYS.iter().any(|k| data_id.contains_key(k)) {
+        let [x, y, w, h] = vals;
+        let fit = |v: i64, k: &str| {
+            i32::try_from(v).map_err(|_| bad(format!("box key {k:?} = {v} is out of range")))
+        };
+        let origin = match origin.as_deref() {
+            Some("LOCAL") => Origin::Local,
+            _ => Origin::Parent,
+        };
+        opts = opts.bbox(
+            fit(x, "llcX")?,
+            fit(y, "llcY")?,
+            fit(w, "width")?,
+            fit(h, "height")?,
+            origin,
+        );
+    } else if let Some(o) = origin {
+        let _ = opts.params.set("imageOrigin", o);
+    }
+    Ok((id, opts))
 }
 
 /// How long a put waits for another writer's pending put of the same data
@@ -1491,32 +1982,6 @@ fn remote_backup(ds: &dyn Datastore, rel: &str) -> Result<String, ButlerError> {
         ds.url(),
         format!("no free backup name for {rel}"),
     ))
-}
-
-/// Uploads every staging file of `s` to its key in the remote datastore
-/// (each upload complete or absent; a new put is create-only, so it never
-/// replaces an object another writer placed), then removes the staging
-/// files. On error, objects of this put already uploaded are removed.
-fn upload_staged(ds: &dyn Datastore, root: &Path, s: &Staged) -> Result<(), ButlerError> {
-    let mode = if s.intent.mode == IntentMode::New {
-        PutMode::Create
-    } else {
-        PutMode::Overwrite
-    };
-    for (n, (rel, st)) in s.intent.files.iter().enumerate() {
-        if let Err(e) = ds.put_file(rel, &root.join(st), mode) {
-            if mode == PutMode::Create {
-                for (done, _) in &s.intent.files[..n] {
-                    let _ = ds.delete(done);
-                }
-            }
-            return Err(e.into());
-        }
-    }
-    for (_, st) in &s.intent.files {
-        let _ = std::fs::remove_file(root.join(st));
-    }
-    Ok(())
 }
 
 /// Renames every staging file of `s` over its final path.

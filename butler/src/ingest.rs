@@ -11,6 +11,13 @@
 //! end. The run name and every target path are checked with
 //! [`daf_base::path_safety`]. A retry after a failure adopts an identical
 //! unregistered copy left at the target.
+//!
+//! Into a repository whose datastore is an object store (`s3://...`), files
+//! are uploaded in parallel, each create-only and complete-or-absent, to the
+//! key the mapper gives; `copy` keeps the source, `move` deletes it once
+//! its upload completed. `hardlink`, `symlink`, `relsymlink` and `direct`
+//! are refused with an error naming the two that work: links and recorded
+//! local paths cannot live in a bucket.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, Read};
@@ -87,6 +94,53 @@ pub enum DataIdSource {
     Header(Vec<(String, HeaderRule)>),
     /// A table: file path (as given, or its absolute form) → data id.
     Table(BTreeMap<PathBuf, DataId>),
+    /// The keys of the dataset's path template, parsed from each file's
+    /// path (as `daf registry create` does), and the header rules of the
+    /// mapper policy (`ingest.headerKeys`), which win for the keys they name
+    /// (a rule that fails for a key the name gave keeps the name's value).
+    /// The template is matched against as many trailing path components as
+    /// it has, else its last component against the file name.
+    ///
+    /// ```
+    /// use daf_butler::ingest::DataIdSource;
+    /// use daf_mappers::PathTemplate;
+    /// let t = PathTemplate::parse("raw/raw_v%(visit)d_f%(filter)s.fits.gz").unwrap();
+    /// let ids = DataIdSource::Names { template: t, rules: vec![] };
+    /// # let _ = ids;
+    /// ```
+    Names {
+        /// The dataset's path template.
+        template: daf_mappers::PathTemplate,
+        /// Header rules (they win over the name for their keys).
+        rules: Vec<(String, HeaderRule)>,
+    },
+}
+
+/// The data id `template` gives for the file at `path`: the template matched
+/// against as many trailing components of `path` as it has, else its last
+/// component matched against the file name. `None` when neither matches.
+pub fn data_id_from_name(template: &daf_mappers::PathTemplate, path: &Path) -> Option<DataId> {
+    let text = path.to_string_lossy();
+    let parts: Vec<&str> = text.split('/').filter(|p| !p.is_empty()).collect();
+    let depth = template
+        .file_pieces()
+        .iter()
+        .map(|p| match p {
+            daf_mappers::template::Piece::Literal(l) => l.matches('/').count(),
+            _ => 0,
+        })
+        .sum::<usize>()
+        + 1;
+    if parts.len() >= depth {
+        let tail = parts[parts.len() - depth..].join("/");
+        if let Some(id) = template.parse_path(&tail) {
+            return Some(id);
+        }
+    }
+    // the last component of the template against the file name
+    let last = template.text().rsplit('/').next().unwrap_or_default();
+    let last = daf_mappers::PathTemplate::parse(last).ok()?;
+    last.parse_path(parts.last()?)
 }
 
 /// Options of an ingest.
@@ -218,6 +272,33 @@ fn data_id_for(path: &Path, abs: &Path, opts: &IngestOptions) -> Result<DataId, 
                     .apply(&h)
                     .map_err(|m| format!("{m} (for data-id key {key:?})"))?;
                 id.insert(key.as_str(), v);
+            }
+            Ok(id)
+        }
+        DataIdSource::Names { template, rules } => {
+            // A name that does not match leaves every key to the header rules.
+            let mut id = match data_id_from_name(template, abs) {
+                Some(id) => id,
+                None if !rules.is_empty() => DataId::new(),
+                None => {
+                    return Err(format!(
+                        "the file name does not match the template {:?}",
+                        template.text()
+                    ))
+                }
+            };
+            // The policy's header rules, where it has them, win (the files
+            // may be named otherwise); a rule that fails for a key the name
+            // gave keeps the name's value.
+            if !rules.is_empty() {
+                let h = primary_header(path).map_err(|e| e.to_string())?;
+                for (key, rule) in rules {
+                    match rule.apply(&h) {
+                        Ok(v) => id.insert(key.as_str(), v),
+                        Err(_) if id.contains_key(key) => {}
+                        Err(m) => return Err(format!("{m} (for data-id key {key:?})")),
+                    }
+                }
             }
             Ok(id)
         }
@@ -360,6 +441,55 @@ fn place(
     transfer_file(src, dst, mode).map_err(|e| e.to_string())
 }
 
+/// Refuses the transfer modes that cannot put a file into the object store
+/// at `url`: only `copy` and `move` (upload, then remove the source) can.
+pub(crate) fn check_remote_transfer(url: String, mode: Transfer) -> Result<(), String> {
+    match mode {
+        Transfer::Copy | Transfer::Move => Ok(()),
+        other => Err(format!(
+            "transfer mode {} cannot bring files into the object store {url}: \
+             links and direct paths only exist on a local disk; use --transfer copy \
+             (upload) or move (upload, then delete the source)",
+            format!("{other:?}").to_lowercase()
+        )),
+    }
+}
+
+/// Uploads `src` to the key `rec.path` of `ds`, create-only (an object that
+/// appears there meanwhile is never replaced). An unregistered object
+/// already at the key (left by an earlier attempt) is adopted when it holds
+/// the same bytes, and refused otherwise. [`Transfer::Move`] removes the
+/// source after the upload completed.
+pub(crate) fn upload(
+    ds: &dyn daf_storages::datastore::Datastore,
+    src: &Path,
+    mode: Transfer,
+    rec: &DatasetRecord,
+) -> Result<(), String> {
+    use daf_storages::datastore::{DatastoreError, PutMode};
+    match ds.put_file(&rec.path, src, PutMode::Create) {
+        Ok(_) => {}
+        Err(DatastoreError::AlreadyExists { .. }) => {
+            let same = ds
+                .checksum(&rec.path)
+                .is_ok_and(|(c, n)| c == rec.checksum && n == rec.size);
+            if !same {
+                return Err(format!(
+                    "{}/{} exists, is not registered and differs from this file; remove it \
+                     (`daf verify` lists unregistered objects)",
+                    ds.url(),
+                    rec.path
+                ));
+            }
+        }
+        Err(e) => return Err(e.to_string()),
+    }
+    if mode == Transfer::Move {
+        std::fs::remove_file(src).map_err(|e| format!("{}: {e}", src.display()))?;
+    }
+    Ok(())
+}
+
 fn absolute(p: &Path) -> io::Result<PathBuf> {
     std::path::absolute(p)
 }
@@ -390,15 +520,10 @@ pub fn ingest(
 ) -> Result<IngestSummary, ButlerError> {
     let out = first_output(butler)?;
     check_relative("run", &opts.run)?;
-    if let Some(ds) = butler.remote_datastore(out) {
-        return Err(ButlerError::repo(
-            &butler.repositories()[out].root,
-            format!(
-                "ingest into the datastore {} is not supported yet; put the datasets \
-                 through a Butler instead",
-                ds.url()
-            ),
-        ));
+    let remote = butler.remote_datastore(out).cloned();
+    if let Some(ds) = &remote {
+        check_remote_transfer(ds.url(), opts.transfer)
+            .map_err(|m| ButlerError::repo(&butler.repositories()[out].root, m))?;
     }
     let repo = &butler.repositories()[out];
     let root = repo.root.clone();
@@ -454,7 +579,10 @@ pub fn ingest(
                 // Header rules may add keys the mapper does not know (a
                 // registry column such as taiObs): they are recorded as
                 // converted; the mapper's own keys are typed as it says.
-                let extra_keys_ok = matches!(opts.ids, DataIdSource::Header(_));
+                let extra_keys_ok = matches!(
+                    opts.ids,
+                    DataIdSource::Header(_) | DataIdSource::Names { .. }
+                );
                 let id = normalize_data_id(&opts.dataset_type, &raw_id, &keys, extra_keys_ok)
                     .map_err(|e| e.to_string())?;
                 let canon = identity(&id, &keys);
@@ -591,13 +719,16 @@ pub fn ingest(
     let results: Vec<Result<(), String>> = go
         .par_iter()
         .map(|(p, _)| {
-            let r = place(
-                p.src.as_path(),
-                &p.dst,
-                opts.transfer,
-                p.link_source,
-                &p.rec,
-            );
+            let r = match &remote {
+                Some(ds) => upload(&**ds, p.src.as_path(), opts.transfer, &p.rec),
+                None => place(
+                    p.src.as_path(),
+                    &p.dst,
+                    opts.transfer,
+                    p.link_source,
+                    &p.rec,
+                ),
+            };
             progress();
             r
         })

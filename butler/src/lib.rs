@@ -39,8 +39,8 @@ pub mod testing;
 mod wal_watch;
 
 pub use butler::{
-    camera_mapper_factory, default_mapper_factory, Butler, ButlerBuilder, DataRef, GetOptions,
-    MapperFactory, Origin, PutOptions,
+    camera_mapper_factory, default_mapper_factory, Butler, ButlerBuilder, DataRef, Derived,
+    GetOptions, MapperFactory, Origin, PutOptions,
 };
 pub use error::ButlerError;
 pub use file_registry::FileRegistry;

@@ -42,6 +42,7 @@
 
 use std::path::{Path, PathBuf};
 
+use daf_storages::datastore::Datastore;
 use daf_storages::owner::{self, Liveness};
 use serde::Serialize;
 
@@ -117,9 +118,111 @@ pub fn resolve_intent(
     root: &Path,
     it: &Intent,
 ) -> Result<Resolution, ButlerError> {
+    resolve_intent_in(reg, root, None, it)
+}
+
+/// [`resolve_intent`] for a repository whose final files are objects of
+/// `remote` (staging files are still local, under `root`). The object under
+/// the final key is checksummed; an endpoint that cannot answer is an error
+/// and the intent stays (nothing is decided on a guess).
+pub fn resolve_intent_in(
+    reg: &mut dyn DatasetRegistry,
+    root: &Path,
+    remote: Option<&dyn Datastore>,
+    it: &Intent,
+) -> Result<Resolution, ButlerError> {
     if it.mode == IntentMode::Remove {
-        return resolve_removal(reg, root, it);
+        return match remote {
+            None => resolve_removal(reg, root, it),
+            Some(ds) => resolve_removal_remote(reg, ds, it),
+        };
     }
+    let Some(ds) = remote else {
+        return resolve_local(reg, root, it);
+    };
+    // staging files live in the folder
+    for (_, s) in &it.files {
+        if !s.is_empty() {
+            if let Ok(p) = daf_base::path_safety::join_under(root, "intent path", s) {
+                remove_quietly(&p);
+            }
+        }
+    }
+    let key0 = it.files.first().map(|(f, _)| f.as_str()).unwrap_or("");
+    let renamed = match ds.head(key0) {
+        Ok(None) => false,
+        Ok(Some(m)) if m.size != it.size => false,
+        Ok(Some(_)) => {
+            let (sum, size) = ds.checksum(key0)?;
+            sum == it.checksum && size == it.size
+        }
+        Err(daf_storages::datastore::DatastoreError::BadKey { .. }) => false,
+        Err(e) => return Err(e.into()),
+    };
+    let forward = matches!(
+        it.mode,
+        IntentMode::Clobber | IntentMode::Backup | IntentMode::IngestMove
+    );
+    if renamed && forward {
+        reg.settle(&[record_of(it)], &[it.id])?;
+        return Ok(Resolution::RolledForward);
+    }
+    if renamed {
+        let row = reg.find(&it.dataset_type, &it.data_id, Some(&it.run))?;
+        if row.is_none() {
+            for (f, _) in &it.files {
+                ds.delete(f)?;
+            }
+        }
+    } else if it.mode == IntentMode::Backup && !key0.is_empty() {
+        // the upload never happened: a backup copy identical to the object
+        // (the newest `key~N`) is redundant
+        if let Some(b) = newest_backup(ds, key0)? {
+            let same = match (ds.checksum(key0), ds.checksum(&b)) {
+                (Ok(a), Ok(c)) => a == c,
+                _ => false,
+            };
+            if same {
+                ds.delete(&b)?;
+            }
+        }
+    }
+    reg.release(&[it.id])?;
+    Ok(Resolution::RolledBack)
+}
+
+/// The highest-numbered `key~N` in `ds`, if any.
+fn newest_backup(ds: &dyn Datastore, key: &str) -> Result<Option<String>, ButlerError> {
+    let mut last = None;
+    for n in 1..10_000 {
+        let b = format!("{key}~{n}");
+        if ds.head(&b)?.is_none() {
+            break;
+        }
+        last = Some(b);
+    }
+    Ok(last)
+}
+
+fn record_of(it: &Intent) -> DatasetRecord {
+    DatasetRecord {
+        id: 0,
+        dataset_type: it.dataset_type.clone(),
+        data_id: it.data_id.clone(),
+        run: it.run.clone(),
+        path: it.files[0].0.clone(),
+        size: it.size,
+        checksum: it.checksum.clone(),
+        time_ns: now_ns(),
+        source: None,
+    }
+}
+
+fn resolve_local(
+    reg: &mut dyn DatasetRegistry,
+    root: &Path,
+    it: &Intent,
+) -> Result<Resolution, ButlerError> {
     let paths = intent_paths(root, it);
     for (_, s) in &paths {
         if let Some(s) = s {
@@ -135,18 +238,7 @@ pub fn resolve_intent(
         IntentMode::Clobber | IntentMode::Backup | IntentMode::IngestMove
     );
     if renamed && forward {
-        let rec = DatasetRecord {
-            id: 0,
-            dataset_type: it.dataset_type.clone(),
-            data_id: it.data_id.clone(),
-            run: it.run.clone(),
-            path: it.files[0].0.clone(),
-            size: it.size,
-            checksum: it.checksum.clone(),
-            time_ns: now_ns(),
-            source: None,
-        };
-        reg.settle(&[rec], &[it.id])?;
+        reg.settle(&[record_of(it)], &[it.id])?;
         return Ok(Resolution::RolledForward);
     }
     if renamed {
@@ -199,11 +291,47 @@ fn resolve_removal(
     Ok(Resolution::RolledForward)
 }
 
+/// [`resolve_removal`] for a repository whose files are objects of `ds`.
+fn resolve_removal_remote(
+    reg: &mut dyn DatasetRegistry,
+    ds: &dyn Datastore,
+    it: &Intent,
+) -> Result<Resolution, ButlerError> {
+    if reg
+        .find(&it.dataset_type, &it.data_id, Some(&it.run))?
+        .is_some()
+    {
+        reg.release(&[it.id])?;
+        return Ok(Resolution::RolledBack);
+    }
+    for (k, (f, _)) in it.files.iter().enumerate() {
+        let ours = k > 0
+            || ds
+                .checksum(f)
+                .is_ok_and(|(sum, size)| sum == it.checksum && size == it.size);
+        if ours {
+            ds.delete(f)?;
+        }
+    }
+    reg.release(&[it.id])?;
+    Ok(Resolution::RolledForward)
+}
+
 /// Resolves `it` if its owner is dead: takes it over in the registry (so
 /// that only one process acts on it), then [`resolve_intent`].
 pub fn recover_intent(
     reg: &mut dyn DatasetRegistry,
     root: &Path,
+    it: &Intent,
+) -> Result<Resolution, ButlerError> {
+    recover_intent_in(reg, root, None, it)
+}
+
+/// [`recover_intent`] for a repository whose files are in `remote`.
+pub fn recover_intent_in(
+    reg: &mut dyn DatasetRegistry,
+    root: &Path,
+    remote: Option<&dyn Datastore>,
     it: &Intent,
 ) -> Result<Resolution, ButlerError> {
     if owner::liveness(&it.owner) != Liveness::Dead {
@@ -212,7 +340,7 @@ pub fn recover_intent(
     if !reg.take_over(it.id, &it.owner, owner::token())? {
         return Ok(Resolution::Skipped);
     }
-    resolve_intent(reg, root, it)
+    resolve_intent_in(reg, root, remote, it)
 }
 
 /// Resolves every pending put of a dead owner in `reg`; returns each intent
@@ -221,9 +349,18 @@ pub fn recover_all(
     reg: &mut dyn DatasetRegistry,
     root: &Path,
 ) -> Result<Vec<(Intent, Resolution)>, ButlerError> {
+    recover_all_in(reg, root, None)
+}
+
+/// [`recover_all`] for a repository whose files are in `remote`.
+pub fn recover_all_in(
+    reg: &mut dyn DatasetRegistry,
+    root: &Path,
+    remote: Option<&dyn Datastore>,
+) -> Result<Vec<(Intent, Resolution)>, ButlerError> {
     let mut out = Vec::new();
     for it in reg.intents()? {
-        let r = recover_intent(reg, root, &it)?;
+        let r = recover_intent_in(reg, root, remote, &it)?;
         out.push((it, r));
     }
     Ok(out)
@@ -348,8 +485,21 @@ pub struct RepairReport {
 /// owner-less ones over an hour old). Registered and unregistered data
 /// files are never touched. `daf verify --repair` runs this.
 pub fn repair(reg: &mut dyn DatasetRegistry, root: &Path) -> Result<RepairReport, ButlerError> {
+    repair_in(reg, root, None)
+}
+
+/// [`repair`] for a repository whose files are in `remote`: pending puts
+/// are resolved by the checksum of the object under their final key (an
+/// orphan object of a put that died between upload and settle is rolled
+/// back, or forward for a clobber); local temporary (staging) files of dead
+/// writers are removed. Objects are never removed except an intent's own.
+pub fn repair_in(
+    reg: &mut dyn DatasetRegistry,
+    root: &Path,
+    remote: Option<&dyn Datastore>,
+) -> Result<RepairReport, ButlerError> {
     let mut report = RepairReport::default();
-    for (it, r) in recover_all(reg, root)? {
+    for (it, r) in recover_all_in(reg, root, remote)? {
         if r != Resolution::Skipped {
             report.resolved.push((
                 format!(
@@ -387,4 +537,28 @@ pub fn known_paths(
         }
     }
     Ok(known)
+}
+
+/// Objects of `ds` that no registry row or pending put accounts for (`~N`
+/// backups left out), as `(key, size)`.
+pub fn unregistered_objects(
+    reg: &dyn DatasetRegistry,
+    ds: &dyn Datastore,
+) -> Result<Vec<(String, u64)>, ButlerError> {
+    let mut known: std::collections::HashSet<String> =
+        reg.all()?.into_iter().map(|r| r.path).collect();
+    for it in reg.intents()? {
+        for (f, _) in it.files {
+            known.insert(f);
+        }
+    }
+    Ok(ds
+        .list("")?
+        .into_iter()
+        .filter(|m| {
+            let name = m.key.rsplit('/').next().unwrap_or(&m.key);
+            !known.contains(&m.key) && !is_backup_name(name)
+        })
+        .map(|m| (m.key, m.size))
+        .collect())
 }

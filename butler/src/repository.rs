@@ -74,9 +74,21 @@ impl RepositoryCfg {
         let body = text.trim_start();
         let body = body.strip_prefix(CFG_TAG).unwrap_or(body);
         if body.trim().is_empty() {
-            return Ok(RepositoryCfg::default());
+            return Err(if text.trim().is_empty() {
+                "the file is empty".into()
+            } else {
+                "the file holds no settings".into()
+            });
         }
-        serde_norway::from_str(body).map_err(|e| e.to_string())
+        serde_norway::from_str(body).map_err(|e| match e.location() {
+            // Lines of the file, though the tag line was cut off above.
+            Some(l) => format!(
+                "line {}: {}",
+                l.line() + text[..text.len() - body.len()].matches('\n').count(),
+                daf_base::yaml_error_text(&e)
+            ),
+            None => daf_base::yaml_error_text(&e),
+        })
     }
 
     /// The YAML text of this configuration, with LSST's tag in front.
@@ -84,6 +96,25 @@ impl RepositoryCfg {
         let body = serde_norway::to_string(self).expect("a RepositoryCfg always serializes");
         format!("{CFG_TAG}\n{body}")
     }
+}
+
+/// How many `_parent` links a legacy folder without `_mapper` follows to
+/// find its mapper.
+const MAX_LEGACY_DEPTH: usize = 32;
+
+/// `args` with a relative `policy` made absolute against `root` (the root of
+/// the repository the arguments came from), so they mean the same file when
+/// another repository inherits them.
+pub fn absolute_policy(
+    args: &BTreeMap<String, serde_json::Value>,
+    root: &Path,
+) -> BTreeMap<String, serde_json::Value> {
+    let mut out = args.clone();
+    if let Some(p) = args.get("policy").and_then(|v| v.as_str()) {
+        let abs = normalize(&root.join(p));
+        out.insert("policy".into(), abs.to_string_lossy().into_owned().into());
+    }
+    out
 }
 
 /// Read-only input or writable output.
@@ -108,6 +139,16 @@ pub struct Repository {
     pub legacy: bool,
     /// Read-only or writable, as opened by the butler.
     pub mode: Mode,
+}
+
+/// Is there a file at `p`? Absent is `false`; a path this user may not
+/// look at is an error (permission denied), not `false`.
+fn is_file(p: &Path) -> Result<bool, ButlerError> {
+    match std::fs::metadata(p) {
+        Ok(m) => Ok(m.is_file()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(ButlerError::io(p, e)),
+    }
 }
 
 fn absolute(p: &Path) -> Result<PathBuf, ButlerError> {
@@ -172,15 +213,28 @@ impl Repository {
     /// Errors: no such folder, no configuration, a corrupt configuration, or a
     /// parent that does not exist — each naming the path and what to do.
     pub fn open(root: &Path, mode: Mode) -> Result<Repository, ButlerError> {
+        Self::open_depth(root, mode, 0)
+    }
+
+    fn open_depth(root: &Path, mode: Mode, depth: usize) -> Result<Repository, ButlerError> {
         let root = absolute(root)?;
-        if !root.is_dir() {
-            return Err(ButlerError::repo(
-                &root,
-                "no such folder; create it with `daf create` or check the path",
-            ));
+        match std::fs::metadata(&root) {
+            Ok(m) if m.is_dir() => {}
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(ButlerError::io(&root, e))
+            }
+            _ => {
+                return Err(ButlerError::repo(
+                    &root,
+                    "no such folder; create it with `daf create` or check the path",
+                ))
+            }
         }
+        // A folder this user may not read is "permission denied", not
+        // "not a repository".
+        std::fs::read_dir(&root).map_err(|e| ButlerError::io(&root, e))?;
         let cfg_path = root.join(CFG_FILE);
-        let (cfg, legacy) = if cfg_path.is_file() {
+        let (cfg, legacy) = if is_file(&cfg_path)? {
             let text =
                 std::fs::read_to_string(&cfg_path).map_err(|e| ButlerError::io(&cfg_path, e))?;
             let cfg = RepositoryCfg::from_yaml_str(&text).map_err(|m| {
@@ -220,6 +274,20 @@ impl Repository {
                 ));
             }
             parents.push(abs);
+        }
+        let mut cfg = cfg;
+        if legacy && cfg.mapper.is_none() && depth < MAX_LEGACY_DEPTH {
+            // Gen2: a folder with only `_parent` uses its parents' mapper.
+            for p in &parents {
+                let Ok(parent) = Self::open_depth(p, Mode::Read, depth + 1) else {
+                    continue;
+                };
+                if let Some(m) = parent.cfg.mapper.clone() {
+                    cfg.mapper = Some(m);
+                    cfg.mapper_args = absolute_policy(&parent.cfg.mapper_args, &parent.root);
+                    break;
+                }
+            }
         }
         Ok(Repository {
             root: base,
@@ -430,6 +498,18 @@ impl RepositorySet {
         inputs: &[RepositoryArgs],
         outputs: &[RepositoryArgs],
     ) -> Result<RepositorySet, ButlerError> {
+        Self::resolve_with_policy(inputs, outputs, None)
+    }
+
+    /// [`RepositorySet::resolve`], where a new output that inherits a camera
+    /// mapper from inputs naming no policy of their own (legacy Gen2
+    /// repositories: `_mapper`, `registry.sqlite3`) records `policy` as its
+    /// `mapperArgs.policy`, so it opens later without being told.
+    pub fn resolve_with_policy(
+        inputs: &[RepositoryArgs],
+        outputs: &[RepositoryArgs],
+        policy: Option<&Path>,
+    ) -> Result<RepositorySet, ButlerError> {
         let mut opened_inputs = Vec::new();
         for a in inputs {
             opened_inputs.push(Repository::open(&a.root, Mode::Read)?);
@@ -475,14 +555,19 @@ impl RepositorySet {
                         }
                     };
                 // An output that inherits its mapper also inherits its arguments.
-                let args = if a.mapper.is_none() && a.mapper_args.is_empty() {
+                let mut args = if a.mapper.is_none() && a.mapper_args.is_empty() {
                     opened_inputs
                         .first()
-                        .map(|r| r.cfg.mapper_args.clone())
+                        .map(|r| absolute_policy(&r.cfg.mapper_args, &r.root))
                         .unwrap_or_default()
                 } else {
                     a.mapper_args.clone()
                 };
+                let camera = mapper.as_deref().is_some_and(|m| m != "SimpleMapper");
+                if let (true, Some(p)) = (camera && !args.contains_key("policy"), policy) {
+                    let abs = absolute(p)?;
+                    args.insert("policy".into(), abs.to_string_lossy().into_owned().into());
+                }
                 Repository::create(&root, mapper.as_deref(), args, &input_roots)?
             };
             opened_outputs.push(repo);

@@ -169,6 +169,10 @@ impl Mapper for SimpleMapper {
         self.datasets.keys().cloned().collect()
     }
 
+    fn has_dataset_type(&self, dataset_type: &str) -> bool {
+        self.datasets.contains_key(dataset_type)
+    }
+
     fn map(
         &self,
         dataset_type: &str,
@@ -199,6 +203,7 @@ impl Mapper for SimpleMapper {
             root: self.root.clone(),
             additional_data: id.to_property_set(),
             data_id: id,
+            storage_options: Default::default(),
         })
     }
 

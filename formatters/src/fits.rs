@@ -676,6 +676,45 @@ fn exposure_fields(md: &mut PropertySet) -> (Option<String>, Option<f64>, Option
     (filter, exptime, date)
 }
 
+/// An exposure made from a raw image and its header, as Gen2's `std_raw`
+/// made one (afw's `exposureFromImage`): the pixels, an empty mask, zero
+/// variance, the header as metadata, and the exposure's filter (`FILTER`),
+/// exposure time (`EXPTIME`) and start (`DATE-OBS`, else `MJD-OBS` read as
+/// TAI) taken from it.
+pub fn exposure_from_decorated<T: ImagePixel>(d: DecoratedImage<T>) -> Result<Exposure<T>> {
+    let (w, h) = (d.image.width(), d.image.height());
+    let mi = MaskedImage::from_parts(d.image, Mask::new(w, h), None)?;
+    let mut md = d.metadata;
+    let (filter, exposure_time, obs_date) = exposure_fields(&mut md);
+    Ok(Exposure {
+        masked_image: mi,
+        metadata: md,
+        filter,
+        exposure_time,
+        obs_date,
+    })
+}
+
+/// A read object as an exposure when it is a `DecoratedImage*` (see
+/// [`exposure_from_decorated`]); any other object is handed back.
+pub fn standardize_exposure(
+    obj: Box<dyn Persistable>,
+) -> std::result::Result<Result<Box<dyn Persistable>>, Box<dyn Persistable>> {
+    macro_rules! try_pixel {
+        ($($t:ty),*) => {$(
+            if obj.as_any().is::<DecoratedImage<$t>>() {
+                let d = *obj
+                    .into_any()
+                    .downcast::<DecoratedImage<$t>>()
+                    .expect("type checked");
+                return Ok(exposure_from_decorated(d).map(|e| Box::new(e) as Box<dyn Persistable>));
+            }
+        )*};
+    }
+    try_pixel!(u8, i16, u16, i32, u32, i64, f32, f64);
+    Err(obj)
+}
+
 /// `Exposure<T>` ↔ primary with metadata + IMAGE, MASK, VARIANCE.
 #[derive(Debug, Default)]
 pub struct ExposureFormatter<T>(std::marker::PhantomData<T>);
@@ -816,6 +855,8 @@ impl FitsLayout for SourceCatalogFitsFormatter {
                 ColumnData::F32(v) => (FieldType::F32, Column::F32(v)),
                 ColumnData::F64(v) => (FieldType::F64, Column::F64(v)),
                 ColumnData::Str(v) => (FieldType::String, Column::String(v)),
+                // no catalog field type holds complex numbers or arrays
+                ColumnData::C64(_) | ColumnData::C128(_) | ColumnData::Var(_) => continue,
             };
             fields.push(Field {
                 name: c.name,
@@ -861,5 +902,15 @@ pub fn register_fits_formatters(reg: &mut FormatterRegistry) -> Result<()> {
         Box::new(crate::db_formatters::SourceCatalogFormatter::new(p))
     })?;
     reg.register_name("PropertyList", |_| Box::new(FitsMetadataFormatter))?;
+    // afw's BaseCatalog (Gen2 `FitsCatalogStorage`, e.g. obs_test `defects`)
+    // reads and writes as a SourceCatalog: columns plus metadata.
+    // pex_config files (Gen2 `ConfigStorage`, the `*_config` datasets) read
+    // and write as PropertySets.
+    reg.register_name("Config", |p| {
+        Box::new(crate::property_set_formatter::PropertySetFormatter::from_policy(p))
+    })?;
+    reg.register_name("BaseCatalog", |p| {
+        Box::new(crate::db_formatters::SourceCatalogFormatter::new(p))
+    })?;
     Ok(())
 }

@@ -26,28 +26,127 @@ pub struct AppStage {
     pub share_data: bool,
 }
 
-/// How slices exchange shared clipboard items.
+/// How slices exchange shared clipboard items (`topology{type, param1,
+/// param2}`, the topologies of pex_harness's MPI era).
+///
+/// ```
+/// use daf_harness::Topology;
+/// let ring = Topology::Ring { clockwise: true };
+/// assert_eq!((ring.send_to(0, 3), ring.receive_from(0, 3)), (vec![1], vec![2]));
+/// let leaders = Topology::SliceLeaders { modulus: 3 };
+/// assert_eq!(leaders.receive_from(3, 6), vec![4, 5]);
+/// assert_eq!(leaders.send_to(5, 6), vec![3]);
+/// let fp = Topology::FocalPlane { nx: 3, ny: 3 };
+/// assert_eq!(fp.send_to(4, 9), vec![1, 7, 3, 5]);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Topology {
-    /// 1-D periodic ring: each slice sends to `rank+1` (clockwise) or
-    /// `rank−1` (counterclockwise) and receives from the other side.
+    /// `ring`: 1-D periodic ring; each slice sends to `rank+1` (`clockwise`)
+    /// or `rank−1` (`counterclockwise`) and receives from the other side.
     Ring {
         /// Direction of sending.
         clockwise: bool,
     },
+    /// `sliceleaders` with `param1` = the modulus *m*: a slice whose rank is
+    /// a multiple of *m* leads its group and receives from the next *m*−1
+    /// slices; every other slice sends to its leader and receives nothing.
+    SliceLeaders {
+        /// The group size *m* (≥ 1).
+        modulus: usize,
+    },
+    /// `focalplane` with `param1` × `param2` slices on a 2-D periodic grid
+    /// (rank = x·param2 + y): each slice sends to and receives from its four
+    /// neighbours (x±1, y±1), each once.
+    FocalPlane {
+        /// Grid size along x (`param1`).
+        nx: usize,
+        /// Grid size along y (`param2`).
+        ny: usize,
+    },
+}
+
+fn dedup(v: Vec<usize>) -> Vec<usize> {
+    let mut out: Vec<usize> = Vec::with_capacity(v.len());
+    for r in v {
+        if !out.contains(&r) {
+            out.push(r);
+        }
+    }
+    out
 }
 
 impl Topology {
-    /// (send-to, receive-from) ranks for `rank` among `n` slices.
-    pub fn neighbours(&self, rank: usize, n: usize) -> (usize, usize) {
-        let Topology::Ring { clockwise } = *self;
-        let next = (rank + 1) % n;
-        let prev = (rank + n - 1) % n;
-        if clockwise {
-            (next, prev)
-        } else {
-            (prev, next)
+    /// The ranks slice `rank` (of `n`) sends its shared items to.
+    pub fn send_to(&self, rank: usize, n: usize) -> Vec<usize> {
+        match *self {
+            Topology::Ring { clockwise } => {
+                vec![if clockwise {
+                    (rank + 1) % n
+                } else {
+                    (rank + n - 1) % n
+                }]
+            }
+            Topology::SliceLeaders { modulus } => {
+                let m = modulus.max(1);
+                if rank.is_multiple_of(m) {
+                    Vec::new()
+                } else {
+                    vec![rank - rank % m]
+                }
+            }
+            Topology::FocalPlane { .. } => self.grid_neighbours(rank),
         }
+    }
+
+    /// The ranks slice `rank` (of `n`) receives shared items from, in the
+    /// order they are stored (`"<key>-<rank>"`).
+    pub fn receive_from(&self, rank: usize, n: usize) -> Vec<usize> {
+        match *self {
+            Topology::Ring { clockwise } => {
+                vec![if clockwise {
+                    (rank + n - 1) % n
+                } else {
+                    (rank + 1) % n
+                }]
+            }
+            Topology::SliceLeaders { modulus } => {
+                let m = modulus.max(1);
+                if rank.is_multiple_of(m) {
+                    (rank + 1..(rank + m).min(n)).collect()
+                } else {
+                    Vec::new()
+                }
+            }
+            Topology::FocalPlane { .. } => self.grid_neighbours(rank),
+        }
+    }
+
+    fn grid_neighbours(&self, rank: usize) -> Vec<usize> {
+        let Topology::FocalPlane { nx, ny } = *self else {
+            return Vec::new();
+        };
+        let (x, y) = (rank / ny, rank % ny);
+        let at = |x: usize, y: usize| x * ny + y;
+        dedup(vec![
+            at((x + nx - 1) % nx, y),
+            at((x + 1) % nx, y),
+            at(x, (y + ny - 1) % ny),
+            at(x, (y + 1) % ny),
+        ])
+    }
+
+    /// Checks that the topology fits `n` slices: a focal plane needs
+    /// exactly `param1 × param2` slices.
+    pub fn check(&self, n: usize) -> Result<()> {
+        if let Topology::FocalPlane { nx, ny } = *self {
+            if nx * ny != n {
+                return Err(HarnessError::Policy(format!(
+                    "topology focalplane {nx}x{ny} needs {} slices, not {n}",
+                    nx * ny
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -167,9 +266,23 @@ impl AppStage {
     /// Parses one `appStage` entry; `@file` stage policies are resolved
     /// against `base_dir` with `load`.
     pub fn from_policy(p: &Policy, base_dir: &Path, load: &PolicyLoader) -> Result<AppStage> {
+        let stage_name = get_str(p, "stageName")?;
         let name = get_str(p, "name")?
-            .or(get_str(p, "stageName")?)
+            .or(stage_name.clone())
             .ok_or_else(|| HarnessError::Policy("appStage without a name".into()))?;
+        let mut serial_class = none_if_none(get_str(p, "serialClass")?);
+        let mut parallel_class = none_if_none(get_str(p, "parallelClass")?);
+        // The 2009 form `stageName: "pkg.XStage"` with no classes names a
+        // Stage whose parts are `pkg.XStageSerial` and `pkg.XStageParallel`
+        // (the naming of pex_harness's stage splitting).
+        let mut name = name;
+        if let Some(sn) = stage_name.filter(|sn| sn.contains('.')) {
+            if serial_class.is_none() && parallel_class.is_none() && !p.exists("name") {
+                serial_class = Some(format!("{sn}Serial"));
+                parallel_class = Some(format!("{sn}Parallel"));
+                name = sn.rsplit('.').next().unwrap_or(&sn).to_string();
+            }
+        }
         let stage_policy = if !p.exists("stagePolicy") {
             None
         } else {
@@ -196,8 +309,8 @@ impl AppStage {
             }
         };
         Ok(AppStage {
-            serial_class: none_if_none(get_str(p, "serialClass")?),
-            parallel_class: none_if_none(get_str(p, "parallelClass")?),
+            serial_class,
+            parallel_class,
             event_topic: none_if_none(get_str(p, "eventTopic")?),
             share_data: get_bool(p, "shareData", false)?,
             stage_policy,
@@ -263,24 +376,7 @@ impl PipelineConfig {
         }
         cfg.share_data_on = get_bool(&p, "shareDataOn", false)?;
         if p.exists("topology") {
-            let t = p.get_policy("topology")?;
-            let kind = get_str(&t, "type")?.unwrap_or_else(|| "ring".into());
-            if kind != "ring" {
-                return Err(HarnessError::Policy(format!(
-                    "topology type {kind:?} is not supported (only \"ring\")"
-                )));
-            }
-            let dir = get_str(&t, "param1")?.unwrap_or_else(|| "clockwise".into());
-            let clockwise = match dir.as_str() {
-                "clockwise" => true,
-                "counterclockwise" => false,
-                other => {
-                    return Err(HarnessError::Policy(format!(
-                        "topology.param1 must be clockwise or counterclockwise, not {other:?}"
-                    )))
-                }
-            };
-            cfg.topology = Topology::Ring { clockwise };
+            cfg.topology = topology(&p.get_policy("topology")?)?;
         }
         cfg.one_loop = get_str(&p, "executionMode")?.is_some_and(|m| m == "oneloop");
         if p.exists("stepTimeout") {
@@ -341,6 +437,48 @@ impl PipelineConfig {
     /// the step timeout, between 1 s and 30 s.
     pub fn heartbeat(&self) -> Duration {
         (self.step_timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(30))
+    }
+}
+
+/// Parses `topology{type, param1, param2}`.
+fn topology(t: &Policy) -> Result<Topology> {
+    let kind = get_str(t, "type")?.unwrap_or_else(|| "ring".into());
+    let int_param = |name: &str| -> Result<usize> {
+        let v = t
+            .as_property_set()
+            .get_as_i64(name)
+            .map_err(|e| HarnessError::Policy(format!("topology {kind}: {name}: {e}")))?;
+        if !(1..=4096).contains(&v) {
+            return Err(HarnessError::Policy(format!(
+                "topology {kind}: {name} must be between 1 and 4096, not {v}"
+            )));
+        }
+        Ok(v as usize)
+    };
+    match kind.as_str() {
+        "ring" => {
+            let dir = get_str(t, "param1")?.unwrap_or_else(|| "clockwise".into());
+            let clockwise = match dir.as_str() {
+                "clockwise" => true,
+                "counterclockwise" => false,
+                other => {
+                    return Err(HarnessError::Policy(format!(
+                        "topology.param1 must be clockwise or counterclockwise, not {other:?}"
+                    )))
+                }
+            };
+            Ok(Topology::Ring { clockwise })
+        }
+        "sliceleaders" => Ok(Topology::SliceLeaders {
+            modulus: int_param("param1")?,
+        }),
+        "focalplane" => Ok(Topology::FocalPlane {
+            nx: int_param("param1")?,
+            ny: int_param("param2")?,
+        }),
+        other => Err(HarnessError::Policy(format!(
+            "topology type {other:?} is not supported (ring, sliceleaders or focalplane)"
+        ))),
     }
 }
 

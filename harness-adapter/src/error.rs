@@ -158,6 +158,9 @@ pub enum HarnessError {
         rank: i32,
         /// What happened.
         message: String,
+        /// The partial report (the visits that completed, and
+        /// [`crate::RunReport::lost`]), when a transport returns it.
+        partial: Option<Box<crate::RunReport>>,
     },
     /// The transport failed (MPI error, message decoding ...).
     #[error("transport: {0}")]
@@ -200,6 +203,15 @@ impl HarnessError {
         HarnessError::Stage {
             kind: kind.into(),
             message: message.into(),
+        }
+    }
+
+    /// A lost slice, without a partial report yet.
+    pub(crate) fn lost(rank: i32, message: impl Into<String>) -> Self {
+        HarnessError::SliceLost {
+            rank,
+            message: message.into(),
+            partial: None,
         }
     }
 

@@ -105,6 +105,52 @@ impl Event {
     }
 }
 
+/// An event a stage published ([`crate::StageContext::publish`]) or the
+/// harness's `exitTopic` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Published {
+    /// The topic.
+    pub topic: String,
+    /// The payload.
+    #[serde(with = "payload_json")]
+    pub payload: PropertySet,
+    /// The stage that published it (`""` for the exit event).
+    pub stage: String,
+    /// The process: −1 for the master, else the slice rank.
+    pub rank: i32,
+    /// The label of the visit it was published in (`""` for the exit event).
+    pub visit: String,
+}
+
+impl Published {
+    /// The `exitTopic` event: `message = "exiting_<runId>"`.
+    pub fn exit(topic: &str, run_id: &str) -> Published {
+        let mut payload = PropertySet::new();
+        // A fresh set with one string value cannot fail.
+        let _ = payload.set("message", format!("exiting_{run_id}"));
+        Published {
+            topic: topic.to_string(),
+            payload,
+            stage: String::new(),
+            rank: -1,
+            visit: String::new(),
+        }
+    }
+
+    /// The event as a line of `daf run --events` (so one pipeline's
+    /// published events can drive another):
+    /// `{"topics": {TOPIC: payload}, "publishedBy": {"stage", "rank", "visit"}}`
+    /// (`publishedBy` is ignored by readers).
+    pub fn to_event_line(&self) -> serde_json::Value {
+        let mut topics = serde_json::Map::new();
+        topics.insert(self.topic.clone(), property_set_to_json(&self.payload));
+        serde_json::json!({
+            "topics": topics,
+            "publishedBy": {"stage": self.stage, "rank": self.rank, "visit": self.visit},
+        })
+    }
+}
+
 mod topics_json {
     use super::*;
     pub fn serialize<S: serde::Serializer>(

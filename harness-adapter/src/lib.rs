@@ -62,10 +62,12 @@ pub use butler::{ButlerFactory, ButlerSpec, DataButler};
 pub use clipboard::{Clipboard, Dataset, Item, Queue};
 pub use config::{AppStage, PipelineConfig, Topology};
 pub use error::HarnessError;
-pub use events::{read_events, Event};
+pub use events::{read_events, Event, Published};
 pub use launch::{run_with_registry, RunRequest};
-pub use runner::{Failure, ProcessOutcome, RunOptions, RunReport, VisitReport};
-pub use stage::{ParallelStage, SerialStage, Services, StageContext, StageRegistry};
+pub use runner::{Failure, LostSlice, ProcessOutcome, RunOptions, RunReport, VisitReport};
+pub use stage::{
+    LostHook, Outbox, ParallelStage, SerialStage, Services, StageContext, StageRegistry,
+};
 pub use tester::StageTester;
 pub use threads::run_threads;
 

@@ -16,8 +16,24 @@ use daf_butler::{Butler, FileRegistry, GetOptions, PutOptions};
 use daf_formatters::{Persistable, Persistence};
 
 /// A [`Butler`] as the IO stages see it.
+///
+/// As Gen2's butler did, data-id keys a dataset type does not use (neither
+/// in its template nor in its registry table) are dropped before a `get`,
+/// `put` or existence check: a stage may pass `{visit, ccd}` for a bias that
+/// only knows `ccd`.
 pub struct ButlerAdapter {
     butler: Butler,
+}
+
+/// A level name no policy defines: asking a mapper for the keys "minus this
+/// level" gives every key of the dataset type.
+const ALL_KEYS: &str = "daf.harness:all-keys";
+
+/// Does `asked` (an LSST class path such as `lsst.obs.test.TestMapper`, or a
+/// daf mapper name) name the repository's mapper `have`?
+fn same_mapper(asked: &str, have: &str) -> bool {
+    let last = |s: &str| s.rsplit('.').next().unwrap_or(s).to_string();
+    asked == have || last(asked) == last(have)
 }
 
 fn berr(item: &str, e: impl std::fmt::Display) -> HarnessError {
@@ -44,10 +60,31 @@ impl ButlerAdapter {
     pub fn butler(&self) -> &Butler {
         &self.butler
     }
+
+    /// `data_id` without the keys `dataset_type` does not use (logged).
+    fn trim(&self, dataset_type: &str, data_id: &DataId) -> DataId {
+        let Ok(keys) = self.butler.get_keys(dataset_type, Some(ALL_KEYS)) else {
+            return data_id.clone();
+        };
+        let mut out = DataId::new();
+        let mut dropped = Vec::new();
+        for (k, v) in data_id.iter() {
+            if keys.contains_key(k) {
+                out.insert(k, v.clone());
+            } else {
+                dropped.push(k.to_string());
+            }
+        }
+        if !dropped.is_empty() {
+            tracing::debug!("{dataset_type}: data-id keys {dropped:?} are not used; ignored");
+        }
+        out
+    }
 }
 
 impl DataButler for ButlerAdapter {
     fn get(&self, dataset_type: &str, data_id: &DataId) -> crate::Result<Arc<dyn Persistable>> {
+        let data_id = &self.trim(dataset_type, data_id);
         self.butler
             .get_dyn(dataset_type, data_id, &GetOptions::default())
             .map(Arc::from)
@@ -60,6 +97,7 @@ impl DataButler for ButlerAdapter {
         dataset_type: &str,
         data_id: &DataId,
     ) -> crate::Result<()> {
+        let data_id = &self.trim(dataset_type, data_id);
         self.butler
             .put_with(obj, dataset_type, data_id, &PutOptions::clobber())
             .map(|_| ())
@@ -67,6 +105,7 @@ impl DataButler for ButlerAdapter {
     }
 
     fn dataset_exists(&self, dataset_type: &str, data_id: &DataId) -> crate::Result<bool> {
+        let data_id = &self.trim(dataset_type, data_id);
         self.butler
             .dataset_exists(dataset_type, data_id)
             .map_err(|e| berr(dataset_type, e))
@@ -81,6 +120,7 @@ impl DataButler for ButlerAdapter {
         let Some(mut reg) = self.butler.registry(0) else {
             return Ok(());
         };
+        let data_id = &self.trim(dataset_type, data_id);
         let inputs: Vec<(String, DataId)> = inputs
             .iter()
             .map(|i| (i.dataset_type.clone(), i.ids.clone()))
@@ -115,7 +155,11 @@ pub fn provenance(
 
 /// A butler factory for the IO stages: opens the repository at the spec's
 /// root (`mapperPolicy.root`), with `persistence` if given (else the
-/// butler's default).
+/// butler's default). The repository names its own mapper (its cfg file or
+/// legacy `_mapper`); `mapperName`, when given, must name the same mapper —
+/// as an LSST class path (`lsst.obs.test.TestMapper`) or a daf name, compared
+/// by the last dotted component — or setup fails saying which mapper the
+/// repository has.
 pub fn butler_factory(persistence: Option<Persistence>) -> ButlerFactory {
     Arc::new(move |spec: &ButlerSpec| {
         let root = spec.root.as_ref().ok_or_else(|| {
@@ -125,6 +169,24 @@ pub fn butler_factory(persistence: Option<Persistence>) -> ButlerFactory {
             )
         })?;
         let a = ButlerAdapter::open(Path::new(root), persistence.clone())?;
+        if let Some(asked) = spec.mapper_name.as_deref() {
+            let have = a
+                .butler
+                .repositories()
+                .first()
+                .and_then(|r| r.cfg.mapper.clone())
+                .unwrap_or_else(|| "SimpleMapper".into());
+            if !same_mapper(asked, &have) {
+                return Err(berr(
+                    "butler",
+                    format!(
+                        "parameters.butler.mapperName is {asked:?}, but the repository {root} \
+                         uses mapper {have:?} (daf takes the mapper from the repository; \
+                         name that one or leave mapperName out)"
+                    ),
+                ));
+            }
+        }
         Ok(Arc::new(a) as Arc<dyn DataButler>)
     })
 }

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::clipboard::{Clipboard, Item};
 use crate::config::{AppStage, PipelineConfig};
 use crate::error::HarnessError;
-use crate::events::{property_set_to_json, Event};
-use crate::stage::{ParallelStage, SerialStage, Services, StageContext, StageRegistry};
+use crate::events::{property_set_to_json, Event, Published};
+use crate::stage::{Outbox, ParallelStage, SerialStage, Services, StageContext, StageRegistry};
 use crate::Result;
 
 /// Why a visit failed in one process.
@@ -42,6 +42,23 @@ pub struct ProcessOutcome {
     /// (thread transport only).
     #[serde(skip)]
     pub clipboard: Option<Clipboard>,
+    /// The events this process's stages published during the visit
+    /// ([`StageContext::publish`]), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub published: Vec<Published>,
+}
+
+/// Where a run lost a slice (see [`RunReport::lost`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LostSlice {
+    /// The slice rank (MPI rank − 1), or −1 when it is not known which.
+    pub rank: i32,
+    /// The label of the visit that was running.
+    pub visit: String,
+    /// The stage that was running (`name (#n)`), or `end of visit`.
+    pub stage: String,
+    /// What happened.
+    pub message: String,
 }
 
 /// One visit of a run.
@@ -79,6 +96,14 @@ pub struct RunReport {
     /// Wall time of the run (setup included).
     #[serde(skip)]
     pub elapsed: Duration,
+    /// The pipeline's `exitTopic` event (`message = "exiting_<runId>"`),
+    /// published when the run ends normally (end of events or shutdown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_event: Option<Published>,
+    /// Set in a partial report: the run lost a slice (it died or stopped
+    /// answering), and `visits` holds the visits that completed before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<LostSlice>,
 }
 
 impl RunReport {
@@ -91,6 +116,21 @@ impl RunReport {
                     + v.slices.iter().filter(|s| s.failure.is_some()).count()
             })
             .sum()
+    }
+
+    /// Every published event in order: each visit's (master first, then the
+    /// slices by rank), then the exit event.
+    pub fn published(&self) -> Vec<&Published> {
+        self.visits
+            .iter()
+            .flat_map(|v| {
+                v.master
+                    .published
+                    .iter()
+                    .chain(v.slices.iter().flat_map(|s| s.published.iter()))
+            })
+            .chain(self.exit_event.iter())
+            .collect()
     }
 
     /// The outcomes as JSON, for comparing runs across transports.
@@ -164,12 +204,13 @@ impl VisitState {
         VisitState { cb, failure: None }
     }
 
-    pub(crate) fn finish(self, rank: i32, keep: bool) -> ProcessOutcome {
+    pub(crate) fn finish(self, rank: i32, keep: bool, published: Vec<Published>) -> ProcessOutcome {
         ProcessOutcome {
             rank,
             summary: summarize(&self.cb),
             failure: self.failure,
             clipboard: keep.then_some(self.cb),
+            published,
         }
     }
 }
@@ -256,6 +297,7 @@ fn fail(
     st.failure = Some(failure);
 }
 
+#[allow(clippy::too_many_arguments)]
 fn context(
     s: &AppStage,
     stage_id: usize,
@@ -263,6 +305,7 @@ fn context(
     run_id: &str,
     universe: usize,
     services: &Arc<Services>,
+    outbox: &Outbox,
 ) -> StageContext {
     StageContext {
         name: s.name.clone(),
@@ -272,13 +315,23 @@ fn context(
         universe_size: universe,
         policy: s.stage_policy.clone(),
         services: services.clone(),
+        outbox: outbox.clone(),
     }
+}
+
+/// The `exitTopic` event of a run that ended normally.
+pub(crate) fn exit_event(cfg: &PipelineConfig, run_id: &str) -> Option<Published> {
+    cfg.exit_topic.as_deref().map(|t| {
+        tracing::info!("publishing the exit event on {t}");
+        Published::exit(t, run_id)
+    })
 }
 
 /// The master's stages.
 pub(crate) struct Master {
     stages: Vec<(StageContext, Box<dyn SerialStage>, Option<String>)>,
     failure: Option<(StageContext, Box<dyn SerialStage>)>,
+    pub(crate) outbox: Outbox,
 }
 
 impl Master {
@@ -290,21 +343,26 @@ impl Master {
         n_slices: usize,
     ) -> Result<Master> {
         let u = n_slices + 1;
+        let outbox = Outbox::default();
         let mut stages = Vec::new();
         for (i, s) in cfg.stages.iter().enumerate() {
-            let ctx = context(s, i + 1, -1, run_id, u, services);
+            let ctx = context(s, i + 1, -1, run_id, u, services, &outbox);
             let st = reg.make_serial(s.serial_class.as_deref(), &ctx)?;
             stages.push((ctx, st, s.event_topic.clone()));
         }
         let failure = match &cfg.failure_stage {
             Some(s) => {
-                let ctx = context(s, cfg.stages.len() + 1, -1, run_id, u, services);
+                let ctx = context(s, cfg.stages.len() + 1, -1, run_id, u, services, &outbox);
                 let st = reg.make_serial(s.serial_class.as_deref(), &ctx)?;
                 Some((ctx, st))
             }
             None => None,
         };
-        Ok(Master { stages, failure })
+        Ok(Master {
+            stages,
+            failure,
+            outbox,
+        })
     }
 
     pub(crate) fn n_stages(&self) -> usize {
@@ -364,6 +422,7 @@ pub(crate) struct Slice {
     pub(crate) rank: i32,
     stages: Vec<SliceStage>,
     failure: Option<(StageContext, Box<dyn ParallelStage>)>,
+    pub(crate) outbox: Outbox,
 }
 
 impl Slice {
@@ -376,9 +435,10 @@ impl Slice {
         rank: i32,
     ) -> Result<Slice> {
         let u = n_slices + 1;
+        let outbox = Outbox::default();
         let mut stages = Vec::new();
         for (i, s) in cfg.stages.iter().enumerate() {
-            let ctx = context(s, i + 1, rank, run_id, u, services);
+            let ctx = context(s, i + 1, rank, run_id, u, services, &outbox);
             let st = reg.make_parallel(s.parallel_class.as_deref(), &ctx)?;
             stages.push((
                 ctx,
@@ -389,7 +449,7 @@ impl Slice {
         }
         let failure = match &cfg.failure_stage {
             Some(s) => {
-                let ctx = context(s, cfg.stages.len() + 1, rank, run_id, u, services);
+                let ctx = context(s, cfg.stages.len() + 1, rank, run_id, u, services, &outbox);
                 let st = reg.make_parallel(s.parallel_class.as_deref(), &ctx)?;
                 Some((ctx, st))
             }
@@ -399,6 +459,7 @@ impl Slice {
             rank,
             stages,
             failure,
+            outbox,
         })
     }
 

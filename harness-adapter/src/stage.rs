@@ -3,7 +3,7 @@
 //! stage sees, and the [`StageRegistry`] that finds stage classes by name.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use daf_base::{Policy, PropertySet};
 use daf_formatters::FormatterRegistry;
@@ -12,6 +12,7 @@ use daf_storages::StorageRegistry;
 use crate::butler::ButlerFactory;
 use crate::clipboard::Clipboard;
 use crate::error::HarnessError;
+use crate::events::Published;
 use crate::Result;
 
 /// The registries and settings stages share, passed by value (no globals).
@@ -27,7 +28,15 @@ pub struct Services {
     /// Makes the butler of IO stages that use the butler method; `None`
     /// makes such stages fail at setup with a clear error.
     pub butler_factory: Option<ButlerFactory>,
+    /// Called on the master with the partial report (the visits that
+    /// completed, and [`crate::RunReport::lost`]) when a run loses a slice,
+    /// before the run ends: `daf run` prints it and writes `--dump` there.
+    /// Under MPI it runs just before the master aborts the job.
+    pub on_lost: Option<LostHook>,
 }
+
+/// What [`Services::on_lost`] is called with: the partial report.
+pub type LostHook = Arc<dyn Fn(&crate::RunReport) + Send + Sync>;
 
 impl std::fmt::Debug for Services {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -36,6 +45,7 @@ impl std::fmt::Debug for Services {
             .field("formatters", &self.formatters)
             .field("location_map", &self.location_map)
             .field("butler_factory", &self.butler_factory.is_some())
+            .field("on_lost", &self.on_lost.is_some())
             .finish()
     }
 }
@@ -48,6 +58,7 @@ impl Services {
             formatters: FormatterRegistry::with_defaults(),
             location_map: PropertySet::new(),
             butler_factory: None,
+            on_lost: None,
         }
     }
 }
@@ -75,6 +86,28 @@ pub struct StageContext {
     pub policy: Option<Policy>,
     /// Registries and the location map.
     pub services: Arc<Services>,
+    /// Where [`StageContext::publish`] puts events (one per process).
+    pub outbox: Outbox,
+}
+
+/// The events a process's stages published during the current visit
+/// (shared by the stage contexts of one process; see [`StageContext::publish`]).
+#[derive(Debug, Clone, Default)]
+pub struct Outbox(Arc<Mutex<Vec<Published>>>);
+
+impl Outbox {
+    /// Takes every event published so far, labelling them with `visit`.
+    pub fn drain(&self, visit: &str) -> Vec<Published> {
+        let mut v = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
+        for p in &mut v {
+            p.visit = visit.to_string();
+        }
+        v
+    }
+
+    fn push(&self, p: Published) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(p);
+    }
 }
 
 impl StageContext {
@@ -88,7 +121,24 @@ impl StageContext {
             universe_size: 1,
             policy,
             services,
+            outbox: Outbox::default(),
         }
+    }
+
+    /// Publishes `payload` as an event on `topic` (what LSST's EventStage and
+    /// the harness's `exitTopic` did through the event broker). The harness
+    /// collects it with the visit's outcome ([`crate::ProcessOutcome::published`]);
+    /// `daf run --publish FILE` writes it as an event line another pipeline
+    /// can read with `--events`.
+    pub fn publish(&self, topic: &str, payload: PropertySet) {
+        tracing::info!(stage = %self.name, rank = self.rank, "publishes an event on {topic}");
+        self.outbox.push(Published {
+            topic: topic.to_string(),
+            payload,
+            stage: self.name.clone(),
+            rank: self.rank,
+            visit: String::new(),
+        });
     }
 
     /// The policy, or an empty one.

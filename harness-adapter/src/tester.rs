@@ -130,6 +130,7 @@ impl StageTester {
                 universe_size: self.universe_size,
                 policy: policy.clone(),
                 services: self.services.clone(),
+                outbox: Default::default(),
             };
             let (serial, parallel) = match self.custom[i].take() {
                 Some((mut s, mut p)) => {

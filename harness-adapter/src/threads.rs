@@ -1,5 +1,6 @@
 //! The thread transport: the master on the calling thread, one thread per
-//! slice, steps synchronised over channels, shared items passed in a ring.
+//! slice, steps synchronised over channels, shared items passed to the
+//! topology's neighbours.
 
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -12,8 +13,8 @@ use crate::config::PipelineConfig;
 use crate::error::HarnessError;
 use crate::events::Event;
 use crate::runner::{
-    receive_shared, shared_items, Master, ProcessOutcome, RunOptions, RunReport, Slice,
-    VisitReport, VisitState,
+    exit_event, receive_shared, shared_items, LostSlice, Master, ProcessOutcome, RunOptions,
+    RunReport, Slice, VisitReport, VisitState,
 };
 use crate::stage::{Services, StageRegistry};
 use crate::Result;
@@ -21,7 +22,8 @@ use crate::Result;
 enum Cmd {
     Start(Arc<Event>),
     Process(usize),
-    End,
+    /// End of the visit with this label.
+    End(String),
 }
 
 enum Reply {
@@ -35,7 +37,11 @@ type Shared = (usize, Vec<(String, PropertySet)>);
 /// `None`), one visit per event, and returns the report. Stage construction
 /// errors (an unknown stage class, a bad stage policy) are returned before
 /// any visit runs. A visit that fails in one process does not stop the run
-/// (see [`crate::runner::Failure`]); an event-stream error or a lost slice does.
+/// (see [`crate::runner::Failure`]); an event-stream error or a lost slice
+/// does. A lost slice (it stopped answering within `stepTimeout`) returns
+/// [`HarnessError::SliceLost`] with the partial report — the visits that
+/// completed and [`RunReport::lost`] — also handed to
+/// [`Services::on_lost`](crate::Services::on_lost).
 pub fn run_threads(
     cfg: &PipelineConfig,
     registry: &StageRegistry,
@@ -46,6 +52,9 @@ pub fn run_threads(
 ) -> Result<RunReport> {
     let t0 = Instant::now();
     let n = n_slices.unwrap_or(cfg.n_slices).max(1);
+    if cfg.share_data_on {
+        cfg.topology.check(n)?;
+    }
     let mut master = Master::build(cfg, registry, &services, &opts.run_id, n)?;
     let mut slices = Vec::with_capacity(n);
     for r in 0..n {
@@ -60,45 +69,56 @@ pub fn run_threads(
     }
 
     let (reply_tx, reply_rx) = channel::<(usize, Reply)>();
-    let mut ring_txs = Vec::new();
-    let mut ring_rxs = Vec::new();
+    let mut share_txs = Vec::new();
+    let mut share_rxs = Vec::new();
     for _ in 0..n {
         let (tx, rx) = channel::<Shared>();
-        ring_txs.push(tx);
-        ring_rxs.push(Some(rx));
+        share_txs.push(tx);
+        share_rxs.push(Some(rx));
     }
     let mut cmd_txs = Vec::new();
     let mut handles = Vec::new();
     for (r, slice) in slices.into_iter().enumerate() {
         let (tx, rx) = channel::<Cmd>();
         cmd_txs.push(tx);
-        let (to, _from) = cfg.topology.neighbours(r, n);
-        let ring_tx = ring_txs[to].clone();
-        let ring_rx = ring_rxs[r].take().expect("one receiver per slice");
+        let links = Links {
+            to: cfg
+                .topology
+                .send_to(r, n)
+                .into_iter()
+                .map(|t| (t, share_txs[t].clone()))
+                .collect(),
+            from: cfg.topology.receive_from(r, n),
+            rx: share_rxs[r].take().expect("one receiver per slice"),
+        };
         let reply = reply_tx.clone();
         let keep = opts.keep_clipboards;
         handles.push(
             thread::Builder::new()
                 .name(format!("slice-{r}"))
-                .spawn(move || slice_loop(slice, rx, reply, ring_tx, ring_rx, keep))
+                .spawn(move || slice_loop(slice, rx, reply, links, keep))
                 .map_err(|e| HarnessError::Transport(format!("cannot start slice thread: {e}")))?,
         );
     }
     drop(reply_tx);
-    drop(ring_txs);
+    drop(share_txs);
 
     let mut report = RunReport {
         n_slices: n,
         ..RunReport::default()
     };
+    // Where the run is, for a partial report: (visit label, stage).
+    let mut at = (String::new(), String::new());
     let outcome = (|| -> Result<()> {
         for (visit, ev) in events.into_iter().enumerate() {
             let ev = Arc::new(ev?);
             let tv = Instant::now();
             let mut st = VisitState::start(&ev);
-            broadcast(&cmd_txs, || Cmd::Start(ev.clone()))?;
             let label = ev.label(visit);
+            at = (label.clone(), "start of visit".into());
+            broadcast(&cmd_txs, || Cmd::Start(ev.clone()))?;
             for i in 0..master.n_stages() {
+                at.1 = format!("{} (#{})", cfg.stages[i].name, i + 1);
                 master.pre(i, &mut st, &ev);
                 broadcast(&cmd_txs, || Cmd::Process(i))?;
                 let mut done = vec![false; n];
@@ -106,35 +126,27 @@ pub fn run_threads(
                 while done.iter().any(|d| !d) {
                     match recv(&reply_rx, cfg, &what, &done)? {
                         (r, Reply::Done(j)) if j == i => done[r] = true,
-                        (r, _) => {
-                            return Err(HarnessError::SliceLost {
-                                rank: r as i32,
-                                message: "answered out of step".into(),
-                            })
-                        }
+                        (r, _) => return Err(HarnessError::lost(r as i32, "answered out of step")),
                     }
                 }
                 master.post(i, &mut st);
             }
-            broadcast(&cmd_txs, || Cmd::End)?;
+            at.1 = "end of visit".into();
+            broadcast(&cmd_txs, || Cmd::End(label.clone()))?;
             let mut outs: Vec<Option<ProcessOutcome>> = (0..n).map(|_| None).collect();
             let what = format!("end of visit {label}");
             for _ in 0..n {
                 let answered: Vec<bool> = outs.iter().map(Option::is_some).collect();
                 match recv(&reply_rx, cfg, &what, &answered)? {
                     (r, Reply::Visit(o)) => outs[r] = Some(*o),
-                    (r, _) => {
-                        return Err(HarnessError::SliceLost {
-                            rank: r as i32,
-                            message: "answered out of step".into(),
-                        })
-                    }
+                    (r, _) => return Err(HarnessError::lost(r as i32, "answered out of step")),
                 }
             }
+            let published = master.outbox.drain(&label);
             report.visits.push(VisitReport {
                 visit,
-                id: ev.label(visit),
-                master: st.finish(-1, opts.keep_clipboards),
+                id: label,
+                master: st.finish(-1, opts.keep_clipboards, published),
                 slices: outs
                     .into_iter()
                     .map(|o| o.expect("every slice answered"))
@@ -151,22 +163,45 @@ pub fn run_threads(
     // After a lost slice the threads are not joined (one may be stuck); they
     // end when they next look at their closed channel.
     drop(cmd_txs);
-    if !matches!(outcome, Err(HarnessError::SliceLost { .. })) {
-        for h in handles {
-            let _ = h.join();
+    report.elapsed = t0.elapsed();
+    match outcome {
+        Err(HarnessError::SliceLost { rank, message, .. }) => {
+            report.lost = Some(LostSlice {
+                rank,
+                visit: at.0,
+                stage: at.1,
+                message: message.clone(),
+            });
+            if let Some(hook) = &services.on_lost {
+                hook(&report);
+            }
+            Err(HarnessError::SliceLost {
+                rank,
+                message,
+                partial: Some(Box::new(report)),
+            })
+        }
+        Err(e) => {
+            for h in handles {
+                let _ = h.join();
+            }
+            Err(e)
+        }
+        Ok(()) => {
+            for h in handles {
+                let _ = h.join();
+            }
+            report.exit_event = exit_event(cfg, &opts.run_id);
+            report.elapsed = t0.elapsed();
+            Ok(report)
         }
     }
-    outcome?;
-    report.elapsed = t0.elapsed();
-    Ok(report)
 }
 
 fn broadcast(txs: &[Sender<Cmd>], mut make: impl FnMut() -> Cmd) -> Result<()> {
     for (r, tx) in txs.iter().enumerate() {
-        tx.send(make()).map_err(|_| HarnessError::SliceLost {
-            rank: r as i32,
-            message: "slice thread has stopped".into(),
-        })?;
+        tx.send(make())
+            .map_err(|_| HarnessError::lost(r as i32, "slice thread has stopped"))?;
     }
     Ok(())
 }
@@ -185,13 +220,13 @@ fn recv(
         let left = cfg.step_timeout.saturating_sub(start.elapsed());
         if left.is_zero() {
             let ranks = silent();
-            return Err(HarnessError::SliceLost {
-                rank: ranks.first().map_or(-1, |r| *r as i32),
-                message: format!(
+            return Err(HarnessError::lost(
+                ranks.first().map_or(-1, |r| *r as i32),
+                format!(
                     "{what}: no answer from slice(s) {ranks:?} within the step timeout ({:?}; stepTimeout in the pipeline policy)",
                     cfg.step_timeout
                 ),
-            });
+            ));
         }
         match rx.recv_timeout(left.min(cfg.heartbeat())) {
             Ok(x) => return Ok(x),
@@ -206,12 +241,46 @@ fn recv(
                 }
             }
             Err(RecvTimeoutError::Disconnected) => {
-                return Err(HarnessError::SliceLost {
-                    rank: silent().first().map_or(-1, |r| *r as i32),
-                    message: format!("{what}: every slice thread has stopped"),
-                })
+                return Err(HarnessError::lost(
+                    silent().first().map_or(-1, |r| *r as i32),
+                    format!("{what}: every slice thread has stopped"),
+                ))
             }
         }
+    }
+}
+
+/// A slice's links to the others for sharing: whom it sends to (with their
+/// channels), whom it receives from, and its own receiving channel.
+struct Links {
+    to: Vec<(usize, Sender<Shared>)>,
+    from: Vec<usize>,
+    rx: Receiver<Shared>,
+}
+
+impl Links {
+    /// Sends `items` to every send-neighbour, then waits for one message
+    /// from every receive-neighbour; returns them in `from` order. `None`
+    /// when the run is over (a channel closed).
+    fn exchange(&self, me: usize, items: Vec<(String, PropertySet)>) -> Option<Vec<Shared>> {
+        for (_, tx) in &self.to {
+            tx.send((me, items.clone())).ok()?;
+        }
+        let mut got: Vec<Option<Vec<(String, PropertySet)>>> = vec![None; self.from.len()];
+        while got.iter().any(Option::is_none) {
+            let (from, items) = self.rx.recv().ok()?;
+            match self.from.iter().position(|f| *f == from) {
+                Some(i) if got[i].is_none() => got[i] = Some(items),
+                _ => tracing::warn!("slice {me}: unexpected shared items from slice {from}"),
+            }
+        }
+        Some(
+            self.from
+                .iter()
+                .zip(got)
+                .map(|(f, g)| (*f, g.unwrap_or_default()))
+                .collect(),
+        )
     }
 }
 
@@ -219,8 +288,7 @@ fn slice_loop(
     mut slice: Slice,
     rx: Receiver<Cmd>,
     reply: Sender<(usize, Reply)>,
-    ring_tx: Sender<Shared>,
-    ring_rx: Receiver<Shared>,
+    links: Links,
     keep: bool,
 ) {
     let r = slice.rank as usize;
@@ -234,12 +302,11 @@ fn slice_loop(
             }
             Cmd::Process(i) => {
                 if slice.shares(i) {
-                    if ring_tx.send((r, shared_items(&st.cb))).is_err() {
+                    let Some(received) = links.exchange(r, shared_items(&st.cb)) else {
                         return;
-                    }
-                    match ring_rx.recv() {
-                        Ok((from, items)) => receive_shared(&mut st.cb, from, items),
-                        Err(_) => return,
+                    };
+                    for (from, items) in received {
+                        receive_shared(&mut st.cb, from, items);
                     }
                 }
                 slice.process(i, &mut st, &ev);
@@ -247,8 +314,9 @@ fn slice_loop(
                     return;
                 }
             }
-            Cmd::End => {
-                let out = std::mem::take(&mut st).finish(slice.rank, keep);
+            Cmd::End(label) => {
+                let published = slice.outbox.drain(&label);
+                let out = std::mem::take(&mut st).finish(slice.rank, keep, published);
                 if reply.send((r, Reply::Visit(Box::new(out)))).is_err() {
                     return;
                 }

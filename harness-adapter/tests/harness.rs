@@ -436,3 +436,51 @@ fn a_hanging_slice_ends_the_thread_run_with_an_error() {
         t0.elapsed()
     );
 }
+
+#[test]
+fn a_lost_slice_gives_a_partial_report_naming_it() {
+    let p = common::policy(json!({"stepTimeout": 0.5, "appStage": [
+        {"name": "rec", "parallelClass": "daf.harness.RecordParallel"},
+        {"name": "hang", "parallelClass": "daf.harness.FailParallel",
+         "stagePolicy": {"failVisit": 3, "failRank": 1, "sleep": 3}}]}));
+    let cfg = PipelineConfig::from_policy(&p).unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let mut services = common::services(daf_base::PropertySet::new());
+    let s2 = seen.clone();
+    services.on_lost = Some(std::sync::Arc::new(move |r: &daf_harness::RunReport| {
+        *s2.lock().unwrap() = Some((r.visits.len(), r.lost.clone()));
+    }));
+    let err = run_threads(
+        &cfg,
+        &StageRegistry::with_defaults(),
+        std::sync::Arc::new(services),
+        visits(5),
+        Some(3),
+        &opts(),
+    )
+    .unwrap_err();
+    let HarnessError::SliceLost {
+        rank,
+        partial: Some(report),
+        ..
+    } = err
+    else {
+        panic!("{err}")
+    };
+    assert_eq!(rank, 1);
+    assert_eq!(report.visits.len(), 2, "visits 1 and 2 completed");
+    assert_eq!(report.visits[1].id, "visit=2");
+    let lost = report.lost.as_ref().unwrap();
+    assert_eq!(lost.rank, 1);
+    assert_eq!(lost.visit, "visit=3");
+    assert_eq!(lost.stage, "hang (#2)");
+    assert!(
+        lost.message.contains("no answer from slice(s) [1]"),
+        "{}",
+        lost.message
+    );
+    assert!(report.exit_event.is_none());
+    let (n, hook_lost) = seen.lock().unwrap().clone().expect("the hook ran");
+    assert_eq!(n, 2);
+    assert_eq!(hook_lost.as_ref(), Some(lost));
+}

@@ -546,6 +546,10 @@ impl Mapper for CameraMapper {
         self.policy.datasets.keys().cloned().collect()
     }
 
+    fn has_dataset_type(&self, dataset_type: &str) -> bool {
+        self.policy.datasets.contains_key(dataset_type)
+    }
+
     fn map(
         &self,
         dataset_type: &str,
@@ -585,7 +589,25 @@ impl Mapper for CameraMapper {
             }
         }
         let additional_data = id.to_property_set();
+        let storage_options = match d.raw.get("storageOptions") {
+            None | Some(serde_norway::Value::Null) => PropertySet::new(),
+            Some(v @ serde_norway::Value::Mapping(_)) => {
+                let bad = |e: String| {
+                    MapperError::Policy(format!("datasets.{dataset_type}.storageOptions: {e}"))
+                };
+                let text = serde_norway::to_string(v).map_err(|e| bad(e.to_string()))?;
+                daf_base::Policy::from_yaml_str(&text, "storageOptions")
+                    .map_err(|e| bad(e.to_string()))?
+                    .into_property_set()
+            }
+            Some(_) => {
+                return Err(MapperError::Policy(format!(
+                    "datasets.{dataset_type}.storageOptions: expected a mapping"
+                )))
+            }
+        };
         Ok(ButlerLocation {
+            storage_options,
             dataset_type: dataset_type.to_string(),
             python_type: d.python.clone(),
             persistable: d.persistable.clone(),

@@ -36,6 +36,10 @@ pub struct ButlerLocation {
     pub data_id: DataId,
     /// Additional data for the formatter: every data-id item is copied in.
     pub additional_data: PropertySet,
+    /// Settings for the storage that writes this dataset type (a dataset
+    /// entry's `storageOptions` in a mapper policy, e.g. FITS `compression:
+    /// RICE_1`), applied on top of the persistence policy's; empty for none.
+    pub storage_options: PropertySet,
 }
 
 impl ButlerLocation {
@@ -104,6 +108,12 @@ pub enum MapperError {
 pub trait Mapper: Send + Sync {
     /// Every dataset type this mapper defines, sorted.
     fn dataset_types(&self) -> Vec<String>;
+
+    /// Whether this mapper defines `dataset_type` (a lookup, without
+    /// listing them all; the default searches [`Mapper::dataset_types`]).
+    fn has_dataset_type(&self, dataset_type: &str) -> bool {
+        self.dataset_types().iter().any(|t| t == dataset_type)
+    }
 
     /// Where `dataset_type` for `data_id` is (or will be, with `write`) stored.
     /// On read the path, `.gz` and `.fz` variants are tried.

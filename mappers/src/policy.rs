@@ -316,7 +316,7 @@ fn load_yaml_file(path: &Path) -> Result<Value, MapperError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| MapperError::Policy(format!("{}: {e}", path.display())))?;
     serde_norway::from_str(&text)
-        .map_err(|e| MapperError::Policy(format!("{}: {e}", path.display())))
+        .map_err(|e| MapperError::Policy(daf_base::yaml_error_in(&e, &path.display().to_string())))
 }
 
 fn as_mapping(v: Value, what: &str) -> Result<Mapping, MapperError> {
@@ -490,7 +490,7 @@ impl MapperPolicy {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| MapperError::Policy(format!("{source}: {e}")))?;
                 serde_norway::from_str(&text)
-                    .map_err(|e| MapperError::Policy(format!("{source}: {e}")))?
+                    .map_err(|e| MapperError::Policy(daf_base::yaml_error_in(&e, &source)))?
             }
             _ => {
                 return Err(MapperError::Policy(format!(
@@ -519,7 +519,7 @@ impl MapperPolicy {
         defaults: &PolicyDefaults,
     ) -> Result<Self, MapperError> {
         let tree = serde_norway::from_str(text)
-            .map_err(|e| MapperError::Policy(format!("{source}: {e}")))?;
+            .map_err(|e| MapperError::Policy(daf_base::yaml_error_in(&e, source)))?;
         Self::from_value(tree, source, defaults)
     }
 
@@ -554,7 +554,10 @@ impl MapperPolicy {
         let text = policy
             .to_yaml_string()
             .map_err(|e| MapperError::Policy(format!("{source}: {e}")))?;
-        serde_norway::from_str(&text).map_err(|e| MapperError::Policy(format!("{source}: {e}")))
+        // Lines of the generated text mean nothing to the user.
+        serde_norway::from_str(&text).map_err(|e| {
+            MapperError::Policy(format!("{source}: {}", daf_base::yaml_error_text(&e)))
+        })
     }
 
     /// Builds a policy from a parsed tree.

@@ -241,7 +241,133 @@ pub fn run(cfg: &Config) -> Vec<Row> {
             target: Target::AtMost(1.2),
         });
     }
+    compressed_rows(cfg, &mut rows);
     rows
+}
+
+/// A persistence whose FitsStorage writes tile-compressed images.
+pub fn compressing_persistence(settings: &str) -> Persistence {
+    let yaml = format!("FitsStorage:\n{settings}");
+    Persistence::new(
+        Policy::from_yaml_str(&yaml, "bench").expect("bench policy"),
+        FormatterRegistry::with_defaults(),
+        StorageRegistry::with_defaults(),
+    )
+}
+
+/// Tile-compressed images: RICE_1 (lossless i32) and quantized f32 writes
+/// against plain writes of the same image, whole reads against plain
+/// reads, and a 100×100 cut-out against the whole decode it used to cost
+/// (it now decodes only the tiles under the box).
+fn compressed_rows(cfg: &Config, rows: &mut Vec<Row>) {
+    let plain = persistence();
+    let side = cfg.side;
+    let raw_mib = |size: usize| (side * side * size) as u64;
+    let img = test_image::<i32>(side);
+    let plain_path = cfg.dir.join("bench_plain_i32.fits");
+    let rice_path = cfg.dir.join("bench_rice_i32.fits");
+    let rice = compressing_persistence("  compression: RICE_1\n");
+    write_image(&plain, &img, &plain_path);
+    write_image(&rice, &img, &rice_path);
+    let t_plain = median_time(cfg.runs, || write_image(&plain, &img, &plain_path));
+    let t_rice = median_time(cfg.runs, || write_image(&rice, &img, &rice_path));
+    rows.push(Row {
+        name: format!("i32 {side}x{side} RICE_1 write (pixel MiB/s)"),
+        value: mib_per_s(raw_mib(4), t_rice),
+        unit: "MiB/s".into(),
+        reference: Some(mib_per_s(raw_mib(4), t_plain)),
+        reference_name: "plain FITS write".into(),
+        target: Target::None,
+    });
+    let size = |p: &Path| fs::metadata(p).map(|m| m.len()).unwrap_or(0) as f64;
+    rows.push(Row {
+        name: format!("i32 {side}x{side} RICE_1 file size"),
+        value: size(&rice_path) / (1 << 20) as f64,
+        unit: "MiB".into(),
+        reference: Some(size(&plain_path) / (1 << 20) as f64),
+        reference_name: "plain FITS".into(),
+        target: Target::None,
+    });
+    let t_full = median_time(cfg.runs, || {
+        std::hint::black_box(read_image::<i32>(&plain, &rice_path, None));
+    });
+    let t_plain_read = median_time(cfg.runs, || {
+        std::hint::black_box(read_image::<i32>(&plain, &plain_path, None));
+    });
+    rows.push(Row {
+        name: format!("i32 {side}x{side} RICE_1 whole read (pixel MiB/s)"),
+        value: mib_per_s(raw_mib(4), t_full),
+        unit: "MiB/s".into(),
+        reference: Some(mib_per_s(raw_mib(4), t_plain_read)),
+        reference_name: "plain FITS read".into(),
+        target: Target::None,
+    });
+    let c = (side / 2) as i32;
+    let t_cut = median_time(cfg.runs * 4, || {
+        std::hint::black_box(read_image::<i32>(
+            &plain,
+            &rice_path,
+            Some((c, c, 100, 100)),
+        ));
+    });
+    rows.push(Row {
+        name: format!("i32 100x100 cut-out of {side}x{side} RICE_1 (decodes its tiles only)"),
+        value: t_cut.as_secs_f64() * 1e6,
+        unit: "µs".into(),
+        reference: Some(t_full.as_secs_f64() * 1e6),
+        reference_name: "whole decode (before)".into(),
+        target: Target::AtMost(1.0 / 10.0),
+    });
+    // What the cut-out decodes, counted.
+    if let Ok(f) = daf_storages::fits::FitsFile::open(&rice_path) {
+        let idx = f.first_data_hdu();
+        if f.read_image::<i32>(idx, Some((side / 2, side / 2, 100, 100)))
+            .is_ok()
+        {
+            rows.push(Row {
+                name: "image rows decoded by that cut-out".into(),
+                value: (f.tile_stats().pixels / side.max(1)) as f64,
+                unit: "rows".into(),
+                reference: Some(side as f64),
+                reference_name: "image rows".into(),
+                target: Target::None,
+            });
+        }
+    }
+    let _ = fs::remove_file(&plain_path);
+    let _ = fs::remove_file(&rice_path);
+
+    // Quantized floats (afw's lossy setting): RICE_1 of the quantized values.
+    let imf = test_image::<f32>(side);
+    let q_path = cfg.dir.join("bench_q_f32.fits");
+    let fplain = cfg.dir.join("bench_plain_f32.fits");
+    let q = compressing_persistence(
+        "  compression: RICE_1\n  quantize_level: 16\n  dither: SUBTRACTIVE_DITHER_2\n",
+    );
+    write_image(&plain, &imf, &fplain);
+    let t_q = median_time(cfg.runs, || write_image(&q, &imf, &q_path));
+    let t_fplain = median_time(cfg.runs, || write_image(&plain, &imf, &fplain));
+    rows.push(Row {
+        name: format!("f32 {side}x{side} quantized RICE_1 write (pixel MiB/s)"),
+        value: mib_per_s(raw_mib(4), t_q),
+        unit: "MiB/s".into(),
+        reference: Some(mib_per_s(raw_mib(4), t_fplain)),
+        reference_name: "plain FITS write".into(),
+        target: Target::None,
+    });
+    let t_qread = median_time(cfg.runs, || {
+        std::hint::black_box(read_image::<f32>(&plain, &q_path, None));
+    });
+    rows.push(Row {
+        name: format!("f32 {side}x{side} quantized RICE_1 whole read (pixel MiB/s)"),
+        value: mib_per_s(raw_mib(4), t_qread),
+        unit: "MiB/s".into(),
+        reference: Some(mib_per_s(raw_mib(4), t_plain_read)),
+        reference_name: "plain FITS read".into(),
+        target: Target::None,
+    });
+    let _ = fs::remove_file(&q_path);
+    let _ = fs::remove_file(&fplain);
 }
 
 /// cfitsio's image type for a pixel type of the peer comparison.

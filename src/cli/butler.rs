@@ -42,23 +42,47 @@ fn data_id(items: &[(String, DataIdValue)]) -> DataId {
 /// Opens `repo` (as an output when `writable`). A camera-mapper policy named
 /// by the repository (`mapperArgs.policy`) also serves its legacy parents.
 pub(super) fn open(repo: &Path, writable: bool) -> Result<Butler, CliError> {
+    open_with(repo, writable, None)
+}
+
+/// [`open`] with the mapper policy given by `--policy`: it serves legacy
+/// Gen2 repositories (`_mapper`, `registry.sqlite3`, `_parent`) opened as
+/// they are, and every repository of the chain that names a camera mapper
+/// but no policy of its own.
+fn open_with(repo: &Path, writable: bool, policy: Option<&Path>) -> Result<Butler, CliError> {
     let b = if writable {
         Butler::builder().output(repo)
     } else {
         Butler::builder().input(repo)
     };
-    let fallback = Repository::open(repo, daf_butler::repository::Mode::Read)
-        .ok()
-        .and_then(|r| {
-            r.cfg
-                .mapper_args
-                .get("policy")
-                .and_then(|v| v.as_str())
-                .map(|p| r.root.join(p))
-        });
-    b.mapper_factory(daf_butler::camera_mapper_factory(BTreeMap::new(), fallback))
-        .build()
-        .map_err(|e| CliError::new(e.to_string()))
+    let fallback = match policy {
+        Some(p) => Some(p.to_path_buf()),
+        None => Repository::open(repo, daf_butler::repository::Mode::Read)
+            .ok()
+            .and_then(|r| {
+                r.cfg
+                    .mapper_args
+                    .get("policy")
+                    .and_then(|v| v.as_str())
+                    .map(|p| r.root.join(p))
+            }),
+    };
+    let b = match fallback {
+        Some(p) => b.policy(p),
+        None => b,
+    };
+    b.build().map_err(|e| CliError::new(e.to_string()))
+}
+
+/// The `--policy` option of the commands that open a repository.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyArg {
+    /// The mapper policy (.yaml or .paf) for a legacy Gen2 repository
+    /// (`_mapper`, `registry.sqlite3`), opened as it is, without
+    /// `daf create`; also serves any repository of the chain that names a
+    /// camera mapper but no policy.
+    #[arg(long = "policy", value_name = "POLICY")]
+    pub policy: Option<PathBuf>,
 }
 
 fn progress(n: usize, quiet: bool) -> ProgressBar {
@@ -131,7 +155,24 @@ pub fn create(a: CreateArgs) -> Result<(), CliError> {
         }
         defs.push((parts[0], SimpleDataset::new(parts[1], parts[2], parts[3])));
     }
-    let mapper = a.mapper.clone().unwrap_or_else(|| "SimpleMapper".into());
+    let mapper = a.mapper.clone().unwrap_or_else(|| {
+        if a.policy.is_some() {
+            "CameraMapper".into()
+        } else {
+            "SimpleMapper".into()
+        }
+    });
+    if mapper != "SimpleMapper" && !defs.is_empty() {
+        return Err(CliError::new(format!(
+            "--dataset defines SimpleMapper dataset types; the {mapper} takes its dataset types \
+             from --policy"
+        )));
+    }
+    if mapper != "SimpleMapper" && a.policy.is_none() {
+        return Err(CliError::new(format!(
+            "the {mapper} needs its mapper policy: add --policy FILE (.yaml or .paf)"
+        )));
+    }
     let mut args = if mapper == "SimpleMapper" {
         SimpleMapper::new(defs)?.to_args()
     } else {
@@ -217,6 +258,9 @@ pub struct IngestArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Mapper policy for a legacy repository.
+    #[command(flatten)]
+    pub legacy: PolicyArg,
     /// No progress bar (set from the global `-q`).
     #[arg(skip)]
     pub quiet: bool,
@@ -234,10 +278,16 @@ pub fn ingest(a: IngestArgs) -> Result<(), CliError> {
                     .map_err(|e| CliError::new(format!("{}: {e}", t.display())))?,
             )
         }
-        None if a.keys.is_empty() => DataIdSource::Header(policy_rules(&a.repo)?),
+        None if a.keys.is_empty() => {
+            let ids = policy_ids(&a.repo, a.legacy.policy.as_deref(), &a.dataset_type)?;
+            if !a.json {
+                eprintln!("{}", describe_ids(&ids, &a.dataset_type));
+            }
+            ids
+        }
         None => DataIdSource::Header(key_rules(&a.keys)?),
     };
-    let butler = open(&a.repo, true)?;
+    let butler = open_with(&a.repo, true, a.legacy.policy.as_deref())?;
     let opts = IngestOptions {
         dataset_type: a.dataset_type.clone(),
         transfer,
@@ -281,24 +331,74 @@ fn key_rules(keys: &[String]) -> Result<Vec<(String, HeaderRule)>, CliError> {
     Ok(rules)
 }
 
-/// The header rules of the repository's mapper policy (`ingest.headerKeys`
-/// of the policy named by `mapperArgs.policy`), with their conversions: the
-/// rules `daf registry create` applies.
-fn policy_rules(repo: &Path) -> Result<Vec<(String, HeaderRule)>, CliError> {
+/// Where data ids come from when neither `--key` nor `--table` is given:
+/// the mapper policy (the repository's `mapperArgs.policy`, else
+/// `--policy`). Its template for the dataset type gives the keys in the
+/// file names (as `daf registry create` reads them), and its
+/// `ingest.headerKeys` rules (which win for their keys); without a
+/// template, the header rules alone.
+fn policy_ids(
+    repo: &Path,
+    policy: Option<&Path>,
+    dataset_type: &str,
+) -> Result<DataIdSource, CliError> {
     let none = || {
         CliError::new(
             "say where data ids come from: --key KEY=HEADERCARD[:CONVERSION] (repeatable), \
-             --table FILE, or a mapper policy with an ingest.headerKeys section",
+             --table FILE, or a mapper policy (daf create --policy) whose dataset template or \
+             ingest.headerKeys section gives them",
         )
     };
     let r = Repository::open(repo, daf_butler::repository::Mode::Read)?;
-    let Some(policy) = r.cfg.mapper_args.get("policy").and_then(|v| v.as_str()) else {
-        return Err(none());
+    let path = match r.cfg.mapper_args.get("policy").and_then(|v| v.as_str()) {
+        Some(p) => r.root.join(p),
+        None => match policy {
+            Some(p) => p.to_path_buf(),
+            None => return Err(none()),
+        },
     };
-    let policy = daf_mappers::MapperPolicy::load(&r.root.join(policy), None)?;
-    match policy.ingest {
-        Some(ingest) if !ingest.header_keys.is_empty() => Ok(ingest.header_keys),
-        _ => Err(none()),
+    let policy = daf_mappers::MapperPolicy::load(&path, None)?;
+    let rules = policy
+        .ingest
+        .as_ref()
+        .map(|i| i.header_keys.clone())
+        .unwrap_or_default();
+    let template = policy
+        .datasets
+        .get(dataset_type)
+        .and_then(|d| d.template.clone())
+        .filter(|t| !t.keys().is_empty());
+    match template {
+        Some(template) => Ok(DataIdSource::Names { template, rules }),
+        None if !rules.is_empty() => Ok(DataIdSource::Header(rules)),
+        None => Err(none()),
+    }
+}
+
+/// One line saying where ingest takes data ids from.
+fn describe_ids(ids: &DataIdSource, dataset_type: &str) -> String {
+    let rules = |r: &[(String, HeaderRule)]| {
+        r.iter()
+            .map(|(k, h)| format!("{k}={}", h.header))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match ids {
+        DataIdSource::Names { template, rules: r } if r.is_empty() => format!(
+            "data ids from file names through the {dataset_type} template {:?}",
+            template.text()
+        ),
+        DataIdSource::Names { template, rules: r } => format!(
+            "data ids from file names through the {dataset_type} template {:?}, \
+             and from header cards where the policy has rules (ingest.headerKeys: {})",
+            template.text(),
+            rules(r)
+        ),
+        DataIdSource::Header(r) => format!(
+            "data ids from header cards (ingest.headerKeys: {})",
+            rules(r)
+        ),
+        DataIdSource::Table(_) => "data ids from the metadata table".into(),
     }
 }
 
@@ -355,11 +455,14 @@ pub struct QueryArgs {
     /// JSON output.
     #[arg(long)]
     pub json: bool,
+    /// Mapper policy for a legacy repository.
+    #[command(flatten)]
+    pub legacy: PolicyArg,
 }
 
 /// Runs `daf query`.
 pub fn query(a: QueryArgs) -> Result<(), CliError> {
-    let butler = open(&a.repo, false)?;
+    let butler = open_with(&a.repo, false, a.legacy.policy.as_deref())?;
     let filter = a.where_.as_deref().map(parse_where).transpose()?;
     if let Some(t) = &a.dataset_type {
         typos::check_dataset_type(&butler, t)?;
@@ -419,6 +522,14 @@ pub fn query(a: QueryArgs) -> Result<(), CliError> {
     }
     let mut out: Vec<(PathBuf, DatasetRecord)> = Vec::new();
     for i in 0..butler.repositories().len() {
+        if butler.registry(i).is_none() && a.run.is_none() {
+            // A legacy repository has no file registry: its mapper's
+            // registry lists the data ids, the files present are its datasets.
+            if let Some(dt) = a.dataset_type.as_deref() {
+                out.extend(legacy_datasets(&butler, i, dt, filter.as_ref()));
+            }
+            continue;
+        }
         if let Some(reg) = butler.registry(i) {
             for r in
                 reg.find_matching(a.dataset_type.as_deref(), &DataId::new(), a.run.as_deref())?
@@ -472,6 +583,65 @@ pub fn query(a: QueryArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The datasets of `dataset_type` in repository `i` of `butler` as its
+/// mapper knows them (a legacy repository without a file registry): each
+/// data id of the mapper's registry (all the type's keys) whose file is
+/// present, with its size; no checksum, no run.
+fn legacy_datasets(
+    butler: &Butler,
+    i: usize,
+    dataset_type: &str,
+    filter: Option<&daf_butler::query::Expr>,
+) -> Vec<(PathBuf, DatasetRecord)> {
+    let m = butler.mapper(i);
+    let Ok(keys) = m.get_keys(dataset_type, Some("\u{0}")) else {
+        return Vec::new();
+    };
+    let names: Vec<String> = keys.keys().cloned().collect();
+    let Ok(rows) = m.query_metadata(dataset_type, &names, &DataId::new()) else {
+        return Vec::new();
+    };
+    let root = &butler.repositories()[i].root;
+    let mut out = Vec::new();
+    for row in rows {
+        let id: DataId = names.iter().cloned().zip(row).collect();
+        if filter.is_some_and(|f| !f.matches(&id)) {
+            continue;
+        }
+        let Ok(loc) = m.map(dataset_type, &id, false) else {
+            continue;
+        };
+        let Some(first) = loc.locations.first() else {
+            continue;
+        };
+        let rel = first.split('[').next().unwrap_or(first).to_string();
+        let base = if loc.root.is_absolute() {
+            loc.root.clone()
+        } else {
+            root.join(&loc.root)
+        };
+        let full = base.join(&rel);
+        let Ok(meta) = std::fs::metadata(&full) else {
+            continue;
+        };
+        out.push((
+            full,
+            DatasetRecord {
+                id: 0,
+                dataset_type: dataset_type.to_string(),
+                data_id: loc.data_id,
+                run: String::new(),
+                path: rel,
+                size: meta.len(),
+                checksum: String::new(),
+                time_ns: 0,
+                source: None,
+            },
+        ));
+    }
+    out
+}
+
 // ---------------------------------------------------------------- get
 
 /// `daf get`: read one dataset and print a summary of it.
@@ -494,26 +664,33 @@ pub struct GetArgs {
     /// JSON output.
     #[arg(long)]
     pub json: bool,
+    /// Mapper policy for a legacy repository.
+    #[command(flatten)]
+    pub legacy: PolicyArg,
 }
 
 /// Runs `daf get`. Any read error (and a `--verify` mismatch) makes the
 /// exit status non-zero, after the summary is printed.
 pub fn get(a: GetArgs) -> Result<(), CliError> {
-    let butler = open(&a.repo, false)?;
+    let butler = open_with(&a.repo, false, a.legacy.policy.as_deref())?;
     let id = data_id(&a.data_id);
-    typos::check_dataset_type(&butler, &a.dataset_type)?;
-    let base = a
-        .dataset_type
-        .split_once('.')
-        .map_or(a.dataset_type.as_str(), |(b, _)| b);
-    let known = typos::dataset_types(&butler)?;
-    let t = if known.contains(&a.dataset_type) {
-        a.dataset_type.as_str()
-    } else {
-        base
+    // Components (`raw.metadata`) and Gen2's derived types (`raw_md`,
+    // `raw_filename`, `raw_sub`) are found where their dataset type is.
+    let (locate_type, locate_id) = locate_target(&butler, &a.dataset_type, &id);
+    let found = match butler.locate(&locate_type, &locate_id, a.run.as_deref()) {
+        Ok(f) => f,
+        Err(e) => {
+            // a type a mapper answers without a file (`ccdExposureId`)
+            if let Some(r) = get_without_file(&butler, &a, &id) {
+                return r;
+            }
+            // typos are named, with the valid names
+            typos::check_dataset_type(&butler, &locate_type)?;
+            typos::check_keys(&butler, Some(&locate_type), locate_id.keys(), "the data id")?;
+            return Err(e.into());
+        }
     };
-    typos::check_keys(&butler, Some(t), id.keys(), "the data id")?;
-    let found = butler.locate(&a.dataset_type, &id, a.run.as_deref())?;
+    typos::check_keys(&butler, Some(&locate_type), locate_id.keys(), "the data id")?;
     let file = found
         .location
         .locations_with_root()
@@ -547,8 +724,9 @@ pub fn get(a: GetArgs) -> Result<(), CliError> {
                 )))
             }
             Some(r) => {
-                let bad = daf_butler::file_registry::verify_records(
+                let bad = daf_butler::file_registry::verify_records_in(
                     &butler.repositories()[found.repo].root,
+                    butler.remote_datastore(found.repo).map(|d| &**d),
                     vec![(**r).clone()],
                 );
                 match bad.first() {
@@ -637,6 +815,53 @@ pub fn get(a: GetArgs) -> Result<(), CliError> {
     }
 }
 
+/// The dataset type and data id whose file a `daf get` of `dataset_type`
+/// reads: the type itself, or the type a component or derived type
+/// (`_md`, `_filename`, `_sub`) belongs to, without the box of a `_sub`.
+fn locate_target(butler: &Butler, dataset_type: &str, id: &DataId) -> (String, DataId) {
+    let resolved = butler
+        .resolve_alias(dataset_type)
+        .map(|c| c.into_owned())
+        .unwrap_or_else(|_| dataset_type.to_string());
+    match butler.derived_type(&resolved) {
+        daf_butler::Derived::Plain(t) => (t.to_string(), id.clone()),
+        daf_butler::Derived::Component(b, _)
+        | daf_butler::Derived::Metadata(b)
+        | daf_butler::Derived::Filename(b) => (b.to_string(), id.clone()),
+        daf_butler::Derived::Sub(b) => {
+            let mut id = id.clone();
+            for k in ["llcX", "llcY", "width", "height", "imageOrigin"] {
+                id.remove(k);
+            }
+            (b.to_string(), id)
+        }
+    }
+}
+
+/// `daf get` of a dataset a mapper answers without a file (Gen2's bypass
+/// types, e.g. `ccdExposureId`): `None` when it is not one.
+fn get_without_file(butler: &Butler, a: &GetArgs, id: &DataId) -> Option<Result<(), CliError>> {
+    let opts = GetOptions {
+        run: a.run.clone(),
+        ..Default::default()
+    };
+    let obj = butler.get_dyn(&a.dataset_type, id, &opts).ok()?;
+    let ps = obj.downcast_ref::<PropertySet>()?;
+    let summary = serde_json::json!({
+        "dataset_type": a.dataset_type,
+        "data_id": id,
+        "type": obj.persistable_name(),
+        "fields": ps_json(ps),
+    });
+    Some(if a.json {
+        print_json(&summary)
+    } else {
+        serde_norway::to_string(&summary)
+            .map_err(|e| CliError::new(e.to_string()))
+            .map(|y| print!("{y}"))
+    })
+}
+
 /// A PropertySet as plain JSON: one value → a scalar, several → an array.
 fn ps_json(ps: &PropertySet) -> serde_json::Value {
     use daf_base::Values;
@@ -700,11 +925,14 @@ pub struct DumpPolicyArgs {
     /// JSON output (default YAML).
     #[arg(long)]
     pub json: bool,
+    /// Mapper policy for a legacy repository.
+    #[command(flatten)]
+    pub legacy: PolicyArg,
 }
 
 /// Runs `daf dump-policy`.
 pub fn dump_policy(a: DumpPolicyArgs) -> Result<(), CliError> {
-    let butler = open(&a.repo, false)?;
+    let butler = open_with(&a.repo, false, a.legacy.policy.as_deref())?;
     let mut repos = Vec::new();
     for (i, r) in butler.repositories().iter().enumerate() {
         let m = butler.mapper(i);
@@ -769,6 +997,9 @@ pub struct VerifyArgs {
     /// JSON output.
     #[arg(long)]
     pub json: bool,
+    /// Mapper policy for a legacy repository.
+    #[command(flatten)]
+    pub legacy: PolicyArg,
 }
 
 /// Runs `daf verify`. Exit status 3 when a registered file changed or is
@@ -776,14 +1007,9 @@ pub struct VerifyArgs {
 /// processes); unregistered files are listed but are not an error.
 pub fn verify(a: VerifyArgs) -> Result<(), CliError> {
     use daf_butler::recovery::{self, StrayKind};
-    let butler = open(&a.repo, false)?;
+    let butler = open_with(&a.repo, false, a.legacy.policy.as_deref())?;
     let root = butler.repositories()[0].root.clone();
-    if let Some(ds) = butler.remote_datastore(0) {
-        return Err(CliError::new(format!(
-            "verify of the datastore {} is not supported yet",
-            ds.url()
-        )));
-    }
+    let remote = butler.remote_datastore(0).cloned();
     let reg = butler.registry(0).ok_or_else(|| {
         CliError::new(format!(
             "{} has no file registry (nothing was put or ingested)",
@@ -795,7 +1021,7 @@ pub fn verify(a: VerifyArgs) -> Result<(), CliError> {
     if a.repair {
         let mut reg = daf_butler::FileRegistry::open(&root, true)?
             .ok_or_else(|| CliError::new("the file registry vanished"))?;
-        let report = recovery::repair(&mut *reg, &root)?;
+        let report = recovery::repair_in(&mut *reg, &root, remote.as_deref())?;
         for (what, r) in report.resolved {
             repaired.push(serde_json::json!({"pending_put": what, "resolution": r}));
         }
@@ -810,7 +1036,15 @@ pub fn verify(a: VerifyArgs) -> Result<(), CliError> {
     let n = recs.len();
     let pending = reg.intents()?;
     let known = recovery::known_paths(&**reg, &root)?;
-    let bad = daf_butler::file_registry::verify_records(&root, recs);
+    // on an object store: objects no row accounts for
+    let stray_objects: Vec<PathBuf> = match &remote {
+        Some(ds) => recovery::unregistered_objects(&**reg, &**ds)?
+            .into_iter()
+            .map(|(k, _)| PathBuf::from(format!("{}/{k}", ds.url())))
+            .collect(),
+        None => Vec::new(),
+    };
+    let bad = daf_butler::file_registry::verify_records_in(&root, remote.as_deref(), recs);
     drop(reg);
     let strays = recovery::scan_strays(&root, &known);
     let garbage = strays
@@ -821,6 +1055,7 @@ pub fn verify(a: VerifyArgs) -> Result<(), CliError> {
         .iter()
         .filter(|s| s.kind == StrayKind::Unregistered)
         .map(|s| s.path.as_path())
+        .chain(stray_objects.iter().map(|p| p.as_path()))
         .collect();
     let temps: Vec<&recovery::Stray> = strays
         .iter()
@@ -895,6 +1130,26 @@ pub fn verify(a: VerifyArgs) -> Result<(), CliError> {
             daf_storages::owner::liveness(&it.owner) == daf_storages::owner::Liveness::Dead
         })
         .count();
+    let unreadable = bad
+        .iter()
+        .filter(|m| {
+            matches!(
+                m.problem,
+                daf_butler::file_registry::Problem::Unreadable { .. }
+            )
+        })
+        .count();
+    if unreadable > 0 {
+        // Not damage: this user may not read them (a shared repository
+        // written under a private umask, or a folder closed to others).
+        return Err(CliError {
+            message: format!(
+                "{unreadable} file(s) could not be read (see above, e.g. permission denied); {} changed or missing",
+                bad.len() - unreadable
+            ),
+            code: 3,
+        });
+    }
     if !bad.is_empty() {
         return Err(CliError {
             message: format!(
@@ -934,18 +1189,40 @@ pub struct ExportArgs {
     /// Only data ids matching this filter.
     #[arg(long = "where")]
     pub where_: Option<String>,
+    /// Mapper policy for a legacy repository.
+    #[command(flatten)]
+    pub legacy: PolicyArg,
 }
 
 /// Runs `daf export`.
 pub fn export(a: ExportArgs) -> Result<(), CliError> {
-    let butler = open(&a.repo, false)?;
+    let butler = open_with(&a.repo, false, a.legacy.policy.as_deref())?;
     let filter = a.where_.as_deref().map(parse_where).transpose()?;
-    let e = daf_butler::export::export(&butler, 0, &|r| {
+    let mut e = daf_butler::export::export(&butler, 0, &|r| {
         a.dataset_type
             .as_deref()
             .is_none_or(|t| t == r.dataset_type)
             && filter.as_ref().is_none_or(|f| f.matches(&r.data_id))
     })?;
+    if butler.registry(0).is_none() {
+        // A legacy repository: its datasets of the type as its mapper
+        // lists them, checksummed now.
+        let dt = a.dataset_type.as_deref().ok_or_else(|| {
+            CliError::new(format!(
+                "{} has no file registry (a legacy repository): name the datasets to \
+                 export with --dataset-type",
+                a.repo.display()
+            ))
+        })?;
+        for (full, mut rec) in legacy_datasets(&butler, 0, dt, filter.as_ref()) {
+            let (sum, size) = daf_butler::file_registry::checksum_file(&full)
+                .map_err(|err| CliError::new(format!("{}: {err}", full.display())))?;
+            rec.checksum = sum;
+            rec.size = size;
+            rec.time_ns = daf_butler::file_registry::now_ns();
+            e.datasets.push(rec);
+        }
+    }
     let text = e.to_yaml();
     match &a.output {
         Some(p) => {
@@ -978,6 +1255,9 @@ pub struct ImportArgs {
     /// JSON output.
     #[arg(long)]
     pub json: bool,
+    /// Mapper policy for a legacy repository.
+    #[command(flatten)]
+    pub legacy: PolicyArg,
     /// No progress bar (set from the global `-q`).
     #[arg(skip)]
     pub quiet: bool,
@@ -990,7 +1270,14 @@ pub fn import(a: ImportArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::new(format!("{}: {e}", a.file.display())))?;
     let e = Export::from_yaml(&text)
         .map_err(|m| CliError::new(format!("{}: {m}", a.file.display())))?;
-    let butler = open(&a.repo, true)?;
+    if daf_butler::export::create_for_import(&a.repo, &e)? && !a.json {
+        eprintln!(
+            "created repository {} (mapper {})",
+            a.repo.display(),
+            e.mapper.as_deref().unwrap_or("SimpleMapper")
+        );
+    }
+    let butler = open_with(&a.repo, true, a.legacy.policy.as_deref())?;
     let pb = progress(e.datasets.len(), a.json || a.quiet);
     let summary = daf_butler::export::import(&butler, &e, transfer, &|| pb.inc(1))?;
     pb.finish_and_clear();

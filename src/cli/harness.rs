@@ -21,8 +21,36 @@ pub enum Transport {
     Mpi,
 }
 
+/// The pipeline policy keys and exit statuses, shown by `daf run --help`.
+pub const PIPELINE_HELP: &str = "\
+Pipeline policy keys (PAF, .policy or YAML; optionally under `execute:`):
+  appStage {name, serialClass, parallelClass, eventTopic, stagePolicy, shareData}
+                   the stages, in order (stageName is accepted for name)
+  failureStage {...} gets the failed clipboard (failedInStage, failureType ...)
+  nSlices          slices (default 1; --slices overrides; MPI: ranks - 1)
+  shareDataOn      exchange shared clipboard items before shareData stages
+  topology {type, param1, param2}   who shares with whom:
+                   ring (param1 clockwise|counterclockwise),
+                   sliceleaders (param1 = m: rank % m == 0 receives from the next m-1),
+                   focalplane (param1 x param2 periodic grid, 4 neighbours)
+  executionMode    oneloop runs one visit
+  stepTimeout      seconds the master waits for a step (default 300), warning meanwhile
+  dir {defaultRoot, runDirPattern, work, input, output, update, scratch}, database.url
+                   the location map
+  exitTopic        at the normal end, publish message=\"exiting_<runId>\" on this topic
+  shutdownTopic    an event carrying this topic ends the run before its visit
+  ignored, with a warning: eventBrokerHost, logThreshold, localLogMode, barrierDelay,
+  eventTimeout; unknown keys are warned about too.
+Built-in stages: InputStage, OutputStage, SymLinkStage, EventStage (keysToPublish
+\"topic=clipboardKey\", RunMode), NoOp; lsst.pex.harness.* class paths work too.
+Published events (EventStage, exitTopic) go to --publish as --events lines.
+Exit status: 0 all visits ok; 3 some visit failed in some process (report printed);
+4 a slice was lost (died, or silent past stepTimeout): the partial report of the
+visits that completed is printed (and --dump written), naming the lost slice.";
+
 /// Arguments of `daf run`.
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = PIPELINE_HELP)]
 pub struct RunArgs {
     /// The pipeline policy (PAF, .policy or YAML). stepTimeout defaults to 300 s.
     pub pipeline: PathBuf,
@@ -47,6 +75,10 @@ pub struct RunArgs {
     /// Writes every visit's outcome per process as JSON (for comparing runs).
     #[arg(long)]
     pub dump: Option<PathBuf>,
+    /// Writes the events the run published (EventStage, exitTopic) as JSON
+    /// lines in the --events format, so they can drive another pipeline.
+    #[arg(long, value_name = "FILE")]
+    pub publish: Option<PathBuf>,
     /// The transport.
     #[arg(long, value_enum, default_value = "auto")]
     pub transport: Transport,
@@ -133,6 +165,59 @@ pub fn print_summary(report: &RunReport, out: &mut impl Write) -> std::io::Resul
             v.elapsed.as_secs_f64() * 1e3
         )?;
     }
+    let published = report.published();
+    if !published.is_empty() {
+        let mut topics: Vec<&str> = published.iter().map(|p| p.topic.as_str()).collect();
+        topics.dedup();
+        writeln!(
+            out,
+            "  published {} events ({})",
+            published.len(),
+            topics.join(", ")
+        )?;
+    }
+    if let Some(l) = &report.lost {
+        writeln!(
+            out,
+            "  LOST slice {} in visit {}, {}: {}",
+            l.rank, l.visit, l.stage, l.message
+        )?;
+        writeln!(
+            out,
+            "  partial report: {} visits completed before the slice was lost",
+            report.visits.len()
+        )?;
+    }
+    Ok(())
+}
+
+/// Writes the published events as JSON lines (the `--events` format), atomically.
+pub fn write_published(report: &RunReport, path: &Path) -> Result<(), CliError> {
+    let mut f = AtomicFile::create(path)?;
+    for p in report.published() {
+        serde_json::to_writer(f.writer(), &p.to_event_line())
+            .map_err(|e| CliError::new(format!("{}: {e}", path.display())))?;
+        f.writer().write_all(b"\n")?;
+    }
+    f.commit()?;
+    Ok(())
+}
+
+/// Everything `daf run` writes for a report: the summary, `--dump`, `--publish`.
+fn write_outputs(
+    report: &RunReport,
+    args_dump: Option<&Path>,
+    publish: Option<&Path>,
+) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    print_summary(report, &mut out)?;
+    out.flush()?;
+    if let Some(d) = args_dump {
+        write_dump(report, d)?;
+    }
+    if let Some(p) = publish {
+        write_published(report, p)?;
+    }
     Ok(())
 }
 
@@ -209,6 +294,11 @@ fn run_in_python(args: &RunArgs, class: &str) -> Result<(), CliError> {
     if let Some(d) = &args.dump {
         cmd.arg("--dump").arg(d);
     }
+    if args.publish.is_some() {
+        return Err(CliError::new(format!(
+            "--publish is not supported for pipelines with Python stages (stage class {class})"
+        )));
+    }
     cmd.arg("--transport").arg(match args.transport {
         Transport::Auto => "auto",
         Transport::Threads => "threads",
@@ -257,13 +347,37 @@ pub fn run_with_registry(args: RunArgs, registry: &StageRegistry) -> Result<(), 
         return run_in_python(&args, &class);
     }
     let req = args.request()?;
-    let Some(report) = daf_harness::run_with_registry(&req, registry)? else {
-        return Ok(()); // an MPI slice rank: the master reports
+    let mut services = daf_harness::launch::default_services(&cfg, &req.locations)?;
+    // A lost slice: the master prints the partial report (under MPI just
+    // before it aborts the job, so this is the only place it can).
+    let (dump, publish) = (args.dump.clone(), args.publish.clone());
+    services.on_lost = Some(std::sync::Arc::new(move |report: &RunReport| {
+        if let Err(e) = write_outputs(report, dump.as_deref(), publish.as_deref()) {
+            eprintln!("daf: writing the partial report: {e}");
+        }
+        if let Some(l) = &report.lost {
+            eprintln!(
+                "daf: slice {} lost in visit {}, {}: {} ({} visits completed)",
+                l.rank,
+                l.visit,
+                l.stage,
+                l.message,
+                report.visits.len()
+            );
+        }
+    }));
+    let report = match daf_harness::launch::run_loaded(&cfg, &req, registry, services) {
+        Ok(Some(report)) => report,
+        Ok(None) => return Ok(()), // an MPI slice rank: the master reports
+        Err(daf_harness::HarnessError::SliceLost { rank, message, .. }) => {
+            return Err(CliError {
+                message: format!("slice {rank} lost: {message} (partial report printed)"),
+                code: 4,
+            })
+        }
+        Err(e) => return Err(e.into()),
     };
-    print_summary(&report, &mut std::io::stdout().lock())?;
-    if let Some(d) = &args.dump {
-        write_dump(&report, d)?;
-    }
+    write_outputs(&report, args.dump.as_deref(), args.publish.as_deref())?;
     if report.failures() > 0 {
         return Err(CliError {
             message: format!("{} (visit, process) pairs failed", report.failures()),

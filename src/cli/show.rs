@@ -123,13 +123,16 @@ pub fn show_fits(path: &Path, as_json: bool) -> Result<String, CliError> {
         }
         if h.kind == HduKind::BinTable {
             // TFIELDS is at most 999 (FITS 4.0 sec. 7.3.1); a larger value
-            // is shown as it is, but no more columns are listed.
+            // is shown as it is, but no more columns are listed, nor more
+            // than have a TFORMn card (what is listed grows with the header,
+            // not with what it claims).
             let n = h
                 .value("TFIELDS")
                 .and_then(Value::as_i64)
                 .unwrap_or(0)
                 .clamp(0, 999);
             let cols: Vec<Json> = (1..=n)
+                .take_while(|i| h.value(&format!("TFORM{i}")).is_some())
                 .map(|i| {
                     let s = |k: String| match h.value(&k) {
                         Some(Value::Str(s)) => s.clone(),

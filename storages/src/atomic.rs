@@ -47,6 +47,16 @@ pub fn create_parent_dirs(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The mode of a new file, as `File::create` gives it: 0666 less the
+/// process umask (0644 under umask 022). Temporary files that become a
+/// repository's files are created with it rather than tempfile's private
+/// 0600, so that other users can read what daf writes, as with any tool.
+pub fn umask_file_mode() -> fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    // Given to open(2), which applies the umask.
+    fs::Permissions::from_mode(0o666)
+}
+
 fn sync_dir(dir: &Path) -> io::Result<()> {
     // Directory fsync makes the rename durable; not all platforms allow it.
     match File::open(dir) {
@@ -72,6 +82,7 @@ impl AtomicFile {
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{name}.{}.", crate::owner::token()))
             .suffix(".daf-tmp")
+            .permissions(umask_file_mode())
             .tempfile_in(&dir)
             .map_err(|e| StorageError::io(&dir, e))?;
         Ok(AtomicFile {

@@ -29,12 +29,14 @@ pub mod location;
 pub mod owner;
 pub mod registry;
 pub mod storage;
+pub mod yaml_storage;
 
 pub use boost_storage::{BoostStorage, XmlStorage};
 pub use error::StorageError;
 pub use location::{LocationError, LocationTemplate, LogicalLocation};
 pub use registry::StorageRegistry;
 pub use storage::{Mode, Storage};
+pub use yaml_storage::YamlStorage;
 
 /// Result alias for storage operations.
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -45,6 +45,15 @@ impl StorageRegistry {
             .expect("fresh registry");
         reg.register("DbTsvStorage", || Box::new(crate::db::DbTsvStorage::new()))
             .expect("fresh registry");
+        // Gen2's storage of afw tables (BaseCatalog, SourceCatalog): FITS.
+        reg.register("FitsCatalogStorage", || {
+            Box::new(crate::fits::FitsStorage::new())
+        })
+        .expect("fresh registry");
+        reg.register("YamlStorage", || Box::new(crate::YamlStorage::new()))
+            .expect("fresh registry");
+        reg.register("ConfigStorage", || Box::new(crate::YamlStorage::config()))
+            .expect("fresh registry");
         reg
     }
 

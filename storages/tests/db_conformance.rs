@@ -1407,47 +1407,38 @@ fn datetime_columns_read_and_write() {
     }
 }
 
-/// TLS: `sslmode` in the location. The local PostgreSQL has ssl=on:
-/// `require` gives an encrypted session, `disable` a plain one, and
-/// `verify-full` against a self-signed certificate fails clearly. MariaDB:
-/// `require` is encrypted when the server has TLS, else a clear error.
+/// TLS: `sslmode` in the location, asserted over the very session daf uses
+/// (`DbStorage::tls_cipher`: the server's `Ssl_cipher` / `pg_stat_ssl`).
+/// PostgreSQL (ssl=on locally): `require` is encrypted, `disable` is plain,
+/// `verify-full` against its self-signed certificate fails clearly.
+/// MariaDB (given TLS by `.ci/setup/10-mariadb-tls.sh`; without it this
+/// skips locally and fails in CI): `require`, and `verify-ca` /
+/// `verify-full` against `DAF_TEST_MYSQL_TLS_CA`, encrypt both the storage's
+/// own session (sqlx) and the `LOAD DATA` connection (the mysql crate), and a
+/// load over them commits; a CA that did not sign the server certificate
+/// (`DAF_TEST_MYSQL_TLS_WRONG_CA`) is refused with `DbError::Connect`.
 #[test]
 fn tls_sslmode_from_the_location() {
+    use daf_base::testing::available;
     use daf_storages::db::Backend;
     for t in targets() {
         let b = backend_of(&t);
         if b == Backend::Sqlite {
             continue; // embedded: no connection to encrypt
         }
-        let ssl_in_use = |db: &mut DbStorage| -> bool {
-            if b == Backend::Postgres {
-                db.set_table_for_query("pg_stat_ssl").unwrap();
-                db.out_column("ssl").unwrap();
-                db.set_query_where("pid = pg_backend_pid()").unwrap();
-            } else {
-                db.set_table_expr_for_query("information_schema.SESSION_STATUS")
-                    .unwrap();
-                db.out_expr("VARIABLE_VALUE").unwrap();
-                db.set_query_where("VARIABLE_NAME = 'SSL_CIPHER'").unwrap();
-            }
-            db.query().unwrap();
-            assert!(db.next().unwrap());
-            let on = match db.value_by_pos(0).unwrap() {
-                daf_storages::db::DbValue::Bool(v) => *v,
-                daf_storages::db::DbValue::String(s) => !s.is_empty(),
-                other => panic!("{other:?}"),
-            };
-            db.finish_query();
-            on
-        };
-        let open = |mode: &str| {
-            DbStorage::open_url(&format!("{}?sslmode={mode}", t.url), Some(t.auth.clone()))
-        };
-        let mut plain = open("disable").unwrap();
-        assert!(!ssl_in_use(&mut plain), "{}", t.url);
-        let server_has_tls = if b == Backend::Postgres {
-            true
-        } else {
+        let url = |q: &str| format!("{}?{q}", t.url);
+        let open = |q: &str| DbStorage::open_url(&url(q), Some(t.auth.clone()));
+        let mut plain = open("sslmode=disable").unwrap();
+        assert_eq!(plain.tls_cipher().unwrap(), None, "{}", t.url);
+        if b == Backend::Postgres {
+            let mut db = open("sslmode=require").unwrap();
+            let cipher = db.tls_cipher().unwrap().unwrap_or_default();
+            assert!(!cipher.is_empty(), "{}: encrypted", t.url);
+            let e = open("sslmode=verify-full").unwrap_err().to_string();
+            assert!(e.contains("cannot connect"), "{e}");
+            continue;
+        }
+        let server_has_tls = {
             let mut db = t.db();
             db.set_table_expr_for_query("(SELECT @@have_ssl AS h) x")
                 .unwrap();
@@ -1456,21 +1447,101 @@ fn tls_sslmode_from_the_location() {
             db.next().unwrap();
             db.get_column_by_pos::<String>(0).unwrap() == "YES"
         };
-        match open("require") {
-            Ok(mut db) => {
-                assert!(server_has_tls, "{}", t.url);
-                assert!(ssl_in_use(&mut db), "{}: encrypted", t.url);
-            }
-            Err(e) => {
-                assert!(!server_has_tls, "{}: {e}", t.url);
-                let m = e.to_string().to_lowercase();
-                assert!(m.contains("tls") || m.contains("ssl"), "{m}");
-                eprintln!("SKIPPED: {} has no TLS; require refused: {e}", t.url);
-            }
+        if !server_has_tls {
+            // Without TLS on the server, `require` is a clear refusal.
+            let Err(e) = open("sslmode=require") else {
+                panic!("{}: no TLS, yet connected", t.url)
+            };
+            let m = e.to_string().to_lowercase();
+            assert!(m.contains("tls") || m.contains("ssl"), "{m}");
         }
-        if b == Backend::Postgres {
-            let e = open("verify-full").unwrap_err().to_string();
-            assert!(e.contains("cannot connect"), "{e}");
+        if !available(
+            server_has_tls,
+            &format!(
+                "{} has no TLS (have_ssl is not YES; .ci/setup/10-mariadb-tls.sh gives it one)",
+                t.url
+            ),
+        ) {
+            continue;
+        }
+        let env = |v: &str| std::env::var(v).ok().filter(|s| !s.is_empty());
+        let mut modes = vec!["sslmode=require".to_string()];
+        let ca = env("DAF_TEST_MYSQL_TLS_CA");
+        if available(
+            ca.is_some(),
+            "DAF_TEST_MYSQL_TLS_CA not set: MariaDB certificate verification not tested",
+        ) {
+            let ca = ca.unwrap();
+            modes.push(format!("sslmode=verify-ca&sslrootcert={ca}"));
+            modes.push(format!("sslmode=verify-full&sslrootcert={ca}"));
+        }
+        for q in &modes {
+            let mut db = open(q).unwrap_or_else(|e| panic!("{q}: {e}"));
+            let cipher = db.tls_cipher().unwrap().unwrap_or_default();
+            assert!(!cipher.is_empty(), "{q}: the sqlx session is encrypted");
+            let mut tsv = DbTsvStorage::open_url(&url(q), Some(t.auth.clone()))
+                .unwrap_or_else(|e| panic!("{q}: {e}"));
+            let own = tsv.tls_cipher().unwrap().unwrap_or_default();
+            assert!(
+                !own.is_empty(),
+                "{q}: the DbTsvStorage session is encrypted"
+            );
+            let load = tsv.bulk_load_tls_cipher().unwrap().unwrap_or_default();
+            assert!(
+                !load.is_empty(),
+                "{q}: the LOAD DATA connection is encrypted"
+            );
+            // A load over that encrypted connection commits.
+            let table = unique_name("daf_tls");
+            let _d = Dropper(&t, table.clone());
+            keyed_table(&mut db, &table);
+            tsv.start_transaction().unwrap();
+            tsv.set_table_for_insert(&table).unwrap();
+            for i in 0..2_i64 {
+                tsv.set_column("id", i).unwrap();
+                tsv.set_column("x", 0.5).unwrap();
+                tsv.insert_row().unwrap();
+            }
+            tsv.prepare_commit().unwrap();
+            tsv.end_transaction().unwrap();
+            assert_eq!(count(&mut db, &table), 2, "{q}");
+            assert_eq!(
+                tsv.last_loads()[0].method,
+                daf_storages::db::BulkMethod::MysqlLoadDataLocalInfile
+            );
+            let after = tsv.bulk_load_tls_cipher().unwrap();
+            assert_eq!(
+                after.as_deref(),
+                Some(load.as_str()),
+                "{q}: same connection"
+            );
+        }
+        let wrong = env("DAF_TEST_MYSQL_TLS_WRONG_CA");
+        if available(
+            wrong.is_some(),
+            "DAF_TEST_MYSQL_TLS_WRONG_CA not set: refusal of a wrong MariaDB CA not tested",
+        ) {
+            let wrong = wrong.unwrap();
+            for mode in ["verify-ca", "verify-full"] {
+                let q = format!("sslmode={mode}&sslrootcert={wrong}");
+                for e in [
+                    open(&q).err(),
+                    DbTsvStorage::open_url(&url(&q), Some(t.auth.clone())).err(),
+                ] {
+                    let e = e.unwrap_or_else(|| panic!("{q}: a wrong CA was accepted"));
+                    match &e {
+                        StorageError::Db(DbError::Connect { message, .. }) => {
+                            let m = message.to_lowercase();
+                            assert!(
+                                m.contains("certificate") || m.contains("issuer"),
+                                "{q}: {e}"
+                            );
+                            eprintln!("{q}: refused as expected: {e}");
+                        }
+                        other => panic!("{q}: want DbError::Connect, got {other:?}"),
+                    }
+                }
+            }
         }
     }
 }

@@ -38,7 +38,7 @@ pub(crate) fn parse(
                 file: source.to_string(),
                 line,
                 text: line_text(text, line),
-                message: e.to_string(),
+                message: crate::yaml_error_text(&e),
             });
         }
     };

@@ -460,6 +460,54 @@ pub fn verify_records(root: &Path, recs: Vec<DatasetRecord>) -> Vec<Mismatch> {
     out
 }
 
+/// [`verify_records`] for a repository whose files are in `remote` (an
+/// object store; `None`: files under `root`): each record's object is
+/// checked by size (HEAD) and BLAKE3 checksum (ranged GETs), in parallel.
+/// An unreachable endpoint or a denied request is a
+/// [`Problem::Unreadable`] of that record, never a panic.
+pub fn verify_records_in(
+    root: &Path,
+    remote: Option<&dyn daf_storages::datastore::Datastore>,
+    recs: Vec<DatasetRecord>,
+) -> Vec<Mismatch> {
+    let Some(ds) = remote else {
+        return verify_records(root, recs);
+    };
+    let url = ds.url();
+    let mut out: Vec<Mismatch> = recs
+        .into_par_iter()
+        .filter_map(|rec| {
+            let problem = match ds.head(&rec.path) {
+                Ok(None) => Some(Problem::Missing),
+                Err(e) => Some(Problem::Unreadable {
+                    message: e.to_string(),
+                }),
+                Ok(Some(m)) if m.size != rec.size => Some(Problem::Size {
+                    expected: rec.size,
+                    actual: m.size,
+                }),
+                Ok(Some(_)) => match ds.checksum(&rec.path) {
+                    Err(e) => Some(Problem::Unreadable {
+                        message: e.to_string(),
+                    }),
+                    Ok((sum, _)) if sum != rec.checksum => Some(Problem::Checksum {
+                        expected: rec.checksum.clone(),
+                        actual: sum,
+                    }),
+                    Ok(_) => None,
+                },
+            };
+            problem.map(|problem| Mismatch {
+                full_path: PathBuf::from(format!("{url}/{}", rec.path)),
+                record: rec,
+                problem,
+            })
+        })
+        .collect();
+    out.sort_by_key(|m| m.record.id);
+    out
+}
+
 /// Where a repository's file registry lives, from its configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RegistryLocation {

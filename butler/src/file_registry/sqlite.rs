@@ -185,8 +185,16 @@ impl SqliteFileRegistry {
     /// Without `create`, a missing registry gives `Ok(None)`.
     pub fn open(root: &Path, create: bool) -> Result<Option<SqliteFileRegistry>, ButlerError> {
         let path = root.join(REGISTRY_FILE);
-        if !create && !path.is_file() {
-            return Ok(None);
+        // A folder or file this user may not see is "permission denied",
+        // not a repository without a registry.
+        match std::fs::metadata(&path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !create {
+                    return Ok(None);
+                }
+            }
+            Err(e) => return Err(ButlerError::io(&path, e)),
         }
         let err = |m: String| ButlerError::Registry {
             registry: path.display().to_string(),
@@ -197,9 +205,28 @@ impl SqliteFileRegistry {
         } else {
             OpenFlags::SQLITE_OPEN_READ_WRITE
         };
-        let conn = Connection::open_with_flags(&path, flags)
-            .or_else(|_| Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY))
-            .map_err(|e| err(e.to_string()))?;
+        // SQLite opens a file this user cannot write read-only; a reader
+        // without write access then gets a connection that writes nothing
+        // (no WAL switch, no schema, no recovery), `mode=ro` or immutable.
+        let conn = match Connection::open_with_flags(&path, flags) {
+            Ok(c) if !c.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) => c,
+            Ok(_) if create => {
+                // A writable repository whose registry this user may not
+                // write: say so now, not at the first put.
+                let e = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&path)
+                    .err()
+                    .unwrap_or_else(|| std::io::ErrorKind::PermissionDenied.into());
+                return Err(ButlerError::io(&path, e));
+            }
+            Err(e) if create => return Err(err(format!("cannot create or open it: {e}"))),
+            _ => daf_mappers::registry::open_sqlite_read_only(&path).map_err(|e| match e {
+                daf_mappers::registry::ReadOnlyOpenError::Io(io) => ButlerError::io(&path, io),
+                other => err(other.to_string()),
+            })?,
+        };
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| err(e.to_string()))?;
         if !conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {

@@ -1,7 +1,8 @@
 //! The built-in stages: [`io`] (InputStage, OutputStage), [`symlink`]
-//! (SymLinkStage), and small [`testing`] stages used by tests, benchmarks and
+//! (SymLinkStage), [`event`] (EventStage), and small [`testing`] stages used by tests, benchmarks and
 //! the MPI check.
 
+pub mod event;
 pub mod io;
 pub mod symlink;
 pub mod testing;
@@ -59,6 +60,16 @@ pub(crate) fn register_builtin(r: &mut StageRegistry) {
         symlink::SymLinkStageParallel,
         "SymLinkStageParallel",
         "lsst.pex.harness.SymLinkStage.SymLinkStageParallel"
+    );
+    serial!(
+        event::EventStageSerial,
+        "EventStageSerial",
+        "lsst.pex.harness.EventStage.EventStageSerial"
+    );
+    parallel!(
+        event::EventStageParallel,
+        "EventStageParallel",
+        "lsst.pex.harness.EventStage.EventStageParallel"
     );
     parallel!(testing::FailParallel, "daf.harness.FailParallel");
     serial!(testing::FailSerial, "daf.harness.FailSerial");

@@ -5,7 +5,8 @@
 //!   `failVisit` and (parallel only) the rank equals `failRank` (any rank when
 //!   absent). `panic: true` panics instead of returning an error;
 //!   `exit: <code>` ends the whole process (a slice that dies, for the MPI
-//!   check); `sleep: <seconds>` hangs that long first (a slice that stops
+//!   check), `kill: true` kills it with SIGKILL, `abort: true` aborts it
+//!   (SIGABRT); `sleep: <seconds>` hangs that long first (a slice that stops
 //!   answering).
 //! * `daf.harness.ShareParallel`: puts a shared property set `slice`
 //!   `{rank, visit, value = visit*100 + rank}` on the clipboard.
@@ -47,6 +48,20 @@ fn maybe_fail(ctx: &StageContext, cb: &Clipboard, with_rank: bool) -> Result<()>
         if ps.exists("sleep") {
             let s = ps.get_as_f64("sleep")?.clamp(0.0, 3600.0);
             std::thread::sleep(std::time::Duration::from_secs_f64(s));
+        }
+        if ps.exists("kill") && ps.get::<bool>("kill")? {
+            eprintln!(
+                "daf: {} (rank {}) kills itself with SIGKILL as asked",
+                ctx.name, ctx.rank
+            );
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &std::process::id().to_string()])
+                .status();
+            std::thread::sleep(std::time::Duration::from_secs(60));
+        }
+        if ps.exists("abort") && ps.get::<bool>("abort")? {
+            eprintln!("daf: {} (rank {}) aborts as asked", ctx.name, ctx.rank);
+            std::process::abort();
         }
         if ps.exists("exit") {
             let code = ps.get_as_i64("exit")?;

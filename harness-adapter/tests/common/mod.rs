@@ -26,6 +26,7 @@ pub fn services(location_map: PropertySet) -> Services {
         formatters,
         location_map,
         butler_factory: None,
+        on_lost: None,
     }
 }
 

@@ -22,7 +22,7 @@ use daf_base::{DataId, DataIdValue};
 
 pub use posix::PosixRegistry;
 pub use postgres::PgRegistry;
-pub use sqlite::SqliteRegistry;
+pub use sqlite::{open_sqlite_read_only, ReadOnlyOpenError, SqliteRegistry};
 
 use crate::MapperError;
 

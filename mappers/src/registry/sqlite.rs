@@ -52,19 +52,111 @@ fn err(path: &Path, message: impl std::fmt::Display) -> MapperError {
     }
 }
 
+/// A `file:` URI for `path` (every byte but unreserved ones %-escaped, so
+/// `?`, `#` and `%` in a folder name stay part of the path).
+fn file_uri(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::from("file:");
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Opens the SQLite file at `path` for reading only, writing nothing in it
+/// or beside it: `mode=ro`, so a user without write access to a shared
+/// repository can read it. A WAL-mode file whose folder the user cannot
+/// write (so SQLite cannot make its `-shm` file) and that no writer has
+/// open (no `-wal` frames) is read as `immutable=1`, a snapshot of the file
+/// as it is. A file the user may not read is an I/O error saying
+/// "Permission denied", never SQLite's "unable to open database file".
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let p = dir.path().join("r.sqlite3");
+/// rusqlite::Connection::open(&p).unwrap().execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (7)").unwrap();
+/// let c = daf_mappers::registry::open_sqlite_read_only(&p).unwrap();
+/// assert_eq!(c.query_row("SELECT x FROM t", [], |r| r.get::<_, i64>(0)).unwrap(), 7);
+/// assert!(c.execute_batch("INSERT INTO t VALUES (8)").is_err());
+/// ```
+pub fn open_sqlite_read_only(path: &Path) -> Result<Connection, ReadOnlyOpenError> {
+    // Permission problems in plain words before SQLite blurs them.
+    std::fs::File::open(path).map_err(ReadOnlyOpenError::Io)?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let uri = file_uri(path);
+    let conn = Connection::open_with_flags(format!("{uri}?mode=ro"), flags)?;
+    let probe = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    });
+    let no_shm = matches!(
+        &probe,
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if matches!(e.code, rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen)
+    );
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal_frames = std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0);
+    match probe {
+        Ok(_) => Ok(conn),
+        Err(_) if no_shm && !wal_frames => {
+            drop(conn);
+            Ok(Connection::open_with_flags(
+                format!("{uri}?mode=ro&immutable=1"),
+                flags,
+            )?)
+        }
+        Err(e) if no_shm => Err(ReadOnlyOpenError::Sqlite(format!(
+            "{e}: another process is writing it (its -wal file has data) and this \
+             user cannot create its shared-memory file; read it when that writer is \
+             done, or get write access to the folder"
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Why [`open_sqlite_read_only`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadOnlyOpenError {
+    /// The file could not be opened at all (permission denied, no such
+    /// file).
+    #[error("{0}")]
+    Io(std::io::Error),
+    /// SQLite refused it.
+    #[error("{0}")]
+    Sqlite(String),
+}
+
+impl From<rusqlite::Error> for ReadOnlyOpenError {
+    fn from(e: rusqlite::Error) -> Self {
+        ReadOnlyOpenError::Sqlite(e.to_string())
+    }
+}
+
 impl SqliteRegistry {
-    /// Opens an existing registry read-only. A missing file, or one that is
-    /// not an SQLite database, is an error.
+    /// Opens an existing registry read-only ([`open_sqlite_read_only`]:
+    /// it works for users who cannot write the repository). A missing file,
+    /// one that cannot be read, or one that is not an SQLite database, is an
+    /// error.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, MapperError> {
         let path = path.as_ref();
-        if !path.is_file() {
-            return Err(err(path, "no such registry file"));
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => return Err(err(path, "not a file")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(err(path, "no such registry file"))
+            }
+            Err(e) => return Err(err(path, e)),
         }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| err(path, e))?;
+        let conn = open_sqlite_read_only(path).map_err(|e| match e {
+            ReadOnlyOpenError::Io(e) => err(path, e),
+            e => err(path, format!("not a readable SQLite registry: {e}")),
+        })?;
         Self::finish(conn, path)
     }
 

@@ -165,7 +165,39 @@ pub fn large_put(ds: &dyn Datastore, base: &str, scratch: &std::path::Path) {
     let (sum, size) = ds.checksum(&key).unwrap();
     assert_eq!(size, 20 << 20);
     assert_eq!(sum, blake3::hash(&bytes).to_hex().to_string());
+    // long ranges (read in several concurrent pieces by S3) and short ones
+    // in one call come back whole and in order
+    let n = bytes.len() as u64;
+    let want = [0..n, 7..n - 5, 100..200, (9 << 20) + 1..(9 << 20) + 2, n..n];
+    let got = ds.get_ranges(&key, &want).unwrap();
+    for (r, g) in want.iter().zip(&got) {
+        assert!(
+            g[..] == bytes[r.start as usize..r.end as usize],
+            "range {r:?}"
+        );
+    }
+    // a big put made in one batch with small ones
+    let small = scratch.join("small.bin");
+    std::fs::write(&small, b"tiny").unwrap();
+    let items = vec![
+        (format!("{base}/b1"), src.clone(), PutMode::Create),
+        (format!("{base}/b2"), small.clone(), PutMode::Create),
+        (format!("{base}/b2"), small.clone(), PutMode::Create),
+    ];
+    let res = ds.put_files(&items);
+    assert_eq!(res[0].as_ref().unwrap().size, 20 << 20);
+    // the same key twice, create-only: exactly one of the two wins
+    let won = res[1..].iter().filter(|r| r.is_ok()).count();
+    assert_eq!(won, 1, "{res:?}");
+    assert!(res[1..]
+        .iter()
+        .any(|r| matches!(r, Err(DatastoreError::AlreadyExists { .. }))));
+    assert_eq!(ds.get(&format!("{base}/b2"), 10).unwrap(), b"tiny");
+    for k in ["b1", "b2"] {
+        ds.delete(&format!("{base}/{k}")).unwrap();
+    }
     let _ = std::fs::remove_file(src);
+    let _ = std::fs::remove_file(small);
     ds.delete(&key).unwrap();
 }
 

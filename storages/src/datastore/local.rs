@@ -61,6 +61,7 @@ impl LocalDatastore {
         let mut tmp = tempfile::Builder::new()
             .prefix(".daf-put.")
             .suffix(".tmp")
+            .permissions(crate::atomic::umask_file_mode())
             .tempfile_in(parent)
             .map_err(|e| DatastoreError::io(parent, e))?;
         fill(tmp.as_file_mut()).map_err(|e| DatastoreError::io(&path, e))?;
@@ -145,8 +146,12 @@ impl super::Datastore for LocalDatastore {
 
     fn get_to_file(&self, key: &str, dest: &Path) -> Result<u64> {
         let path = self.path(key)?;
-        if !path.is_file() {
-            return Err(self.not_found(key));
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => {}
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(DatastoreError::io(&path, e))
+            }
+            _ => return Err(self.not_found(key)),
         }
         let n = std::fs::copy(&path, dest).map_err(|e| DatastoreError::io(dest, e))?;
         self.stats.read(1, n);

@@ -250,6 +250,17 @@ pub trait Datastore: Send + Sync + std::fmt::Debug {
     /// Bytes and requests moved so far.
     fn stats(&self) -> &TransferStats;
 
+    /// Stores many files at once: `(key, file, mode)` each as
+    /// [`put_file`](Datastore::put_file), one result per item in order.
+    /// Backends upload them concurrently (the S3 backend keeps up to 32 in
+    /// flight); each item is complete or absent on its own.
+    fn put_files(&self, items: &[(String, PathBuf, PutMode)]) -> Vec<Result<ObjectMeta>> {
+        items
+            .iter()
+            .map(|(k, f, m)| self.put_file(k, f, *m))
+            .collect()
+    }
+
     /// The bytes of one range of `key`.
     fn get_range(&self, key: &str, range: Range<u64>) -> Result<Vec<u8>> {
         Ok(self

@@ -19,8 +19,13 @@ use super::{check_key, DatastoreError, ObjectMeta, PutMode, Result, TransferStat
 const SINGLE_PUT_MAX: u64 = 16 << 20;
 /// Part size of multipart uploads.
 const PART_SIZE: usize = 8 << 20;
-/// Ranged reads in flight at once per call.
-const CONCURRENT_RANGES: usize = 32;
+/// Uploads in flight at once in [`Datastore::put_files`](super::Datastore::put_files).
+const CONCURRENT_PUTS: usize = 32;
+/// Ranged reads in flight at once per call (the rows of a 100-row cut-out
+/// go out in one wave; connections stay in the client's pool).
+const CONCURRENT_RANGES: usize = 128;
+/// Reads longer than this are split into concurrent GETs of this size.
+const READ_CHUNK: u64 = 8 << 20;
 
 /// How to reach an S3 bucket. Build it with [`S3Config::from_env`]; the
 /// secret fields never appear in `Debug` output or errors.
@@ -424,6 +429,49 @@ impl S3Datastore {
     }
 }
 
+impl S3Datastore {
+    /// [`Datastore::put_file`](super::Datastore::put_file) on the runtime.
+    async fn put_file_async(&self, key: &str, src: &Path, mode: PutMode) -> Result<ObjectMeta> {
+        let path = self.obj(key)?;
+        let size = tokio::fs::metadata(src)
+            .await
+            .map_err(|e| DatastoreError::io(src, e))?
+            .len();
+        let n = if size <= SINGLE_PUT_MAX {
+            let bytes = tokio::fs::read(src)
+                .await
+                .map_err(|e| DatastoreError::io(src, e))?;
+            let n = bytes.len() as u64;
+            self.put_payload(&path, PutPayload::from(bytes), mode)
+                .await?;
+            n
+        } else {
+            if mode == PutMode::Create {
+                match self.store.head(&path).await {
+                    Ok(_) => {
+                        return Err(DatastoreError::AlreadyExists {
+                            url: self.url_string(),
+                            key: key.into(),
+                        })
+                    }
+                    Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(self.err(key, e)),
+                }
+            }
+            self.put_multipart_file(&path, src).await?
+        };
+        self.stats.wrote(n);
+        Ok(ObjectMeta {
+            key: key.into(),
+            size: n,
+        })
+    }
+
+    fn url_string(&self) -> String {
+        self.cfg.url()
+    }
+}
+
 impl super::Datastore for S3Datastore {
     fn url(&self) -> String {
         self.cfg.url()
@@ -434,25 +482,16 @@ impl super::Datastore for S3Datastore {
     }
 
     fn put_file(&self, key: &str, src: &Path, mode: PutMode) -> Result<ObjectMeta> {
-        let path = self.obj(key)?;
-        let size = std::fs::metadata(src)
-            .map_err(|e| DatastoreError::io(src, e))?
-            .len();
-        if size <= SINGLE_PUT_MAX {
-            let bytes = std::fs::read(src).map_err(|e| DatastoreError::io(src, e))?;
-            return self.put_bytes(key, &bytes, mode);
-        }
-        if mode == PutMode::Create && self.head(key)?.is_some() {
-            return Err(DatastoreError::AlreadyExists {
-                url: self.url(),
-                key: key.into(),
-            });
-        }
-        let n = self.rt.block_on(self.put_multipart_file(&path, src))?;
-        self.stats.wrote(n);
-        Ok(ObjectMeta {
-            key: key.into(),
-            size: n,
+        self.rt.block_on(self.put_file_async(key, src, mode))
+    }
+
+    fn put_files(&self, items: &[(String, PathBuf, PutMode)]) -> Vec<Result<ObjectMeta>> {
+        self.rt.block_on(async {
+            futures::stream::iter(items.iter())
+                .map(|(k, f, m)| self.put_file_async(k, f, *m))
+                .buffered(CONCURRENT_PUTS)
+                .collect()
+                .await
         })
     }
 
@@ -470,8 +509,31 @@ impl super::Datastore for S3Datastore {
     fn get_ranges(&self, key: &str, ranges: &[Range<u64>]) -> Result<Vec<Vec<u8>>> {
         let path = self.obj(key)?;
         let store = &self.store;
-        let out: Vec<bytes::Bytes> = self.rt.block_on(async {
-            futures::stream::iter(ranges.iter().cloned())
+        // Large ranges are fetched as several concurrent GETs of
+        // READ_CHUNK bytes (one stream from the server is slower than a
+        // few), small ones as they are; all of them at once, up to
+        // CONCURRENT_RANGES in flight.
+        let mut pieces: Vec<(usize, Range<u64>)> = Vec::new();
+        for (i, r) in ranges.iter().enumerate() {
+            if r.end < r.start {
+                return Err(DatastoreError::BadKey {
+                    key: key.into(),
+                    message: format!("range {r:?} ends before it starts"),
+                });
+            }
+            if r.end - r.start <= READ_CHUNK + READ_CHUNK / 2 {
+                pieces.push((i, r.clone()));
+                continue;
+            }
+            let mut s = r.start;
+            while s < r.end {
+                let e = (s + READ_CHUNK).min(r.end);
+                pieces.push((i, s..e));
+                s = e;
+            }
+        }
+        let got: Vec<bytes::Bytes> = self.rt.block_on(async {
+            futures::stream::iter(pieces.iter().map(|(_, r)| r.clone()))
                 .map(|r| {
                     let path = &path;
                     async move {
@@ -486,9 +548,9 @@ impl super::Datastore for S3Datastore {
                 .await
                 .map_err(|e| self.err(key, e))
         })?;
-        let total: u64 = out.iter().map(|b| b.len() as u64).sum();
-        self.stats.read(ranges.len() as u64, total);
-        for (b, r) in out.iter().zip(ranges) {
+        let total: u64 = got.iter().map(|b| b.len() as u64).sum();
+        self.stats.read(pieces.len() as u64, total);
+        for (b, (_, r)) in got.iter().zip(&pieces) {
             if b.len() as u64 != r.end - r.start {
                 return Err(DatastoreError::BadKey {
                     key: key.into(),
@@ -496,7 +558,27 @@ impl super::Datastore for S3Datastore {
                 });
             }
         }
-        Ok(out.into_iter().map(|b| b.to_vec()).collect())
+        let mut out: Vec<Vec<u8>> = Vec::with_capacity(ranges.len());
+        let mut got = got
+            .into_iter()
+            .zip(pieces.iter().map(|(i, _)| *i))
+            .peekable();
+        for (i, r) in ranges.iter().enumerate() {
+            let (first, _) = got.next().expect("one piece per range at least");
+            if got.peek().is_none_or(|(_, j)| *j != i) {
+                // one piece: the buffer is taken over without a copy when
+                // nothing else holds it
+                out.push(Vec::from(first));
+                continue;
+            }
+            let mut v = Vec::with_capacity((r.end - r.start) as usize);
+            v.extend_from_slice(&first);
+            while let Some((b, _)) = got.next_if(|(_, j)| *j == i) {
+                v.extend_from_slice(&b);
+            }
+            out.push(v);
+        }
+        Ok(out)
     }
 
     fn get_to_file(&self, key: &str, dest: &Path) -> Result<u64> {

@@ -662,20 +662,8 @@ impl Conn {
         let mut r = Ok(());
         for attempt in 0..2 {
             r = (|| {
-                if load.is_none() {
-                    let c = mysql::Conn::new((**load_opts).clone()).map_err(|e| {
-                        let secret = load_opts.get_pass().unwrap_or_default();
-                        DbError::Connect {
-                            backend: "MySQL".into(),
-                            host: load_opts.get_ip_or_hostname().to_string(),
-                            port: load_opts.get_tcp_port(),
-                            message: scrub(e.to_string(), secret),
-                        }
-                    })?;
-                    *load = Some(Box::new(c));
-                }
-                let c = load.as_mut().expect("opened above");
-                mysql::prelude::Queryable::query_drop(&mut **c, "START TRANSACTION")
+                let c = mysql_load_conn(load_opts, load)?;
+                mysql::prelude::Queryable::query_drop(c, "START TRANSACTION")
                     .map_err(|e| my_err("START TRANSACTION", e))
             })();
             match &r {
@@ -690,6 +678,43 @@ impl Conn {
             }
         }
         Some(r)
+    }
+
+    /// The TLS cipher of this session (`SHOW SESSION STATUS LIKE
+    /// 'Ssl_cipher'` on MariaDB/MySQL, `pg_stat_ssl` on PostgreSQL); `None`
+    /// when the session is not encrypted, and for SQLite.
+    pub fn tls_cipher(&mut self) -> Result<Option<String>, DbError> {
+        let sql = match self.backend() {
+            Backend::Sqlite => return Ok(None),
+            Backend::Postgres => "SELECT cipher FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            Backend::Mysql => "SHOW SESSION STATUS LIKE 'Ssl_cipher'",
+        };
+        let rs = self.query(sql, &[])?;
+        Ok(rs
+            .rows
+            .first()
+            .and_then(|r| r.last())
+            .and_then(|v| match v {
+                DbValue::String(s) if !s.is_empty() => Some(s.clone()),
+                _ => None,
+            }))
+    }
+
+    /// MySQL: the TLS cipher of the bulk-load connection (opened if it is
+    /// not yet), as [`Conn::tls_cipher`]. `None` for other backends.
+    pub fn mysql_load_tls_cipher(&mut self) -> Option<Result<Option<String>, DbError>> {
+        let Conn::My {
+            load_opts, load, ..
+        } = self
+        else {
+            return None;
+        };
+        let sql = "SHOW SESSION STATUS LIKE 'Ssl_cipher'";
+        Some(mysql_load_conn(load_opts, load).and_then(|c| {
+            let row: Option<(String, String)> =
+                mysql::prelude::Queryable::query_first(c, sql).map_err(|e| my_err(sql, e))?;
+            Ok(row.map(|(_, v)| v).filter(|v| !v.is_empty()))
+        }))
     }
 
     /// MySQL: runs `sql`, a `LOAD DATA LOCAL INFILE '<name>' ...` statement,
@@ -864,6 +889,26 @@ impl Conn {
             _ => None,
         }))
     }
+}
+
+/// The bulk-load connection, opened from `opts` if there is none yet.
+fn mysql_load_conn<'a>(
+    opts: &mysql::Opts,
+    load: &'a mut Option<Box<mysql::Conn>>,
+) -> Result<&'a mut mysql::Conn, DbError> {
+    if load.is_none() {
+        let c = mysql::Conn::new(opts.clone()).map_err(|e| {
+            let secret = opts.get_pass().unwrap_or_default();
+            DbError::Connect {
+                backend: "MySQL".into(),
+                host: opts.get_ip_or_hostname().to_string(),
+                port: opts.get_tcp_port(),
+                message: scrub(e.to_string(), secret),
+            }
+        })?;
+        *load = Some(Box::new(c));
+    }
+    Ok(load.as_mut().expect("opened above"))
 }
 
 fn my_err(sql: &str, e: mysql::Error) -> DbError {

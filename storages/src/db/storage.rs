@@ -320,6 +320,13 @@ impl DbStorage {
         self.run(|c| c.session_id())
     }
 
+    /// The TLS cipher of this storage's session, as the server reports it
+    /// (MariaDB/MySQL `Ssl_cipher`, PostgreSQL `pg_stat_ssl.cipher`);
+    /// `None` when the session is not encrypted, and for SQLite.
+    pub fn tls_cipher(&mut self) -> Result<Option<String>> {
+        self.run(|c| c.tls_cipher())
+    }
+
     /// The connected backend.
     pub fn backend(&self) -> Option<Backend> {
         self.url.as_ref().map(|u| u.backend)

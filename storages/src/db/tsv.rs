@@ -243,6 +243,18 @@ impl DbTsvStorage {
         &self.loads
     }
 
+    /// The TLS cipher of the MariaDB/MySQL bulk-load connection (the one
+    /// `LOAD DATA LOCAL INFILE` runs on, opened here if it is not yet), as
+    /// [`DbStorage::tls_cipher`] gives it for the storage's own session;
+    /// `None` when it is not encrypted. Other backends load on the
+    /// storage's own session: its [`DbStorage::tls_cipher`].
+    pub fn bulk_load_tls_cipher(&mut self) -> Result<Option<String>> {
+        match self.db.conn()?.mysql_load_tls_cipher() {
+            Some(r) => r.map_err(StorageError::from),
+            None => self.db.tls_cipher(),
+        }
+    }
+
     /// TSV files kept by `SaveTemp`.
     pub fn saved_files(&self) -> &[PathBuf] {
         &self.saved

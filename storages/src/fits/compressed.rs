@@ -77,6 +77,8 @@ struct FixCol {
 
 struct Layout<'a> {
     heap: &'a [u8],
+    /// Where the heap starts, from the start of the HDU's data.
+    heap_offset: usize,
     data: &'a [u8],
     row_bytes: usize,
     compressed: VarCol,
@@ -115,6 +117,17 @@ impl Layout<'_> {
                 self.heap.len()
             )),
         }
+    }
+    /// The heap range (from the heap's start) of column `c` in `row`, as
+    /// its descriptor says, checked against the heap.
+    fn var_range(
+        &self,
+        c: VarCol,
+        row: usize,
+    ) -> std::result::Result<std::ops::Range<usize>, String> {
+        let b = self.var(c, row)?;
+        let start = b.as_ptr() as usize - self.heap.as_ptr() as usize;
+        Ok(start..start + b.len())
     }
     fn num(&self, c: Option<FixCol>, row: usize) -> Option<f64> {
         let c = c?;
@@ -161,6 +174,7 @@ fn parse_tform(t: &str) -> Option<(usize, char, Option<char>)> {
     Some((repeat, code, inner))
 }
 
+#[derive(Debug)]
 struct Spec {
     bitpix: i32,
     naxes: Vec<usize>,
@@ -290,7 +304,7 @@ fn layout<'a>(file: &'a FitsFile, hdu: &Hdu) -> std::result::Result<Layout<'a>, 
         Some(Value::Int(n)) if (1..=999).contains(n) => *n as usize,
         other => return Err(format!("invalid TFIELDS {other:?} (must be 1 to 999)")),
     };
-    let data = file.data(hdu);
+    let data = file.raw_data(hdu);
     let table = row_bytes
         .checked_mul(rows)
         .filter(|&t| t <= data.len())
@@ -360,6 +374,7 @@ fn layout<'a>(file: &'a FitsFile, hdu: &Hdu) -> std::result::Result<Layout<'a>, 
     let heap = data.get(theap..heap_end).unwrap_or(&[]);
     Ok(Layout {
         heap,
+        heap_offset: theap,
         data: &data[..table],
         row_bytes,
         compressed,
@@ -390,7 +405,7 @@ impl Cursor<'_> {
 
 /// Rice decoding (Rice, Yeh & Miller 1993, as in the FITS convention):
 /// `n` values of `bytepix` bytes, differences coded in blocks of `block`.
-fn rice_decode(
+pub(crate) fn rice_decode(
     c: &[u8],
     n: usize,
     block: usize,
@@ -550,7 +565,7 @@ fn unshuffle(b: &[u8], size: usize) -> Vec<u8> {
 /// The table of 10,000 uniform deviates of the FITS subtractive dithering
 /// (Park & Miller's minimal standard generator, stored as f32, as the
 /// convention specifies).
-fn random_table() -> Vec<f32> {
+pub(crate) fn random_table() -> Vec<f32> {
     let (a, m) = (16807.0f64, 2147483647.0f64);
     let mut seed = 1.0f64;
     (0..10000)
@@ -574,6 +589,127 @@ fn tile_box(s: &Spec, mut t: usize) -> (Vec<usize>, Vec<usize>) {
         shape.push((*tl).min(n - k * tl));
     }
     (start, shape)
+}
+
+/// Decodes tile `t` into big-endian stored values of `BITPIX` (floats
+/// de-quantised; null pixels NaN).
+fn decode_tile(
+    l: &Layout<'_>,
+    s: &Spec,
+    t: usize,
+    rand: &[f32],
+) -> std::result::Result<Vec<u8>, String> {
+    let size = (s.bitpix.unsigned_abs() / 8) as usize;
+    let float = s.bitpix < 0;
+    let (_, shape) = tile_box(s, t);
+    let npix = shape.iter().product::<usize>();
+    let c = l.var(l.compressed, t)?;
+    let scale = l.num(l.zscale, t).or(s.zscale_kw);
+    let zero = l.num(l.zzero, t).or(s.zzero_kw).unwrap_or(0.0);
+    let quantized = float && scale.is_some() && !c.is_empty();
+    let mut tile = Vec::with_capacity((npix * size).min(c.len().saturating_mul(64)));
+    if c.is_empty() {
+        // Fallback: the tile stored as plain values (gzipped or not).
+        let plain = match (l.gzip_fallback, l.raw_fallback) {
+            (Some(g), _) if !l.var(g, t)?.is_empty() => inflate(l.var(g, t)?, npix * size)?,
+            (_, Some(r)) => l.var(r, t)?.to_vec(),
+            _ => return Err(format!("tile {t} has no data")),
+        };
+        if plain.len() != npix * size {
+            return Err(format!(
+                "tile {t}: {} bytes for {npix} pixels of {size} bytes",
+                plain.len()
+            ));
+        }
+        return Ok(plain);
+    }
+    let ints: Vec<i64> = match s.algo {
+        Algo::Rice => {
+            rice_decode(c, npix, s.block, s.bytepix).map_err(|e| format!("tile {t}: {e}"))?
+        }
+        Algo::Gzip1 | Algo::Gzip2 | Algo::None => {
+            // Element size: quantized floats are i32, else the image's.
+            let es = if quantized { 4 } else { size };
+            let raw = match s.algo {
+                Algo::None => c.to_vec(),
+                _ => inflate(c, npix * es).map_err(|e| format!("tile {t}: {e}"))?,
+            };
+            // cfitsio stores 8- and 16-bit integer tiles at their own size;
+            // accept any whole element size that fits the pixels.
+            let es = if raw.len() == npix * es {
+                es
+            } else if npix > 0
+                && raw.len() % npix == 0
+                && [1, 2, 4, 8].contains(&(raw.len() / npix))
+            {
+                raw.len() / npix
+            } else {
+                return Err(format!(
+                    "tile {t}: {} bytes do not hold {npix} pixels",
+                    raw.len()
+                ));
+            };
+            let raw = if s.algo == Algo::Gzip2 {
+                unshuffle(&raw, es)
+            } else {
+                raw
+            };
+            if float && !quantized {
+                // Lossless floats: the bytes are the pixels.
+                if es != size {
+                    return Err(format!("tile {t}: float tile of {es}-byte values"));
+                }
+                return Ok(raw);
+            }
+            be_ints(&raw, es)
+        }
+    };
+    if ints.len() != npix {
+        return Err(format!(
+            "tile {t}: {} pixels decoded, {npix} expected",
+            ints.len()
+        ));
+    }
+    if float {
+        let scale = scale
+            .ok_or_else(|| format!("tile {t}: integer tile of a float image without ZSCALE"))?;
+        let blank = l.num(l.zblank, t).map(|b| b as i64).or(s.zblank_kw);
+        let mut iseed = ((t as i64 + s.dither0 - 1).rem_euclid(10000)) as usize;
+        let mut next = rand.get(iseed).map_or(0, |r| (*r as f64 * 500.0) as usize);
+        for &v in &ints {
+            let x = if Some(v) == blank {
+                f64::NAN
+            } else if s.dither == Dither::Sub2 && v == -2147483646 {
+                0.0
+            } else if s.dither == Dither::No {
+                v as f64 * scale + zero
+            } else {
+                (v as f64 - rand[next] as f64 + 0.5) * scale + zero
+            };
+            if s.dither != Dither::No {
+                next += 1;
+                if next == 10000 {
+                    iseed = (iseed + 1) % 10000;
+                    next = (rand[iseed] as f64 * 500.0) as usize;
+                }
+            }
+            if size == 4 {
+                tile.extend_from_slice(&(x as f32).to_be_bytes());
+            } else {
+                tile.extend_from_slice(&x.to_be_bytes());
+            }
+        }
+    } else {
+        for &v in &ints {
+            match size {
+                1 => tile.push(v as u8),
+                2 => tile.extend_from_slice(&(v as i16).to_be_bytes()),
+                4 => tile.extend_from_slice(&(v as i32).to_be_bytes()),
+                _ => tile.extend_from_slice(&v.to_be_bytes()),
+            }
+        }
+    }
+    Ok(tile)
 }
 
 /// The decoded image of one compressed HDU: big-endian stored values of
@@ -603,117 +739,7 @@ fn decode_image(file: &FitsFile, hdu: &Hdu, s: &Spec) -> std::result::Result<Vec
     // proved to hold it), then place them.
     let mut decoded: Vec<Vec<u8>> = Vec::with_capacity(rows.min(l.data.len()));
     for t in 0..rows {
-        let (_, shape) = tile_box(s, t);
-        let npix = shape.iter().product::<usize>();
-        let c = l.var(l.compressed, t)?;
-        let scale = l.num(l.zscale, t).or(s.zscale_kw);
-        let zero = l.num(l.zzero, t).or(s.zzero_kw).unwrap_or(0.0);
-        let quantized = float && scale.is_some() && !c.is_empty();
-        let mut tile = Vec::with_capacity((npix * size).min(c.len().saturating_mul(64)));
-        if c.is_empty() {
-            // Fallback: the tile stored as plain values (gzipped or not).
-            let plain = match (l.gzip_fallback, l.raw_fallback) {
-                (Some(g), _) if !l.var(g, t)?.is_empty() => inflate(l.var(g, t)?, npix * size)?,
-                (_, Some(r)) => l.var(r, t)?.to_vec(),
-                _ => return Err(format!("tile {t} has no data")),
-            };
-            if plain.len() != npix * size {
-                return Err(format!(
-                    "tile {t}: {} bytes for {npix} pixels of {size} bytes",
-                    plain.len()
-                ));
-            }
-            decoded.push(plain);
-            continue;
-        }
-        let ints: Vec<i64> = match s.algo {
-            Algo::Rice => {
-                rice_decode(c, npix, s.block, s.bytepix).map_err(|e| format!("tile {t}: {e}"))?
-            }
-            Algo::Gzip1 | Algo::Gzip2 | Algo::None => {
-                // Element size: quantized floats are i32, else the image's.
-                let es = if quantized { 4 } else { size };
-                let raw = match s.algo {
-                    Algo::None => c.to_vec(),
-                    _ => inflate(c, npix * es).map_err(|e| format!("tile {t}: {e}"))?,
-                };
-                // cfitsio stores 8- and 16-bit integer tiles at their own size;
-                // accept any whole element size that fits the pixels.
-                let es = if raw.len() == npix * es {
-                    es
-                } else if npix > 0
-                    && raw.len() % npix == 0
-                    && [1, 2, 4, 8].contains(&(raw.len() / npix))
-                {
-                    raw.len() / npix
-                } else {
-                    return Err(format!(
-                        "tile {t}: {} bytes do not hold {npix} pixels",
-                        raw.len()
-                    ));
-                };
-                let raw = if s.algo == Algo::Gzip2 {
-                    unshuffle(&raw, es)
-                } else {
-                    raw
-                };
-                if float && !quantized {
-                    // Lossless floats: the bytes are the pixels.
-                    if es != size {
-                        return Err(format!("tile {t}: float tile of {es}-byte values"));
-                    }
-                    decoded.push(raw);
-                    continue;
-                }
-                be_ints(&raw, es)
-            }
-        };
-        if ints.len() != npix {
-            return Err(format!(
-                "tile {t}: {} pixels decoded, {npix} expected",
-                ints.len()
-            ));
-        }
-        if float {
-            let scale = scale
-                .ok_or_else(|| format!("tile {t}: integer tile of a float image without ZSCALE"))?;
-            let blank = l.num(l.zblank, t).map(|b| b as i64).or(s.zblank_kw);
-            let mut iseed = ((t as i64 + s.dither0 - 1).rem_euclid(10000)) as usize;
-            let mut next = rand.get(iseed).map_or(0, |r| (*r as f64 * 500.0) as usize);
-            for &v in &ints {
-                let x = if Some(v) == blank {
-                    f64::NAN
-                } else if s.dither == Dither::Sub2 && v == -2147483646 {
-                    0.0
-                } else if s.dither == Dither::No {
-                    v as f64 * scale + zero
-                } else {
-                    (v as f64 - rand[next] as f64 + 0.5) * scale + zero
-                };
-                if s.dither != Dither::No {
-                    next += 1;
-                    if next == 10000 {
-                        iseed = (iseed + 1) % 10000;
-                        next = (rand[iseed] as f64 * 500.0) as usize;
-                    }
-                }
-                if size == 4 {
-                    tile.extend_from_slice(&(x as f32).to_be_bytes());
-                } else {
-                    tile.extend_from_slice(&x.to_be_bytes());
-                }
-            }
-        } else {
-            for &v in &ints {
-                match size {
-                    1 => tile.push(v as u8),
-                    2 => tile.extend_from_slice(&(v as i16).to_be_bytes()),
-                    4 => tile.extend_from_slice(&(v as i32).to_be_bytes()),
-                    _ => tile.extend_from_slice(&v.to_be_bytes()),
-                }
-            }
-        }
-        decoded.push(tile);
+        decoded.push(decode_tile(&l, s, t, &rand)?);
     }
     // Place the tiles.
     let total: usize = decoded.iter().map(Vec::len).sum();
@@ -751,7 +777,281 @@ fn decode_image(file: &FitsFile, hdu: &Hdu, s: &Spec) -> std::result::Result<Vec
     Ok(out)
 }
 
-/// Rebuilds `file` with every tile-compressed image HDU replaced by a plain
+/// The header of the plain IMAGE HDU a compressed HDU stands for: the
+/// image's structural cards, then every card that is not about the table
+/// or the compression (one EXTNAME; BSCALE/BZERO/BLANK for integers only).
+fn plain_cards(hdu: &Hdu, s: &Spec) -> Vec<Card> {
+    let mut cards = vec![
+        Card::new("XTENSION", Value::Str("IMAGE".into())),
+        Card::new("BITPIX", Value::Int(s.bitpix as i64)),
+        Card::new("NAXIS", Value::Int(s.naxes.len() as i64)),
+    ];
+    for (i, a) in s.naxes.iter().enumerate() {
+        cards.push(Card::new(format!("NAXIS{}", i + 1), Value::Int(*a as i64)));
+    }
+    cards.push(Card::new("PCOUNT", Value::Int(0)));
+    cards.push(Card::new("GCOUNT", Value::Int(1)));
+    // One EXTNAME (a compressed header may carry several): the last one
+    // that is not astropy's default COMPRESSED_IMAGE, else that default.
+    let extname = hdu
+        .cards
+        .iter()
+        .rev()
+        .filter(|c| c.key == "EXTNAME")
+        .find(|c| !matches!(&c.value, Some(Value::Str(s)) if s.trim() == "COMPRESSED_IMAGE"))
+        .or_else(|| hdu.cards.iter().find(|c| c.key == "EXTNAME"));
+    let mut seen_extname = false;
+    for c in &hdu.cards {
+        if c.key == "BSCALE" || c.key == "BZERO" || c.key == "BLANK" {
+            // Integer images keep their scaling (we read stored values);
+            // float images are read already scaled (and de-quantised).
+            if s.bitpix > 0 {
+                cards.push(c.clone());
+            }
+        } else if c.key == "EXTNAME" {
+            if !seen_extname {
+                cards.extend(extname.cloned());
+            }
+            seen_extname = true;
+        } else if !is_structural(&c.key) && !is_compression_key(&c.key) {
+            cards.push(c.clone());
+        }
+    }
+    if s.bitpix > 0 && !hdu.cards.iter().any(|c| c.key == "BLANK") {
+        if let Some(b) = s.zblank_kw {
+            cards.push(Card::new("BLANK", Value::Int(b)));
+        }
+    }
+    cards
+}
+
+/// Counts of the tile decoding done by one [`FitsFile`].
+#[derive(Debug, Default)]
+pub(crate) struct TileCounter {
+    tiles: std::sync::atomic::AtomicUsize,
+    pixels: std::sync::atomic::AtomicUsize,
+}
+
+/// How much tile decoding a [`FitsFile`] has done: tiles and the pixels
+/// they held (see [`FitsFile::tile_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TileStats {
+    /// Tiles decompressed.
+    pub tiles: usize,
+    /// Pixels in those tiles.
+    pub pixels: usize,
+}
+
+impl TileCounter {
+    fn add(&self, pixels: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.tiles.fetch_add(1, Relaxed);
+        self.pixels.fetch_add(pixels, Relaxed);
+    }
+    pub(crate) fn get(&self) -> TileStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        TileStats {
+            tiles: self.tiles.load(Relaxed),
+            pixels: self.pixels.load(Relaxed),
+        }
+    }
+}
+
+/// A tile-compressed image HDU whose tiles are decoded on demand: all of
+/// them on a whole read (once, then kept), only those a cut-out touches
+/// otherwise.
+#[derive(Debug)]
+pub(crate) struct Lazy {
+    raw: Hdu,
+    spec: Spec,
+    full: std::sync::OnceLock<std::result::Result<Vec<u8>, String>>,
+}
+
+/// Checks the compressed HDU `hdu` of `file` (keywords, columns, tile
+/// count) and returns the plain IMAGE HDU it stands for, with the state
+/// that decodes it later. Nothing is decompressed here.
+pub(crate) fn lazy_view(path: &Path, file: &FitsFile, hdu: &Hdu) -> Result<(Hdu, Lazy)> {
+    let err = |m: String| format_err(path, format!("compressed image in HDU {}: {m}", hdu.index));
+    let s = spec(hdu).map_err(err)?;
+    let l = layout(file, hdu).map_err(err)?;
+    let ntiles = s
+        .naxes
+        .iter()
+        .zip(&s.tiles)
+        .try_fold(1usize, |a, (n, t)| a.checked_mul(n.div_ceil(*t)))
+        .ok_or_else(|| err("tile count overflows".into()))?;
+    if ntiles != hdu.naxes[1] {
+        return Err(err(format!(
+            "the image needs {ntiles} tiles (ZNAXISn / ZTILEn) but the table has {} rows",
+            hdu.naxes[1]
+        )));
+    }
+    drop(l);
+    let size = (s.bitpix.unsigned_abs() / 8) as usize;
+    let data_len = s
+        .naxes
+        .iter()
+        .try_fold(size, |a, n| a.checked_mul(*n))
+        .ok_or_else(|| err("image size overflows".into()))?;
+    let cards = plain_cards(hdu, &s);
+    let num = |k: &str, d: f64| {
+        cards
+            .iter()
+            .find(|c| c.key == k)
+            .and_then(|c| c.value.as_ref()?.as_f64())
+            .unwrap_or(d)
+    };
+    let plain = Hdu {
+        index: hdu.index,
+        kind: HduKind::Image,
+        bitpix: s.bitpix,
+        naxes: s.naxes.clone(),
+        pcount: 0,
+        header_offset: hdu.header_offset,
+        data_offset: hdu.data_offset,
+        data_len,
+        bscale: num("BSCALE", 1.0),
+        bzero: num("BZERO", 0.0),
+        cards,
+    };
+    Ok((
+        plain,
+        Lazy {
+            raw: hdu.clone(),
+            spec: s,
+            full: std::sync::OnceLock::new(),
+        },
+    ))
+}
+
+impl Lazy {
+    /// Every pixel (stored big-endian values), decoded on first use.
+    pub(crate) fn full(
+        &self,
+        file: &FitsFile,
+        counter: &TileCounter,
+    ) -> std::result::Result<&[u8], String> {
+        self.full
+            .get_or_init(|| {
+                let l = layout(file, &self.raw)?;
+                for t in 0..self.raw.naxes[1] {
+                    let (_, shape) = tile_box(&self.spec, t);
+                    counter.add(shape.iter().product());
+                }
+                drop(l);
+                decode_image(file, &self.raw, &self.spec)
+            })
+            .as_ref()
+            .map(Vec::as_slice)
+            .map_err(Clone::clone)
+    }
+
+    /// The byte ranges (in the file) to fetch before decoding: the tiles
+    /// under `bbox` (their compressed and fallback arrays), or all of the
+    /// HDU's data. The table rows (the descriptors) must already be there.
+    pub(crate) fn fetch_ranges(
+        &self,
+        file: &FitsFile,
+        bbox: Option<(usize, usize, usize, usize)>,
+    ) -> std::result::Result<Vec<std::ops::Range<usize>>, String> {
+        let base = self.raw.data_offset;
+        let Some((bx, by, bw, bh)) = bbox.filter(|b| b.2 > 0 && b.3 > 0) else {
+            return Ok(vec![base..base + self.raw.data_len]);
+        };
+        let l = layout(file, &self.raw)?;
+        let s = &self.spec;
+        let (w, t1, t2) = (s.naxes[0], s.tiles[0], s.tiles.get(1).copied().unwrap_or(1));
+        let nx = w.div_ceil(t1);
+        let heap = base + l.heap_offset;
+        let mut out = Vec::new();
+        for ty in by / t2..=(by + bh - 1) / t2 {
+            for tx in bx / t1..=(bx + bw - 1) / t1 {
+                let t = ty * nx + tx;
+                for c in [Some(l.compressed), l.gzip_fallback, l.raw_fallback]
+                    .into_iter()
+                    .flatten()
+                {
+                    let r = l.var_range(c, t)?;
+                    if !r.is_empty() {
+                        out.push(heap + r.start..heap + r.end);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Where the compressed HDU's data lies in the file.
+    pub(crate) fn stored_extent(&self) -> std::ops::Range<usize> {
+        self.raw.data_offset..self.raw.data_offset + self.raw.data_len
+    }
+
+    /// The stored big-endian values of the box `(x0, y0, width, height)`
+    /// (inside the image, 2-d), decoding only the tiles it touches.
+    pub(crate) fn decode_box(
+        &self,
+        file: &FitsFile,
+        (bx, by, bw, bh): (usize, usize, usize, usize),
+        counter: &TileCounter,
+    ) -> std::result::Result<Vec<u8>, String> {
+        if let Some(full) = self.full.get() {
+            // already decoded whole: copy the rows
+            let full = full.as_ref().map_err(Clone::clone)?;
+            let s = &self.spec;
+            let size = (s.bitpix.unsigned_abs() / 8) as usize;
+            let w = s.naxes[0];
+            let mut out = Vec::with_capacity(bw * bh * size);
+            for y in by..by + bh {
+                out.extend_from_slice(&full[(y * w + bx) * size..(y * w + bx + bw) * size]);
+            }
+            return Ok(out);
+        }
+        let s = &self.spec;
+        let l = layout(file, &self.raw)?;
+        let size = (s.bitpix.unsigned_abs() / 8) as usize;
+        let (w, h) = (s.naxes[0], s.naxes.get(1).copied().unwrap_or(1));
+        let (t1, t2) = (s.tiles[0], s.tiles.get(1).copied().unwrap_or(1));
+        let nx = w.div_ceil(t1);
+        let rand = if s.bitpix < 0 && s.dither != Dither::No {
+            random_table()
+        } else {
+            Vec::new()
+        };
+        let mut out = vec![0u8; bw * bh * size];
+        if bw == 0 || bh == 0 {
+            return Ok(out);
+        }
+        debug_assert!(bx + bw <= w && by + bh <= h);
+        for ty in by / t2..=(by + bh - 1) / t2 {
+            for tx in bx / t1..=(bx + bw - 1) / t1 {
+                let t = ty * nx + tx;
+                let tile = decode_tile(&l, s, t, &rand)?;
+                let tw = t1.min(w - tx * t1);
+                let th = t2.min(h - ty * t2);
+                counter.add(tw * th);
+                if tile.len() != tw * th * size {
+                    return Err(format!(
+                        "tile {t}: {} bytes for {tw}x{th} pixels",
+                        tile.len()
+                    ));
+                }
+                // the part of the tile inside the box
+                let (x0, x1) = (bx.max(tx * t1), (bx + bw).min(tx * t1 + tw));
+                let (y0, y1) = (by.max(ty * t2), (by + bh).min(ty * t2 + th));
+                for y in y0..y1 {
+                    let src = ((y - ty * t2) * tw + (x0 - tx * t1)) * size;
+                    let dst = ((y - by) * bw + (x0 - bx)) * size;
+                    let n = (x1 - x0) * size;
+                    out[dst..dst + n].copy_from_slice(&tile[src..src + n]);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Rebuilds `file` (as scanned by [`FitsFile::from_bytes`], which leaves
+/// compressed HDUs as tables) with every tile-compressed image HDU replaced by a plain
 /// IMAGE HDU holding the decompressed (stored) pixels; floats are
 /// de-quantised (null pixels NaN). Errors name the file, the HDU and what is
 /// wrong.
@@ -770,47 +1070,7 @@ pub fn decompress_to_bytes(path: &Path, file: &FitsFile) -> Result<Vec<u8>> {
             |m: String| format_err(path, format!("compressed image in HDU {}: {m}", hdu.index));
         let s = spec(hdu).map_err(err)?;
         let pixels = decode_image(file, hdu, &s).map_err(err)?;
-        let mut cards = vec![
-            Card::new("XTENSION", Value::Str("IMAGE".into())),
-            Card::new("BITPIX", Value::Int(s.bitpix as i64)),
-            Card::new("NAXIS", Value::Int(s.naxes.len() as i64)),
-        ];
-        for (i, a) in s.naxes.iter().enumerate() {
-            cards.push(Card::new(format!("NAXIS{}", i + 1), Value::Int(*a as i64)));
-        }
-        cards.push(Card::new("PCOUNT", Value::Int(0)));
-        cards.push(Card::new("GCOUNT", Value::Int(1)));
-        // One EXTNAME (a compressed header may carry several): the last one
-        // that is not astropy's default COMPRESSED_IMAGE, else that default.
-        let extname = hdu
-            .cards
-            .iter()
-            .rev()
-            .filter(|c| c.key == "EXTNAME")
-            .find(|c| !matches!(&c.value, Some(Value::Str(s)) if s.trim() == "COMPRESSED_IMAGE"))
-            .or_else(|| hdu.cards.iter().find(|c| c.key == "EXTNAME"));
-        let mut seen_extname = false;
-        for c in &hdu.cards {
-            if c.key == "BSCALE" || c.key == "BZERO" || c.key == "BLANK" {
-                // Integer images keep their scaling (we read stored values);
-                // float images are read already scaled (and de-quantised).
-                if s.bitpix > 0 {
-                    cards.push(c.clone());
-                }
-            } else if c.key == "EXTNAME" {
-                if !seen_extname {
-                    cards.extend(extname.cloned());
-                }
-                seen_extname = true;
-            } else if !is_structural(&c.key) && !is_compression_key(&c.key) {
-                cards.push(c.clone());
-            }
-        }
-        if s.bitpix > 0 && !hdu.cards.iter().any(|c| c.key == "BLANK") {
-            if let Some(b) = s.zblank_kw {
-                cards.push(Card::new("BLANK", Value::Int(b)));
-            }
-        }
+        let cards = plain_cards(hdu, &s);
         out.extend(format_header(&cards).map_err(|m| format_err(path, m))?);
         out.extend_from_slice(&pixels);
         out.resize(out.len().div_ceil(BLOCK_LEN) * BLOCK_LEN, 0);

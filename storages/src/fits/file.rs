@@ -130,6 +130,9 @@ pub struct FitsFile {
     path: PathBuf,
     bytes: Bytes,
     hdus: Vec<Hdu>,
+    /// Per HDU: the tile-compressed image it stands for, decoded on demand.
+    lazy: Vec<Option<super::compressed::Lazy>>,
+    tiles: super::compressed::TileCounter,
 }
 
 impl std::fmt::Debug for FitsFile {
@@ -356,10 +359,7 @@ impl FitsFile {
             Bytes::Map(map)
         };
         let mut f = Self::from_parts(path.to_path_buf(), bytes)?;
-        if f.hdus.iter().any(super::compressed::is_tile_compressed) {
-            let inflated = super::compressed::decompress_to_bytes(path, &f)?;
-            f = Self::from_parts(path.to_path_buf(), Bytes::Owned(inflated))?;
-        }
+        f.view_compressed_as_images()?;
         Ok(f)
     }
 
@@ -444,6 +444,67 @@ impl FitsFile {
         Self::from_parts(name, Bytes::Owned(buf))
     }
 
+    /// Replaces every tile-compressed HDU (a BINTABLE with `ZIMAGE = T`)
+    /// by the image it holds, checked now and decoded when read: whole, or
+    /// only the tiles a cut-out touches. [`FitsFile::open`] does this; a file
+    /// opened by [`FitsFile::open_headers`] does it once the table rows of
+    /// its compressed HDUs are filled in ([`FitsFile::compressed_rows`]).
+    pub fn view_compressed_as_images(&mut self) -> Result<()> {
+        for i in 0..self.hdus.len() {
+            if super::compressed::is_tile_compressed(&self.hdus[i]) {
+                let (plain, lazy) = super::compressed::lazy_view(&self.path, self, &self.hdus[i])?;
+                self.hdus[i] = plain;
+                self.lazy.resize_with(self.hdus.len(), || None);
+                self.lazy[i] = Some(lazy);
+            }
+        }
+        Ok(())
+    }
+
+    /// The byte ranges holding the table rows (tile descriptors) of every
+    /// tile-compressed HDU not yet viewed as an image.
+    pub fn compressed_rows(&self) -> Vec<std::ops::Range<usize>> {
+        self.hdus
+            .iter()
+            .filter(|h| super::compressed::is_tile_compressed(h) && h.naxes.len() == 2)
+            .map(|h| {
+                let n = h.naxes[0].saturating_mul(h.naxes[1]).min(h.data_len);
+                h.data_offset..h.data_offset + n
+            })
+            .collect()
+    }
+
+    /// Where HDU `index`'s data lies in the file as stored (for a
+    /// tile-compressed image: its compressed table and heap).
+    pub fn stored_extent(&self, index: usize) -> Option<std::ops::Range<usize>> {
+        let h = self.hdus.get(index)?;
+        Some(match self.lazy_of(h) {
+            Some(l) => l.stored_extent(),
+            None => h.data_offset..h.data_offset + h.data_len,
+        })
+    }
+
+    /// For a tile-compressed image HDU: the byte ranges a read of `bbox`
+    /// (or of the whole image) needs from the file: only the tiles under
+    /// the box. `None` for other HDUs.
+    pub fn tile_ranges(
+        &self,
+        index: usize,
+        bbox: Option<(usize, usize, usize, usize)>,
+    ) -> Option<Result<Vec<std::ops::Range<usize>>>> {
+        let h = self.hdus.get(index)?;
+        let l = self.lazy_of(h)?;
+        let bbox = bbox.filter(|&(x, y, w, hh)| {
+            h.image_dims()
+                .is_some_and(|(iw, ih)| x + w <= iw && y + hh <= ih)
+        });
+        Some(
+            l.fetch_ranges(self, bbox).map_err(|m| {
+                format_err(&self.path, format!("compressed image in HDU {index}: {m}"))
+            }),
+        )
+    }
+
     /// Stores `bytes` at `offset` of a file opened by
     /// [`FitsFile::open_headers`] (no effect on a memory-mapped file).
     pub fn fill(&mut self, offset: usize, bytes: &[u8]) {
@@ -461,7 +522,13 @@ impl FitsFile {
 
     fn from_parts(path: PathBuf, bytes: Bytes) -> Result<FitsFile> {
         let hdus = scan(&path, data_of(&bytes))?;
-        Ok(FitsFile { path, bytes, hdus })
+        Ok(FitsFile {
+            path,
+            bytes,
+            hdus,
+            lazy: Vec::new(),
+            tiles: Default::default(),
+        })
     }
 
     /// The file's path.
@@ -517,9 +584,84 @@ impl FitsFile {
             .or_else(|| by(&|h: &Hdu| h.exttype().map(str::trim) == Some(name)))
     }
 
-    /// The raw (stored, big-endian) data bytes of an HDU.
+    /// The raw (stored, big-endian) data bytes of an HDU; for a
+    /// tile-compressed image, its decompressed pixels (empty if they do not
+    /// decode: [`FitsFile::read_image`] reports why).
     pub fn data(&self, hdu: &Hdu) -> &[u8] {
+        match self.lazy_of(hdu) {
+            Some(l) => l.full(self, &self.tiles).unwrap_or(&[]),
+            None => self.raw_data(hdu),
+        }
+    }
+
+    /// The bytes of `hdu`'s data as they are in the file.
+    pub(crate) fn raw_data(&self, hdu: &Hdu) -> &[u8] {
         &self.bytes()[hdu.data_offset..hdu.data_offset + hdu.data_len]
+    }
+
+    fn lazy_of(&self, hdu: &Hdu) -> Option<&super::compressed::Lazy> {
+        if hdu.kind == HduKind::BinTable {
+            return None;
+        }
+        self.lazy.get(hdu.index).and_then(Option::as_ref)
+    }
+
+    /// True when HDU `index` is a tile-compressed image (read through
+    /// [`FitsFile::read_image`], which decodes only the tiles a cut-out
+    /// touches).
+    pub fn is_tile_compressed(&self, index: usize) -> bool {
+        self.lazy.get(index).is_some_and(Option::is_some)
+    }
+
+    /// The tile decoding done so far by this file (tiles and their pixels).
+    ///
+    /// ```no_run
+    /// # let f = daf_storages::fits::FitsFile::open("img.fits.fz").unwrap();
+    /// let (_, _, px) = f.read_image::<f32>(1, Some((100, 200, 100, 100))).unwrap();
+    /// println!("{} tiles decoded", f.tile_stats().tiles);
+    /// ```
+    pub fn tile_stats(&self) -> super::compressed::TileStats {
+        self.tiles.get()
+    }
+
+    /// The size the file would have with every image stored plain (its
+    /// size when nothing is tile-compressed).
+    pub fn plain_len(&self) -> usize {
+        let mut n = self.bytes().len();
+        for (i, l) in self.lazy.iter().enumerate() {
+            if l.is_some() {
+                let h = &self.hdus[i];
+                n = n.saturating_add(h.data_len.div_ceil(BLOCK_LEN) * BLOCK_LEN);
+            }
+        }
+        n
+    }
+
+    /// The data of an image HDU for reading: plain bytes in place, or the
+    /// decoded tiles (all of them, or only those `bbox` touches; then the
+    /// returned stride is the box width and the box starts at (0, 0)).
+    fn image_data(
+        &self,
+        hdu: &Hdu,
+        w: usize,
+        bbox: (usize, usize, usize, usize),
+    ) -> Result<(std::borrow::Cow<'_, [u8]>, usize, usize, usize)> {
+        let (bx, by, bw, bh) = bbox;
+        let Some(l) = self.lazy_of(hdu) else {
+            return Ok((self.raw_data(hdu).into(), w, bx, by));
+        };
+        let err = |m: String| {
+            format_err(
+                &self.path,
+                format!("compressed image in HDU {}: {m}", hdu.index),
+            )
+        };
+        let (_, h) = hdu.image_dims().unwrap_or((w, 0));
+        if bw == w && bh == h {
+            return Ok((l.full(self, &self.tiles).map_err(err)?.into(), w, bx, by));
+        }
+        let part = l.decode_box(self, bbox, &self.tiles).map_err(err)?;
+        Ok((part.into(), bw, 0, 0))
     }
 
     fn check_image(&self, index: usize) -> Result<(&Hdu, usize, usize)> {
@@ -546,6 +688,19 @@ impl FitsFile {
                 ),
             )
         })?;
+        let need = (w as u64)
+            .checked_mul(h as u64)
+            .and_then(|n| n.checked_mul(hdu.bitpix.unsigned_abs() as u64 / 8));
+        if need.is_none_or(|n| n > hdu.data_len as u64) {
+            return Err(format_err(
+                &self.path,
+                format!(
+                    "HDU {index}: its {} data bytes do not hold the {w}x{h} image (GCOUNT = {:?})",
+                    hdu.data_len,
+                    hdu.value("GCOUNT").map(Value::display)
+                ),
+            ));
+        }
         Ok((hdu, w, h))
     }
 
@@ -575,11 +730,15 @@ impl FitsFile {
         }
         let size = (hdu.bitpix.unsigned_abs() / 8) as usize;
         let n = bw * bh;
-        let mut out = vec![T::default(); n];
         if n == 0 {
-            return Ok((bw, bh, out));
+            return Ok((bw, bh, Vec::new()));
         }
-        let data = self.data(hdu);
+        let lazy = self.lazy_of(hdu).is_some();
+        // Tiles are decoded before the output is allocated, so a header
+        // claiming a huge image costs only what its data decodes to.
+        let (data, w, bx, by) = self.image_data(hdu, w, (bx, by, bw, bh))?;
+        let data = &data[..];
+        let mut out = vec![T::default(); n];
         let native = hdu.bitpix == T::BITPIX && hdu.bscale == 1.0 && hdu.bzero == T::BZERO;
         let full_width = bx == 0 && bw == w;
         if native && full_width {
@@ -590,7 +749,9 @@ impl FitsFile {
             for (i, dst) in out.chunks_mut(per).enumerate() {
                 let s = &src[i * per * size..(i * per + dst.len()) * size];
                 T::decode_be(s, dst);
-                self.release(hdu.data_offset + start + i * per * size, s.len());
+                if !lazy {
+                    self.release(hdu.data_offset + start + i * per * size, s.len());
+                }
             }
         } else if native {
             for (r, dst) in out.chunks_mut(bw).enumerate() {
@@ -632,7 +793,12 @@ impl FitsFile {
             return Ok(None);
         }
         let size = (hdu.bitpix.unsigned_abs() / 8) as usize;
-        let data = self.data(hdu);
+        let data = match self.lazy_of(hdu) {
+            Some(l) => l.full(self, &self.tiles).map_err(|m| {
+                format_err(&self.path, format!("compressed image in HDU {index}: {m}"))
+            })?,
+            None => self.raw_data(hdu),
+        };
         let blank = match hdu.value("BLANK") {
             Some(Value::Int(b)) if hdu.bitpix > 0 => Some(*b as f64),
             _ => None,

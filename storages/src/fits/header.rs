@@ -144,6 +144,57 @@ pub fn is_wcs_key(key: &str) -> bool {
         || ["A_", "B_", "AP_", "BP_"].iter().any(|p| numbered(p))
 }
 
+/// The axis indices a WCS keyword refers to (`CRPIX2` → 2, `CD1_2A` → 2)
+/// and its alternate-description letter (`' '` for the primary one).
+fn wcs_axis(key: &str) -> Option<(usize, char)> {
+    if !is_wcs_key(key) {
+        return None;
+    }
+    let (base, alt) = match key.chars().last() {
+        Some(c) if c.is_ascii_uppercase() => (&key[..key.len() - 1], c),
+        _ => (key, ' '),
+    };
+    let digits = base.trim_start_matches(|c: char| c.is_ascii_uppercase());
+    if digits.is_empty() || base.starts_with("A_") || base.starts_with("B_") {
+        return None;
+    }
+    let mut parts = digits.split('_').map(|d| d.parse::<usize>().ok());
+    let first = parts.next()??;
+    // PVi_m / PSi_m: only i is an axis.
+    let second = if base.starts_with("PV") || base.starts_with("PS") {
+        None
+    } else {
+        parts.next().flatten()
+    };
+    Some((first.max(second.unwrap_or(0)), alt))
+}
+
+/// `WCSAXES` (or `WCSAXESa`) cards for a header of `naxis` axes whose WCS
+/// keywords name more axes than it has (a catalog's WCS in a data-less
+/// primary): without them fitsverify warns that the index is out of range
+/// (FITS 4.0 sec. 8.2). A description that already has one is left alone.
+pub fn wcsaxes_cards(naxis: usize, cards: &[Card]) -> Vec<Card> {
+    let mut need: std::collections::BTreeMap<char, usize> = Default::default();
+    for c in cards {
+        if let Some((n, alt)) = wcs_axis(&c.key) {
+            let e = need.entry(alt).or_default();
+            *e = (*e).max(n);
+        }
+    }
+    need.into_iter()
+        .filter(|&(alt, n)| {
+            let key = format!("WCSAXES{}", alt.to_string().trim());
+            n > naxis && !cards.iter().any(|c| c.key == key)
+        })
+        .map(|(alt, n)| {
+            Card::new(
+                format!("WCSAXES{}", alt.to_string().trim()),
+                Value::Int(n as i64),
+            )
+        })
+        .collect()
+}
+
 /// Parses the cards of one header (up to and excluding `END`). Text that is
 /// not a well-formed value is kept as a string so no card is lost.
 pub fn parse_cards(raw: &[u8]) -> Vec<Card> {
@@ -254,7 +305,12 @@ fn parse_value(field: &str) -> (Option<Value>, String) {
             .find('/')
             .map(|p| after[p + 1..].trim().to_string())
             .unwrap_or_default();
-        let s = s.trim_end().to_string();
+        // Trailing blanks are not significant, but a value of blanks only
+        // is a blank, not the empty string (FITS 4.0 sec. 4.2.1.1).
+        let s = match s.trim_end() {
+            "" if !s.is_empty() => " ".to_string(),
+            t => t.to_string(),
+        };
         return (Some(Value::Str(s)), comment);
     }
     let (v, comment) = match t.find('/') {
@@ -313,10 +369,51 @@ fn is_standard_key(key: &str) -> bool {
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
-fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
-        .collect()
+/// Checks that `text` (the `what` of keyword `key`) holds only the printable
+/// ASCII a FITS header allows (FITS 4.0 sec. 4.1.2.3 and 4.2.1.1): nothing is
+/// replaced silently.
+fn check_text(key: &str, what: &str, text: &str) -> Result<(), String> {
+    match text.char_indices().find(|(_, c)| !(' '..='~').contains(c)) {
+        None => Ok(()),
+        Some((i, c)) => Err(format!(
+            "keyword {key:?}: {what} holds {c:?} (U+{:04X}) at byte {i}; FITS headers allow only printable ASCII",
+            c as u32
+        )),
+    }
+}
+
+/// How LSST afw writes a non-finite real header value: the string `NAN`,
+/// `+INF` or `-INF` (the FITS standard has no text for them).
+pub fn non_finite_text(v: f64) -> Option<&'static str> {
+    if v.is_nan() {
+        Some("NAN")
+    } else if v == f64::INFINITY {
+        Some("+INF")
+    } else if v == f64::NEG_INFINITY {
+        Some("-INF")
+    } else {
+        None
+    }
+}
+
+/// Splits commentary text into pieces of at most 72 characters, at a blank
+/// where there is one (as astropy does), so every piece fits one card.
+fn split_commentary(text: &str) -> Vec<&str> {
+    const ROOM: usize = CARD_LEN - 8;
+    let mut out = Vec::new();
+    let mut rest = text;
+    while rest.len() > ROOM {
+        let cut = rest[..ROOM]
+            .rfind(' ')
+            .filter(|&p| p > 0)
+            .map_or(ROOM, |p| p + 1);
+        out.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    if !rest.is_empty() || out.is_empty() {
+        out.push(rest);
+    }
+    out
 }
 
 fn pad_card(s: &str, out: &mut Vec<u8>) {
@@ -329,28 +426,17 @@ fn pad_card(s: &str, out: &mut Vec<u8>) {
 /// Formats one card as one or more 80-byte records appended to `out`.
 /// Errors when a keyword cannot fit on a card.
 pub fn format_card(card: &Card, out: &mut Vec<u8>) -> Result<(), String> {
-    let key = sanitize(&card.key);
+    let key = card.key.clone();
+    check_text(&key, "the keyword", &key)?;
     let Some(value) = &card.value else {
-        // Commentary: split long text over several cards.
-        let text = sanitize(&card.comment);
-        let k = if key.is_empty() {
-            String::new()
-        } else {
-            key.clone()
-        };
+        // Commentary: split long text over several cards, at blanks.
+        let text = &card.comment;
+        check_text(&key, "the text", text)?;
+        let k = key.clone();
         if k.len() > 8 {
             return Err(format!("commentary keyword {k:?} longer than 8 characters"));
         }
-        let chunks: Vec<String> = if text.is_empty() {
-            vec![String::new()]
-        } else {
-            text.chars()
-                .collect::<Vec<_>>()
-                .chunks(72)
-                .map(|c| c.iter().collect())
-                .collect()
-        };
-        for c in chunks {
+        for c in split_commentary(text) {
             pad_card(&format!("{k:<8}{c}"), out);
         }
         return Ok(());
@@ -366,7 +452,8 @@ pub fn format_card(card: &Card, out: &mut Vec<u8>) -> Result<(), String> {
     if prefix.len() > 60 {
         return Err(format!("keyword {key:?} is too long for a FITS card"));
     }
-    let comment = sanitize(&card.comment);
+    check_text(&key, "the comment", &card.comment)?;
+    let comment = card.comment.clone();
     let add_comment = |line: &mut String| {
         if !comment.is_empty() && line.len() + 3 < CARD_LEN {
             line.push_str(" / ");
@@ -375,10 +462,21 @@ pub fn format_card(card: &Card, out: &mut Vec<u8>) -> Result<(), String> {
     };
     match value {
         Value::Str(s) => {
-            let escaped = sanitize(s).replace('\'', "''");
+            check_text(&key, "the value", s)?;
+            if s.ends_with(' ') && s != " " {
+                return Err(format!(
+                    "keyword {key:?}: the value {s:?} ends in blanks, which FITS does not keep (FITS 4.0 sec. 4.2.1.1: trailing blanks are not significant); trim it"
+                ));
+            }
+            let escaped = s.replace('\'', "''");
             let first_room = CARD_LEN - prefix.len() - 2; // quotes
             if escaped.len() <= first_room {
-                let mut line = format!("{prefix}'{escaped:<8}'");
+                // The null string is '' (a padded one would read as a blank).
+                let mut line = if escaped.is_empty() {
+                    format!("{prefix}''")
+                } else {
+                    format!("{prefix}'{escaped:<8}'")
+                };
                 add_comment(&mut line);
                 pad_card(&line, out);
                 return Ok(());
@@ -417,9 +515,15 @@ pub fn format_card(card: &Card, out: &mut Vec<u8>) -> Result<(), String> {
             }
             Ok(())
         }
+        Value::Float(f) if !f.is_finite() => {
+            // As LSST afw writes them: a string the reader turns back into
+            // the real value (see `cards_to_property_set`).
+            let text = non_finite_text(*f).expect("not finite");
+            let c = Card::with_comment(card.key.clone(), Value::Str(text.into()), comment.clone());
+            format_card(&c, out)
+        }
         other => {
             let v = match other {
-                Value::Float(f) if !f.is_finite() => String::new(),
                 Value::Undefined => String::new(),
                 v => v.display(),
             };
@@ -486,6 +590,14 @@ pub fn cards_to_property_set(cards: &[Card], skip: impl Fn(&str) -> bool) -> Pro
                 Err(_) => (*i).into(),
             },
             Some(Value::Float(f)) => (*f).into(),
+            // afw's text for non-finite reals
+            Some(Value::Str(s)) if matches!(s.as_str(), "NAN" | "+INF" | "-INF") => {
+                match s.as_str() {
+                    "NAN" => f64::NAN.into(),
+                    "+INF" => f64::INFINITY.into(),
+                    _ => f64::NEG_INFINITY.into(),
+                }
+            }
             Some(Value::Str(s)) => s.as_str().into(),
             Some(Value::Undefined) => continue,
         };
@@ -574,7 +686,7 @@ mod tests {
         let long = "x'y ".repeat(60);
         let cards = vec![
             Card::new("OBJECT", Value::Str("it's".into())),
-            Card::new("LONGSTR", Value::Str(long.clone())),
+            Card::new("LONGSTR", Value::Str(long.trim_end().into())),
             Card::new("very.long.name.here", Value::Int(-3)),
             Card::new("FLAG", Value::Logical(false)),
             Card::new("BIG", Value::Float(-1.2345678901234567e-100)),
@@ -614,6 +726,87 @@ mod tests {
         assert_eq!(back.get::<f64>("GAIN").unwrap(), 1.7741);
         assert_eq!(back.get::<i64>("BIGINT").unwrap(), 1 << 40);
         assert_eq!(back.get_array::<String>("NAMES").unwrap(), vec!["a", "b"]);
+    }
+}
+
+#[cfg(test)]
+mod hygiene_tests {
+    use super::*;
+
+    #[test]
+    fn non_ascii_and_control_characters_are_refused_naming_the_key() {
+        for (card, what) in [
+            (Card::new("OBJECT", Value::Str("caf\u{e9}".into())), "value"),
+            (Card::new("OBSERVER", Value::Str("a\tb".into())), "value"),
+            (Card::commentary("COMMENT", "line\nbreak"), "text"),
+            (
+                Card::with_comment("EXPTIME", Value::Float(1.0), "\u{b5}s"),
+                "comment",
+            ),
+            (Card::new("na\u{ef}ve.key", Value::Int(1)), "keyword"),
+        ] {
+            let e = format_header(std::slice::from_ref(&card)).unwrap_err();
+            assert!(e.contains(&format!("{:?}", card.key)), "{e}");
+            assert!(e.contains(what), "{e}");
+        }
+    }
+
+    #[test]
+    fn non_finite_reals_are_written_as_afw_does_and_read_back() {
+        let mut ps = PropertySet::new();
+        ps.set("A", f64::NAN).unwrap();
+        ps.set("B", f64::INFINITY).unwrap();
+        ps.set("C", f64::NEG_INFINITY).unwrap();
+        let bytes = format_header(&property_set_to_cards(&ps)).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.contains("A       = 'NAN     '"), "{text}");
+        assert!(text.contains("B       = '+INF    '"));
+        assert!(text.contains("C       = '-INF    '"));
+        let back = cards_to_property_set(&parse_cards(&bytes), |_| false);
+        assert!(back.get::<f64>("A").unwrap().is_nan());
+        assert_eq!(back.get::<f64>("B").unwrap(), f64::INFINITY);
+        assert_eq!(back.get::<f64>("C").unwrap(), f64::NEG_INFINITY);
+    }
+
+    #[test]
+    fn blanks_in_strings_follow_the_standard() {
+        // Leading blanks and a lone blank are kept; trailing blanks, which
+        // FITS drops, are refused rather than lost silently.
+        let cards = vec![
+            Card::new("LEAD", Value::Str("  x".into())),
+            Card::new("BLANK1", Value::Str(" ".into())),
+            Card::new("EMPTY", Value::Str(String::new())),
+        ];
+        let back = parse_cards(&format_header(&cards).unwrap());
+        assert_eq!(back[0].value, Some(Value::Str("  x".into())));
+        assert_eq!(back[1].value, Some(Value::Str(" ".into())));
+        assert_eq!(back[2].value, Some(Value::Str(String::new())));
+        let e = format_header(&[Card::new("TAIL", Value::Str("abc  ".into()))]).unwrap_err();
+        assert!(
+            e.contains("\"TAIL\"") && e.contains("trailing blanks"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn long_commentary_is_split_at_blanks_into_whole_cards() {
+        let words = "lorem ipsum dolor sit amet ".repeat(8);
+        let words = words.trim_end();
+        let bytes = format_header(&[Card::commentary("HISTORY", words)]).unwrap();
+        let back = parse_cards(&bytes);
+        let pieces: Vec<&str> = back
+            .iter()
+            .filter(|c| c.key == "HISTORY")
+            .map(|c| c.comment.as_str())
+            .collect();
+        assert_eq!(pieces.len(), 4, "{pieces:?}");
+        assert!(pieces.iter().all(|p| p.len() <= 72));
+        // no word is cut in two
+        assert_eq!(
+            pieces.join(" ").split(' ').count(),
+            words.split(' ').count()
+        );
+        assert_eq!(pieces.join(" "), words);
     }
 }
 

@@ -31,11 +31,13 @@ pub mod file;
 pub mod header;
 pub mod pixel;
 pub mod table;
+pub mod tile_write;
 
 use std::any::Any;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+pub use compressed::TileStats;
 pub use file::{FitsFile, Hdu, HduKind};
 pub use header::{Card, Value};
 pub use pixel::Pixel;
@@ -128,6 +130,9 @@ pub struct FitsStorage {
     hdus_written: usize,
     file: Option<FitsFile>,
     remote: Option<Remote>,
+    /// Images are written tile-compressed with these settings (policy
+    /// `compression: ...`, see [`tile_write::Compression::from_policy`]).
+    compression: Option<tile_write::Compression>,
 }
 
 /// A FITS object in a remote datastore, read by ranges.
@@ -165,8 +170,9 @@ impl FitsStorage {
     /// (the location's `[N]` suffix still names the HDU). Headers are read
     /// by ranged GETs; [`FitsStorage::read_image`] then fetches only the
     /// rows of a cut-out, or only the HDU it reads; [`FitsStorage::file`]
-    /// fetches every byte. Gzipped and tile-compressed objects are
-    /// downloaded whole.
+    /// fetches every byte. Gzipped objects are downloaded whole;
+    /// of a tile-compressed image, a cut-out fetches only the tiles it
+    /// touches.
     pub fn set_remote(&mut self, ds: std::sync::Arc<dyn crate::datastore::Datastore>, key: String) {
         self.file = None;
         self.mode = Some(Mode::Retrieve);
@@ -203,8 +209,8 @@ impl FitsStorage {
         s
     }
 
-    /// Opens the remote object: headers only, or the whole download when
-    /// it is gzipped or tile-compressed.
+    /// Opens the remote object: headers only (and the tile descriptors of
+    /// compressed images), or the whole download when it is gzipped.
     fn open_remote(&mut self) -> Result<()> {
         let r = self.remote.as_ref().expect("remote set");
         let (ds, key) = (r.ds.clone(), r.key.clone());
@@ -228,12 +234,22 @@ impl FitsStorage {
                     message: e.to_string(),
                 })
             };
-            let f = FitsFile::open_headers(&name, size, &mut fetch)?;
-            let tiled = f.hdus().iter().any(compressed::is_tile_compressed);
-            if !tiled {
-                self.file = Some(f);
+            let mut f = FitsFile::open_headers(&name, size, &mut fetch)?;
+            // Tile-compressed images: fetch their tile descriptors now, the
+            // tiles a read needs later.
+            let rows = f.compressed_rows();
+            if !rows.is_empty() {
+                let ranges: Vec<_> = rows.iter().map(|r| r.start as u64..r.end as u64).collect();
+                let parts = ds
+                    .get_ranges(&key, &ranges)
+                    .map_err(|e| self.remote_err(e))?;
+                for (rg, bytes) in rows.iter().zip(parts) {
+                    f.fill(rg.start, &bytes);
+                }
+                f.view_compressed_as_images()?;
             }
-            tiled
+            self.file = Some(f);
+            false
         };
         if whole {
             let dir = tempfile::Builder::new()
@@ -297,6 +313,23 @@ impl FitsStorage {
             let r = self.remote.as_ref().expect("remote set");
             if !r.complete && !r.hdus_fetched.contains(&index) {
                 let f = self.file.as_ref().expect("opened");
+                if let Some(tiles) = f.tile_ranges(index, bbox) {
+                    // a compressed image: only the tiles under the box, or
+                    // all of its data for a whole read
+                    let ranges: Vec<_> = tiles?
+                        .into_iter()
+                        .map(|r| r.start as u64..r.end as u64)
+                        .collect();
+                    let whole = bbox.is_none();
+                    if !ranges.is_empty() {
+                        self.fetch_into(ranges)?;
+                    }
+                    if whole {
+                        let r = self.remote.as_mut().expect("remote set");
+                        r.hdus_fetched.push(index);
+                    }
+                    return self.file.as_ref().expect("opened").read_image(index, bbox);
+                }
                 let hdu = f.hdu(index)?;
                 let size = (hdu.bitpix.unsigned_abs() / 8) as usize;
                 let base = hdu.data_offset as u64;
@@ -348,11 +381,10 @@ impl FitsStorage {
             }
             if !self.remote.as_ref().expect("remote set").complete {
                 let f = self.file.as_ref().expect("opened");
-                let ranges: Vec<_> = f
-                    .hdus()
-                    .iter()
-                    .filter(|h| h.data_len > 0)
-                    .map(|h| h.data_offset as u64..(h.data_offset + h.data_len) as u64)
+                let ranges: Vec<_> = (0..f.hdus().len())
+                    .filter_map(|i| f.stored_extent(i))
+                    .filter(|r| !r.is_empty())
+                    .map(|r| r.start as u64..r.end as u64)
                     .collect();
                 self.fetch_into(ranges)?;
                 self.remote.as_mut().expect("remote set").complete = true;
@@ -377,6 +409,16 @@ impl FitsStorage {
         }
     }
 
+    /// Writes images tile-compressed with `c` (or plain with `None`).
+    pub fn set_compression(&mut self, c: Option<tile_write::Compression>) {
+        self.compression = c;
+    }
+
+    /// The compression images are written with.
+    pub fn compression(&self) -> Option<&tile_write::Compression> {
+        self.compression.as_ref()
+    }
+
     /// Number of HDUs written so far in this transaction.
     pub fn hdus_written(&self) -> usize {
         self.hdus_written
@@ -394,7 +436,14 @@ impl FitsStorage {
     }
 
     fn write_header(&mut self, structural: Vec<Card>, cards: &[Card]) -> Result<()> {
+        let naxis = structural
+            .iter()
+            .find(|c| c.key == "NAXIS")
+            .and_then(|c| c.value.as_ref()?.as_i64())
+            .unwrap_or(0) as usize;
         let mut all = structural;
+        // WCSAXES goes before the WCS keywords it sizes.
+        all.extend(header::wcsaxes_cards(naxis, cards));
         all.extend(
             cards
                 .iter()
@@ -466,6 +515,9 @@ impl FitsStorage {
                 format!("{} pixels for a {width}x{height} image", pixels.len()),
             ));
         }
+        if let Some(c) = self.compression.clone().filter(|_| !pixels.is_empty()) {
+            return self.write_compressed(cards, width, height, xy0, pixels, &c);
+        }
         let mut s = self.image_structural(T::BITPIX, &[width, height]);
         if T::BZERO != 0.0 {
             s.push(Card::new("BSCALE", Value::Int(1)));
@@ -495,6 +547,43 @@ impl FitsStorage {
         Ok(())
     }
 
+    /// Writes an image as a tile-compressed binary table (after an empty
+    /// primary if it is the first HDU: a compressed image cannot be the
+    /// primary).
+    fn write_compressed<T: Pixel>(
+        &mut self,
+        cards: &[Card],
+        width: usize,
+        height: usize,
+        xy0: (i32, i32),
+        pixels: &[T],
+        c: &tile_write::Compression,
+    ) -> Result<()> {
+        if self.hdus_written == 0 {
+            self.write_empty(&[])?;
+        }
+        let path = self.path()?.to_path_buf();
+        let mut stored = vec![0u8; pixels.len() * T::SIZE];
+        T::encode_be(pixels, &mut stored);
+        let (mut s, data) = tile_write::compress_image(T::BITPIX, width, height, &stored, c)
+            .map_err(|m| file::format_err(&path, format!("cannot compress the image: {m}")))?;
+        drop(stored);
+        if T::BZERO != 0.0 {
+            s.push(Card::new("BSCALE", Value::Int(1)));
+            s.push(Card::new("BZERO", Value::Int(T::BZERO as i64)));
+        }
+        let mut cards = cards.to_vec();
+        cards.retain(|c| !XY0_KEYS.contains(&c.key.as_str()) && c.key != "EXTEND");
+        cards.extend(xy0_cards(xy0));
+        self.write_header(s, &cards)?;
+        self.writer()?
+            .write_all(&data)
+            .map_err(|e| StorageError::io(&path, e))?;
+        self.pad(data.len())?;
+        self.hdus_written += 1;
+        Ok(())
+    }
+
     /// Writes a binary table extension (after an empty primary if it is the
     /// first HDU) with `columns` and `cards`.
     pub fn write_table(&mut self, cards: &[Card], columns: &[TableColumn]) -> Result<()> {
@@ -518,6 +607,27 @@ impl Storage for FitsStorage {
         NAME
     }
 
+    /// Policy keys: `compression` (`RICE_1`, `GZIP_1`, `GZIP_2`, `NONE`),
+    /// `quantize_level`, `dither`, `dither_seed`, `tile_rows` (see
+    /// [`tile_write::Compression::from_policy`]); absent keys keep the
+    /// current settings.
+    fn set_policy(&mut self, policy: Option<&daf_base::Policy>) -> Result<()> {
+        let Some(p) = policy else { return Ok(()) };
+        let ps = p.as_property_set();
+        if ps.exists("compression") {
+            self.compression = tile_write::Compression::from_policy(ps)
+                .map_err(|m| StorageError::state(NAME, m))?;
+        } else if let Some(c) = self.compression.as_mut() {
+            // Tuning keys alone adjust the compression already chosen.
+            let mut with = ps.clone();
+            with.set("compression", c.algorithm_name()).ok();
+            *c = tile_write::Compression::from_policy(&with)
+                .map_err(|m| StorageError::state(NAME, m))?
+                .unwrap_or_else(|| c.clone());
+        }
+        Ok(())
+    }
+
     fn set_persist_location(&mut self, location: &LogicalLocation) -> Result<()> {
         let (p, hdu) = split_hdu_suffix(location.loc_str());
         if hdu.is_some() {
@@ -535,10 +645,17 @@ impl Storage for FitsStorage {
     fn set_retrieve_location(&mut self, location: &LogicalLocation) -> Result<()> {
         let (p, hdu) = split_hdu_suffix(location.loc_str());
         let path = PathBuf::from(p);
-        if !path.is_file() {
-            return Err(StorageError::NotFound {
-                what: format!("Unable to access file: {}", path.display()),
-            });
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => {}
+            // Permission denied (on the file's folder) says so.
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(StorageError::io(&path, e))
+            }
+            _ => {
+                return Err(StorageError::NotFound {
+                    what: format!("Unable to access file: {}", path.display()),
+                })
+            }
         }
         self.mode = Some(Mode::Retrieve);
         self.path = Some(path);

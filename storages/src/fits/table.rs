@@ -16,6 +16,13 @@ pub enum ColumnData {
     F32(Vec<f32>),
     F64(Vec<f64>),
     Str(Vec<String>),
+    /// `C`: single-precision complex, `[re, im]`.
+    C64(Vec<[f32; 2]>),
+    /// `M`: double-precision complex, `[re, im]`.
+    C128(Vec<[f64; 2]>),
+    /// `P`/`Q`: a variable-length array per row, each held as the column
+    /// data of its element type (`A` arrays as one string, `X` as bits).
+    Var(Vec<ColumnData>),
 }
 
 impl ColumnData {
@@ -30,6 +37,9 @@ impl ColumnData {
             ColumnData::F32(v) => v.len(),
             ColumnData::F64(v) => v.len(),
             ColumnData::Str(v) => v.len(),
+            ColumnData::C64(v) => v.len(),
+            ColumnData::C128(v) => v.len(),
+            ColumnData::Var(v) => v.len(),
         }
     }
     /// True with no rows.
@@ -41,8 +51,10 @@ impl ColumnData {
             ColumnData::Bool(_) | ColumnData::U8(_) => 1,
             ColumnData::I16(_) => 2,
             ColumnData::I32(_) | ColumnData::F32(_) => 4,
-            ColumnData::I64(_) | ColumnData::F64(_) => 8,
+            ColumnData::I64(_) | ColumnData::F64(_) | ColumnData::C64(_) => 8,
+            ColumnData::C128(_) => 16,
             ColumnData::Str(v) => v.iter().map(String::len).max().unwrap_or(0).max(1),
+            ColumnData::Var(_) => 8,
         }
     }
     fn tform(&self) -> String {
@@ -55,6 +67,9 @@ impl ColumnData {
             ColumnData::F32(_) => "E".into(),
             ColumnData::F64(_) => "D".into(),
             ColumnData::Str(_) => format!("{}A", self.width()),
+            ColumnData::C64(_) => "C".into(),
+            ColumnData::C128(_) => "M".into(),
+            ColumnData::Var(_) => "PB".into(),
         }
     }
     fn put(&self, row: usize, width: usize, out: &mut Vec<u8>) {
@@ -71,6 +86,15 @@ impl ColumnData {
                 out.extend_from_slice(b);
                 out.extend(std::iter::repeat_n(b' ', width - b.len()));
             }
+            ColumnData::C64(v) => {
+                out.extend_from_slice(&v[row][0].to_be_bytes());
+                out.extend_from_slice(&v[row][1].to_be_bytes());
+            }
+            ColumnData::C128(v) => {
+                out.extend_from_slice(&v[row][0].to_be_bytes());
+                out.extend_from_slice(&v[row][1].to_be_bytes());
+            }
+            ColumnData::Var(_) => unreachable!("refused by encode_table"),
         }
     }
 }
@@ -96,6 +120,15 @@ pub(crate) fn encode_table(columns: &[TableColumn]) -> Result<(Vec<Card>, Vec<u8
             "column {} has {} rows, expected {rows}",
             c.name,
             c.data.len()
+        ));
+    }
+    if let Some(c) = columns
+        .iter()
+        .find(|c| matches!(c.data, ColumnData::Var(_)))
+    {
+        return Err(format!(
+            "column {}: variable-length arrays are read, not written",
+            c.name
         ));
     }
     let widths: Vec<usize> = columns.iter().map(|c| c.data.width()).collect();
@@ -131,10 +164,14 @@ pub(crate) fn encode_table(columns: &[TableColumn]) -> Result<(Vec<Card>, Vec<u8
 }
 
 impl FitsFile {
-    /// Reads binary table HDU `index`. Supported TFORM codes: `L`, `B`, `I`,
-    /// `J`, `K`, `E`, `D` and `A`; a numeric repeat count `r > 1` becomes `r`
-    /// columns `NAME_0 … NAME_{r-1}`; `TZERO` of unsigned `I`/`J` columns is
-    /// applied; `X`, `P`, `Q`, `C`, `M` columns are skipped.
+    /// Reads binary table HDU `index`. Every TFORM code is read: `L`, `B`,
+    /// `I`, `J`, `K`, `E`, `D` and `A`; `X` bits as [`ColumnData::Bool`];
+    /// `C`/`M` complex as [`ColumnData::C64`]/[`ColumnData::C128`]; `P`/`Q`
+    /// variable-length arrays from the heap as [`ColumnData::Var`] (every
+    /// descriptor checked against the heap, and the arrays' total bounded by
+    /// twice the HDU's data). A repeat count `r > 1` becomes `r` columns
+    /// `NAME_0 … NAME_{r-1}` (for `X`: one per bit); `TZERO` of unsigned
+    /// `I`/`J` columns is applied.
     pub fn read_table(&self, index: usize) -> Result<Vec<TableColumn>> {
         let hdu = self.hdu(index)?;
         let err = |m: String| format_err(self.path(), format!("HDU {index}: {m}"));
@@ -156,6 +193,21 @@ impl FitsFile {
             _ => String::new(),
         };
         let data = self.data(hdu);
+        // The heap (variable-length arrays): from THEAP (default: right
+        // after the rows) to the end of the data; it cannot reach past the
+        // file, and what the arrays decode to is bounded by `budget`.
+        let table_len = row_bytes.checked_mul(rows).filter(|&t| t <= data.len());
+        let heap: std::result::Result<&[u8], String> = match (hdu.value("THEAP"), table_len) {
+            (_, None) => Err("the rows are larger than the HDU's data".into()),
+            (None, Some(t)) => Ok(&data[t..]),
+            (Some(Value::Int(h)), Some(t))
+                if *h >= t as i64 && (*h as u64) <= data.len() as u64 =>
+            {
+                Ok(&data[*h as usize..])
+            }
+            (Some(v), _) => Err(format!("invalid THEAP {}", v.display())),
+        };
+        let mut budget = data.len().saturating_mul(2);
         let mut out = Vec::new();
         let mut offset = 0usize;
         for n in 1..=nfields as usize {
@@ -285,10 +337,175 @@ impl FitsFile {
                         });
                     }
                 }
-                _ => {} // X, P, Q, C, M: skipped
+                'X' => {
+                    // bit k of the row's field, most significant bit first
+                    for k in 0..repeat {
+                        let v = (0..rows)
+                            .map(|r| data[r * row_bytes + offset + k / 8] >> (7 - k % 8) & 1 == 1)
+                            .collect();
+                        out.push(TableColumn {
+                            name: sub(k),
+                            unit: unit.clone(),
+                            doc: doc.clone(),
+                            data: ColumnData::Bool(v),
+                        });
+                    }
+                }
+                'C' | 'M' => {
+                    for k in 0..repeat {
+                        let d = if code == 'C' {
+                            ColumnData::C64(
+                                (0..rows)
+                                    .map(|r| {
+                                        let c = cell(r, k);
+                                        [
+                                            f32::from_be_bytes(c[..4].try_into().expect("4")),
+                                            f32::from_be_bytes(c[4..].try_into().expect("4")),
+                                        ]
+                                    })
+                                    .collect(),
+                            )
+                        } else {
+                            ColumnData::C128(
+                                (0..rows)
+                                    .map(|r| {
+                                        let c = cell(r, k);
+                                        [
+                                            f64::from_be_bytes(c[..8].try_into().expect("8")),
+                                            f64::from_be_bytes(c[8..].try_into().expect("8")),
+                                        ]
+                                    })
+                                    .collect(),
+                            )
+                        };
+                        out.push(TableColumn {
+                            name: sub(k),
+                            unit: unit.clone(),
+                            doc: doc.clone(),
+                            data: d,
+                        });
+                    }
+                }
+                _ => {
+                    // P / Q: descriptors into the heap
+                    let elem = tform[digits.len() + 1..]
+                        .chars()
+                        .next()
+                        .filter(|c| "LXBIJKAEDCM".contains(*c))
+                        .ok_or_else(|| {
+                            err(format!("TFORM{n} {tform:?}: no element type after {code}"))
+                        })?;
+                    let heap = heap.as_ref().map_err(|m| err(m.clone()))?;
+                    for k in 0..repeat {
+                        let mut v = Vec::with_capacity(rows);
+                        for r in 0..rows {
+                            let c = cell(r, k);
+                            let (cnt, off) = if code == 'P' {
+                                (
+                                    i32::from_be_bytes(c[..4].try_into().expect("4")) as i64,
+                                    i32::from_be_bytes(c[4..].try_into().expect("4")) as i64,
+                                )
+                            } else {
+                                (
+                                    i64::from_be_bytes(c[..8].try_into().expect("8")),
+                                    i64::from_be_bytes(c[8..].try_into().expect("8")),
+                                )
+                            };
+                            let bytes = var_bytes(elem, cnt);
+                            let range = (cnt >= 0 && off >= 0)
+                                .then_some(())
+                                .and(bytes)
+                                .and_then(|b| {
+                                    let s = usize::try_from(off).ok()?;
+                                    Some(s..s.checked_add(b)?)
+                                })
+                                .filter(|rg| rg.end <= heap.len());
+                            let Some(range) = range else {
+                                return Err(err(format!(
+                                    "column {name} row {r}: array descriptor ({cnt}, {off}) lies outside the {}-byte heap",
+                                    heap.len()
+                                )));
+                            };
+                            // Overlapping descriptors could make a small
+                            // file decode to a huge table: bound the total.
+                            budget = budget.checked_sub(range.len()).ok_or_else(|| {
+                                err(format!(
+                                    "column {name}: the arrays add up to more than twice the HDU's {} data bytes",
+                                    data.len()
+                                ))
+                            })?;
+                            v.push(decode_elements(elem, cnt as usize, &heap[range]));
+                        }
+                        out.push(TableColumn {
+                            name: sub(k),
+                            unit: unit.clone(),
+                            doc: doc.clone(),
+                            data: ColumnData::Var(v),
+                        });
+                    }
+                }
             }
             offset += width;
         }
         Ok(out)
+    }
+}
+
+/// Bytes of `count` elements of TFORM code `code` in the heap.
+fn var_bytes(code: char, count: i64) -> Option<usize> {
+    let n = usize::try_from(count).ok()?;
+    match code {
+        'X' => Some(n.div_ceil(8)),
+        'L' | 'B' | 'A' => Some(n),
+        'I' => n.checked_mul(2),
+        'J' | 'E' => n.checked_mul(4),
+        'K' | 'D' | 'C' => n.checked_mul(8),
+        _ => n.checked_mul(16),
+    }
+}
+
+/// `count` elements of TFORM code `code` from big-endian `b` (exactly
+/// [`var_bytes`] long).
+fn decode_elements(code: char, count: usize, b: &[u8]) -> ColumnData {
+    fn be<const N: usize>(b: &[u8]) -> impl Iterator<Item = [u8; N]> + '_ {
+        b.chunks_exact(N).map(|c| c.try_into().expect("N"))
+    }
+    match code {
+        'L' => ColumnData::Bool(b.iter().map(|&c| c == b'T').collect()),
+        'X' => ColumnData::Bool(
+            (0..count)
+                .map(|k| b[k / 8] >> (7 - k % 8) & 1 == 1)
+                .collect(),
+        ),
+        'B' => ColumnData::U8(b.to_vec()),
+        'A' => {
+            let t = b.split(|&c| c == 0).next().unwrap_or(b);
+            ColumnData::Str(vec![String::from_utf8_lossy(t).trim_end().to_string()])
+        }
+        'I' => ColumnData::I16(be::<2>(b).map(i16::from_be_bytes).collect()),
+        'J' => ColumnData::I32(be::<4>(b).map(i32::from_be_bytes).collect()),
+        'K' => ColumnData::I64(be::<8>(b).map(i64::from_be_bytes).collect()),
+        'E' => ColumnData::F32(be::<4>(b).map(f32::from_be_bytes).collect()),
+        'D' => ColumnData::F64(be::<8>(b).map(f64::from_be_bytes).collect()),
+        'C' => ColumnData::C64(
+            be::<8>(b)
+                .map(|c| {
+                    [
+                        f32::from_be_bytes(c[..4].try_into().expect("4")),
+                        f32::from_be_bytes(c[4..].try_into().expect("4")),
+                    ]
+                })
+                .collect(),
+        ),
+        _ => ColumnData::C128(
+            be::<16>(b)
+                .map(|c| {
+                    [
+                        f64::from_be_bytes(c[..8].try_into().expect("8")),
+                        f64::from_be_bytes(c[8..].try_into().expect("8")),
+                    ]
+                })
+                .collect(),
+        ),
     }
 }
