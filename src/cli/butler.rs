@@ -527,6 +527,24 @@ pub fn query(a: QueryArgs) -> Result<(), CliError> {
             // registry lists the data ids, the files present are its datasets.
             if let Some(dt) = a.dataset_type.as_deref() {
                 out.extend(legacy_datasets(&butler, i, dt, filter.as_ref()));
+            } else {
+                // every type whose files are present
+                for l in super::lifecycle::legacy_datasets(&butler, i, None) {
+                    if filter.as_ref().is_none_or(|f| f.matches(&l.data_id)) {
+                        let rec = DatasetRecord {
+                            id: 0,
+                            dataset_type: l.dataset_type,
+                            data_id: l.data_id,
+                            run: l.run,
+                            path: l.rel,
+                            size: std::fs::metadata(&l.file).map_or(0, |m| m.len()),
+                            checksum: String::new(),
+                            time_ns: 0,
+                            source: None,
+                        };
+                        out.push((l.file, rec));
+                    }
+                }
             }
             continue;
         }
@@ -537,24 +555,6 @@ pub fn query(a: QueryArgs) -> Result<(), CliError> {
                 if filter.as_ref().is_none_or(|f| f.matches(&r.data_id)) {
                     let full = reg.full_path(&r);
                     out.push((full, r));
-                }
-            }
-        } else if a.run.as_deref().is_none_or(str::is_empty) {
-            // a Gen2 repository: its datasets through its mapper's registry
-            for l in super::lifecycle::legacy_datasets(&butler, i, a.dataset_type.as_deref()) {
-                if filter.as_ref().is_none_or(|f| f.matches(&l.data_id)) {
-                    let rec = DatasetRecord {
-                        id: 0,
-                        dataset_type: l.dataset_type,
-                        data_id: l.data_id,
-                        run: l.run,
-                        path: l.rel,
-                        size: std::fs::metadata(&l.file).map_or(0, |m| m.len()),
-                        checksum: String::new(),
-                        time_ns: 0,
-                        source: None,
-                    };
-                    out.push((l.file, rec));
                 }
             }
         }
