@@ -344,6 +344,21 @@ fn kill_campaign(pg: Option<&daf_butler::file_registry::PgLocation>, kills: i64)
         while !ack.exists() && start.elapsed() < std::time::Duration::from_secs(20) {
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
+        // every other child first completes a put, however slow the machine
+        // is (a loaded machine may need more than the random delay for one
+        // put): the campaign kills both during first puts and later ones
+        if cycle % 2 == 1 {
+            while start.elapsed() < std::time::Duration::from_secs(20)
+                && !std::fs::read_to_string(&ack)
+                    .unwrap_or_default()
+                    .contains("\nok ")
+                && !std::fs::read_to_string(&ack)
+                    .unwrap_or_default()
+                    .starts_with("ok ")
+            {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        }
         std::thread::sleep(std::time::Duration::from_micros(rand() % 60_000));
         c.kill().unwrap(); // SIGKILL
         let status = c.wait().unwrap();
