@@ -38,8 +38,8 @@ pub mod testing;
 mod wal_watch;
 
 pub use butler::{
-    camera_mapper_factory, default_mapper_factory, Butler, ButlerBuilder, DataRef, GetOptions,
-    MapperFactory, Origin, PutOptions,
+    camera_mapper_factory, default_mapper_factory, Butler, ButlerBuilder, DataRef,
+    DeferredDatasetHandle, GetOptions, MapperFactory, Origin, PutOptions, ResolvedDataset,
 };
 pub use error::ButlerError;
 pub use file_registry::FileRegistry;
