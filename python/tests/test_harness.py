@@ -179,11 +179,11 @@ def test_butler_method_io_stages_in_a_python_run(tmp_path, monkeypatch):
     report = harness.run(HERE / "data" / "py_butler_pipeline.yaml", events(2), locations={"repo": str(repo)})
     assert harness.failures(report) == []
     assert report["n_slices"] == 2
-    for v in report["visits"]:
+    for visit, v in enumerate(report["visits"], start=1):
         for s in v["slices"]:
-            r, visit = s["rank"], v["visit"]
+            r = s["rank"]
             assert s["summary"]["back_sum"] == 64 * (visit * 10 + r)
-            assert s["summary"]["back_dtype"] == "float32" and s["summary"]["back_shape"] == [8, 8]
+            assert s["summary"]["back_dtype"] == "float32" and s["summary"]["back_shape"] == "8x8"
             assert s["summary"]["outputDatasets"][0]["ids"] == {"visit": visit, "ccd": r}
     b = daf.Butler(repo)
     assert sorted(b.query_metadata("img", ["visit", "ccd"])) == [(1, 0), (1, 1), (2, 0), (2, 1)]

@@ -67,4 +67,4 @@ class CheckImage(ParallelProcessing):
         assert isinstance(back, daf.Image), type(back)
         clipboard.put("back_sum", float(back.array.sum()))
         clipboard.put("back_dtype", back.dtype)
-        clipboard.put("back_shape", list(back.shape))
+        clipboard.put("back_shape", "%dx%d" % back.shape)
