@@ -18,8 +18,8 @@ use daf_butler::{Butler as RsButler, GetOptions, PutOptions};
 use daf_harness::launch::{EventSource, RunRequest, TransportChoice};
 use daf_harness::{
     ButlerFactory, ButlerSpec, Clipboard as RsClipboard, DataButler, Dataset,
-    HarnessError as RsHarnessError, Item, ParallelStage, PipelineConfig, SerialStage,
-    StageContext, StageRegistry,
+    HarnessError as RsHarnessError, Item, ParallelStage, PipelineConfig, SerialStage, StageContext,
+    StageRegistry,
 };
 use pyo3::exceptions::{PyKeyError, PyRuntimeError};
 use pyo3::prelude::*;

@@ -723,7 +723,7 @@ fn pixel_buffer<T: Pixel>(n: usize) -> Vec<T> {
 /// there; images of 16 MiB and more are split over up to 4 threads.
 fn read_native_at<T: Pixel>(file: &File, offset: u64, out: &mut [T]) -> std::io::Result<()> {
     let size = std::mem::size_of::<T>();
-    let bytes = out.len() * size;
+    let bytes = std::mem::size_of_val(out);
     let threads = if bytes >= 16 << 20 {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -748,8 +748,7 @@ fn read_native_at<T: Pixel>(file: &File, offset: u64, out: &mut [T]) -> std::io:
             .collect();
         parts
             .into_iter()
-            .map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect::<std::io::Result<()>>()
+            .try_for_each(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
     })
 }
 
@@ -758,7 +757,7 @@ fn read_native_part<T: Pixel>(file: &File, offset: u64, out: &mut [T]) -> std::i
     let per = (64 << 10) / size;
     let mut buf = vec![0u8; per.min(out.len()) * size];
     for (i, dst) in out.chunks_mut(per).enumerate() {
-        let b = &mut buf[..dst.len() * size];
+        let b = &mut buf[..std::mem::size_of_val(dst)];
         read_exact_at(file, b, offset + (i * per * size) as u64)?;
         T::decode_be(b, dst);
     }
