@@ -40,11 +40,14 @@ use rayon::prelude::*;
 
 use crate::error::ButlerError;
 use crate::file_registry::{
-    checksum_file, now_ns, value_eq, Claim, DatasetRecord, FileRegistry, Intent, IntentMode,
+    checksum_file, now_ns, Claim, DatasetRecord, FileRegistry, Intent, IntentMode,
 };
 use crate::repository::{Repository, RepositoryArgs, RepositorySet};
 use crate::simple_mapper::SimpleMapper;
 use daf_base::path_safety::{check_relative, join_under};
+
+mod deferred;
+pub use deferred::{DeferredDatasetHandle, ResolvedDataset};
 
 /// Makes the mapper of one repository.
 pub type MapperFactory =
@@ -898,7 +901,21 @@ impl Butler {
             }
         }
         let run = opts.run.as_deref();
-        let mut found = self.locate(base, data_id, run)?;
+        let found = self.locate(base, data_id, run)?;
+        self.read_located(&resolved, base, component, data_id, found, &opts.params)
+    }
+
+    /// Reads the dataset `found` (located as `base`, asked as `resolved`
+    /// for `data_id`), or its `component`, with the read parameters `params`.
+    fn read_located(
+        &self,
+        resolved: &str,
+        base: &str,
+        component: Option<&str>,
+        data_id: &DataId,
+        mut found: Located,
+        params: &PropertySet,
+    ) -> Result<Box<dyn Persistable>, ButlerError> {
         let mapper = &self.mappers[found.repo];
         if mapper.has_bypass(base) {
             if let Some(ps) = mapper.bypass(base, &found.location) {
@@ -907,18 +924,18 @@ impl Butler {
         }
         let mut additional = std::mem::take(&mut found.location.additional_data);
         let loc = &found.location;
-        if !opts.params.is_empty() {
+        if !params.is_empty() {
             additional
-                .merge_replace(&opts.params)
+                .merge_replace(params)
                 .map_err(FormatterError::from)?;
         }
-        if let Some(c) = &component {
+        if let Some(c) = component {
             additional
-                .set("component", *c)
+                .set("component", c)
                 .map_err(FormatterError::from)?;
         }
         mapper.standardize(base, &loc.data_id, &mut additional);
-        let persistable = match &component {
+        let persistable = match component {
             Some(c) => component_persistable(&loc.persistable, c).ok_or_else(|| {
                 ButlerError::BadDataId {
                     dataset_type: resolved.to_string(),
@@ -1697,18 +1714,27 @@ impl Butler {
                 Err(e) => mapper_err = Some(e),
             }
             if let Some(reg) = self.registries[i].as_ref() {
-                for rec in lock(reg).find_matching(Some(&dataset_type), data_id, None)? {
-                    let tuple: Option<Vec<DataIdValue>> =
-                        keys.iter().map(|k| rec.data_id.get(k).cloned()).collect();
+                // Distinct tuples through a hash of their values (equal as
+                // `value_eq` has them: 1 and 1.0 are one value), not a scan
+                // of every tuple kept so far.
+                let mut seen: std::collections::HashSet<Vec<ValueKey<'_>>> =
+                    std::collections::HashSet::with_capacity(out.len());
+                let mut kept: Vec<Vec<DataIdValue>> = Vec::new();
+                for o in &out {
+                    seen.insert(o.iter().map(ValueKey::of).collect());
+                }
+                let recs = lock(reg).find_matching(Some(&dataset_type), data_id, None)?;
+                for rec in &recs {
+                    let tuple: Option<Vec<&DataIdValue>> =
+                        keys.iter().map(|k| rec.data_id.get(k)).collect();
                     if let Some(t) = tuple {
-                        if !out
-                            .iter()
-                            .any(|o| o.iter().zip(&t).all(|(a, b)| value_eq(a, b)))
-                        {
-                            out.push(t);
+                        if seen.insert(t.iter().map(|v| ValueKey::of(v)).collect()) {
+                            kept.push(t.into_iter().cloned().collect());
                         }
                     }
                 }
+                drop(seen);
+                out.extend(kept);
             }
             if out.is_empty() {
                 if let Some(e) = mapper_err {
@@ -1940,6 +1966,41 @@ fn staging_name(rel: &str) -> String {
         None => ("", rel),
     };
     format!("{dir}.daf-tmp.{}.{n}.{name}", daf_storages::owner::token())
+}
+
+/// A data-id value as a hash key, equal where
+/// [`value_eq`](crate::file_registry::value_eq) says so: numbers
+/// by their `f64` value (1 and 1.0 alike; -0.0 as 0.0), strings by text.
+#[derive(PartialEq, Eq, Hash)]
+enum ValueKey<'a> {
+    Num(u64),
+    Str(&'a str),
+}
+
+impl<'a> ValueKey<'a> {
+    fn of(v: &'a DataIdValue) -> Self {
+        match v {
+            DataIdValue::Str(s) => ValueKey::Str(s),
+            n => {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                ValueKey::Num(if f == 0.0 { 0 } else { f.to_bits() })
+            }
+        }
+    }
+}
+
+/// `obj` as `T`, or [`FormatterError::WrongObject`].
+fn downcast<T: Persistable>(obj: Box<dyn Persistable>) -> Result<T, ButlerError> {
+    if !obj.as_any().is::<T>() {
+        return Err(ButlerError::Formatter(FormatterError::WrongObject {
+            expected: std::any::type_name::<T>().to_string(),
+            actual: obj.persistable_name().to_string(),
+        }));
+    }
+    Ok(*obj
+        .into_any()
+        .downcast::<T>()
+        .expect("the type was checked just above"))
 }
 
 /// The datastore key of `path`, a file under the repository `root`.

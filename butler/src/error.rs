@@ -37,6 +37,19 @@ pub enum ButlerError {
         /// Repositories searched, in order.
         searched: Vec<PathBuf>,
     },
+    /// A dataset a deferred handle found is gone, or was replaced, by the
+    /// time the handle reads it.
+    #[error("the {dataset_type} dataset {data_id} at {path} vanished: {message}")]
+    Vanished {
+        /// The dataset type of the handle.
+        dataset_type: String,
+        /// The dataset's data id.
+        data_id: DataId,
+        /// Its file.
+        path: PathBuf,
+        /// What changed.
+        message: String,
+    },
     /// A dataset exists already and neither clobber nor backup was asked.
     #[error("{dataset_type} {data_id} already exists at {path}; pass clobber (or backup) to overwrite it")]
     Exists {

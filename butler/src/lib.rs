@@ -39,8 +39,9 @@ pub mod testing;
 mod wal_watch;
 
 pub use butler::{
-    camera_mapper_factory, default_mapper_factory, Butler, ButlerBuilder, DataRef, Derived,
-    GetOptions, MapperFactory, Origin, PutOptions,
+    camera_mapper_factory, default_mapper_factory, Butler, ButlerBuilder, DataRef,
+    DeferredDatasetHandle, Derived, GetOptions, MapperFactory, Origin, PutOptions,
+    ResolvedDataset,
 };
 pub use error::ButlerError;
 pub use file_registry::FileRegistry;

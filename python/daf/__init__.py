@@ -15,6 +15,7 @@ from ._daf import (  # noqa: F401
     __version__,
     DafError,
     NoResults,
+    DatasetVanished,
     AmbiguousDataId,
     DatasetExists,
     ReadOnlyError,
@@ -39,6 +40,7 @@ from ._daf import (  # noqa: F401
     SourceCatalog,
     Butler,
     ButlerDataRef,
+    DeferredDatasetHandle,
     Persistence,
     LogicalLocation,
 )

@@ -122,7 +122,7 @@ def _make_stage(path, policy, **context):
     return cls(policy, **context)
 
 
-def run(pipeline, events=None, *, slices=None, run_id="run", locations=None, transport="threads"):
+def run(pipeline, events=None, *, slices=None, run_id="run", locations=None, transport="threads", butler=None):
     """Runs a pipeline policy (YAML or PAF) with Rust and Python stages.
 
     ``events``: a list of event dicts (``{"jobIdentity": {...},
@@ -132,12 +132,18 @@ def run(pipeline, events=None, *, slices=None, run_id="run", locations=None, tra
     the location map. ``transport="mpi"`` runs on MPI ranks (under
     ``mpirun``, when the package was built with the ``mpi`` feature).
 
+    Built-in IO stages that use the butler method (``parameters.butler``)
+    work as under ``daf run``: a stage whose ``mapperPolicy.root`` names a
+    repository (``"%(repo)"`` filled from the location map) opens it; a stage
+    naming no root uses ``butler`` (a :class:`daf.Butler`, e.g. one chaining
+    inputs and outputs), the same object the caller reads its results with.
+
     Returns the run report as a dict: ``visits`` (each with the ``master``
     and every slice's ``summary`` and ``failure``), ``n_slices`` and
     ``elapsed_s``; ``None`` on MPI slice ranks. The GIL is released while the
     harness runs, so Python stages on several slices take turns.
     """
-    kw = dict(slices=slices, run_id=run_id, locations=locations, transport=transport)
+    kw = dict(slices=slices, run_id=run_id, locations=locations, transport=transport, butler=butler)
     if events is None:
         text = _daf.run_pipeline(os.fspath(pipeline), **kw)
     elif isinstance(events, (str, os.PathLike)):

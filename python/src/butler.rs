@@ -4,9 +4,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use daf_base::DataId;
+use daf_base::{DataId, PropertySet as RsPropertySet};
 use daf_butler::ingest::{DataIdSource, IngestOptions, Transfer};
-use daf_butler::{Butler as RsButler, GetOptions, Origin, PutOptions, RepositoryArgs};
+use daf_butler::{
+    Butler as RsButler, GetOptions, Origin, PutOptions, RepositoryArgs, ResolvedDataset,
+};
 use daf_mappers::KeyType;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -43,6 +45,40 @@ fn origin(s: &str) -> PyResult<Origin> {
             "origin {s:?}: expected \"PARENT\" or \"LOCAL\""
         ))),
     }
+}
+
+/// The read parameters of a cut-out (none without `bbox`).
+fn read_params(bbox: Option<(i32, i32, i32, i32)>, origin: &str) -> PyResult<RsPropertySet> {
+    Ok(match bbox {
+        Some((x, y, w, h)) => {
+            GetOptions::default()
+                .bbox(x, y, w, h, self::origin(origin)?)
+                .params
+        }
+        None => RsPropertySet::new(),
+    })
+}
+
+/// A read object as Python; with `wcs`, the WCS cards of an exposure.
+fn finish_get(
+    py: Python<'_>,
+    obj: Box<dyn daf_formatters::Persistable>,
+    wcs: bool,
+    dataset_type: &str,
+) -> PyResult<Py<PyAny>> {
+    let obj = to_py(py, obj)?;
+    if wcs {
+        let e = obj
+            .bind(py)
+            .cast::<crate::objects::Exposure>()
+            .map_err(|_| {
+                crate::errors::BadDataId::new_err(format!(
+                    "{dataset_type}: only exposures have a wcs component"
+                ))
+            })?;
+        return Ok(e.borrow().wcs(py)?.into_any().unbind());
+    }
+    Ok(obj)
 }
 
 fn key_type(k: &KeyType) -> &'static str {
@@ -154,10 +190,10 @@ impl Butler {
         keys: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
         let id = crate::base::data_id(data_id, keys)?;
-        let mut opts = GetOptions::default();
-        if let Some((x, y, w, h)) = bbox {
-            opts = opts.bbox(x, y, w, h, self::origin(origin)?);
-        }
+        let mut opts = GetOptions {
+            params: read_params(bbox, origin)?,
+            ..GetOptions::default()
+        };
         if let Some(r) = run {
             opts = opts.run(r);
         }
@@ -172,19 +208,44 @@ impl Butler {
             let b = inner.read().unwrap_or_else(|p| p.into_inner());
             b.get_dyn(&ty, &id, &opts).map_err(butler_err)
         })?;
-        let obj = to_py(py, obj)?;
-        if wcs {
-            let e = obj
-                .bind(py)
-                .cast::<crate::objects::Exposure>()
-                .map_err(|_| {
-                    crate::errors::BadDataId::new_err(format!(
-                        "{dataset_type}: only exposures have a wcs component"
-                    ))
-                })?;
-            return Ok(e.borrow().wcs(py)?.into_any().unbind());
-        }
-        Ok(obj)
+        finish_get(py, obj, wcs, dataset_type)
+    }
+
+    /// Finds a dataset now and reads it later: returns a
+    /// `DeferredDatasetHandle` whose `get(component=None, bbox=None)` reads
+    /// it (Gen3's `butler.getDeferred`). The location is resolved here
+    /// (`NoResults` now if there is no such dataset); `bbox` given here
+    /// applies to every read of the handle. A read of a dataset removed or
+    /// replaced since raises `DatasetVanished`.
+    #[pyo3(signature = (dataset_type, data_id = None, *, bbox = None, origin = "PARENT", run = None, **keys))]
+    #[allow(clippy::too_many_arguments)]
+    fn get_deferred(
+        &self,
+        py: Python<'_>,
+        dataset_type: &str,
+        data_id: Option<&Bound<'_, PyAny>>,
+        bbox: Option<(i32, i32, i32, i32)>,
+        origin: &str,
+        run: Option<String>,
+        keys: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<DeferredDatasetHandle> {
+        let id = crate::base::data_id(data_id, keys)?;
+        let params = read_params(bbox, origin)?;
+        let (ty, wcs) = match dataset_type.strip_suffix(".wcs") {
+            Some(base) => (base.to_string(), true),
+            None => (dataset_type.to_string(), false),
+        };
+        let inner = self.inner.clone();
+        let resolved = guard(py, move || {
+            let b = inner.read().unwrap_or_else(|p| p.into_inner());
+            b.resolve(&ty, &id, run.as_deref()).map_err(butler_err)
+        })?;
+        Ok(DeferredDatasetHandle {
+            butler: self.inner.clone(),
+            resolved,
+            params,
+            wcs,
+        })
     }
 
     /// Writes `obj` (a PropertySet or dict, Image, Mask, MaskedImage,
@@ -576,5 +637,89 @@ impl ButlerDataRef {
     }
     fn __repr__(&self) -> String {
         format!("<daf.ButlerDataRef {} {}>", self.dataset_type, self.data_id)
+    }
+}
+
+/// A dataset found now and read later (Gen3's `DeferredDatasetHandle`),
+/// made by `Butler.get_deferred`. `get()` reads it; `get(component=...)`
+/// reads one part (`"metadata"`, `"image"`, `"mask"`, `"variance"`, or
+/// `"wcs"` for an exposure's WCS cards); `get(bbox=(x0, y0, w, h))` reads a
+/// cut-out. Each read checks that the dataset is still the one found and
+/// raises `DatasetVanished` if it was removed or replaced.
+#[pyclass(module = "daf", frozen)]
+pub struct DeferredDatasetHandle {
+    butler: Arc<RwLock<RsButler>>,
+    resolved: ResolvedDataset,
+    params: RsPropertySet,
+    wcs: bool,
+}
+
+#[pymethods]
+impl DeferredDatasetHandle {
+    /// Reads the dataset, a component of it, or a cut-out; `bbox` and
+    /// `origin` as in `Butler.get` (a box given here replaces the one the
+    /// handle was made with). The GIL is released while reading.
+    #[pyo3(signature = (component = None, *, bbox = None, origin = "PARENT"))]
+    fn get(
+        &self,
+        py: Python<'_>,
+        component: Option<&str>,
+        bbox: Option<(i32, i32, i32, i32)>,
+        origin: &str,
+    ) -> PyResult<Py<PyAny>> {
+        let (component, wcs) = match component {
+            Some(c) if c.eq_ignore_ascii_case("wcs") => (None, true),
+            c => (c.map(str::to_string), self.wcs),
+        };
+        let mut params = self.params.clone();
+        if bbox.is_some() {
+            params
+                .merge_replace(&read_params(bbox, origin)?)
+                .map_err(crate::errors::property_err)?;
+        }
+        let inner = self.butler.clone();
+        let r = self.resolved.clone();
+        let obj = guard(py, move || {
+            let b = inner.read().unwrap_or_else(|p| p.into_inner());
+            b.get_resolved(&r, component.as_deref(), &params)
+                .map_err(butler_err)
+        })?;
+        finish_get(py, obj, wcs, &self.resolved.dataset_type)
+    }
+    /// The dataset type the handle was made for.
+    #[getter]
+    fn dataset_type(&self) -> String {
+        if self.wcs {
+            format!("{}.wcs", self.resolved.dataset_type)
+        } else {
+            self.resolved.dataset_type.clone()
+        }
+    }
+    /// The full data id of the dataset found, as a dict.
+    #[getter]
+    fn data_id<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        data_id_dict(py, self.resolved.data_id())
+    }
+    /// The dataset's file.
+    #[getter]
+    fn path(&self) -> Option<PathBuf> {
+        self.resolved.path()
+    }
+    /// The run of the registry row found (`""` for none named), or None
+    /// when the dataset was found by its templated path alone.
+    #[getter]
+    fn run(&self) -> Option<String> {
+        self.resolved.found_run().map(str::to_string)
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "<daf.DeferredDatasetHandle {} {} {}>",
+            self.dataset_type(),
+            self.resolved.data_id(),
+            self.resolved
+                .path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        )
     }
 }

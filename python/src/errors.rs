@@ -27,6 +27,12 @@ create_exception!(
 );
 create_exception!(
     daf,
+    DatasetVanished,
+    NoResults,
+    "A deferred handle's dataset was removed or replaced after the handle was made."
+);
+create_exception!(
+    daf,
     AmbiguousDataId,
     DafError,
     "A partial data id matches zero or several datasets where one was needed."
@@ -141,6 +147,7 @@ pub fn butler_err(e: ButlerError) -> PyErr {
     let m = message(&e);
     match e {
         ButlerError::NotFound { .. } => NoResults::new_err(m),
+        ButlerError::Vanished { .. } => DatasetVanished::new_err(m),
         ButlerError::NotUnique { .. } => AmbiguousDataId::new_err(m),
         ButlerError::Exists { .. } => DatasetExists::new_err(m),
         ButlerError::ReadOnly { .. } => ReadOnlyError::new_err(m),
@@ -208,6 +215,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("DafError", py.get_type::<DafError>())?;
     m.add("NoResults", py.get_type::<NoResults>())?;
+    m.add("DatasetVanished", py.get_type::<DatasetVanished>())?;
     m.add("AmbiguousDataId", py.get_type::<AmbiguousDataId>())?;
     m.add("DatasetExists", py.get_type::<DatasetExists>())?;
     m.add("ReadOnlyError", py.get_type::<ReadOnlyError>())?;

@@ -11,12 +11,15 @@
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
-use daf_base::Policy as RsPolicy;
+use daf_base::DataId;
+use daf_butler::{Butler as RsButler, GetOptions, PutOptions};
+use daf_harness::launch::{EventSource, RunRequest, TransportChoice};
 use daf_harness::{
-    Clipboard as RsClipboard, Dataset, HarnessError as RsHarnessError, Item, ParallelStage,
-    PipelineConfig, RunOptions, SerialStage, Services, StageContext, StageRegistry,
+    ButlerFactory, ButlerSpec, Clipboard as RsClipboard, DataButler, Dataset,
+    HarnessError as RsHarnessError, Item, ParallelStage, PipelineConfig, SerialStage, StageContext,
+    StageRegistry,
 };
 use pyo3::exceptions::{PyKeyError, PyRuntimeError};
 use pyo3::prelude::*;
@@ -343,21 +346,92 @@ pub fn registry_for(cfg: &PipelineConfig) -> StageRegistry {
 
 /// Loads a pipeline policy file for `run_id` (includes relative to its folder).
 pub fn load_pipeline(path: &Path, run_id: &str) -> PyResult<PipelineConfig> {
-    let policy = RsPolicy::load(path)
-        .map_err(|e| policy_err(format!("pipeline policy {}: {e}", path.display())))?;
-    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let loader = |p: &Path| {
-        RsPolicy::load(p).map_err(|e| RsHarnessError::Policy(format!("{}: {e}", p.display())))
-    };
-    let mut cfg = PipelineConfig::from_policy_with(&policy, &base, &loader)
-        .map_err(|e| policy_err(format!("pipeline policy {}: {e}", path.display())))?;
-    cfg.resolve_dirs(&policy, run_id).map_err(harness_err)?;
-    Ok(cfg)
+    daf_harness::launch::load_pipeline(path, run_id).map_err(|e| match e {
+        RsHarnessError::Policy(m) => policy_err(m),
+        e => harness_err(e),
+    })
+}
+
+/// The IO stages' butler for a Python run: `butler` (a `daf.Butler`) for
+/// stages whose `parameters.butler` names no `mapperPolicy.root`, else the
+/// repository at the root, opened as `daf run` opens it.
+fn butler_factory(butler: Option<Arc<RwLock<RsButler>>>) -> ButlerFactory {
+    let by_root = daf_harness::repo_butler::butler_factory(None);
+    Arc::new(move |spec: &ButlerSpec| match (&spec.root, &butler) {
+        (None, Some(b)) => Ok(Arc::new(SharedButler(b.clone())) as Arc<dyn DataButler>),
+        _ => by_root(spec),
+    })
+}
+
+/// A `daf.Butler` as the IO stages see it (the same butler object the
+/// Python code holds).
+struct SharedButler(Arc<RwLock<RsButler>>);
+
+fn berr(item: &str, e: impl std::fmt::Display) -> RsHarnessError {
+    RsHarnessError::Butler {
+        item: item.into(),
+        message: e.to_string(),
+    }
+}
+
+impl SharedButler {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, RsButler> {
+        self.0.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl DataButler for SharedButler {
+    fn get(
+        &self,
+        dataset_type: &str,
+        data_id: &DataId,
+    ) -> daf_harness::Result<Arc<dyn daf_formatters::Persistable>> {
+        self.read()
+            .get_dyn(dataset_type, data_id, &GetOptions::default())
+            .map(Arc::from)
+            .map_err(|e| berr(dataset_type, e))
+    }
+    fn put(
+        &self,
+        obj: &dyn daf_formatters::Persistable,
+        dataset_type: &str,
+        data_id: &DataId,
+    ) -> daf_harness::Result<()> {
+        self.read()
+            .put_with(obj, dataset_type, data_id, &PutOptions::clobber())
+            .map(|_| ())
+            .map_err(|e| berr(dataset_type, e))
+    }
+    fn dataset_exists(&self, dataset_type: &str, data_id: &DataId) -> daf_harness::Result<bool> {
+        self.read()
+            .dataset_exists(dataset_type, data_id)
+            .map_err(|e| berr(dataset_type, e))
+    }
+    fn record_provenance(
+        &self,
+        dataset_type: &str,
+        data_id: &DataId,
+        inputs: &[Dataset],
+    ) -> daf_harness::Result<()> {
+        let b = self.read();
+        let Some(i) = b.output_indices().first().copied() else {
+            return Ok(());
+        };
+        let Some(mut reg) = b.registry(i) else {
+            return Ok(());
+        };
+        let inputs: Vec<(String, DataId)> = inputs
+            .iter()
+            .map(|i| (i.dataset_type.clone(), i.ids.clone()))
+            .collect();
+        reg.record_provenance(dataset_type, data_id, &inputs)
+            .map_err(|e| berr(dataset_type, e))
+    }
 }
 
 /// Runs a pipeline (see `daf.harness.run`); returns the report as JSON text.
 #[pyfunction]
-#[pyo3(signature = (pipeline, events = None, events_file = None, slices = None, run_id = "run", locations = None, transport = "threads"))]
+#[pyo3(signature = (pipeline, events = None, events_file = None, slices = None, run_id = "run", locations = None, transport = "threads", butler = None))]
 #[allow(clippy::too_many_arguments)]
 fn run_pipeline(
     py: Python<'_>,
@@ -368,11 +442,14 @@ fn run_pipeline(
     run_id: &str,
     locations: Option<Bound<'_, PyAny>>,
     transport: &str,
+    butler: Option<PyRef<'_, crate::butler::Butler>>,
 ) -> PyResult<String> {
     let cfg = load_pipeline(&pipeline, run_id)?;
     let registry = registry_for(&cfg);
-    let mut services = Services::with_defaults();
-    services.location_map = cfg.location_map.clone();
+    // As `daf run`: the policy's location map, the built-in storages and
+    // formatters, and a butler for the IO stages' butler method.
+    let mut services = daf_harness::launch::default_services(&cfg, &[]).map_err(harness_err)?;
+    services.butler_factory = Some(butler_factory(butler.map(|b| b.inner.clone())));
     if let Some(l) = locations {
         let extra = property_set_from_py(&l)?;
         services
@@ -380,39 +457,40 @@ fn run_pipeline(
             .merge_replace(&extra)
             .map_err(crate::errors::property_err)?;
     }
-    let services = Arc::new(services);
-    let text = match (events, events_file) {
-        (Some(lines), _) => lines.join("\n"),
-        (None, Some(f)) => std::fs::read_to_string(&f).map_err(|e| {
-            crate::errors::HarnessError::new_err(format!("events file {}: {e}", f.display()))
-        })?,
-        (None, None) => "{}".to_string(),
+    let events = match (events, events_file) {
+        (Some(lines), _) => EventSource::Events(
+            daf_harness::read_events(Cursor::new(lines.join("\n")), "events")
+                .collect::<daf_harness::Result<Vec<_>>>()
+                .map_err(harness_err)?,
+        ),
+        (None, Some(f)) => EventSource::File(f),
+        (None, None) => EventSource::Single,
     };
-    let opts = RunOptions {
+    let req = RunRequest {
+        pipeline,
+        events,
+        slices,
         run_id: run_id.to_string(),
-        keep_clipboards: false,
-    };
-    let report = py.detach(|| {
-        catch(|| {
-            let evs: Vec<_> = daf_harness::read_events(Cursor::new(text), "events").collect();
-            match transport {
-                "threads" => {
-                    daf_harness::run_threads(&cfg, &registry, services, evs, slices, &opts)
-                        .map(Some)
-                        .map_err(harness_err)
-                }
-                #[cfg(feature = "mpi")]
-                "mpi" => daf_harness::mpi_transport::run_mpi(&cfg, &registry, services, evs, &opts)
-                    .map_err(harness_err),
-                other => Err(crate::errors::HarnessError::new_err(format!(
+        locations: Vec::new(),
+        transport: match transport {
+            "threads" => TransportChoice::Threads,
+            #[cfg(feature = "mpi")]
+            "mpi" => TransportChoice::Mpi,
+            other => {
+                return Err(crate::errors::HarnessError::new_err(format!(
                     "transport {other:?}: this build of daf runs \"threads\"{}",
                     if cfg!(feature = "mpi") {
                         " and \"mpi\""
                     } else {
                         " (rebuild the package with the `mpi` feature for MPI)"
                     }
-                ))),
+                )))
             }
+        },
+    };
+    let report = py.detach(|| {
+        catch(|| {
+            daf_harness::launch::run_loaded(&cfg, &req, &registry, services).map_err(harness_err)
         })
     })?;
     Ok(match report {

@@ -33,6 +33,7 @@ fn _daf(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<objects::SourceCatalog>()?;
     m.add_class::<butler::Butler>()?;
     m.add_class::<butler::ButlerDataRef>()?;
+    m.add_class::<butler::DeferredDatasetHandle>()?;
     m.add_class::<persistence::Persistence>()?;
     m.add_class::<persistence::LogicalLocation>()?;
     m.add_submodule(&persistence::boost_module(m.py())?)?;

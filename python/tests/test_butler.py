@@ -194,12 +194,14 @@ def test_stubs_and_docstrings_are_installed():
     pkg = importlib.resources.files("daf")
     assert (pkg / "py.typed").is_file()
     stub = (pkg / "__init__.pyi").read_text()
-    for name in ("class Butler", "def get(", "class Image", "class SourceCatalog", "class NoResults(DafError)"):
+    for name in ("class Butler", "def get(", "class Image", "class SourceCatalog", "class NoResults(DafError)",
+                 "def get_deferred(", "class DeferredDatasetHandle", "class DatasetVanished(NoResults)"):
         assert name in stub
     doc = daf.Butler.get.__doc__
     assert "visit=1" in doc and "NoResults" in doc and "bbox" in doc
     assert inspect.signature(daf.Butler.get).parameters["data_id"].default is None
     assert "no copy" in daf.Image.array.__doc__
+    assert "DeferredDatasetHandle" in daf.Butler.get_deferred.__doc__ and "bbox" in daf.DeferredDatasetHandle.get.__doc__
 
 
 def test_readme_python_quick_start(tmp_path, monkeypatch, capsys):
@@ -214,3 +216,4 @@ def test_readme_python_quick_start(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "(2000, 1026) 1216.7596135477584 15.0"
     assert out[1] == "[(1, 'g'), (2, 'g')]"
+    assert out[2] == "(50, 100)"

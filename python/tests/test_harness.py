@@ -148,7 +148,7 @@ def test_daf_run_hands_python_stages_to_python(pipeline, tmp_path):
 
 
 def test_python_m_daf_run_on_the_ci_pipeline(tmp_path):
-    """The pipeline .ci/manual/45-python.sh runs under mpirun, here on threads."""
+    """The pipeline .ci/checks/45-python.sh runs under mpirun, here on threads."""
     data = HERE / "data"
     dump = tmp_path / "d.json"
     env = dict(os.environ, PYTHONPATH=str(HERE))
@@ -164,3 +164,57 @@ def test_python_m_daf_run_on_the_ci_pipeline(tmp_path):
                        capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     if not harness.HAS_MPI:
         assert r.returncode == 1 and "mpi" in r.stderr
+
+
+def _img_repo(root):
+    return daf.Butler.create_repository(root, {"img": ("img/v%(visit)d-c%(ccd)d.fits", "ImageF", "FitsStorage")})
+
+
+def test_butler_method_io_stages_in_a_python_run(tmp_path, monkeypatch):
+    """Built-in IO stages with the butler method between Python stages, run
+    from Python: the OutputStage puts each slice's daf.Image through the
+    butler, the InputStage reads it back, and the files are the repository's."""
+    monkeypatch.syspath_prepend(str(HERE))
+    repo = _img_repo(tmp_path / "repo")
+    report = harness.run(HERE / "data" / "py_butler_pipeline.yaml", events(2), locations={"repo": str(repo)})
+    assert harness.failures(report) == []
+    assert report["n_slices"] == 2
+    for visit, v in enumerate(report["visits"], start=1):
+        for s in v["slices"]:
+            r = s["rank"]
+            assert s["summary"]["back_sum"] == 64 * (visit * 10 + r)
+            assert s["summary"]["back_dtype"] == "float32" and s["summary"]["back_shape"] == "8x8"
+            assert s["summary"]["outputDatasets"][0]["ids"] == {"visit": visit, "ccd": r}
+    b = daf.Butler(repo)
+    assert sorted(b.query_metadata("img", ["visit", "ccd"])) == [(1, 0), (1, 1), (2, 0), (2, 1)]
+    np.testing.assert_array_equal(b.get("img", visit=2, ccd=1).array, np.full((8, 8), 21, np.float32))
+    # and through `python -m daf.run` (what `daf run` hands such pipelines to)
+    repo2 = _img_repo(tmp_path / "repo2")
+    env = dict(os.environ, PYTHONPATH=str(HERE))
+    r = subprocess.run([sys.executable, "-m", "daf.run", str(HERE / "data" / "py_butler_pipeline.yaml"),
+                        "--events", str(HERE / "data" / "py_events.jsonl"), "--location", f"repo={repo2}",
+                        "--transport", "threads"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "3 visits on 2 slices" in r.stdout and "0 failed" in r.stdout
+    assert len(daf.Butler(repo2).query_metadata("img", ["visit", "ccd"])) == 6
+
+
+def test_butler_method_with_the_callers_butler(tmp_path, monkeypatch):
+    """A stage whose butler policy names no root uses the daf.Butler given to
+    harness.run: here one that writes to an output chained to an input."""
+    monkeypatch.syspath_prepend(str(HERE))
+    text = (HERE / "data" / "py_butler_pipeline.yaml").read_text().replace('            root: "%(repo)"\n', "")
+    text = text.replace("          mapperPolicy:\n", "          mapperName: SimpleMapper\n")
+    p = tmp_path / "p.yaml"
+    p.write_text(text)
+    inp = _img_repo(tmp_path / "in")
+    out = tmp_path / "out"
+    b = daf.Butler(inputs=[inp], outputs=[out])
+    report = harness.run(p, events(1), butler=b)
+    assert harness.failures(report) == []
+    assert [s["summary"]["back_sum"] for s in report["visits"][0]["slices"]] == [640.0, 704.0]
+    assert (out / "img" / "v1-c1.fits").is_file() and not (inp / "img").exists()
+    np.testing.assert_array_equal(b.get("img", visit=1, ccd=0).array, np.full((8, 8), 10, np.float32))
+    # without a butler, such a stage says what is missing
+    with pytest.raises(daf.DafError, match="mapperPolicy.root"):
+        harness.run(p, events(1))

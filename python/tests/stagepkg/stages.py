@@ -44,3 +44,27 @@ class RecordFailure(ParallelProcessing):
     def process(self, clipboard):
         with open(self.policy["log"], "a") as f:
             f.write(f"{self.rank} {clipboard['failedInStage']} {clipboard['failureType']}\n")
+
+
+class MakeImage(ParallelProcessing):
+    """Gives each slice its own data id (``ccd`` = the slice's rank) and an
+    image of ``visit * 10 + rank`` for the butler-method OutputStage."""
+
+    defaults = {"side": 8}
+
+    def process(self, clipboard):
+        visit = clipboard["jobIdentity"]["visit"]
+        clipboard.put_job_identity("jobIdentity", {"visit": visit, "ccd": self.rank})
+        n = self.policy["side"]
+        clipboard.put("image", daf.Image(np.full((n, n), visit * 10 + self.rank, np.float32)))
+
+
+class CheckImage(ParallelProcessing):
+    """Reports what the butler-method InputStage read back (``back``)."""
+
+    def process(self, clipboard):
+        back = clipboard["back"]
+        assert isinstance(back, daf.Image), type(back)
+        clipboard.put("back_sum", float(back.array.sum()))
+        clipboard.put("back_dtype", back.dtype)
+        clipboard.put("back_shape", "%dx%d" % back.shape)
