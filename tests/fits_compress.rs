@@ -47,7 +47,7 @@ fn noisy(w: usize, h: usize, seed: u64) -> Vec<f64> {
     (0..w * h)
         .map(|i| {
             let g = (-2.0 * u().ln()).sqrt() * (2.0 * std::f64::consts::PI * u()).cos();
-            let star = if i % 97 == 0 { 5000.0 } else { 0.0 };
+            let star = if i.is_multiple_of(97) { 5000.0 } else { 0.0 };
             1000.0 + g + star
         })
         .collect()
@@ -228,9 +228,9 @@ fn quantized_floats_with_dithering_read_back_within_the_step() {
     // be quantized and is stored losslessly).
     let value = |i: usize| {
         let row = i / w;
-        if i % 53 == 0 {
+        if i.is_multiple_of(53) {
             f64::NAN
-        } else if i % 31 == 0 {
+        } else if i.is_multiple_of(31) {
             0.0
         } else if (20..24).contains(&row) {
             12.5
@@ -552,8 +552,8 @@ fn write_fuzz_seeds() {
         "  tile_rows: 5\n  quantize_level: 8\n  dither: SUBTRACTIVE_DITHER_2\n  dither_seed: 77\n",
     ));
     let f = |i: usize| match i {
-        _ if i % 41 == 0 => f64::NAN,
-        _ if i % 17 == 0 => 0.0,
+        _ if i.is_multiple_of(41) => f64::NAN,
+        _ if i.is_multiple_of(17) => 0.0,
         _ if (10..15).contains(&(i / w)) => 3.0, // a constant tile: lossless fallback
         _ => noise[i],
     };

@@ -873,7 +873,7 @@ pub(crate) struct Lazy {
 pub(crate) fn lazy_view(path: &Path, file: &FitsFile, hdu: &Hdu) -> Result<(Hdu, Lazy)> {
     let err = |m: String| format_err(path, format!("compressed image in HDU {}: {m}", hdu.index));
     let s = spec(hdu).map_err(err)?;
-    let l = layout(file, hdu).map_err(err)?;
+    layout(file, hdu).map_err(err)?; // the columns are checked now
     let ntiles = s
         .naxes
         .iter()
@@ -886,7 +886,6 @@ pub(crate) fn lazy_view(path: &Path, file: &FitsFile, hdu: &Hdu) -> Result<(Hdu,
             hdu.naxes[1]
         )));
     }
-    drop(l);
     let size = (s.bitpix.unsigned_abs() / 8) as usize;
     let data_len = s
         .naxes
@@ -933,12 +932,10 @@ impl Lazy {
     ) -> std::result::Result<&[u8], String> {
         self.full
             .get_or_init(|| {
-                let l = layout(file, &self.raw)?;
                 for t in 0..self.raw.naxes[1] {
                     let (_, shape) = tile_box(&self.spec, t);
                     counter.add(shape.iter().product());
                 }
-                drop(l);
                 decode_image(file, &self.raw, &self.spec)
             })
             .as_ref()
@@ -956,7 +953,7 @@ impl Lazy {
     ) -> std::result::Result<Vec<std::ops::Range<usize>>, String> {
         let base = self.raw.data_offset;
         let Some((bx, by, bw, bh)) = bbox.filter(|b| b.2 > 0 && b.3 > 0) else {
-            return Ok(vec![base..base + self.raw.data_len]);
+            return Ok(std::iter::once(base..base + self.raw.data_len).collect());
         };
         let l = layout(file, &self.raw)?;
         let s = &self.spec;
