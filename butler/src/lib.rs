@@ -40,8 +40,7 @@ mod wal_watch;
 
 pub use butler::{
     camera_mapper_factory, default_mapper_factory, Butler, ButlerBuilder, DataRef,
-    DeferredDatasetHandle, Derived, GetOptions, MapperFactory, Origin, PutOptions,
-    ResolvedDataset,
+    DeferredDatasetHandle, Derived, GetOptions, MapperFactory, Origin, PutOptions, ResolvedDataset,
 };
 pub use error::ButlerError;
 pub use file_registry::FileRegistry;
