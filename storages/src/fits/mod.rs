@@ -128,6 +128,8 @@ pub struct FitsStorage {
     hdus_written: usize,
     file: Option<FitsFile>,
     remote: Option<Remote>,
+    /// The caller syncs ([`Storage::defer_sync`]).
+    defer_sync: bool,
 }
 
 /// A FITS object in a remote datastore, read by ranges.
@@ -388,7 +390,9 @@ impl FitsStorage {
         }
         if self.out.is_none() {
             let p = self.path()?.to_path_buf();
-            self.out = Some(AtomicFile::create(p)?);
+            let mut out = AtomicFile::create(p)?;
+            out.set_sync(!self.defer_sync);
+            self.out = Some(out);
         }
         Ok(self.out.as_mut().expect("created above"))
     }
@@ -572,6 +576,14 @@ impl Storage for FitsStorage {
             }
         }
         Ok(())
+    }
+
+    fn defer_sync(&mut self) -> bool {
+        self.defer_sync = true;
+        if let Some(out) = self.out.as_mut() {
+            out.set_sync(false);
+        }
+        true
     }
 
     fn end_transaction(&mut self) -> Result<()> {
