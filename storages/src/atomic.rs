@@ -365,6 +365,37 @@ mod tests {
     }
 
     #[test]
+    fn unsynced_files_commit_atomically_and_one_barrier_covers_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let targets: Vec<PathBuf> = (0..20)
+            .map(|i| dir.path().join(format!("d{}/f{i}.bin", i % 3)))
+            .collect();
+        for (i, t) in targets.iter().enumerate() {
+            let mut f = AtomicFile::create(t).unwrap();
+            f.set_sync(false);
+            f.write_all(format!("content {i}").as_bytes()).unwrap();
+            f.commit().unwrap();
+        }
+        sync_barrier(dir.path(), &targets).unwrap();
+        for (i, t) in targets.iter().enumerate() {
+            assert_eq!(fs::read_to_string(t).unwrap(), format!("content {i}"));
+        }
+        // only the targets remain: no temporary file
+        let mut n = 0;
+        for d in 0..3 {
+            for e in fs::read_dir(dir.path().join(format!("d{d}"))).unwrap() {
+                let name = e.unwrap().file_name().to_string_lossy().into_owned();
+                assert!(name.starts_with('f') && name.ends_with(".bin"), "{name}");
+                n += 1;
+            }
+        }
+        assert_eq!(n, 20);
+        // a barrier over a file that is gone is an error naming it (the
+        // fallback path), or nothing at all (syncfs): never a panic
+        let _ = sync_barrier(dir.path(), &[dir.path().join("missing")]);
+    }
+
+    #[test]
     fn abort_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("a.txt");
