@@ -159,3 +159,30 @@ fn scale_refuses_bad_sizes_before_measuring() {
     assert!(err.contains("chart size 20x640"), "{err}");
     assert!(!chart.exists());
 }
+
+#[test]
+fn readme_scale_command_runs_as_written() {
+    // README: `daf bench scale --quick --plot scale.png`, typed in a folder
+    // of one's own (the PostgreSQL series runs when DAF_TEST_POSTGRES_URL
+    // is set, as in CI).
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_daf"))
+        .args(["bench", "scale", "--quick", "--plot", "scale.png"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for n in [1000, 10000, 100000] {
+        assert!(
+            stdout.contains(&format!("SQLite get at {n} datasets")),
+            "{stdout}"
+        );
+    }
+    let (w, h, _) = decode(&dir.path().join("scale.png"));
+    assert_eq!((w, h), (1000, 640));
+}
