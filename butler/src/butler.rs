@@ -1173,8 +1173,8 @@ impl Butler {
         }
         let mut written = Vec::new();
         for &i in &self.repos.outputs {
-            let staged = self.stage_one(i, obj, &dataset_type, data_id, opts)?;
-            let mut res = self.commit_staged(i, vec![staged], opts)?;
+            let staged = self.stage_one(i, obj, &dataset_type, data_id, opts, false)?;
+            let mut res = self.commit_staged(i, vec![staged], opts, false)?;
             written.push(res.remove(0)?);
         }
         Ok(written)
@@ -1183,6 +1183,16 @@ impl Butler {
     /// Writes many objects of one type (in parallel) and records them in one
     /// registry transaction per output. All are attempted; the first error
     /// is returned after the successful ones are recorded.
+    ///
+    /// Into a local output, several objects are group-committed: every file
+    /// is staged without its own fsync, then one durability barrier
+    /// ([`daf_storages::atomic::sync_barrier`]: one `syncfs` on Linux)
+    /// covers the whole batch and the claim transaction, the files are
+    /// renamed into place, the rows are recorded in one transaction, and a
+    /// second barrier covers the renames and that transaction before
+    /// `put_many` returns. A crash at any point leaves each dataset either
+    /// committed whole or absent (the put protocol of [`crate::recovery`]),
+    /// at the cost of two syncs per batch instead of two per file.
     pub fn put_many(
         &self,
         dataset_type: &str,
@@ -1196,9 +1206,10 @@ impl Butler {
         let mut written = Vec::new();
         let mut first_err = None;
         for &i in &self.repos.outputs {
+            let group = items.len() > 1 && self.remotes[i].is_none();
             let results: Vec<Result<Staged, ButlerError>> = items
                 .par_iter()
-                .map(|(obj, id)| self.stage_one(i, *obj, &dataset_type, id, opts))
+                .map(|(obj, id)| self.stage_one(i, *obj, &dataset_type, id, opts, group))
                 .collect();
             let mut ok = Vec::new();
             for r in results {
@@ -1209,7 +1220,7 @@ impl Butler {
                     }
                 }
             }
-            for r in self.commit_staged(i, ok, opts)? {
+            for r in self.commit_staged(i, ok, opts, group)? {
                 match r {
                     Ok(p) => written.push(p),
                     Err(e) => {
@@ -1226,7 +1237,11 @@ impl Butler {
 
     /// Step 1 of the put protocol ([`crate::recovery`]) into output `i`:
     /// maps the data id, checks every path piece, writes the object to
-    /// staging files beside the final paths and checksums the first.
+    /// staging files beside the final paths and checksums the first. With
+    /// `defer_sync` the storages skip their fsyncs ([`Storage::defer_sync`]):
+    /// the caller syncs the batch.
+    ///
+    /// [`Storage::defer_sync`]: daf_storages::Storage::defer_sync
     fn stage_one(
         &self,
         i: usize,
@@ -1234,6 +1249,7 @@ impl Butler {
         dataset_type: &str,
         data_id: &DataId,
         opts: &PutOptions,
+        defer_sync: bool,
     ) -> Result<Staged, ButlerError> {
         let repo = &self.repos.search[i];
         let loc = self.mappers[i].map(dataset_type, data_id, true)?;
@@ -1284,7 +1300,12 @@ impl Butler {
                     }
                     Ok(s)
                 }) {
-                Ok(s) => storages.push(s),
+                Ok(mut s) => {
+                    if defer_sync {
+                        s.defer_sync();
+                    }
+                    storages.push(s)
+                }
                 Err(e) => {
                     result = Err(e);
                     break;
@@ -1337,12 +1358,19 @@ impl Butler {
 
     /// Steps 2–5 of the put protocol ([`crate::recovery`]) for files staged
     /// in output `i`: claim, decide, rename, settle. One result per staged
-    /// put, in order; `Err` only when the registry itself fails.
+    /// put, in order; `Err` only when the registry itself fails (or, in a
+    /// group commit, a durability barrier).
+    ///
+    /// With `group` (files staged without their own fsync, local output),
+    /// one barrier after the claim makes the staged bytes (and an SQLite
+    /// registry's claim) durable before any rename, and one after the
+    /// settle makes the renames and the rows durable before returning.
     fn commit_staged(
         &self,
         i: usize,
         staged: Vec<Staged>,
         opts: &PutOptions,
+        group: bool,
     ) -> Result<Vec<Result<PathBuf, ButlerError>>, ButlerError> {
         let root = &self.repos.search[i].root;
         let remote = self.remotes[i].as_deref();
@@ -1407,6 +1435,17 @@ impl Butler {
                 pause = (pause * 2).min(std::time::Duration::from_millis(50));
             }
             pending = again;
+        }
+        // group commit: the staged bytes are durable before any rename
+        if group && !claimed.is_empty() {
+            let files: Vec<PathBuf> = claimed
+                .iter()
+                .flat_map(|(k, _, _)| staged[*k].intent.files.iter().map(|(_, st)| root.join(st)))
+                .collect();
+            if let Err(e) = daf_storages::atomic::sync_barrier(root, &files) {
+                self.release_claimed(i, &claimed, &staged);
+                return Err(ButlerError::Storage(e));
+            }
         }
         // 3–4. decide, back up, rename
         let mut recs = Vec::new();
@@ -1660,6 +1699,15 @@ impl Butler {
             }
             let _ = g.release(&undone);
             return Err(e);
+        }
+        // group commit: the renames and the rows are durable before any
+        // put of the batch is acknowledged
+        if group && !moved.is_empty() {
+            let files: Vec<PathBuf> = moved
+                .iter()
+                .flat_map(|(k, _)| staged[*k].full.iter().cloned())
+                .collect();
+            daf_storages::atomic::sync_barrier(root, &files).map_err(ButlerError::Storage)?;
         }
         for (k, _) in moved {
             results[k] = Some(Ok(match remote {

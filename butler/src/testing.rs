@@ -117,6 +117,12 @@ impl Storage for JsonStorage {
         }
         Ok(())
     }
+    fn defer_sync(&mut self) -> bool {
+        if let Some(f) = self.file.as_mut() {
+            f.set_sync(false);
+        }
+        true
+    }
     fn end_transaction(&mut self) -> Result<(), StorageError> {
         if let Some(f) = self.file.take() {
             f.commit()?;

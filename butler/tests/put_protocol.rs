@@ -257,22 +257,61 @@ fn racing_writers_postgres() {
 
 const KILL_ENV: &str = "DAF_PUT_KILL_CHILD";
 
-/// Child of the kill tests: `ROOT|CYCLE`; puts in a loop (new, clobber,
-/// backup, put_many in turn) until killed, appending `try ID VALUE` before
-/// and `ok ID VALUE` after each put to `ROOT/acks/CYCLE`.
+/// Child of the kill tests: `ROOT|CYCLE|KIND`; puts in a loop until
+/// killed, appending `try ID VALUE` before and `ok ID VALUE` after each put
+/// to `ROOT/acks/CYCLE`. KIND `mixed`: new, clobber, backup and a put_many
+/// of 4 in turn; `many`: group-committed put_many batches of 10 to 40
+/// datasets, new, clobber and backup in turn.
 #[test]
 fn kill_child() {
     let Ok(spec) = std::env::var(KILL_ENV) else {
         return;
     };
-    let (root, cycle) = spec.split_once('|').unwrap();
-    let (root, cycle) = (Path::new(root), cycle.parse::<i64>().unwrap());
+    let parts: Vec<&str> = spec.split('|').collect();
+    let (root, cycle) = (Path::new(parts[0]), parts[1].parse::<i64>().unwrap());
     let b = out_butler(root);
     let mut ack = std::fs::File::create(root.join("acks").join(cycle.to_string())).unwrap();
     let mut log = |what: &str, id: i64, value: i64| {
         writeln!(ack, "{what} {id} {value}").unwrap();
     };
     let id = |v: i64| data_id! {visit: v, filter: "g"};
+    if parts.get(2) == Some(&"many") {
+        for i in 0.. {
+            let value = cycle * 1_000_000 + i * 1000;
+            let n = 10 + (i * 7 + cycle) % 31;
+            let (vs, o): (Vec<i64>, PutOptions) = match i % 3 {
+                // fresh ids
+                0 => (
+                    (0..n)
+                        .map(|j| 200_000 + cycle * 10_000 + i * 50 + j)
+                        .collect(),
+                    PutOptions::default(),
+                ),
+                // ids shared by every cycle, replaced
+                1 => (
+                    (0..n).map(|j| 2000 + (i + j) % 40).collect(),
+                    PutOptions::clobber(),
+                ),
+                _ => (
+                    (0..n).map(|j| 3000 + (i + j) % 40).collect(),
+                    PutOptions::backup(),
+                ),
+            };
+            let objs: Vec<PropertySet> = vs.iter().map(|&v| ps(value + v)).collect();
+            let items: Vec<(&dyn daf_formatters::Persistable, daf_base::DataId)> = objs
+                .iter()
+                .zip(&vs)
+                .map(|(o, &v)| (o as &dyn daf_formatters::Persistable, id(v)))
+                .collect();
+            for &v in &vs {
+                log("try", v, value + v);
+            }
+            b.put_many("meta", &items, &o).unwrap();
+            for &v in &vs {
+                log("ok", v, value + v);
+            }
+        }
+    }
     for i in 0.. {
         let value = cycle * 1_000_000 + i;
         match i % 4 {
@@ -313,9 +352,9 @@ fn kill_child() {
     }
 }
 
-/// Kills a putting child `kills` times at random moments, then checks the
-/// repository.
-fn kill_campaign(pg: Option<&daf_butler::file_registry::PgLocation>, kills: i64) {
+/// Kills a putting child (of `kind`, see [`kill_child`]) `kills` times at
+/// random moments, then checks the repository.
+fn kill_campaign(pg: Option<&daf_butler::file_registry::PgLocation>, kills: i64, kind: &str) {
     let d = tempfile::tempdir().unwrap();
     let root = d.path().join("repo");
     make_repo(&root, pg);
@@ -333,7 +372,7 @@ fn kill_campaign(pg: Option<&daf_butler::file_registry::PgLocation>, kills: i64)
     for cycle in 0..kills {
         let mut c = std::process::Command::new(&exe)
             .args(["--exact", "kill_child", "--test-threads=1"])
-            .env(KILL_ENV, format!("{}|{cycle}", root.display()))
+            .env(KILL_ENV, format!("{}|{cycle}|{kind}", root.display()))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -359,7 +398,8 @@ fn kill_campaign(pg: Option<&daf_butler::file_registry::PgLocation>, kills: i64)
                 std::thread::sleep(std::time::Duration::from_millis(2));
             }
         }
-        std::thread::sleep(std::time::Duration::from_micros(rand() % 60_000));
+        let window = if kind == "many" { 150_000 } else { 60_000 };
+        std::thread::sleep(std::time::Duration::from_micros(rand() % window));
         c.kill().unwrap(); // SIGKILL
         let status = c.wait().unwrap();
         assert!(
@@ -368,7 +408,7 @@ fn kill_campaign(pg: Option<&daf_butler::file_registry::PgLocation>, kills: i64)
         );
     }
     eprintln!(
-        "{kills} SIGKILLs during new/clobber/backup/put_many puts ({}): {:.1} s",
+        "{kills} SIGKILLs during {kind} puts ({}): {:.1} s",
         if pg.is_some() { "PostgreSQL" } else { "SQLite" },
         t.elapsed().as_secs_f64()
     );
@@ -430,7 +470,23 @@ fn killed_writers_sqlite() {
     if std::env::var(RACE_ENV).is_ok() || std::env::var(KILL_ENV).is_ok() {
         return;
     }
-    kill_campaign(None, KILLS);
+    kill_campaign(None, KILLS, "mixed");
+}
+
+#[test]
+fn killed_group_commits_sqlite() {
+    if std::env::var(RACE_ENV).is_ok() || std::env::var(KILL_ENV).is_ok() {
+        return;
+    }
+    kill_campaign(None, KILLS, "many");
+}
+
+#[test]
+fn killed_group_commits_postgres() {
+    if std::env::var(RACE_ENV).is_ok() || std::env::var(KILL_ENV).is_ok() {
+        return;
+    }
+    with_pg_schema("killmany", |loc| kill_campaign(Some(loc), KILLS, "many"));
 }
 
 #[test]
@@ -438,7 +494,7 @@ fn killed_writers_postgres() {
     if std::env::var(RACE_ENV).is_ok() || std::env::var(KILL_ENV).is_ok() {
         return;
     }
-    with_pg_schema("kill", |loc| kill_campaign(Some(loc), KILLS));
+    with_pg_schema("kill", |loc| kill_campaign(Some(loc), KILLS, "mixed"));
 }
 
 // ------------------------------------------------------------ retry

@@ -15,6 +15,7 @@ pub mod peers;
 pub mod policy;
 pub mod python;
 pub mod registry;
+pub mod scale;
 
 use std::time::{Duration, Instant};
 

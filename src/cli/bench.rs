@@ -54,6 +54,38 @@ pub enum BenchArea {
     /// S3 datastore (SeaweedFS or any S3): get, put and cut-outs against
     /// plain object_store calls on the same server.
     Objectstore(ObjectstoreBenchArgs),
+    /// How costs grow: butler get, put and query latency and registry size
+    /// at 10³ to 10⁶ datasets (SQLite, and PostgreSQL with --postgres), as a
+    /// table and a PNG chart.
+    Scale(ScaleBenchArgs),
+}
+
+/// `daf bench scale` arguments.
+#[derive(Debug, Args)]
+pub struct ScaleBenchArgs {
+    /// A quick run: 10³, 10⁴ and 10⁵ datasets, fewer repeats.
+    #[arg(long)]
+    pub quick: bool,
+    /// Dataset counts, ascending, comma-separated [default: 1000,10000,100000,1000000;
+    /// with --quick 1000,10000,100000].
+    #[arg(long, value_delimiter = ',')]
+    pub sizes: Vec<usize>,
+    /// Timed repeats of each latency (median) [default: 21; with --quick 9].
+    #[arg(long)]
+    pub runs: Option<usize>,
+    /// PostgreSQL location for a PostgreSQL-registry series (default: env
+    /// DAF_TEST_POSTGRES_URL; none, or an empty value, skips it).
+    #[arg(long)]
+    pub postgres: Option<String>,
+    /// Where to write the chart (latency against datasets, log–log PNG).
+    #[arg(long, default_value = "daf-bench-scale.png")]
+    pub plot: PathBuf,
+    /// Chart width in pixels.
+    #[arg(long, default_value_t = 1000)]
+    pub width: u32,
+    /// Chart height in pixels.
+    #[arg(long, default_value_t = 640)]
+    pub height: u32,
 }
 
 /// `daf bench objectstore` arguments.
@@ -245,6 +277,14 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
                 crate::bench::objectstore::run(&url, a.runs.max(1)).map_err(CliError::new)?;
             ("objectstore", "daf bench objectstore".to_string(), rows)
         }
+        BenchArea::Scale(a) => {
+            let rows = run_scale(a)?;
+            (
+                "scale",
+                "daf bench scale".to_string(),
+                no_peers(peers, "scale", rows),
+            )
+        }
     };
     let title = if title.is_empty() {
         format!("daf bench {area}")
@@ -269,6 +309,34 @@ fn no_peers(peers: bool, area: &str, rows: Vec<crate::bench::Row>) -> Vec<crate:
         );
     }
     rows
+}
+
+fn run_scale(a: ScaleBenchArgs) -> Result<Vec<crate::bench::Row>, CliError> {
+    use crate::bench::scale::{self, ScaleConfig};
+    let mut cfg = if a.quick {
+        ScaleConfig::quick()
+    } else {
+        ScaleConfig::full()
+    };
+    if !a.sizes.is_empty() {
+        cfg.sizes = a.sizes.clone();
+    }
+    if let Some(r) = a.runs {
+        cfg.runs = r.max(1);
+    }
+    cfg.postgres = match &a.postgres {
+        Some(url) if url.is_empty() => None,
+        Some(url) => Some(url.clone()),
+        None => std::env::var("DAF_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|s| !s.is_empty()),
+    };
+    // Checked before the (long) measurements.
+    scale::check_plot_size(a.width, a.height).map_err(CliError::new)?;
+    let points = scale::run(&cfg).map_err(CliError::new)?;
+    scale::plot(&points, &a.plot, a.width, a.height).map_err(CliError::new)?;
+    eprintln!("chart: {} ({}x{} PNG)", a.plot.display(), a.width, a.height);
+    Ok(scale::rows(&points))
 }
 
 fn run_boost(a: BoostBenchArgs, peers: bool) -> Result<Vec<crate::bench::Row>, CliError> {

@@ -45,6 +45,8 @@ pub struct ArchiveStorage {
     written: bool,
     in_transaction: bool,
     last_read: Option<ArchiveSettings>,
+    /// The caller syncs ([`Storage::defer_sync`]).
+    defer_sync: bool,
 }
 
 /// Binary and text Boost archives.
@@ -121,6 +123,7 @@ impl ArchiveStorage {
             path: None,
             opened: None,
             out: None,
+            defer_sync: false,
             committed: None,
             written: false,
             in_transaction: false,
@@ -398,7 +401,9 @@ impl Storage for ArchiveStorage {
             None => return Err(StorageError::state(self.name, "no location set")),
             Some(Mode::Persist) => {
                 let path = self.path.clone().expect("location set");
-                self.out = Some(AtomicFile::create(path)?);
+                let mut out = AtomicFile::create(path)?;
+                out.set_sync(!self.defer_sync);
+                self.out = Some(out);
                 self.written = false;
             }
             Some(Mode::Retrieve) => {}
@@ -412,6 +417,14 @@ impl Storage for ArchiveStorage {
             out.prepare()?;
         }
         Ok(())
+    }
+
+    fn defer_sync(&mut self) -> bool {
+        self.defer_sync = true;
+        if let Some(out) = self.out.as_mut() {
+            out.set_sync(false);
+        }
+        true
     }
 
     fn end_transaction(&mut self) -> Result<()> {

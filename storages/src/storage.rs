@@ -58,6 +58,16 @@ pub trait Storage: Any + Send {
         Ok(())
     }
 
+    /// Asks the storage to skip its own fsyncs (of temporary files and their
+    /// folders) because the caller makes this write durable itself, with
+    /// one barrier for many writes ([`crate::atomic::sync_barrier`]: the
+    /// butler's group-committed `put_many`). Call it before
+    /// [`Storage::end_transaction`]. `true` when the storage honours it;
+    /// `false` (the default) when it syncs anyway.
+    fn defer_sync(&mut self) -> bool {
+        false
+    }
+
     /// Commits: makes what was written visible at its final location.
     fn end_transaction(&mut self) -> Result<()>;
 

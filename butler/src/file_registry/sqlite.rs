@@ -300,6 +300,65 @@ impl SqliteFileRegistry {
         })?;
         Ok(out)
     }
+
+    /// Runs `f` on the in-memory copy of the rows if it is valid (no commit
+    /// since it was validated, or `data_version` unchanged), building the
+    /// copy when two lookups in a row saw the same version; `None` when
+    /// there is no valid copy (the caller asks SQLite).
+    fn with_cache<R>(&self, f: impl FnOnce(&RowMap) -> R) -> Result<Option<R>, ButlerError> {
+        // No commit since the copy was validated: answer from it.
+        let stamp = self.watch.get().and_then(|w| w.as_ref()?.stamp());
+        {
+            let st = self.state.borrow();
+            if let (Some(now), Some(seen), Some((_, map))) = (&stamp, &st.stamp, &st.cache) {
+                if now == seen {
+                    return Ok(Some(f(map)));
+                }
+            }
+        }
+        let version: i64 = self
+            .conn
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut st| st.query_row([], |r| r.get(0)))
+            .map_err(|e| self.err(e))?;
+        // The connection has read the database now, so in WAL mode its
+        // `-shm` file exists.
+        // SAFETY: the watch lives in `self` beside `conn` and is only read
+        // through `self`, so never after the connection is closed.
+        self.watch
+            .get_or_init(|| unsafe { WalWatch::of(&self.conn) });
+        {
+            let mut st = self.state.borrow_mut();
+            let fresh = matches!(&st.cache, Some((v, _)) if *v == version);
+            if !fresh && st.version_seen == Some(version) {
+                let mut map = RowMap::new();
+                let mut q = self
+                    .conn
+                    .prepare_cached(&format!("SELECT {COLS} FROM datasets"))
+                    .map_err(|e| self.err(e))?;
+                let rows = q
+                    .query_map([], |r| Ok((r.get::<_, String>(2)?, row_to_record(r)?)))
+                    .map_err(|e| self.err(e))?;
+                for row in rows {
+                    let (id_text, rec) = row.map_err(|e| self.err(e))?;
+                    map.entry(rec.dataset_type.clone())
+                        .or_default()
+                        .entry(id_text)
+                        .or_default()
+                        .push(Arc::new(rec));
+                }
+                st.cache = Some((version, map));
+            } else if !fresh {
+                st.cache = None;
+            }
+            st.version_seen = Some(version);
+            st.stamp = if st.cache.is_some() { stamp } else { None };
+            if let Some((_, map)) = &st.cache {
+                return Ok(Some(f(map)));
+            }
+        }
+        Ok(None)
+    }
 }
 
 impl DatasetRegistry for SqliteFileRegistry {
@@ -441,56 +500,8 @@ impl DatasetRegistry for SqliteFileRegistry {
             })
             .cloned()
         };
-        // No commit since the copy was validated: answer from it.
-        let stamp = self.watch.get().and_then(|w| w.as_ref()?.stamp());
-        {
-            let st = self.state.borrow();
-            if let (Some(now), Some(seen), Some((_, map))) = (&stamp, &st.stamp, &st.cache) {
-                if now == seen {
-                    return Ok(pick(map));
-                }
-            }
-        }
-        let version: i64 = self
-            .conn
-            .prepare_cached("PRAGMA data_version")
-            .and_then(|mut st| st.query_row([], |r| r.get(0)))
-            .map_err(|e| self.err(e))?;
-        // The connection has read the database now, so in WAL mode its
-        // `-shm` file exists.
-        // SAFETY: the watch lives in `self` beside `conn` and is only read
-        // through `self`, so never after the connection is closed.
-        self.watch
-            .get_or_init(|| unsafe { WalWatch::of(&self.conn) });
-        {
-            let mut st = self.state.borrow_mut();
-            let fresh = matches!(&st.cache, Some((v, _)) if *v == version);
-            if !fresh && st.version_seen == Some(version) {
-                let mut map = RowMap::new();
-                let mut q = self
-                    .conn
-                    .prepare_cached(&format!("SELECT {COLS} FROM datasets"))
-                    .map_err(|e| self.err(e))?;
-                let rows = q
-                    .query_map([], |r| Ok((r.get::<_, String>(2)?, row_to_record(r)?)))
-                    .map_err(|e| self.err(e))?;
-                for row in rows {
-                    let (id_text, rec) = row.map_err(|e| self.err(e))?;
-                    map.entry(rec.dataset_type.clone())
-                        .or_default()
-                        .entry(id_text)
-                        .or_default()
-                        .push(Arc::new(rec));
-                }
-                st.cache = Some((version, map));
-            } else if !fresh {
-                st.cache = None;
-            }
-            st.version_seen = Some(version);
-            st.stamp = if st.cache.is_some() { stamp } else { None };
-            if let Some((_, map)) = &st.cache {
-                return Ok(pick(map));
-            }
+        if let Some(hit) = self.with_cache(pick)? {
+            return Ok(hit);
         }
         let res = match run {
             Some(run) => self
@@ -518,6 +529,31 @@ impl DatasetRegistry for SqliteFileRegistry {
         partial: &DataId,
         run: Option<&str>,
     ) -> Result<Vec<DatasetRecord>, ButlerError> {
+        // From the in-memory copy when it is valid: no SQL, no data-id
+        // parsing, only the matching rows copied out.
+        let from_cache = self.with_cache(|map| {
+            let mut hits: Vec<&Arc<DatasetRecord>> = Vec::new();
+            let types: Vec<&HashMap<String, Vec<Arc<DatasetRecord>>>> = match dataset_type {
+                Some(t) => map.get(t).into_iter().collect(),
+                None => map.values().collect(),
+            };
+            for m in types {
+                for recs in m.values() {
+                    for r in recs {
+                        if run.is_none_or(|run| r.run == run)
+                            && matches_partial(&r.data_id, partial)
+                        {
+                            hits.push(r);
+                        }
+                    }
+                }
+            }
+            hits.sort_unstable_by_key(|r| r.id);
+            hits.into_iter().map(|r| (**r).clone()).collect::<Vec<_>>()
+        })?;
+        if let Some(found) = from_cache {
+            return Ok(found);
+        }
         let mut st = self
             .conn
             .prepare_cached(&format!(

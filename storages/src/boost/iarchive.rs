@@ -248,21 +248,38 @@ impl<'a> IArchive<'a> {
     // ---- text tokens ----------------------------------------------------------
 
     fn token(&mut self, what: &str) -> Result<&'a [u8]> {
-        self.skip_ws();
-        let start = self.pos;
-        while self.pos < self.data.len() && !self.data[self.pos].is_ascii_whitespace() {
-            self.pos += 1;
-        }
-        if start == self.pos {
+        let data: &'a [u8] = self.data;
+        let rest = &data[self.pos.min(data.len())..];
+        let skip = rest
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(rest.len());
+        let start = self.pos + skip;
+        let rest = &rest[skip..];
+        let len = rest
+            .iter()
+            .position(|b| b.is_ascii_whitespace())
+            .unwrap_or(rest.len());
+        self.pos = start + len;
+        if len == 0 {
             return Err(ArchiveError::Truncated {
                 offset: start,
                 what: what.to_string(),
             });
         }
-        Ok(&self.data[start..self.pos])
+        Ok(&rest[..len])
     }
 
-    fn parse_num<T: std::str::FromStr>(&self, tok: &[u8], what: &str) -> Result<T> {
+    fn parse_num<T: std::str::FromStr + TryFrom<i128>>(&self, tok: &[u8], what: &str) -> Result<T> {
+        // Fast path for the plain decimal integers C++ writes: no UTF-8
+        // check, no trimming. Anything else (a sign other than a leading
+        // `-`, `-0`, out of range, over 19 digits) takes the exact path
+        // below, which gives the same values and errors as `str::parse`.
+        if let Some(v) = parse_ascii_int(tok) {
+            if let Ok(v) = T::try_from(v) {
+                return Ok(v);
+            }
+        }
         std::str::from_utf8(tok)
             .ok()
             .and_then(|s| s.trim().parse().ok())
@@ -420,7 +437,7 @@ impl<'a> IArchive<'a> {
         }
     }
 
-    fn xml_leaf_num<T: std::str::FromStr>(&mut self, name: &str) -> Result<T> {
+    fn xml_leaf_num<T: std::str::FromStr + TryFrom<i128>>(&mut self, name: &str) -> Result<T> {
         self.xml_open(name)?;
         let t = self.xml_text()?;
         let v = self.parse_num(&t, name)?;
@@ -542,7 +559,10 @@ impl<'a> IArchive<'a> {
         }
     }
 
-    pub(crate) fn read_int<T: std::str::FromStr + FromLe>(&mut self, what: &str) -> Result<T> {
+    pub(crate) fn read_int<T: std::str::FromStr + FromLe + TryFrom<i128>>(
+        &mut self,
+        what: &str,
+    ) -> Result<T> {
         match self.kind {
             ArchiveKind::Binary => {
                 let b = self.take(T::SIZE, what)?;
@@ -562,7 +582,12 @@ impl<'a> IArchive<'a> {
     fn parse_float<T: std::str::FromStr>(&self, t: &[u8], what: &str) -> Result<T> {
         // C++ writes nan/inf as "nan", "-nan", "inf", "-inf".
         let s = std::str::from_utf8(t).map_err(|_| self.malformed(format!("{what}: not UTF-8")))?;
-        let s = s.trim();
+        // Text tokens hold no whitespace; XML text may.
+        let s = if self.kind == ArchiveKind::Text {
+            s
+        } else {
+            s.trim()
+        };
         let s = match s {
             "-nan" => "NaN",
             "nan" => "NaN",
@@ -1141,6 +1166,32 @@ impl TypeTable {
         }
         self.0.push((t, v));
         None
+    }
+}
+
+/// A plain decimal integer token: an optional leading `-` and 1 to 19
+/// ASCII digits; `None` for anything else (and for `-0`, which unsigned
+/// types refuse), left to `str::parse`.
+fn parse_ascii_int(tok: &[u8]) -> Option<i128> {
+    let (neg, digits) = match tok.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, tok),
+    };
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &b in digits {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + d as u64;
+    }
+    match (neg, v) {
+        (true, 0) => None,
+        (true, v) => Some(-(v as i128)),
+        (false, v) => Some(v as i128),
     }
 }
 

@@ -133,6 +133,8 @@ pub struct FitsStorage {
     /// Images are written tile-compressed with these settings (policy
     /// `compression: ...`, see [`tile_write::Compression::from_policy`]).
     compression: Option<tile_write::Compression>,
+    /// The caller syncs ([`Storage::defer_sync`]).
+    defer_sync: bool,
 }
 
 /// A FITS object in a remote datastore, read by ranges.
@@ -430,7 +432,9 @@ impl FitsStorage {
         }
         if self.out.is_none() {
             let p = self.path()?.to_path_buf();
-            self.out = Some(AtomicFile::create(p)?);
+            let mut out = AtomicFile::create(p)?;
+            out.set_sync(!self.defer_sync);
+            self.out = Some(out);
         }
         Ok(self.out.as_mut().expect("created above"))
     }
@@ -689,6 +693,14 @@ impl Storage for FitsStorage {
             }
         }
         Ok(())
+    }
+
+    fn defer_sync(&mut self) -> bool {
+        self.defer_sync = true;
+        if let Some(out) = self.out.as_mut() {
+            out.set_sync(false);
+        }
+        true
     }
 
     fn end_transaction(&mut self) -> Result<()> {
