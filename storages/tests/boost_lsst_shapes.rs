@@ -455,8 +455,15 @@ fn have_cpp() -> bool {
 }
 
 /// Compiles tests/cpp/boost_lsst_shapes.cpp against the installed Boost
-/// (rebuilt when the source changes).
+/// (rebuilt when the source changes), once per test process: two tests
+/// compiling at once would run a program still open for writing ("Text
+/// file busy").
 fn compile() -> PathBuf {
+    static EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    EXE.get_or_init(compile_now).clone()
+}
+
+fn compile_now() -> PathBuf {
     let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/cpp/boost_lsst_shapes.cpp");
     let exe = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("boost_lsst_shapes");
     let fresh = match (std::fs::metadata(&exe), std::fs::metadata(&src)) {
