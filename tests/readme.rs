@@ -85,6 +85,9 @@ fn commands(text: &str, inline: bool) -> Vec<String> {
 fn concrete(cmd: &str) -> Vec<Vec<String>> {
     let mut variants: Vec<Vec<String>> = vec![vec![]];
     for w in words(cmd) {
+        if w == "|" {
+            break; // a shell pipe: the rest is another program
+        }
         let w = w.trim_start_matches('[').trim_end_matches(']').to_string();
         let w = if w == "…" {
             "x".to_string()

@@ -369,8 +369,12 @@ pub fn transfer_file(src: &Path, dst: &Path, mode: Transfer) -> io::Result<()> {
         Transfer::Hardlink => std::fs::hard_link(src, dst),
         Transfer::Symlink => symlink(src, dst),
         Transfer::Relsymlink => {
-            let base = dst.parent().unwrap_or(Path::new("/"));
-            symlink(&relative(src, base), dst)
+            // both sides absolute, so a relative destination (`DEST/...`)
+            // still gets a link relative to its own folder
+            let src = std::path::absolute(src)?;
+            let dst_abs = std::path::absolute(dst)?;
+            let base = dst_abs.parent().unwrap_or(Path::new("/"));
+            symlink(&relative(&src, base), dst)
         }
         Transfer::Direct => Ok(()),
     }

@@ -49,7 +49,11 @@ pub(super) fn open(repo: &Path, writable: bool) -> Result<Butler, CliError> {
 /// Gen2 repositories (`_mapper`, `registry.sqlite3`, `_parent`) opened as
 /// they are, and every repository of the chain that names a camera mapper
 /// but no policy of its own.
-fn open_with(repo: &Path, writable: bool, policy: Option<&Path>) -> Result<Butler, CliError> {
+pub(super) fn open_with(
+    repo: &Path,
+    writable: bool,
+    policy: Option<&Path>,
+) -> Result<Butler, CliError> {
     let b = if writable {
         Butler::builder().output(repo)
     } else {
@@ -280,7 +284,7 @@ pub fn ingest(a: IngestArgs) -> Result<(), CliError> {
         }
         None if a.keys.is_empty() => {
             let ids = policy_ids(&a.repo, a.legacy.policy.as_deref(), &a.dataset_type)?;
-            if !a.json {
+            if !a.json && !a.quiet {
                 eprintln!("{}", describe_ids(&ids, &a.dataset_type));
             }
             ids
@@ -418,6 +422,15 @@ fn report_summary(summary: &IngestSummary, json: bool, printed: bool) -> Result<
             eprintln!("failed: {}: {why}", f.display());
         }
         println!("{summary}");
+        if !summary.skipped.is_empty() {
+            // why, and what to do if that was not what was meant
+            eprintln!(
+                "skipped: a file whose path is already recorded as the source of a dataset of \
+                 this repository (in any run) is not ingested again; `daf query REPO --json` \
+                 shows where, and `daf ingest … --force` restores a registered file that is \
+                 missing or changed"
+            );
+        }
     }
     if summary.failed.is_empty() {
         Ok(())
@@ -733,12 +746,16 @@ pub fn get(a: GetArgs) -> Result<(), CliError> {
                     Some(m) => {
                         summary.insert("verified".into(), false.into());
                         summary.insert("verify_error".into(), m.problem.to_string().into());
+                        let why = if matches!(
+                            m.problem,
+                            daf_butler::file_registry::Problem::Unreadable { .. }
+                        ) {
+                            "the file could not be read"
+                        } else {
+                            "the file changed since it was recorded"
+                        };
                         failure = Some(CliError {
-                            message: format!(
-                                "{}: {} (the file changed since it was recorded)",
-                                m.full_path.display(),
-                                m.problem
-                            ),
+                            message: format!("{}: {} ({why})", m.full_path.display(), m.problem),
                             code: 3,
                         });
                     }
@@ -1116,9 +1133,23 @@ pub fn verify(a: VerifyArgs) -> Result<(), CliError> {
         for u in &unregistered {
             println!("{}: not registered", u.display());
         }
+        let unreadable = bad
+            .iter()
+            .filter(|m| {
+                matches!(
+                    m.problem,
+                    daf_butler::file_registry::Problem::Unreadable { .. }
+                )
+            })
+            .count();
+        let unreadable_note = if unreadable > 0 {
+            format!(", {unreadable} unreadable file(s)")
+        } else {
+            String::new()
+        };
         println!(
-            "{n} file(s) checked, {} mismatch(es), {} pending put(s), {} temporary file(s), {} unregistered file(s)",
-            bad.len(),
+            "{n} file(s) checked, {} mismatch(es){unreadable_note}, {} pending put(s), {} temporary file(s), {} unregistered file(s)",
+            bad.len() - unreadable,
             pending.len(),
             temps.len(),
             unregistered.len()

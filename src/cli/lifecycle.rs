@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use clap::builder::TypedValueParser;
 use clap::{Args, ValueEnum};
 use daf_base::{DataId, DataIdValue};
 use daf_butler::file_registry::{checksum_file, DatasetRecord};
@@ -22,7 +23,7 @@ use daf_butler::repository::{Mode, CFG_FILE};
 use daf_butler::simple_mapper::{SimpleDataset, SimpleMapper};
 use daf_butler::{Butler, Repository};
 
-use super::butler::{open, parse_kv, print_json};
+use super::butler::{open, open_with, parse_kv, print_json, PolicyArg};
 use super::{typos, CliError};
 
 /// How a file is brought in (`ingest`, `import`) or out (`retrieve`).
@@ -306,6 +307,8 @@ fn remove(
 pub struct QueryRunsArgs {
     /// The repository (its parents are listed too).
     pub repo: PathBuf,
+    #[command(flatten)]
+    pub legacy: PolicyArg,
     /// JSON output.
     #[arg(long)]
     pub json: bool,
@@ -313,7 +316,7 @@ pub struct QueryRunsArgs {
 
 /// Runs `daf query-runs`.
 pub fn query_runs(a: QueryRunsArgs) -> Result<(), CliError> {
-    let butler = open(&a.repo, false)?;
+    let butler = open_with(&a.repo, false, a.legacy.policy.as_deref())?;
     #[derive(serde::Serialize)]
     struct Row {
         run: String,
@@ -364,6 +367,8 @@ pub fn query_runs(a: QueryRunsArgs) -> Result<(), CliError> {
 pub struct QueryDatasetTypesArgs {
     /// The repository (its parents' types are listed too).
     pub repo: PathBuf,
+    #[command(flatten)]
+    pub legacy: PolicyArg,
     /// JSON output.
     #[arg(long)]
     pub json: bool,
@@ -371,7 +376,7 @@ pub struct QueryDatasetTypesArgs {
 
 /// Runs `daf query-dataset-types`.
 pub fn query_dataset_types(a: QueryDatasetTypesArgs) -> Result<(), CliError> {
-    let butler = open(&a.repo, false)?;
+    let butler = open_with(&a.repo, false, a.legacy.policy.as_deref())?;
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for i in 0..butler.repositories().len() {
         if let Some(reg) = butler.registry(i) {
@@ -574,6 +579,8 @@ pub fn register_dataset_type(a: RegisterDatasetTypeArgs) -> Result<(), CliError>
 pub struct RetrieveArgs {
     /// The repository (its parents are searched too).
     pub repo: PathBuf,
+    #[command(flatten)]
+    pub legacy: PolicyArg,
     /// The dataset type.
     pub dataset_type: String,
     /// A partial data id as `KEY=VALUE` items, then the destination folder
@@ -587,8 +594,11 @@ pub struct RetrieveArgs {
     /// Only data ids matching this filter, e.g. `visit > 3`.
     #[arg(long = "where")]
     pub where_: Option<String>,
-    /// copy, hardlink, symlink or relsymlink.
-    #[arg(long, value_enum, default_value_t = TransferArg::Copy)]
+    /// How files come out: copy, hardlink, symlink or relsymlink (move and
+    /// direct are refused: a retrieve never takes files from the repository).
+    #[arg(long, value_enum, default_value_t = TransferArg::Copy,
+          value_parser = clap::builder::PossibleValuesParser::new(["copy", "hardlink", "link", "symlink", "relsymlink"])
+              .map(|s| <TransferArg as ValueEnum>::from_str(&s, true).expect("a listed value")))]
     pub transfer: TransferArg,
     /// List what would be copied; copy nothing.
     #[arg(long)]
@@ -746,7 +756,7 @@ pub fn retrieve(a: RetrieveArgs) -> Result<(), CliError> {
         )),
         t => t.into(),
     };
-    let butler = open(&a.repo, false)?;
+    let butler = open_with(&a.repo, false, a.legacy.policy.as_deref())?;
     typos::check_dataset_type(&butler, &a.dataset_type)?;
     let id: DataId = items.into_iter().collect();
     let filter = a.where_.as_deref().map(parse_where).transpose()?;
@@ -848,7 +858,10 @@ pub fn retrieve(a: RetrieveArgs) -> Result<(), CliError> {
                 r.to.display()
             );
         }
-        let n = rows.iter().filter(|r| r.outcome == "copied").count();
+        let n = rows
+            .iter()
+            .filter(|r| r.outcome == "copied" || r.outcome == "would copy")
+            .count();
         eprintln!(
             "{} dataset(s) matched, {n} file(s) {} to {}",
             rows.len(),
