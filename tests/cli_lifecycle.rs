@@ -477,14 +477,15 @@ fn dataset_types_registered_after_creation_and_listed() {
         .iter()
         .map(|x| x["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["meta", "raw"], "{t}");
-    assert_eq!(t[0]["datasets"], 3, "{t}");
-    assert_eq!(t[0]["keys"], serde_json::json!(["filter", "visit"]), "{t}");
+    assert_eq!(names, ["calexp", "meta", "raw"], "{t}");
+    assert_eq!(t[0]["persistable"], "ExposureF", "{t}");
+    assert_eq!(t[1]["datasets"], 3, "{t}");
+    assert_eq!(t[1]["keys"], serde_json::json!(["filter", "visit"]), "{t}");
     assert_eq!(
-        t[0]["template"], "meta/v%(visit)04d_f%(filter)s.json",
+        t[1]["template"], "meta/v%(visit)04d_f%(filter)s.json",
         "{t}"
     );
-    assert_eq!(t[1]["datasets"], 0, "{t}");
+    assert_eq!(t[2]["datasets"], 0, "{t}");
     let out = ok(&["query-dataset-types", r]);
     assert!(
         out.contains("\nmeta\tfilter,visit\tPropertySet\tJsonStorage\t3\n"),
@@ -889,7 +890,7 @@ fn listing_commands_open_a_legacy_repository_with_policy() {
     let policy = here.join("tests/data/obs_test/policy/testMapper.yaml");
     let (i, p) = (input.to_str().unwrap(), policy.to_str().unwrap());
     let types = ok(&["query-dataset-types", i, "--policy", p]);
-    assert!(types.lines().any(|l| l.starts_with("raw ")), "{types}");
+    assert!(types.lines().any(|l| l.starts_with("raw\t")), "{types}");
     let d = tempfile::tempdir().unwrap();
     let dest = d.path().join("out");
     ok(&[
