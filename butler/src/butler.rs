@@ -1558,17 +1558,7 @@ impl Butler {
                 results[k] = Some(Err(e));
                 continue;
             }
-            recs.push(DatasetRecord {
-                id: 0,
-                dataset_type: s.intent.dataset_type.clone(),
-                data_id: s.intent.data_id.clone(),
-                run: s.intent.run.clone(),
-                path: s.intent.files[0].0.clone(),
-                size: s.intent.size,
-                checksum: s.intent.checksum.clone(),
-                time_ns: now_ns(),
-                source: None,
-            });
+            recs.push(crate::recovery::record_of(&s.intent));
             done.push(intent);
             moved.push((k, backup));
         }
@@ -1646,17 +1636,7 @@ impl Butler {
                     results[k] = Some(Err(e));
                     continue;
                 }
-                recs.push(DatasetRecord {
-                    id: 0,
-                    dataset_type: s.intent.dataset_type.clone(),
-                    data_id: s.intent.data_id.clone(),
-                    run: s.intent.run.clone(),
-                    path: s.intent.files[0].0.clone(),
-                    size: s.intent.size,
-                    checksum: s.intent.checksum.clone(),
-                    time_ns: now_ns(),
-                    source: None,
-                });
+                recs.push(crate::recovery::record_of(&s.intent));
                 done.push(intent);
                 moved.push((k, backup));
             }

@@ -204,7 +204,8 @@ fn newest_backup(ds: &dyn Datastore, key: &str) -> Result<Option<String>, Butler
     Ok(last)
 }
 
-fn record_of(it: &Intent) -> DatasetRecord {
+/// The registry row a settled put of `it` records (its first file, now).
+pub(crate) fn record_of(it: &Intent) -> DatasetRecord {
     DatasetRecord {
         id: 0,
         dataset_type: it.dataset_type.clone(),
