@@ -2,8 +2,15 @@
 
 use thiserror::Error;
 
+/// A boxed driver error (rusqlite, sqlx, mysql, I/O, object_store ...) kept
+/// as the `source()` of a typed error, for crates that must not expose the
+/// driver's type in their API. Downcast it to the driver's error type to
+/// inspect it (e.g. `e.downcast_ref::<rusqlite::Error>()`).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Errors from [`crate::PropertySet`] access.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum PropertyError {
     /// No property of that name exists.
     #[error("property not found: {name}")]

@@ -31,7 +31,7 @@ pub mod testing;
 
 pub use data_id::{DataId, DataIdValue};
 pub use datetime::{DateTime, Timescale};
-pub use error::PropertyError;
+pub use error::{BoxError, PropertyError};
 pub use path_safety::UnsafePath;
 pub use policy::Policy;
 pub use printf::{sprintf, FormatSpec, PrintfArg, PrintfError};

@@ -135,6 +135,7 @@ impl From<char> for PrintfArg<'_> {
 
 /// Errors from parsing a spec or formatting a value.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum PrintfError {
     /// The text is not one printf conversion spec.
     #[error("invalid printf spec {spec:?}: {reason}")]

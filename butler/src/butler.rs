@@ -1075,7 +1075,9 @@ impl Butler {
             .collect()
     }
 
-    /// Does the dataset exist in any repository?
+    /// Does the dataset exist in any repository? A dataset type no
+    /// repository defines is an error
+    /// ([`MapperError::UnknownDatasetType`]), not `false`.
     pub fn dataset_exists(
         &self,
         dataset_type: &str,
@@ -1085,8 +1087,7 @@ impl Butler {
         let (base, _) = self.split_component(&resolved);
         match self.locate(base, data_id, None) {
             Ok(_) => Ok(true),
-            Err(ButlerError::NotFound { .. })
-            | Err(ButlerError::Mapper(MapperError::UnknownDatasetType { .. })) => Ok(false),
+            Err(ButlerError::NotFound { .. }) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -1733,12 +1734,16 @@ impl Butler {
     ) -> Result<Vec<Vec<DataIdValue>>, ButlerError> {
         let dataset_type = self.resolve_alias(dataset_type)?;
         let keys_owned: Vec<String> = keys.iter().map(|s| s.to_string()).collect();
+        let mut unknown = 0;
         for (i, _) in self.repos.search.iter().enumerate() {
             let mut out: Vec<Vec<DataIdValue>> = Vec::new();
             let mut mapper_err = None;
             match self.mappers[i].query_metadata(&dataset_type, &keys_owned, data_id) {
                 Ok(v) => out = v,
-                Err(MapperError::UnknownDatasetType { .. }) => continue,
+                Err(MapperError::UnknownDatasetType { .. }) => {
+                    unknown += 1;
+                    continue;
+                }
                 Err(e) => mapper_err = Some(e),
             }
             if let Some(reg) = self.registries[i].as_ref() {
@@ -1771,6 +1776,12 @@ impl Butler {
                 continue;
             }
             return Ok(out);
+        }
+        if unknown > 0 && unknown == self.repos.search.len() {
+            // No repository defines the type: say so, not "nothing found".
+            return Err(MapperError::UnknownDatasetType {
+                dataset_type: dataset_type.into_owned(),
+            }.into());
         }
         Ok(Vec::new())
     }

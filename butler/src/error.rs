@@ -10,6 +10,7 @@ use thiserror::Error;
 
 /// Errors from repositories, the file registry, the butler and ingest.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum ButlerError {
     /// A repository configuration could not be read or is malformed.
     #[error("repository {root}: {message}")]
@@ -94,6 +95,21 @@ pub enum ButlerError {
         registry: String,
         /// What went wrong.
         message: String,
+        /// The driver's error (`rusqlite::Error`, `sqlx::Error` ...), when
+        /// the failure came from one.
+        #[source]
+        source: Option<daf_base::BoxError>,
+    },
+    /// A registry row that cannot be read back (e.g. a `data_id` column
+    /// that is not a JSON object of scalars): the registry is corrupt there.
+    #[error("file registry {registry}: corrupt row {row}: {message}")]
+    CorruptRow {
+        /// The registry (file, or URL without password and schema).
+        registry: String,
+        /// Which row: table, row id, dataset type and run.
+        row: String,
+        /// What is wrong with it.
+        message: String,
     },
     /// An I/O error on a path.
     #[error("I/O error on {path}: {source}")]
@@ -154,6 +170,28 @@ impl ButlerError {
         ButlerError::Io {
             path: path.into(),
             source,
+        }
+    }
+    /// A [`ButlerError::Registry`] without an underlying error.
+    pub fn registry(registry: impl Into<String>, message: impl Into<String>) -> Self {
+        ButlerError::Registry {
+            registry: registry.into(),
+            message: message.into(),
+            source: None,
+        }
+    }
+    /// A [`ButlerError::Registry`] keeping the driver's error as its
+    /// `source()`; the message is `message: <the driver's text>`.
+    pub fn registry_source(
+        registry: impl Into<String>,
+        message: impl std::fmt::Display,
+        source: impl Into<daf_base::BoxError>,
+    ) -> Self {
+        let source = source.into();
+        ButlerError::Registry {
+            registry: registry.into(),
+            message: format!("{message}: {source}"),
+            source: Some(source),
         }
     }
     /// Shorthand for [`ButlerError::Repository`].

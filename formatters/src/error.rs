@@ -6,6 +6,7 @@ use thiserror::Error;
 
 /// Errors from formatters, the registry and persistence.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum FormatterError {
     /// No formatter for that persistable name.
     #[error("no formatter registered for persistable name {name:?}")]

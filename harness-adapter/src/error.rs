@@ -11,6 +11,7 @@ use thiserror::Error;
 /// LSST's `pex_harness` (`"Missing output item: <item>"`, `"Expected data not
 /// found on clipboard: <key>"` ...), so operators recognise them.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum HarnessError {
     /// A pipeline policy names a stage class nobody registered.
     #[error("unknown {kind} stage class {name:?} (registered: {known})")]

@@ -119,6 +119,7 @@ impl CameraMapper {
                             .to_string(),
                         message: "needCalibRegistry is true but no calibration registry was found"
                             .into(),
+                        source: None,
                     }
                 })?)
             }
@@ -253,6 +254,7 @@ impl CameraMapper {
                                     .collect::<Vec<_>>()
                                     .join(", ")
                             ),
+                            source: None,
                         });
                     }
                     return Err(MapperError::Policy(format!(
@@ -391,6 +393,7 @@ impl CameraMapper {
             .ok_or_else(|| MapperError::Registry {
                 registry: self.root.display().to_string(),
                 message: format!("no registry to look up {properties:?} for {}", d.name),
+                source: None,
             })?;
         let template = d.template.as_ref().map(|t| t.text());
         if d.kind != DatasetKind::Calibration {

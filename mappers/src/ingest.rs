@@ -68,6 +68,7 @@ fn err(what: impl std::fmt::Display, m: impl std::fmt::Display) -> MapperError {
     MapperError::Registry {
         registry: what.to_string(),
         message: m.to_string(),
+        source: None,
     }
 }
 

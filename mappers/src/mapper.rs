@@ -51,6 +51,7 @@ impl ButlerLocation {
 
 /// Errors from mappers and registries.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum MapperError {
     /// The dataset type is not defined by the mapper policy.
     #[error("unknown dataset type {dataset_type:?}")]
@@ -98,7 +99,36 @@ pub enum MapperError {
         registry: String,
         /// What went wrong.
         message: String,
+        /// The driver's error (`rusqlite::Error`, `sqlx::Error`, I/O ...),
+        /// when the failure came from one.
+        #[source]
+        source: Option<daf_base::BoxError>,
     },
+}
+
+impl MapperError {
+    /// A [`MapperError::Registry`] without an underlying error.
+    pub fn registry(registry: impl Into<String>, message: impl Into<String>) -> Self {
+        MapperError::Registry {
+            registry: registry.into(),
+            message: message.into(),
+            source: None,
+        }
+    }
+    /// A [`MapperError::Registry`] keeping `source` (its text is in the
+    /// message too, after `message: `).
+    pub fn registry_source(
+        registry: impl Into<String>,
+        message: impl std::fmt::Display,
+        source: impl Into<daf_base::BoxError>,
+    ) -> Self {
+        let source = source.into();
+        MapperError::Registry {
+            registry: registry.into(),
+            message: format!("{message}: {source}"),
+            source: Some(source),
+        }
+    }
 }
 
 /// Resolves (dataset type, data id) to storage locations.

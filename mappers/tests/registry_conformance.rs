@@ -63,7 +63,7 @@ fn postgres() {
             .map(|d| d.subsec_nanos())
             .unwrap_or(0)
     );
-    let reg = PgRegistry::connect(&url, Some(&schema)).unwrap();
+    let reg = PgRegistry::connect(&url, Some(&schema), &daf_storages::db::DbAuth::new()).unwrap();
     reg.create_schema().unwrap();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         conformance::populate(&reg);

@@ -7,6 +7,7 @@ use thiserror::Error;
 
 /// Errors from storages and locations.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum StorageError {
     /// The object to read does not exist.
     #[error("not found: {what}")]
@@ -72,6 +73,9 @@ pub enum StorageError {
         storage: String,
         /// The backend's message (never containing credentials).
         message: String,
+        /// The backend library's error, when there is one.
+        #[source]
+        source: Option<daf_base::BoxError>,
     },
     /// An error of the database storages.
     #[error(transparent)]

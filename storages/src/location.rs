@@ -56,6 +56,7 @@ use crate::StorageError;
 
 /// Why a location template could not be filled.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum LocationError {
     /// The key is neither in the location map nor in the additional data.
     #[error("Unknown substitution: {key}")]

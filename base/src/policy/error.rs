@@ -12,6 +12,7 @@ use super::dictionary::ValidationError;
 /// Syntax errors name the file (or the source name given to a `from_*_str`
 /// function), the 1-based line number and the offending line's text.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum PolicyError {
     /// A file could not be read.
     #[error("cannot read policy file {path}: {source}")]

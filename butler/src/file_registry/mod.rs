@@ -248,6 +248,55 @@ pub(crate) fn parse_data_id(text: &str) -> Option<DataId> {
     serde_json::from_str(text).ok()
 }
 
+/// A registry row whose `data_id` column does not parse: carried inside the
+/// driver's row-decoding error, then turned into
+/// [`ButlerError::CorruptRow`] naming the row.
+#[derive(Debug, thiserror::Error)]
+#[error("{table} row {id} ({dataset_type}, run {run:?}): data_id {text:?} is not a data id: {reason}")]
+pub(crate) struct CorruptDataId {
+    pub table: &'static str,
+    pub id: i64,
+    pub dataset_type: String,
+    pub run: String,
+    pub text: String,
+    pub reason: String,
+}
+
+impl CorruptDataId {
+    /// The butler-level error for the registry `registry`.
+    pub(crate) fn to_error(&self, registry: &str) -> ButlerError {
+        ButlerError::CorruptRow {
+            registry: registry.to_string(),
+            row: format!(
+                "{} id {} ({} run {:?})",
+                self.table, self.id, self.dataset_type, self.run
+            ),
+            message: format!(
+                "data_id {:?} is not a JSON object of scalars ({})",
+                self.text, self.reason
+            ),
+        }
+    }
+}
+
+/// The data id of a registry row, or why its text is not one.
+pub(crate) fn data_id_of(
+    table: &'static str,
+    id: i64,
+    dataset_type: &str,
+    run: &str,
+    text: &str,
+) -> Result<DataId, CorruptDataId> {
+    serde_json::from_str(text).map_err(|e| CorruptDataId {
+        table,
+        id,
+        dataset_type: dataset_type.to_string(),
+        run: run.to_string(),
+        text: text.chars().take(200).collect(),
+        reason: e.to_string(),
+    })
+}
+
 /// BLAKE3 checksum and size of a file.
 pub fn checksum_file(path: &Path) -> std::io::Result<(String, u64)> {
     let mut f = std::fs::File::open(path)?;
@@ -312,10 +361,9 @@ pub trait DatasetRegistry: Send + std::fmt::Debug {
     /// the same dataset type, data id and run. Returns the row id.
     fn insert(&mut self, rec: &DatasetRecord) -> Result<i64, ButlerError> {
         let ids = self.insert_many(std::slice::from_ref(rec))?;
-        ids.first().copied().ok_or_else(|| ButlerError::Registry {
-            registry: self.describe(),
-            message: "the insert returned no row id".into(),
-        })
+        ids.first()
+            .copied()
+            .ok_or_else(|| ButlerError::registry(self.describe(), "the insert returned no row id"))
     }
 
     /// Records many rows in one transaction (all or none); returns their row
@@ -550,6 +598,7 @@ pub fn default_db_auth() -> Result<DbAuth, ButlerError> {
         Some(p) if p.exists() => DbAuth::load(&p).map_err(|e| ButlerError::Registry {
             registry: p.display().to_string(),
             message: e.to_string(),
+            source: Some(Box::new(e)),
         }),
         _ => Ok(DbAuth::new()),
     }

@@ -9,34 +9,32 @@
 //! batch is split into several statements. A deadlock or serialization
 //! failure between concurrent writers is retried.
 //!
-//! The connection runs on a private current-thread tokio runtime, so the API
-//! stays synchronous like the SQLite backend's.
+//! The connection comes from a [`PgLink`] (daf's one database connection
+//! layer: credentials, TLS, connect and statement timeouts from the URL, a
+//! private current-thread tokio runtime), so the API stays synchronous like
+//! the SQLite backend's.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use daf_base::DataId;
 use daf_mappers::registry::{redact_url, validate_identifier};
-use daf_storages::db::DbAuth;
+use daf_storages::db::{DbAuth, PgLink};
 use std::cell::RefCell;
 
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
-use sqlx::{AssertSqlSafe, ConnectOptions as _, Connection as _, Row as _};
+use sqlx::postgres::{PgConnection, PgRow};
+use sqlx::{AssertSqlSafe, Connection as _, Row as _};
 
 use super::{
-    canonical_data_id, matches_partial, parse_data_id, Claim, DatasetRecord, DatasetRegistry,
+    canonical_data_id, data_id_of, matches_partial, parse_data_id, Claim, CorruptDataId, DatasetRecord, DatasetRegistry,
     Intent, IntentMode,
 };
 use crate::error::ButlerError;
 
 /// Rows per upsert statement (each row binds eight array elements).
 const CHUNK: usize = 5000;
-
-/// How long opening a connection may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How often a write that lost a deadlock or serialization race is retried.
 const WRITE_TRIES: usize = 8;
@@ -131,8 +129,7 @@ impl PgLocation {
             clean.push('?');
             clean.push_str(&params.join("&"));
         }
-        PgConnectOptions::from_str(&clean)
-            .map_err(|e| format!("registry {shown:?}: {}", redact_url(&e.to_string())))?;
+        PgLink::check_location(&clean).map_err(|e| format!("registry {shown:?}: {e}"))?;
         Ok(PgLocation { url: clean, schema })
     }
 
@@ -144,13 +141,6 @@ impl PgLocation {
         h.update(&super::now_ns().to_le_bytes());
         h.update(&std::process::id().to_le_bytes());
         format!("daf_{}", &h.finalize().to_hex()[..12])
-    }
-
-    /// The user named in the URL, if any.
-    fn url_user(&self) -> Option<&str> {
-        let rest = self.url.split_once("://")?.1;
-        let (cred, _) = rest.rsplit_once('@')?;
-        (!cred.is_empty() && !cred.contains('/')).then_some(cred)
     }
 }
 
@@ -240,12 +230,10 @@ impl Sql {
 /// operation is one statement or one transaction, and idempotent).
 pub struct PgFileRegistry {
     conn: RefCell<Option<PgConnection>>,
-    opts: PgConnectOptions,
-    runtime: tokio::runtime::Runtime,
+    link: PgLink,
     root: PathBuf,
     schema: String,
     described: String,
-    secret: Option<String>,
     sql: Sql,
 }
 
@@ -263,18 +251,32 @@ impl Drop for PgFileRegistry {
         // Close the connection politely when we may block here.
         if let Some(c) = self.conn.get_mut().take() {
             if tokio::runtime::Handle::try_current().is_err() {
-                let _ = self.runtime.block_on(c.close());
+                let _ = self.link.run(c.close());
             }
         }
     }
 }
 
-fn row_to_record(r: &PgRow) -> Result<DatasetRecord, sqlx::Error> {
+/// The row's data id (column 2), or a decode error carrying
+/// [`CorruptDataId`] (made a [`ButlerError::CorruptRow`] by
+/// `PgFileRegistry::err`).
+fn row_data_id(r: &PgRow, table: &'static str) -> Result<DataId, sqlx::Error> {
     let id_text: String = r.try_get(2)?;
+    let (id, dataset_type, run): (i64, String, String) =
+        (r.try_get(0)?, r.try_get(1)?, r.try_get(3)?);
+    data_id_of(table, id, &dataset_type, &run, &id_text).map_err(|c| {
+        sqlx::Error::ColumnDecode {
+            index: "data_id".into(),
+            source: Box::new(c),
+        }
+    })
+}
+
+fn row_to_record(r: &PgRow) -> Result<DatasetRecord, sqlx::Error> {
     Ok(DatasetRecord {
         id: r.try_get(0)?,
         dataset_type: r.try_get(1)?,
-        data_id: parse_data_id(&id_text).unwrap_or_default(),
+        data_id: row_data_id(r, "datasets")?,
         run: r.try_get(3)?,
         path: r.try_get(4)?,
         size: r.try_get::<i64, _>(5)? as u64,
@@ -288,13 +290,12 @@ const INTENT_COLS: &str =
     "id, dataset_type, data_id, run, mode, files, checksum, size, owner, time_ns";
 
 fn row_to_intent(r: &PgRow) -> Result<Intent, sqlx::Error> {
-    let id_text: String = r.try_get(2)?;
     let mode: String = r.try_get(4)?;
     let files: String = r.try_get(5)?;
     Ok(Intent {
         id: r.try_get(0)?,
         dataset_type: r.try_get(1)?,
-        data_id: parse_data_id(&id_text).unwrap_or_default(),
+        data_id: row_data_id(r, "intents")?,
         run: r.try_get(3)?,
         mode: IntentMode::parse(&mode).unwrap_or(IntentMode::New),
         files: Intent::parse_files(&files),
@@ -307,27 +308,7 @@ fn row_to_intent(r: &PgRow) -> Result<Intent, sqlx::Error> {
 
 /// Does `e` say the connection is gone (worth reconnecting)?
 fn connection_lost(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_) => true,
-        sqlx::Error::Database(d) => d
-            .code()
-            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
-        _ => false,
-    }
-}
-
-/// Opens a connection, giving up after [`CONNECT_TIMEOUT`].
-async fn open_connection(opts: &PgConnectOptions) -> Result<PgConnection, sqlx::Error> {
-    match tokio::time::timeout(CONNECT_TIMEOUT, opts.connect()).await {
-        Ok(r) => r,
-        Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!(
-                "no answer from the server within {} s",
-                CONNECT_TIMEOUT.as_secs()
-            ),
-        ))),
-    }
+    daf_storages::db::is_connection_lost(e)
 }
 
 /// Is `e` a deadlock or serialization failure (worth retrying)?
@@ -368,50 +349,28 @@ impl PgFileRegistry {
         auth: &DbAuth,
         create: bool,
     ) -> Result<Option<PgFileRegistry>, ButlerError> {
-        let schema = loc.schema.clone().ok_or_else(|| ButlerError::Registry {
-            registry: redact_url(&loc.url),
-            message: "no schema given for the repository's rows (registrySchema)".into(),
+        let schema = loc.schema.clone().ok_or_else(|| {
+            ButlerError::registry(
+                redact_url(&loc.url),
+                "no schema given for the repository's rows (registrySchema)",
+            )
         })?;
         let described = format!("{} (schema {schema})", redact_url(&loc.url));
-        let mut opts = PgConnectOptions::from_str(&loc.url).map_err(|e| ButlerError::Registry {
-            registry: described.clone(),
-            message: redact_url(&e.to_string()),
-        })?;
-        let mut secret = None;
-        if let Ok(entry) = auth.lookup(opts.get_host(), opts.get_port()) {
-            if loc.url_user().is_none_or(|u| u == entry.user) {
-                opts = opts.username(&entry.user);
-                if !entry.password.is_empty() {
-                    opts = opts.password(&entry.password);
-                    secret = Some(entry.password.clone());
-                }
-            }
-        }
-        let opts = opts
-            .application_name("daf-butler")
-            .disable_statement_logging();
-        let fail = |m: String| ButlerError::Registry {
-            registry: described.clone(),
-            message: scrub(m, secret.as_deref()),
-        };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| fail(format!("cannot start the database I/O runtime: {e}")))?;
-        let conn = runtime
-            .block_on(open_connection(&opts))
-            .map_err(|e| fail(format!("cannot connect: {e}")))?;
+        let link = PgLink::new(&loc.url, auth)
+            .map_err(|e| ButlerError::registry_source(&described, "bad registry location", e))?
+            .application_name("daf-butler");
+        let conn = link
+            .connect()
+            .map_err(|e| ButlerError::registry_source(&described, "cannot connect", e))?;
         let table = format!("\"{schema}\".\"datasets\"");
         let prov = format!("\"{schema}\".\"provenance\"");
         let reg = PgFileRegistry {
             conn: RefCell::new(Some(conn)),
-            opts,
-            runtime,
+            link,
             root: root.to_path_buf(),
             sql: Sql::new(&table, &prov),
             schema,
             described,
-            secret,
         };
         if !reg.table_exists()? {
             if !create {
@@ -456,10 +415,10 @@ impl PgFileRegistry {
         let mut reconnected = false;
         loop {
             if slot.is_none() {
-                *slot = Some(self.runtime.block_on(open_connection(&self.opts))?);
+                *slot = Some(self.link.open()?);
             }
             let conn = slot.as_mut().expect("connection opened above");
-            match self.runtime.block_on(op(conn)) {
+            match self.link.block_on(op(conn)) {
                 Err(e) if !reconnected && connection_lost(&e) => {
                     tracing::warn!(registry = %self.described, error = %e, "reconnecting");
                     *slot = None;
@@ -470,11 +429,33 @@ impl PgFileRegistry {
         }
     }
 
-    fn err(&self, e: impl std::fmt::Display) -> ButlerError {
+    /// A driver error, kept as the source (the message scrubbed of the
+    /// password); a corrupt `data_id` is [`ButlerError::CorruptRow`].
+    fn err(&self, e: sqlx::Error) -> ButlerError {
+        if let sqlx::Error::ColumnDecode { source, .. } | sqlx::Error::Decode(source) = &e {
+            if let Some(c) = source.downcast_ref::<CorruptDataId>() {
+                return c.to_error(&self.described);
+            }
+        }
         ButlerError::Registry {
             registry: self.described.clone(),
-            message: scrub(e.to_string(), self.secret.as_deref()),
+            message: self.link.scrub(e.to_string()),
+            source: Some(Box::new(e)),
         }
+    }
+
+    /// A driver error with what was being done.
+    fn err_doing(&self, doing: &str, e: sqlx::Error) -> ButlerError {
+        ButlerError::Registry {
+            registry: self.described.clone(),
+            message: self.link.scrub(format!("{doing}: {e}")),
+            source: Some(Box::new(e)),
+        }
+    }
+
+    /// A registry error without a driver error.
+    fn msg(&self, m: impl Into<String>) -> ButlerError {
+        ButlerError::registry(self.described.clone(), m)
     }
 
     fn table_exists(&self) -> Result<bool, ButlerError> {
@@ -536,7 +517,7 @@ impl PgFileRegistry {
                 .await?;
             tx.commit().await
         })
-        .map_err(|e| self.err(format!("cannot create the intents table: {e}")))
+        .map_err(|e| self.err_doing("cannot create the intents table", e))
     }
 
     fn create_table(&self) -> Result<(), ButlerError> {
@@ -579,7 +560,7 @@ impl PgFileRegistry {
                 .await?;
             tx.commit().await
         })
-        .map_err(|e| self.err(format!("cannot create the registry table: {e}")))
+        .map_err(|e| self.err_doing("cannot create the registry table", e))
     }
 
     /// Upserts `chunks` (unique keys), in one transaction when there are
@@ -623,14 +604,6 @@ impl PgFileRegistry {
             ids.insert((r.try_get(1)?, r.try_get(2)?, r.try_get(3)?), r.try_get(0)?);
         }
         Ok(())
-    }
-}
-
-/// Removes `secret` from a driver message (defence in depth).
-fn scrub(msg: String, secret: Option<&str>) -> String {
-    match secret {
-        Some(s) if s.len() >= 3 && msg.contains(s) => msg.replace(s, "***"),
-        _ => msg,
     }
 }
 
@@ -822,7 +795,7 @@ impl DatasetRegistry for PgFileRegistry {
             .map(|k| {
                 ids.get(k)
                     .copied()
-                    .ok_or_else(|| self.err(format!("the upsert returned no id for {k:?}")))
+                    .ok_or_else(|| self.msg(format!("the upsert returned no id for {k:?}")))
             })
             .collect()
     }
@@ -1053,7 +1026,7 @@ impl DatasetRegistry for PgFileRegistry {
             let t: String = r.try_get(0).map_err(|e| self.err(e))?;
             let text: String = r.try_get(1).map_err(|e| self.err(e))?;
             let id = parse_data_id(&text)
-                .ok_or_else(|| self.err(format!("provenance row has a bad data id {text:?}")))?;
+                .ok_or_else(|| self.msg(format!("provenance row has a bad data id {text:?}")))?;
             out.push((t, id));
         }
         Ok(out)

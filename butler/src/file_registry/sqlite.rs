@@ -21,7 +21,7 @@ use daf_base::DataId;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use super::{
-    canonical_data_id, matches_partial, parse_data_id, Claim, DatasetRecord, DatasetRegistry,
+    canonical_data_id, data_id_of, matches_partial, parse_data_id, Claim, CorruptDataId, DatasetRecord, DatasetRegistry,
     Intent, IntentMode,
 };
 use crate::error::ButlerError;
@@ -104,12 +104,36 @@ CREATE TABLE IF NOT EXISTS provenance (
 
 const COLS: &str = "id, dataset_type, data_id, run, path, size, checksum, time_ns, source";
 
-fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<DatasetRecord> {
+/// The row's data id (column 2), or a conversion error carrying
+/// [`CorruptDataId`] (made a [`ButlerError::CorruptRow`] by [`sqlite_err`]).
+fn row_data_id(r: &rusqlite::Row<'_>, table: &'static str) -> rusqlite::Result<DataId> {
     let id_text: String = r.get(2)?;
+    let (id, dataset_type, run): (i64, String, String) = (r.get(0)?, r.get(1)?, r.get(3)?);
+    data_id_of(table, id, &dataset_type, &run, &id_text).map_err(|c| {
+        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(c))
+    })
+}
+
+/// A registry error keeping the rusqlite error as its source; a corrupt
+/// `data_id` is [`ButlerError::CorruptRow`].
+fn sqlite_err(registry: &str, e: rusqlite::Error) -> ButlerError {
+    if let rusqlite::Error::FromSqlConversionFailure(_, _, inner) = &e {
+        if let Some(c) = inner.downcast_ref::<CorruptDataId>() {
+            return c.to_error(registry);
+        }
+    }
+    ButlerError::Registry {
+        registry: registry.to_string(),
+        message: e.to_string(),
+        source: Some(Box::new(e)),
+    }
+}
+
+fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<DatasetRecord> {
     Ok(DatasetRecord {
         id: r.get(0)?,
         dataset_type: r.get(1)?,
-        data_id: parse_data_id(&id_text).unwrap_or_default(),
+        data_id: row_data_id(r, "datasets")?,
         run: r.get(3)?,
         path: r.get(4)?,
         size: r.get::<_, i64>(5)? as u64,
@@ -123,13 +147,12 @@ const INTENT_COLS: &str =
     "id, dataset_type, data_id, run, mode, files, checksum, size, owner, time_ns";
 
 fn row_to_intent(r: &rusqlite::Row<'_>) -> rusqlite::Result<Intent> {
-    let id_text: String = r.get(2)?;
     let mode: String = r.get(4)?;
     let files: String = r.get(5)?;
     Ok(Intent {
         id: r.get(0)?,
         dataset_type: r.get(1)?,
-        data_id: parse_data_id(&id_text).unwrap_or_default(),
+        data_id: row_data_id(r, "intents")?,
         run: r.get(3)?,
         mode: IntentMode::parse(&mode).unwrap_or(IntentMode::New),
         files: Intent::parse_files(&files),
@@ -196,10 +219,9 @@ impl SqliteFileRegistry {
             }
             Err(e) => return Err(ButlerError::io(&path, e)),
         }
-        let err = |m: String| ButlerError::Registry {
-            registry: path.display().to_string(),
-            message: m,
-        };
+        let shown = path.display().to_string();
+        let err = |m: &str, e: rusqlite::Error| ButlerError::registry_source(&shown, m, e);
+        let bare = |e: rusqlite::Error| sqlite_err(&shown, e);
         let flags = if create {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
         } else {
@@ -221,14 +243,18 @@ impl SqliteFileRegistry {
                     .unwrap_or_else(|| std::io::ErrorKind::PermissionDenied.into());
                 return Err(ButlerError::io(&path, e));
             }
-            Err(e) if create => return Err(err(format!("cannot create or open it: {e}"))),
+            Err(e) if create => return Err(err("cannot create or open it", e)),
             _ => daf_mappers::registry::open_sqlite_read_only(&path).map_err(|e| match e {
                 daf_mappers::registry::ReadOnlyOpenError::Io(io) => ButlerError::io(&path, io),
-                other => err(other.to_string()),
+                other => ButlerError::Registry {
+                    registry: shown.clone(),
+                    message: other.to_string(),
+                    source: Some(Box::new(other)),
+                },
             })?,
         };
         conn.busy_timeout(BUSY_TIMEOUT)
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(bare)?;
         if !conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
             // Switching to WAL takes a lock; another process creating the
             // registry at the same moment may hold it briefly.
@@ -241,11 +267,11 @@ impl SqliteFileRegistry {
                         let _ = e;
                         std::thread::sleep(Duration::from_millis(10));
                     }
-                    Err(e) => return Err(err(e.to_string())),
+                    Err(e) => return Err(bare(e)),
                 }
             }
             conn.execute_batch("PRAGMA synchronous=NORMAL;")
-                .map_err(|e| err(e.to_string()))?;
+                .map_err(bare)?;
             let mut reg = SqliteFileRegistry {
                 conn,
                 path: path.clone(),
@@ -270,11 +296,15 @@ impl SqliteFileRegistry {
         &self.path
     }
 
-    fn err(&self, e: impl std::fmt::Display) -> ButlerError {
-        ButlerError::Registry {
-            registry: self.path.display().to_string(),
-            message: e.to_string(),
-        }
+    /// A driver error (kept as the source; a corrupt row is
+    /// [`ButlerError::CorruptRow`]).
+    fn err(&self, e: rusqlite::Error) -> ButlerError {
+        sqlite_err(&self.path.display().to_string(), e)
+    }
+
+    /// A registry error without a driver error.
+    fn msg(&self, m: impl Into<String>) -> ButlerError {
+        ButlerError::registry(self.path.display().to_string(), m)
     }
 
     fn write_txn<T>(
@@ -286,18 +316,9 @@ impl SqliteFileRegistry {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| ButlerError::Registry {
-                registry: path.clone(),
-                message: e.to_string(),
-            })?;
-        let out = f(&tx).map_err(|e| ButlerError::Registry {
-            registry: path.clone(),
-            message: e.to_string(),
-        })?;
-        tx.commit().map_err(|e| ButlerError::Registry {
-            registry: path,
-            message: e.to_string(),
-        })?;
+            .map_err(|e| sqlite_err(&path, e))?;
+        let out = f(&tx).map_err(|e| sqlite_err(&path, e))?;
+        tx.commit().map_err(|e| sqlite_err(&path, e))?;
         Ok(out)
     }
 
@@ -635,7 +656,7 @@ impl DatasetRegistry for SqliteFileRegistry {
         for row in rows {
             let (t, id) = row.map_err(|e| self.err(e))?;
             let id = parse_data_id(&id)
-                .ok_or_else(|| self.err(format!("provenance row has a bad data id {id:?}")))?;
+                .ok_or_else(|| self.msg(format!("provenance row has a bad data id {id:?}")))?;
             out.push((t, id));
         }
         Ok(out)

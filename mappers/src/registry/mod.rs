@@ -154,6 +154,7 @@ pub trait Registry: Send + Sync {
         MapperError::Registry {
             registry: self.describe(),
             message: message.to_string(),
+            source: None,
         }
     }
 }
@@ -180,6 +181,7 @@ pub fn validate_identifier(name: &str) -> Result<&str, MapperError> {
         Err(MapperError::Registry {
             registry: "sql".into(),
             message: format!("invalid SQL identifier {name:?}"),
+            source: None,
         })
     }
 }
@@ -195,12 +197,14 @@ pub(crate) fn build_select(
         return Err(MapperError::Registry {
             registry: "sql".into(),
             message: "lookup of no properties".into(),
+            source: None,
         });
     }
     if query.tables.is_empty() {
         return Err(MapperError::Registry {
             registry: "sql".into(),
             message: "lookup in no tables".into(),
+            source: None,
         });
     }
     let mut sql = String::with_capacity(128);
@@ -324,11 +328,15 @@ pub fn open_registry(path: &Path) -> Result<Box<dyn Registry>, MapperError> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     match ext {
         "sqlite3" | "sqlite" | "db" => Ok(Box::new(SqliteRegistry::open(path)?)),
-        "pgsql" => Ok(Box::new(PgRegistry::from_pgsql_file(path)?)),
+        "pgsql" => Ok(Box::new(PgRegistry::from_pgsql_file(
+            path,
+            &daf_storages::db::DbAuth::new(),
+        )?)),
         _ if path.is_dir() => Ok(Box::new(PosixRegistry::new(path))),
         _ => Err(MapperError::Registry {
             registry: path.display().to_string(),
             message: "unknown registry kind (expected .sqlite3, .pgsql or a directory)".into(),
+            source: None,
         }),
     }
 }

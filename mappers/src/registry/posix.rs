@@ -54,10 +54,19 @@ impl PosixRegistry {
         &self.root
     }
 
+    fn es<E: std::error::Error + Send + Sync + 'static>(&self, e: E) -> MapperError {
+        MapperError::Registry {
+            registry: self.root.display().to_string(),
+            message: e.to_string(),
+            source: Some(Box::new(e)),
+        }
+    }
+
     fn e(&self, m: impl std::fmt::Display) -> MapperError {
         MapperError::Registry {
             registry: self.root.display().to_string(),
             message: m.to_string(),
+            source: None,
         }
     }
 
@@ -79,8 +88,8 @@ impl PosixRegistry {
             require_literal_leading_dot: true,
         };
         let mut out = Vec::new();
-        for entry in glob::glob_with(&pattern, opts).map_err(|e| self.e(e))? {
-            let path = entry.map_err(|e| self.e(e))?;
+        for entry in glob::glob_with(&pattern, opts).map_err(|e| self.es(e))? {
+            let path = entry.map_err(|e| self.es(e))?;
             if !path.is_file() {
                 continue;
             }

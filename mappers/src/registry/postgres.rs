@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use daf_base::DataIdValue;
+use daf_storages::db::{DbAuth, PgLink};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Row as _, TypeInfo, ValueRef};
 
@@ -11,11 +12,13 @@ use crate::MapperError;
 
 /// A registry in a PostgreSQL database, optionally inside one schema.
 ///
-/// The connection pool runs on a private single-threaded tokio runtime, so the
-/// API stays synchronous like the other registries.
+/// Its connections come from a [`PgLink`] (daf's one database connection
+/// layer: credentials from [`DbAuth`], TLS, connect and statement timeouts,
+/// a private current-thread tokio runtime), pooled, so the API stays
+/// synchronous like the other registries.
 pub struct PgRegistry {
     pool: PgPool,
-    runtime: tokio::runtime::Runtime,
+    link: PgLink,
     schema: Option<String>,
     described: String,
 }
@@ -46,55 +49,61 @@ fn default_port() -> u16 {
 }
 
 impl PgRegistry {
-    /// Connects to `url` (`postgres://user[:password]@host[:port]/db`); with
-    /// `schema`, every table name is qualified with it.
-    pub fn connect(url: &str, schema: Option<&str>) -> Result<Self, MapperError> {
-        let described = redact_url(url);
-        let e = |m: String| MapperError::Registry {
-            registry: described.clone(),
-            message: m,
-        };
+    /// Connects to `url`
+    /// (`postgresql://[user[:password]@]host[:port]/db[?options]`, options as
+    /// for [`daf_storages::db::ConnOptions`]: `sslmode`, `sslrootcert`,
+    /// `connect_timeout`, `statement_timeout`); with `schema`, every table
+    /// name is qualified with it. Credentials: a password in the URL, else
+    /// `auth`'s entry for the server, else libpq's environment (see
+    /// [`PgLink::new`]).
+    pub fn connect(url: &str, schema: Option<&str>, auth: &DbAuth) -> Result<Self, MapperError> {
+        let shown = redact_url(url);
         if let Some(s) = schema {
             validate_identifier(s)?;
         }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|x| e(format!("cannot start runtime: {x}")))?;
-        let pool = runtime
-            .block_on(
+        let link = PgLink::new(url, auth).map_err(|x| {
+            MapperError::registry_source(shown.clone(), "bad registry location", x)
+        })?;
+        let described = link.described();
+        let pool = link
+            .run(
                 PgPoolOptions::new()
                     .max_connections(4)
-                    .acquire_timeout(std::time::Duration::from_secs(10))
-                    .connect(url),
+                    .acquire_timeout(link.acquire_timeout())
+                    .connect_with(link.connect_options().clone()),
             )
-            .map_err(|x| e(format!("cannot connect: {x}")))?;
+            .map_err(|x| {
+                MapperError::registry_source(described.clone(), "cannot connect", link.connect_error(x))
+            })?;
         Ok(PgRegistry {
             pool,
-            runtime,
+            link,
             schema: schema.map(str::to_string),
             described,
         })
     }
 
     /// Connects with the settings of a Gen2 `registry.pgsql` YAML file
-    /// (`host`, `port`, `database`, `user`, optional `password`).
-    pub fn from_pgsql_file(path: &Path) -> Result<Self, MapperError> {
-        let e = |m: String| MapperError::Registry {
-            registry: path.display().to_string(),
-            message: m,
-        };
-        let text = std::fs::read_to_string(path).map_err(|x| e(x.to_string()))?;
-        let cfg: PgsqlFile = serde_norway::from_str(&text).map_err(|x| e(x.to_string()))?;
-        let cred = match &cfg.password {
-            Some(p) => format!("{}:{}", cfg.user, p),
-            None => cfg.user.clone(),
-        };
+    /// (`host`, `port`, `database`, `user`, optional `password`); without a
+    /// password, `auth`'s entry for the server (or libpq's environment) is
+    /// used.
+    pub fn from_pgsql_file(path: &Path, auth: &DbAuth) -> Result<Self, MapperError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|x| MapperError::registry_source(shown.clone(), "cannot read", x))?;
+        let cfg: PgsqlFile = serde_norway::from_str(&text)
+            .map_err(|x| MapperError::registry_source(shown.clone(), "malformed", x))?;
+        let mut auth = auth.clone();
+        if let Some(p) = &cfg.password {
+            let mut only = DbAuth::new();
+            only.add(&cfg.host, cfg.port, &cfg.user, p);
+            auth = only;
+        }
         let url = format!(
-            "postgres://{cred}@{}:{}/{}",
-            cfg.host, cfg.port, cfg.database
+            "postgresql://{}@{}:{}/{}",
+            cfg.user, cfg.host, cfg.port, cfg.database
         );
-        Self::connect(&url, None)
+        Self::connect(&url, None, &auth)
     }
 
     /// Creates the schema given at connection time, if any.
@@ -123,14 +132,24 @@ impl PgRegistry {
     fn e(&self, m: impl std::fmt::Display) -> MapperError {
         MapperError::Registry {
             registry: self.described.clone(),
-            message: m.to_string(),
+            message: self.link.scrub(m.to_string()),
+            source: None,
+        }
+    }
+
+    /// A driver error, kept as the source.
+    fn es(&self, x: sqlx::Error) -> MapperError {
+        MapperError::Registry {
+            registry: self.described.clone(),
+            message: self.link.scrub(x.to_string()),
+            source: Some(Box::new(x)),
         }
     }
 
     fn execute(&self, sql: &str) -> Result<(), MapperError> {
-        self.runtime
+        self.link
             .block_on(sqlx::raw_sql(AssertSqlSafe(sql.to_string())).execute(&self.pool))
-            .map_err(|x| self.e(x))?;
+            .map_err(|x| self.es(x))?;
         Ok(())
     }
 }
@@ -191,9 +210,9 @@ impl Registry for PgRegistry {
             q = bind(q, &r.obs_time);
         }
         let rows = self
-            .runtime
+            .link
             .block_on(q.fetch_all(&self.pool))
-            .map_err(|x| self.e(x))?;
+            .map_err(|x| self.es(x))?;
         let mut out = rows
             .iter()
             .map(|row| {
@@ -219,14 +238,14 @@ impl Registry for PgRegistry {
         .bind(schema)
         .bind(table.to_string());
         let rows = self
-            .runtime
+            .link
             .block_on(q.fetch_all(&self.pool))
-            .map_err(|x| self.e(x))?;
+            .map_err(|x| self.es(x))?;
         let cols: Vec<String> = rows
             .iter()
             .map(|r| r.try_get::<String, _>(0))
             .collect::<Result<_, _>>()
-            .map_err(|x| self.e(x))?;
+            .map_err(|x| self.es(x))?;
         if cols.is_empty() {
             return Err(self.e(format!("no such table: {table}")));
         }
@@ -263,8 +282,9 @@ impl Registry for PgRegistry {
     ) -> Result<(), MapperError> {
         let q = self.qualify(validate_identifier(table)?);
         let cols = super::quoted_columns(columns)?;
-        self.runtime.block_on(async {
-            let mut tx = self.pool.begin().await.map_err(|x| self.e(x))?;
+        self.link
+            .timed(async {
+            let mut tx = self.pool.begin().await.map_err(|x| self.es(x))?;
             for row in rows {
                 super::check_row_len(row, cols.len()).map_err(|m| self.e(m))?;
                 let marks: Vec<String> = row
@@ -281,9 +301,10 @@ impl Registry for PgRegistry {
                 for v in row {
                     query = bind(query, v);
                 }
-                query.execute(&mut *tx).await.map_err(|x| self.e(x))?;
+                query.execute(&mut *tx).await.map_err(|x| self.es(x))?;
             }
-            tx.commit().await.map_err(|x| self.e(x))
+            tx.commit().await.map_err(|x| self.es(x))
         })
+            .map_err(|x| self.es(x))?
     }
 }

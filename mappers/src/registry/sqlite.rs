@@ -45,10 +45,21 @@ impl std::fmt::Debug for SqliteRegistry {
     }
 }
 
+/// A [`MapperError::Registry`] keeping the driver's (or I/O) error as its
+/// source; the message is the error's text.
+fn err_src<E: std::error::Error + Send + Sync + 'static>(path: &Path, e: E) -> MapperError {
+    MapperError::Registry {
+        registry: path.display().to_string(),
+        message: e.to_string(),
+        source: Some(Box::new(e)),
+    }
+}
+
 fn err(path: &Path, message: impl std::fmt::Display) -> MapperError {
     MapperError::Registry {
         registry: path.display().to_string(),
         message: message.to_string(),
+        source: None,
     }
 }
 
@@ -122,6 +133,7 @@ pub fn open_sqlite_read_only(path: &Path) -> Result<Connection, ReadOnlyOpenErro
 
 /// Why [`open_sqlite_read_only`] failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReadOnlyOpenError {
     /// The file could not be opened at all (permission denied, no such
     /// file).
@@ -151,11 +163,15 @@ impl SqliteRegistry {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(err(path, "no such registry file"))
             }
-            Err(e) => return Err(err(path, e)),
+            Err(e) => return Err(err_src(path, e)),
         }
         let conn = open_sqlite_read_only(path).map_err(|e| match e {
-            ReadOnlyOpenError::Io(e) => err(path, e),
-            e => err(path, format!("not a readable SQLite registry: {e}")),
+            ReadOnlyOpenError::Io(e) => err_src(path, e),
+            e => MapperError::registry_source(
+                path.display().to_string(),
+                "not a readable SQLite registry",
+                e,
+            ),
         })?;
         Self::finish(conn, path)
     }
@@ -163,11 +179,11 @@ impl SqliteRegistry {
     /// Opens (creating if absent) a writable registry in WAL mode.
     pub fn create(path: impl AsRef<Path>) -> Result<Self, MapperError> {
         let path = path.as_ref();
-        let conn = Connection::open(path).map_err(|e| err(path, e))?;
+        let conn = Connection::open(path).map_err(|e| err_src(path, e))?;
         conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| err(path, e))?;
+            .map_err(|e| err_src(path, e))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(|e| err(path, e))?;
+            .map_err(|e| err_src(path, e))?;
         Self::finish(conn, path)
     }
 
@@ -177,11 +193,11 @@ impl SqliteRegistry {
     /// renames it when complete).
     pub fn create_bulk(path: impl AsRef<Path>) -> Result<Self, MapperError> {
         let path = path.as_ref();
-        let conn = Connection::open(path).map_err(|e| err(path, e))?;
+        let conn = Connection::open(path).map_err(|e| err_src(path, e))?;
         conn.pragma_update(None, "journal_mode", "OFF")
-            .map_err(|e| err(path, e))?;
+            .map_err(|e| err_src(path, e))?;
         conn.pragma_update(None, "synchronous", "OFF")
-            .map_err(|e| err(path, e))?;
+            .map_err(|e| err_src(path, e))?;
         Self::finish(conn, path)
     }
 
@@ -189,39 +205,45 @@ impl SqliteRegistry {
     /// syncs the file.
     pub fn finish_bulk(&self) -> Result<(), MapperError> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        conn.execute_batch("ANALYZE;").map_err(|e| self.e(e))?;
+        conn.execute_batch("ANALYZE;").map_err(|e| self.es(e))?;
         conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(|e| self.e(e))?;
+            .map_err(|e| self.es(e))?;
         conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| self.e(e))?;
+            .map_err(|e| self.es(e))?;
         Ok(())
     }
 
     /// A private in-memory registry (tests, examples).
     pub fn in_memory() -> Result<Self, MapperError> {
-        let conn = Connection::open_in_memory().map_err(|e| err(Path::new(":memory:"), e))?;
+        let conn = Connection::open_in_memory().map_err(|e| err_src(Path::new(":memory:"), e))?;
         Self::finish(conn, Path::new(":memory:"))
     }
 
     fn finish(conn: Connection, path: &Path) -> Result<Self, MapperError> {
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| err(path, e))?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| err_src(path, e))?;
         // Touch the schema now so that a corrupt file fails at open time.
         conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
             r.get::<_, i64>(0)
         })
-        .map_err(|e| err(path, format!("not a readable SQLite registry: {e}")))?;
+        .map_err(|e| {
+            MapperError::registry_source(
+                path.display().to_string(),
+                "not a readable SQLite registry",
+                e,
+            )
+        })?;
         // A double-quoted unknown name must be an error, not a string literal.
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DML, false)
-            .map_err(|e| err(path, e))?;
+            .map_err(|e| err_src(path, e))?;
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DDL, false)
-            .map_err(|e| err(path, e))?;
+            .map_err(|e| err_src(path, e))?;
         conn.set_prepared_statement_cache_capacity(64);
         // Lookups are random reads of a file that fits in memory: map it
         // (no read syscall per page) and keep a larger page cache.
         conn.pragma_update(None, "mmap_size", MMAP_SIZE)
-            .map_err(|e| err(path, e))?;
+            .map_err(|e| err_src(path, e))?;
         conn.pragma_update(None, "cache_size", -16_384)
-            .map_err(|e| err(path, e))?;
+            .map_err(|e| err_src(path, e))?;
         Ok(SqliteRegistry {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
@@ -242,6 +264,10 @@ impl SqliteRegistry {
 
     fn e(&self, message: impl std::fmt::Display) -> MapperError {
         err(&self.path, message)
+    }
+
+    fn es<E: std::error::Error + Send + Sync + 'static>(&self, e: E) -> MapperError {
+        err_src(&self.path, e)
     }
 }
 
@@ -274,9 +300,9 @@ impl Registry for SqliteRegistry {
 
     fn lookup_query(&self, query: &Lookup<'_>) -> Result<Vec<Row>, MapperError> {
         let sql = build_select(query, &|t| format!("\"{t}\""), &|_, _| "?".to_string())
-            .map_err(|e| self.e(e))?;
+            .map_err(|e| self.es(e))?;
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let mut stmt = conn.prepare_cached(&sql).map_err(|e| self.e(e))?;
+        let mut stmt = conn.prepare_cached(&sql).map_err(|e| self.es(e))?;
         let mut params: Vec<Bind<'_>> = query.data_id.iter().map(|(_, v)| Bind(v)).collect();
         if let Some(r) = query.valid_range {
             params.push(Bind(&r.obs_time));
@@ -284,12 +310,12 @@ impl Registry for SqliteRegistry {
         let n = query.properties.len();
         let mut rows = stmt
             .query(rusqlite::params_from_iter(params.iter()))
-            .map_err(|e| self.e(e))?;
+            .map_err(|e| self.es(e))?;
         let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(|e| self.e(e))? {
+        while let Some(row) = rows.next().map_err(|e| self.es(e))? {
             let mut r = Vec::with_capacity(n);
             for i in 0..n {
-                let v = row.get_ref(i).map_err(|e| self.e(e))?;
+                let v = row.get_ref(i).map_err(|e| self.es(e))?;
                 r.push(to_value(v, &query.properties[i]).map_err(|m| self.e(m))?);
             }
             out.push(r);
@@ -303,12 +329,12 @@ impl Registry for SqliteRegistry {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let mut stmt = conn
             .prepare(&format!("PRAGMA table_info(\"{table}\")"))
-            .map_err(|e| self.e(e))?;
+            .map_err(|e| self.es(e))?;
         let cols = stmt
             .query_map([], |r| r.get::<_, String>(1))
-            .map_err(|e| self.e(e))?
+            .map_err(|e| self.es(e))?
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.e(e))?;
+            .map_err(|e| self.es(e))?;
         if cols.is_empty() {
             return Err(self.e(format!("no such table: {table}")));
         }
@@ -335,7 +361,7 @@ impl Registry for SqliteRegistry {
             },
         )?;
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        conn.execute_batch(&sql).map_err(|e| self.e(e))
+        conn.execute_batch(&sql).map_err(|e| self.es(e))
     }
 
     fn insert_rows(
@@ -352,15 +378,15 @@ impl Registry for SqliteRegistry {
             cols.join(", ")
         );
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn.transaction().map_err(|e| self.e(e))?;
+        let tx = conn.transaction().map_err(|e| self.es(e))?;
         {
-            let mut stmt = tx.prepare(&sql).map_err(|e| self.e(e))?;
+            let mut stmt = tx.prepare(&sql).map_err(|e| self.es(e))?;
             for row in rows {
                 super::check_row_len(row, cols.len()).map_err(|m| self.e(m))?;
                 stmt.execute(rusqlite::params_from_iter(row.iter().map(Bind)))
-                    .map_err(|e| self.e(e))?;
+                    .map_err(|e| self.es(e))?;
             }
         }
-        tx.commit().map_err(|e| self.e(e))
+        tx.commit().map_err(|e| self.es(e))
     }
 }

@@ -4,6 +4,7 @@ use thiserror::Error;
 
 /// What can go wrong reading or writing a Boost archive.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum ArchiveError {
     /// A NaN or infinity written to a text or XML archive with
     /// [`super::OArchive::set_finite_only`] on: Boost 1.74's text and XML

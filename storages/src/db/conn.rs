@@ -13,6 +13,7 @@ use tokio::runtime::Runtime;
 
 use super::auth::DbAuth;
 use super::error::DbError;
+use super::pool::{block, runtime, scrub, PgLink};
 use super::url::{Backend, DbUrl, SslMode};
 use super::value::DbValue;
 
@@ -31,7 +32,8 @@ pub(crate) type RowFill<'a> = dyn FnMut(usize, &mut Vec<DbValue>) -> Result<(), 
 pub(crate) enum Conn {
     Sqlite(rusqlite::Connection),
     Pg {
-        rt: Runtime,
+        /// The server, credentials, options and runtime.
+        link: Box<PgLink>,
         conn: sqlx::PgConnection,
         /// `statement_timeout` of the location.
         timeout: Option<Duration>,
@@ -76,28 +78,12 @@ impl rusqlite::ToSql for DbValue {
     }
 }
 
-fn runtime() -> Result<Runtime, DbError> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| DbError::State(format!("cannot start the database I/O runtime: {e}")))
-}
-
-/// Removes `secret` from a driver message (defence in depth: drivers do not
-/// normally echo passwords).
-fn scrub(msg: String, secret: &str) -> String {
-    if secret.len() >= 3 && msg.contains(secret) {
-        msg.replace(secret, "***")
-    } else {
-        msg
-    }
-}
-
 fn sqlite_err(sql: &str, e: rusqlite::Error) -> DbError {
     DbError::Sql {
         backend: "SQLite",
         sql: sql.to_string(),
         message: e.to_string(),
+        source: Some(Box::new(e)),
     }
 }
 
@@ -126,47 +112,7 @@ macro_rules! bind_all {
     }};
 }
 
-/// Waits for `fut` on `rt`, at most `timeout` (then the connection is in an
-/// unknown protocol state and is reported lost).
-fn block<T>(
-    rt: &Runtime,
-    timeout: Option<Duration>,
-    fut: impl Future<Output = Result<T, sqlx::Error>>,
-) -> Result<T, sqlx::Error> {
-    match timeout {
-        None => rt.block_on(fut),
-        Some(d) => rt.block_on(async {
-            match tokio::time::timeout(d, fut).await {
-                Ok(r) => r,
-                Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!(
-                        "no answer within {} s (statement_timeout); the connection was closed",
-                        d.as_secs_f64()
-                    ),
-                ))),
-            }
-        }),
-    }
-}
-
-/// Did `e` break the connection (rather than fail one statement)?
-fn is_lost(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_) => true,
-        sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(d) => {
-            // PostgreSQL class 57P (operator intervention: terminated,
-            // shutting down) and 08 (connection exception); MariaDB/MySQL
-            // 1927 (connection killed), 2006/2013 (gone away, lost).
-            let code = d.code().unwrap_or_default();
-            code.starts_with("57P")
-                || code.starts_with("08")
-                || matches!(&*code, "1927" | "2006" | "2013")
-        }
-        _ => false,
-    }
-}
+use super::pool::is_connection_lost as is_lost;
 
 /// Prepares `sql` on a sqlx connection (for the column names and types),
 /// runs it with `params` bound and collects a [`ResultSet`];
@@ -220,6 +166,7 @@ impl Conn {
                 .map_err(|e| DbError::Open {
                     path: url.database.clone(),
                     message: e.to_string(),
+                    source: Some(Box::new(e)),
                 })?;
                 c.set_prepared_statement_cache_capacity(64);
                 // A double-quoted name is an identifier, never a string
@@ -235,7 +182,16 @@ impl Conn {
                     .map_err(|e| sqlite_err("busy_timeout", e))?;
                 Ok(Conn::Sqlite(c))
             }
-            Backend::Postgres | Backend::Mysql => {
+            Backend::Postgres => {
+                let link = PgLink::with_auth(url, auth)?;
+                let conn = link.connect()?;
+                Ok(Conn::Pg {
+                    timeout: url.options.statement_timeout,
+                    link: Box::new(link),
+                    conn,
+                })
+            }
+            Backend::Mysql => {
                 let entry = auth.lookup(&url.host, url.port)?;
                 let rt = runtime()?;
                 let o = &url.options;
@@ -244,11 +200,13 @@ impl Conn {
                     host: url.host.clone(),
                     port: url.port,
                     message: scrub(e.to_string(), &entry.password),
+                    source: Some(Box::new(e)),
                 };
                 let ct = o.connect_timeout;
                 let connect_timeout = (!ct.is_zero()).then_some(ct);
-                type ConnectFuture =
-                    std::pin::Pin<Box<dyn Future<Output = Result<Either, sqlx::Error>>>>;
+                type ConnectFuture = std::pin::Pin<
+                    Box<dyn Future<Output = Result<sqlx::MySqlConnection, sqlx::Error>>>,
+                >;
                 let connect = |fut: ConnectFuture| {
                     block(&rt, connect_timeout, fut).map_err(|e| match e {
                         sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
@@ -263,37 +221,7 @@ impl Conn {
                         other => connect_err(other),
                     })
                 };
-                if url.backend == Backend::Postgres {
-                    use sqlx::postgres::PgSslMode as M;
-                    let mut opts = sqlx::postgres::PgConnectOptions::new()
-                        .host(&url.host)
-                        .port(url.port)
-                        .username(&entry.user)
-                        .password(&entry.password)
-                        .database(&url.database)
-                        .ssl_mode(match o.sslmode {
-                            SslMode::Disable => M::Disable,
-                            SslMode::Prefer => M::Prefer,
-                            SslMode::Require => M::Require,
-                            SslMode::VerifyCa => M::VerifyCa,
-                            SslMode::VerifyFull => M::VerifyFull,
-                        })
-                        .disable_statement_logging();
-                    if let Some(c) = &o.sslrootcert {
-                        opts = opts.ssl_root_cert(c);
-                    }
-                    let conn = connect(Box::pin(
-                        async move { opts.connect().await.map(Either::Pg) },
-                    ))?;
-                    let Either::Pg(conn) = conn else {
-                        unreachable!()
-                    };
-                    Ok(Conn::Pg {
-                        rt,
-                        conn,
-                        timeout: o.statement_timeout,
-                    })
-                } else {
+                {
                     use sqlx::mysql::MySqlSslMode as M;
                     let mut opts = sqlx::mysql::MySqlConnectOptions::new()
                         .host(&url.host)
@@ -314,12 +242,7 @@ impl Conn {
                     if !entry.password.is_empty() {
                         opts = opts.password(&entry.password);
                     }
-                    let conn = connect(Box::pin(
-                        async move { opts.connect().await.map(Either::My) },
-                    ))?;
-                    let Either::My(mut conn) = conn else {
-                        unreachable!()
-                    };
+                    let mut conn = connect(Box::pin(async move { opts.connect().await }))?;
                     // The bulk-load connection uses TLS when this one does
                     // (`prefer`: when the server offers it).
                     let tls = match o.sslmode {
@@ -385,8 +308,8 @@ impl Conn {
         let grace = Some(Duration::from_secs(1));
         match self {
             Conn::Sqlite(_) => {}
-            Conn::Pg { rt, conn, .. } => {
-                let _ = block(&rt, grace, conn.close());
+            Conn::Pg { link, conn, .. } => {
+                let _ = block(&link.rt, grace, conn.close());
             }
             Conn::My { rt, conn, load, .. } => {
                 drop(load); // the mysql crate sends COM_QUIT on drop
@@ -427,12 +350,14 @@ impl Conn {
             return DbError::ConnectionLost {
                 backend: self.backend().name(),
                 message: format!("{message} (in `{sql}`)"),
+                source: Some(Box::new(e)),
             };
         }
         DbError::Sql {
             backend: self.backend().name(),
             sql: sql.to_string(),
             message,
+            source: Some(Box::new(e)),
         }
     }
 
@@ -445,8 +370,8 @@ impl Conn {
                     .map(|_| c.changes())
                     .map_err(|e| sqlite_err(sql, e))
             }
-            Conn::Pg { rt, conn, timeout } => block(
-                rt,
+            Conn::Pg { link, conn, timeout } => block(
+                &link.rt,
                 *timeout,
                 conn.execute(sqlx::raw_sql(AssertSqlSafe(sql.to_string()))),
             )
@@ -473,14 +398,14 @@ impl Conn {
                     .map(|n| n as u64)
                     .map_err(|e| sqlite_err(sql, e));
             }
-            Conn::Pg { rt, conn, timeout } => {
+            Conn::Pg { link, conn, timeout } => {
                 let q = bind_all!(
                     sqlx::query(AssertSqlSafe(sql.clone())),
                     params,
                     String,
                     false
                 );
-                block(rt, *timeout, q.execute(&mut *conn)).map(|r| r.rows_affected())
+                block(&link.rt, *timeout, q.execute(&mut *conn)).map(|r| r.rows_affected())
             }
             Conn::My {
                 rt, conn, timeout, ..
@@ -580,6 +505,7 @@ impl Conn {
                                             "column {} holds text that is not UTF-8",
                                             columns[i]
                                         ),
+                                        source: None,
                                     })?
                                     .to_string(),
                             ),
@@ -591,6 +517,7 @@ impl Conn {
                                         "column {} holds a BLOB, which daf does not read",
                                         columns[i]
                                     ),
+                                    source: None,
                                 })
                             }
                         });
@@ -603,8 +530,8 @@ impl Conn {
                     rows: rows_out,
                 })
             }
-            Conn::Pg { rt, conn, timeout } => {
-                let res = sqlx_result_set!(rt, *timeout, conn, sql, params, false, |r, i, t| {
+            Conn::Pg { link, conn, timeout } => {
+                let res = sqlx_result_set!(&link.rt, *timeout, conn, sql, params, false, |r, i, t| {
                     pg_value(r, i, t)
                 });
                 res.map_err(|e| self.sql_err(sql, e))
@@ -623,14 +550,15 @@ impl Conn {
 
     /// PostgreSQL `COPY ... FROM STDIN` of a file's bytes.
     pub fn copy_in_file(&mut self, sql: &str, path: &Path) -> Result<u64, DbError> {
-        let Conn::Pg { rt, conn, timeout } = self else {
+        let Conn::Pg { link, conn, timeout } = self else {
             return Err(DbError::State("COPY is a PostgreSQL feature".into()));
         };
         let mut f = std::fs::File::open(path).map_err(|e| DbError::Tsv {
             path: path.into(),
             message: e.to_string(),
+            source: Some(e),
         })?;
-        let res: Result<u64, sqlx::Error> = block(rt, *timeout, async {
+        let res: Result<u64, sqlx::Error> = block(&link.rt, *timeout, async {
             let mut copy = conn.copy_in_raw(sql).await?;
             let mut buf = vec![0u8; 1 << 20];
             loop {
@@ -790,6 +718,7 @@ impl Conn {
                 backend: "MySQL",
                 sql: sql.into(),
                 message: "the server asked for a file other than the TSV file being loaded; nothing was sent".into(),
+                source: None,
             });
         }
         let out = MysqlLoad {
@@ -809,6 +738,7 @@ impl Conn {
                 backend: "MySQL",
                 sql: sql.into(),
                 message: format!("the load gave warnings ({}): {list}", out.info),
+                source: None,
             });
         }
         Ok(out)
@@ -829,11 +759,16 @@ impl Conn {
             *load = None;
         }
         r.map_err(|e| match e {
-            DbError::ConnectionLost { backend, message } if commit => DbError::ConnectionLost {
+            DbError::ConnectionLost {
+                backend,
+                message,
+                source,
+            } if commit => DbError::ConnectionLost {
                 backend,
                 message: format!(
                     "{message}; the COMMIT got no answer, so whether the load took effect is unknown"
                 ),
+                source,
             },
             other => other,
         })
@@ -904,6 +839,7 @@ fn mysql_load_conn<'a>(
                 host: opts.get_ip_or_hostname().to_string(),
                 port: opts.get_tcp_port(),
                 message: scrub(e.to_string(), secret),
+                source: Some(Box::new(e)),
             }
         })?;
         *load = Some(Box::new(c));
@@ -916,7 +852,7 @@ fn my_err(sql: &str, e: mysql::Error) -> DbError {
         e,
         mysql::Error::IoError(_) | mysql::Error::CodecError(_) | mysql::Error::DriverError(_)
     ) || matches!(&e, mysql::Error::MySqlError(m) if m.code == 1927);
-    let message = match e {
+    let message = match &e {
         mysql::Error::MySqlError(m) => format!("{} ({})", m.message, m.code),
         other => other.to_string(),
     };
@@ -924,19 +860,15 @@ fn my_err(sql: &str, e: mysql::Error) -> DbError {
         return DbError::ConnectionLost {
             backend: "MySQL",
             message: format!("{message} (in `{sql}`)"),
+            source: Some(Box::new(e)),
         };
     }
     DbError::Sql {
         backend: "MySQL",
         sql: sql.to_string(),
         message,
+        source: Some(Box::new(e)),
     }
-}
-
-/// A connection future's result, whichever the backend.
-enum Either {
-    Pg(sqlx::PgConnection),
-    My(sqlx::MySqlConnection),
 }
 
 /// Decodes a MariaDB/MySQL `DATETIME`/`TIMESTAMP`/`DATE` cell (binary

@@ -6,6 +6,7 @@ use thiserror::Error;
 
 /// Errors of the database storages. No variant ever carries a password.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum DbError {
     /// A location that is not a supported database URL.
     #[error("bad database location {location:?}: {reason}")]
@@ -50,6 +51,9 @@ pub enum DbError {
         port: u16,
         /// The driver's message.
         message: String,
+        /// The driver's error (a `sqlx::Error` or `mysql::Error`).
+        #[source]
+        source: Option<daf_base::BoxError>,
     },
     /// Opening an SQLite database failed.
     #[error("cannot open SQLite database {path}: {message}")]
@@ -58,6 +62,9 @@ pub enum DbError {
         path: String,
         /// The driver's message.
         message: String,
+        /// The driver's error (a `rusqlite::Error`).
+        #[source]
+        source: Option<daf_base::BoxError>,
     },
     /// A column read as a type its value cannot be converted to.
     #[error("column {column} holds {actual}, which cannot be read as {expected}")]
@@ -123,6 +130,10 @@ pub enum DbError {
         sql: String,
         /// The database's message.
         message: String,
+        /// The driver's error (`rusqlite::Error`, `sqlx::Error` or
+        /// `mysql::Error`), when the failure came from the driver.
+        #[source]
+        source: Option<daf_base::BoxError>,
     },
     /// The connection to the server broke (killed, server restarted,
     /// network gone, or no answer within `statement_timeout`). The server
@@ -135,6 +146,9 @@ pub enum DbError {
         backend: &'static str,
         /// What the driver saw.
         message: String,
+        /// The driver's error, when there is one.
+        #[source]
+        source: Option<daf_base::BoxError>,
     },
     /// A statement failed inside the transaction, so the transaction is
     /// doomed on every backend: later statements are refused and
@@ -153,6 +167,9 @@ pub enum DbError {
         path: PathBuf,
         /// What went wrong.
         message: String,
+        /// The I/O error, when there is one.
+        #[source]
+        source: Option<std::io::Error>,
     },
 }
 

@@ -1,7 +1,9 @@
 //! Database storages: [`DbStorage`] (row-by-row inserts and queries) and
 //! [`DbTsvStorage`] (rows buffered to a TSV file, bulk-loaded at commit),
 //! on SQLite (embedded, through rusqlite), PostgreSQL and MariaDB/MySQL
-//! (through sqlx, each storage owning a private current-thread tokio runtime;
+//! (through sqlx, each storage owning a private current-thread tokio runtime
+//! — for PostgreSQL inside its [`PgLink`], the one connection layer the
+//! registries use too;
 //! [`DbTsvStorage`]'s MariaDB/MySQL bulk loads go through the `mysql` crate,
 //! which speaks the `LOAD DATA LOCAL INFILE` protocol sqlx lacks).
 //!
@@ -48,6 +50,7 @@ mod auth;
 mod conn;
 mod error;
 mod ident;
+mod pool;
 mod storage;
 mod tsv;
 mod url;
@@ -56,6 +59,7 @@ mod value;
 pub use auth::{AuthEntry, DbAuth};
 pub use error::DbError;
 pub use ident::{quote_ident, validate_ident};
+pub use pool::{is_connection_lost, PgLink};
 pub use storage::DbStorage;
 pub use tsv::{BulkLoad, BulkMethod, DbTsvStorage};
 pub use url::{Backend, ConnOptions, DbUrl, SslMode, DEFAULT_CONNECT_TIMEOUT};

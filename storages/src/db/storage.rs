@@ -408,12 +408,15 @@ impl DbStorage {
         self.in_tx = false;
         match self.run(|c| c.execute_raw("COMMIT")) {
             Ok(_) => Ok(()),
-            Err(StorageError::Db(DbError::ConnectionLost { message, .. })) => {
+            Err(StorageError::Db(DbError::ConnectionLost {
+                message, source, ..
+            })) => {
                 Err(DbError::ConnectionLost {
                     backend: backend.name(),
                     message: format!(
                         "{message}; the COMMIT got no answer, so whether it took effect is unknown"
                     ),
+                    source,
                 }
                 .into())
             }

@@ -180,10 +180,11 @@ impl DerefMut for DbTsvStorage {
     }
 }
 
-fn tsv_err(path: &Path, e: impl std::fmt::Display) -> StorageError {
+fn tsv_err(path: &Path, e: std::io::Error) -> StorageError {
     DbError::Tsv {
         path: path.to_path_buf(),
         message: e.to_string(),
+        source: Some(e),
     }
     .into()
 }
@@ -629,6 +630,7 @@ impl TsvReader {
         let bad = |m: &str| DbError::Tsv {
             path: self.path.clone(),
             message: format!("line {}: {m}", self.line_no),
+            source: None,
         };
         let text = std::str::from_utf8(raw).map_err(|_| bad("not UTF-8"))?;
         Ok(match cat {
@@ -688,6 +690,7 @@ impl Iterator for TsvReader {
             Err(e) => Some(Err(DbError::Tsv {
                 path: self.path.clone(),
                 message: e.to_string(),
+                source: Some(e),
             })),
         }
     }

@@ -228,7 +228,7 @@ pub struct DbUrl {
     pub options: ConnOptions,
 }
 
-fn redact(loc: &str) -> String {
+pub(crate) fn redact(loc: &str) -> String {
     // Never echo user information (which could hold a password).
     if let Some((scheme, rest)) = loc.split_once("://") {
         let auth_end = rest.find('/').unwrap_or(rest.len());

@@ -191,6 +191,7 @@ impl FitsStorage {
         StorageError::Backend {
             storage: NAME.into(),
             message: e.to_string(),
+            source: Some(Box::new(e)),
         }
     }
 
@@ -234,6 +235,7 @@ impl FitsStorage {
                 ds.get_range(&key, r).map_err(|e| StorageError::Backend {
                     storage: NAME.into(),
                     message: e.to_string(),
+                    source: Some(Box::new(e)),
                 })
             };
             let mut f = FitsFile::open_headers(&name, size, &mut fetch)?;
