@@ -138,6 +138,7 @@ pub fn mapper_err(e: RsMapperError) -> PyErr {
         RsMapperError::BadDataId { .. } => BadDataId::new_err(m),
         RsMapperError::NoUniqueLookup { found: 0, .. } => NoResults::new_err(m),
         RsMapperError::NoUniqueLookup { .. } => AmbiguousDataId::new_err(m),
+        RsMapperError::Registry { .. } => RegistryError::new_err(m),
         _ => MapperError::new_err(m),
     }
 }
@@ -155,7 +156,9 @@ pub fn butler_err(e: ButlerError) -> PyErr {
             BadDataId::new_err(m)
         }
         ButlerError::Repository { .. } => RepositoryError::new_err(m),
-        ButlerError::Registry { .. } => RegistryError::new_err(m),
+        ButlerError::Registry { .. } | ButlerError::CorruptRow { .. } => {
+            RegistryError::new_err(m)
+        }
         ButlerError::Io { .. } | ButlerError::Ingest { .. } => StorageError::new_err(m),
         ButlerError::Mapper(e) => mapper_err(e),
         ButlerError::Formatter(e) => formatter_err(e),
@@ -163,6 +166,9 @@ pub fn butler_err(e: ButlerError) -> PyErr {
         ButlerError::UnsafePath(_) => BadDataId::new_err(m),
         ButlerError::Busy { .. } => DatasetBusy::new_err(m),
         ButlerError::Datastore(_) => StorageError::new_err(m),
+        // The enum is non-exhaustive: a variant added later is still a
+        // daf error.
+        _ => DafError::new_err(m),
     }
 }
 
