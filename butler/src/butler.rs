@@ -1781,7 +1781,8 @@ impl Butler {
             // No repository defines the type: say so, not "nothing found".
             return Err(MapperError::UnknownDatasetType {
                 dataset_type: dataset_type.into_owned(),
-            }.into());
+            }
+            .into());
         }
         Ok(Vec::new())
     }

@@ -156,9 +156,7 @@ pub fn butler_err(e: ButlerError) -> PyErr {
             BadDataId::new_err(m)
         }
         ButlerError::Repository { .. } => RepositoryError::new_err(m),
-        ButlerError::Registry { .. } | ButlerError::CorruptRow { .. } => {
-            RegistryError::new_err(m)
-        }
+        ButlerError::Registry { .. } | ButlerError::CorruptRow { .. } => RegistryError::new_err(m),
         ButlerError::Io { .. } | ButlerError::Ingest { .. } => StorageError::new_err(m),
         ButlerError::Mapper(e) => mapper_err(e),
         ButlerError::Formatter(e) => formatter_err(e),

@@ -252,7 +252,9 @@ pub(crate) fn parse_data_id(text: &str) -> Option<DataId> {
 /// driver's row-decoding error, then turned into
 /// [`ButlerError::CorruptRow`] naming the row.
 #[derive(Debug, thiserror::Error)]
-#[error("{table} row {id} ({dataset_type}, run {run:?}): data_id {text:?} is not a data id: {reason}")]
+#[error(
+    "{table} row {id} ({dataset_type}, run {run:?}): data_id {text:?} is not a data id: {reason}"
+)]
 pub(crate) struct CorruptDataId {
     pub table: &'static str,
     pub id: i64,

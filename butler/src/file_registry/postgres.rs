@@ -28,8 +28,8 @@ use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::{AssertSqlSafe, Connection as _, Row as _};
 
 use super::{
-    canonical_data_id, data_id_of, matches_partial, parse_data_id, Claim, CorruptDataId, DatasetRecord, DatasetRegistry,
-    Intent, IntentMode,
+    canonical_data_id, data_id_of, matches_partial, parse_data_id, Claim, CorruptDataId,
+    DatasetRecord, DatasetRegistry, Intent, IntentMode,
 };
 use crate::error::ButlerError;
 
@@ -264,11 +264,9 @@ fn row_data_id(r: &PgRow, table: &'static str) -> Result<DataId, sqlx::Error> {
     let id_text: String = r.try_get(2)?;
     let (id, dataset_type, run): (i64, String, String) =
         (r.try_get(0)?, r.try_get(1)?, r.try_get(3)?);
-    data_id_of(table, id, &dataset_type, &run, &id_text).map_err(|c| {
-        sqlx::Error::ColumnDecode {
-            index: "data_id".into(),
-            source: Box::new(c),
-        }
+    data_id_of(table, id, &dataset_type, &run, &id_text).map_err(|c| sqlx::Error::ColumnDecode {
+        index: "data_id".into(),
+        source: Box::new(c),
     })
 }
 

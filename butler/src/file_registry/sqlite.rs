@@ -21,8 +21,8 @@ use daf_base::DataId;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use super::{
-    canonical_data_id, data_id_of, matches_partial, parse_data_id, Claim, CorruptDataId, DatasetRecord, DatasetRegistry,
-    Intent, IntentMode,
+    canonical_data_id, data_id_of, matches_partial, parse_data_id, Claim, CorruptDataId,
+    DatasetRecord, DatasetRegistry, Intent, IntentMode,
 };
 use crate::error::ButlerError;
 use crate::wal_watch::{Stamp, WalWatch};
@@ -253,8 +253,7 @@ impl SqliteFileRegistry {
                 },
             })?,
         };
-        conn.busy_timeout(BUSY_TIMEOUT)
-            .map_err(bare)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(bare)?;
         if !conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
             // Switching to WAL takes a lock; another process creating the
             // registry at the same moment may hold it briefly.

@@ -61,9 +61,8 @@ impl PgRegistry {
         if let Some(s) = schema {
             validate_identifier(s)?;
         }
-        let link = PgLink::new(url, auth).map_err(|x| {
-            MapperError::registry_source(shown.clone(), "bad registry location", x)
-        })?;
+        let link = PgLink::new(url, auth)
+            .map_err(|x| MapperError::registry_source(shown.clone(), "bad registry location", x))?;
         let described = link.described();
         let pool = link
             .run(
@@ -73,7 +72,11 @@ impl PgRegistry {
                     .connect_with(link.connect_options().clone()),
             )
             .map_err(|x| {
-                MapperError::registry_source(described.clone(), "cannot connect", link.connect_error(x))
+                MapperError::registry_source(
+                    described.clone(),
+                    "cannot connect",
+                    link.connect_error(x),
+                )
             })?;
         Ok(PgRegistry {
             pool,
@@ -284,27 +287,27 @@ impl Registry for PgRegistry {
         let cols = super::quoted_columns(columns)?;
         self.link
             .timed(async {
-            let mut tx = self.pool.begin().await.map_err(|x| self.es(x))?;
-            for row in rows {
-                super::check_row_len(row, cols.len()).map_err(|m| self.e(m))?;
-                let marks: Vec<String> = row
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| placeholder(i + 1, v))
-                    .collect();
-                let sql = format!(
-                    "INSERT INTO {q} ({}) VALUES ({})",
-                    cols.join(", "),
-                    marks.join(", ")
-                );
-                let mut query = sqlx::query(AssertSqlSafe(sql));
-                for v in row {
-                    query = bind(query, v);
+                let mut tx = self.pool.begin().await.map_err(|x| self.es(x))?;
+                for row in rows {
+                    super::check_row_len(row, cols.len()).map_err(|m| self.e(m))?;
+                    let marks: Vec<String> = row
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| placeholder(i + 1, v))
+                        .collect();
+                    let sql = format!(
+                        "INSERT INTO {q} ({}) VALUES ({})",
+                        cols.join(", "),
+                        marks.join(", ")
+                    );
+                    let mut query = sqlx::query(AssertSqlSafe(sql));
+                    for v in row {
+                        query = bind(query, v);
+                    }
+                    query.execute(&mut *tx).await.map_err(|x| self.es(x))?;
                 }
-                query.execute(&mut *tx).await.map_err(|x| self.es(x))?;
-            }
-            tx.commit().await.map_err(|x| self.es(x))
-        })
+                tx.commit().await.map_err(|x| self.es(x))
+            })
             .map_err(|x| self.es(x))?
     }
 }

@@ -220,7 +220,8 @@ impl SqliteRegistry {
     }
 
     fn finish(conn: Connection, path: &Path) -> Result<Self, MapperError> {
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| err_src(path, e))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| err_src(path, e))?;
         // Touch the schema now so that a corrupt file fails at open time.
         conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
             r.get::<_, i64>(0)

@@ -370,7 +370,11 @@ impl Conn {
                     .map(|_| c.changes())
                     .map_err(|e| sqlite_err(sql, e))
             }
-            Conn::Pg { link, conn, timeout } => block(
+            Conn::Pg {
+                link,
+                conn,
+                timeout,
+            } => block(
                 &link.rt,
                 *timeout,
                 conn.execute(sqlx::raw_sql(AssertSqlSafe(sql.to_string()))),
@@ -398,7 +402,11 @@ impl Conn {
                     .map(|n| n as u64)
                     .map_err(|e| sqlite_err(sql, e));
             }
-            Conn::Pg { link, conn, timeout } => {
+            Conn::Pg {
+                link,
+                conn,
+                timeout,
+            } => {
                 let q = bind_all!(
                     sqlx::query(AssertSqlSafe(sql.clone())),
                     params,
@@ -530,10 +538,15 @@ impl Conn {
                     rows: rows_out,
                 })
             }
-            Conn::Pg { link, conn, timeout } => {
-                let res = sqlx_result_set!(&link.rt, *timeout, conn, sql, params, false, |r, i, t| {
-                    pg_value(r, i, t)
-                });
+            Conn::Pg {
+                link,
+                conn,
+                timeout,
+            } => {
+                let res =
+                    sqlx_result_set!(&link.rt, *timeout, conn, sql, params, false, |r, i, t| {
+                        pg_value(r, i, t)
+                    });
                 res.map_err(|e| self.sql_err(sql, e))
             }
             Conn::My {
@@ -550,7 +563,12 @@ impl Conn {
 
     /// PostgreSQL `COPY ... FROM STDIN` of a file's bytes.
     pub fn copy_in_file(&mut self, sql: &str, path: &Path) -> Result<u64, DbError> {
-        let Conn::Pg { link, conn, timeout } = self else {
+        let Conn::Pg {
+            link,
+            conn,
+            timeout,
+        } = self
+        else {
             return Err(DbError::State("COPY is a PostgreSQL feature".into()));
         };
         let mut f = std::fs::File::open(path).map_err(|e| DbError::Tsv {

@@ -405,8 +405,11 @@ mod tests {
     #[test]
     fn refused_connection_keeps_the_sqlx_error() {
         // Port 1 on localhost: refused at once.
-        let l = PgLink::new("postgresql://u:pw-zzz@127.0.0.1:1/db?connect_timeout=5&sslmode=disable", &DbAuth::new())
-            .unwrap();
+        let l = PgLink::new(
+            "postgresql://u:pw-zzz@127.0.0.1:1/db?connect_timeout=5&sslmode=disable",
+            &DbAuth::new(),
+        )
+        .unwrap();
         let e = l.connect().unwrap_err();
         let DbError::Connect { port, .. } = &e else {
             panic!("{e:?}")

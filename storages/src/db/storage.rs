@@ -410,16 +410,14 @@ impl DbStorage {
             Ok(_) => Ok(()),
             Err(StorageError::Db(DbError::ConnectionLost {
                 message, source, ..
-            })) => {
-                Err(DbError::ConnectionLost {
-                    backend: backend.name(),
-                    message: format!(
-                        "{message}; the COMMIT got no answer, so whether it took effect is unknown"
-                    ),
-                    source,
-                }
-                .into())
+            })) => Err(DbError::ConnectionLost {
+                backend: backend.name(),
+                message: format!(
+                    "{message}; the COMMIT got no answer, so whether it took effect is unknown"
+                ),
+                source,
             }
+            .into()),
             Err(e) => Err(e),
         }
     }
