@@ -1097,11 +1097,18 @@ mod tests {
         let l = PgLocation::parse("postgresql://127.0.0.1:5432/test", Some("s1")).unwrap();
         assert_eq!(l.url, "postgresql://127.0.0.1:5432/test");
         assert_eq!(l.schema.as_deref(), Some("s1"));
-        assert_eq!(l.url_user(), None);
+        assert_eq!(PgLink::check_location(&l.url).unwrap().1, None);
         let l = PgLocation::parse("postgres://bob@h/db?sslmode=disable&schema=x_2", None).unwrap();
         assert_eq!(l.url, "postgres://bob@h/db?sslmode=disable");
         assert_eq!(l.schema.as_deref(), Some("x_2"));
-        assert_eq!(l.url_user(), Some("bob"));
+        assert_eq!(
+            PgLink::check_location(&l.url).unwrap().1.as_deref(),
+            Some("bob")
+        );
+        // Options the connection layer does not know are refused here, not
+        // at the first connection.
+        let e = PgLocation::parse("postgresql://h/db?application_name=x", Some("s")).unwrap_err();
+        assert!(e.contains("unknown option"), "{e}");
         for (bad, what) in [
             ("mysql://h/db", "unsupported scheme"),
             ("postgresql://h:5432", "name the database"),
