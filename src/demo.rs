@@ -143,10 +143,12 @@ pub fn pipeline() -> PipelineConfig {
     PipelineConfig::from_policy(&p).expect("valid demo policy")
 }
 
-fn butler_err(e: impl std::fmt::Display) -> HarnessError {
+fn butler_err(e: impl Into<daf_base::BoxError>) -> HarnessError {
+    let e = e.into();
     HarnessError::Butler {
         item: "demo".into(),
         message: e.to_string(),
+        source: Some(e),
     }
 }
 

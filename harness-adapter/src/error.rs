@@ -110,6 +110,10 @@ pub enum HarnessError {
         item: String,
         /// What went wrong.
         message: String,
+        /// The butler's error (a `daf_butler::ButlerError`), when there is
+        /// one: downcast it to inspect its own cause.
+        #[source]
+        source: Option<daf_base::BoxError>,
     },
     /// An event could not be read or parsed.
     #[error("event stream, {location}: {message}")]

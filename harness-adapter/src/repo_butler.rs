@@ -36,10 +36,14 @@ fn same_mapper(asked: &str, have: &str) -> bool {
     asked == have || last(asked) == last(have)
 }
 
-fn berr(item: &str, e: impl std::fmt::Display) -> HarnessError {
+/// A [`HarnessError::Butler`] keeping `e` (a `ButlerError`, or a message)
+/// as its source.
+fn berr(item: &str, e: impl Into<daf_base::BoxError>) -> HarnessError {
+    let e = e.into();
     HarnessError::Butler {
         item: item.into(),
         message: e.to_string(),
+        source: Some(e),
     }
 }
 

@@ -387,3 +387,21 @@ fn seed_io_stage_policies_set_up() {
             .unwrap();
     }
 }
+
+#[test]
+fn butler_errors_keep_their_cause() {
+    // A repository root that is a file: the butler refuses it, and the
+    // harness error keeps the butler's error as its source.
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("not-a-repo");
+    std::fs::write(&f, "x").unwrap();
+    let Err(e) = daf_harness::repo_butler::ButlerAdapter::open(&f, None) else {
+        panic!("a file opened as a repository")
+    };
+    assert!(matches!(e, HarnessError::Butler { .. }), "{e:?}");
+    let src = std::error::Error::source(&e).expect("a source");
+    let be = src
+        .downcast_ref::<daf_butler::ButlerError>()
+        .expect("the butler's error");
+    assert!(e.to_string().contains(&be.to_string()), "{e}");
+}

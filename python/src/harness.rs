@@ -367,10 +367,12 @@ fn butler_factory(butler: Option<Arc<RwLock<RsButler>>>) -> ButlerFactory {
 /// Python code holds).
 struct SharedButler(Arc<RwLock<RsButler>>);
 
-fn berr(item: &str, e: impl std::fmt::Display) -> RsHarnessError {
+fn berr(item: &str, e: impl Into<daf_base::BoxError>) -> RsHarnessError {
+    let e = e.into();
     RsHarnessError::Butler {
         item: item.into(),
         message: e.to_string(),
+        source: Some(e),
     }
 }
 

@@ -200,6 +200,7 @@ impl Common {
                         message:
                             "parameters.butler is set, but no butler is available to this pipeline"
                                 .into(),
+                        source: None,
                     })?;
             let root = match opt_str(&bp, "mapperPolicy.root")? {
                 Some(t) => Some(fill(&t, &ctx.services.location_map, &PropertySet::new())?),
