@@ -35,6 +35,7 @@ pub mod recovery;
 pub mod repository;
 pub mod simple_mapper;
 #[doc(hidden)]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod wal_watch;
 
