@@ -37,6 +37,7 @@ pub mod simple_mapper;
 #[doc(hidden)]
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+#[cfg(feature = "wal-watch")]
 mod wal_watch;
 
 pub use butler::{
