@@ -27,6 +27,7 @@ pub mod policy;
 pub mod printf;
 pub mod property_set;
 #[doc(hidden)]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use data_id::{DataId, DataIdValue};

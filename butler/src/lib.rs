@@ -35,7 +35,9 @@ pub mod recovery;
 pub mod repository;
 pub mod simple_mapper;
 #[doc(hidden)]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
+#[cfg(feature = "wal-watch")]
 mod wal_watch;
 
 pub use butler::{

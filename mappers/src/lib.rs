@@ -13,7 +13,8 @@
 //!   `givenKeys` and `ingest` sections;
 //! * [`template::PathTemplate`] — pre-parsed `%(visit)07d` path templates;
 //! * [`registry::Registry`] — the registry trait, its SQLite, PostgreSQL and
-//!   filesystem backends and their shared [`registry::conformance`] suite;
+//!   filesystem backends and their shared `registry::conformance` suite
+//!   (`testing` feature);
 //! * [`CameraMapper`] — the [`Mapper`] that ties them together (partial
 //!   data-id completion, calibration validity lookups, `.gz`/`.fz` reads);
 //! * [`ingest`] — `daf registry create`: registries from FITS headers or

@@ -18,7 +18,7 @@ use daf_base::{data_id, DataId, PropertySet};
 use daf_butler::file_registry::{now_ns, PgFileRegistry, PgLocation};
 use daf_butler::ingest::{ingest, DataIdSource, IngestOptions, Transfer};
 use daf_butler::simple_mapper::{SimpleDataset, SimpleMapper};
-use daf_butler::{testing, Butler, GetOptions, PutOptions, Repository};
+use daf_butler::{Butler, GetOptions, PutOptions, Repository};
 
 use daf_storages::db::DbAuth;
 
@@ -150,8 +150,11 @@ pub fn make_fits(dir: &Path, n: usize) -> Vec<PathBuf> {
     (0..n)
         .map(|i| {
             let p = dir.join(format!("f{}/exp{i}.fits", i % 100));
-            testing::write_test_fits(&p, &[("VISIT", i.to_string()), ("EXPTIME", "15.".into())])
-                .expect("write fits");
+            daf_mappers::fits_header::write_test_fits(
+                &p,
+                &[("VISIT", i.to_string()), ("EXPTIME", "15.".into())],
+            )
+            .expect("write fits");
             p
         })
         .collect()

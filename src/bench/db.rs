@@ -313,7 +313,7 @@ pub fn bench_server(
 
     if u.backend == Backend::Postgres {
         if let Some(file) = tsv_file {
-            if daf_base::testing::have_program("psql") {
+            if have_program("psql") {
                 let entry = cfg.auth.lookup(&u.host, u.port).map_err(err)?.clone();
                 let cols = COLUMNS
                     .iter()
@@ -453,7 +453,7 @@ pub fn peer_rows(cfg: &DbBenchConfig) -> Result<Vec<Row>, String> {
                 .into(),
         );
     };
-    if !daf_base::testing::have_program("psql") {
+    if !have_program("psql") {
         return Err("peer missing: psql (install with `apt-get install postgresql-client`)".into());
     }
     let u = server_url(url)?;
@@ -527,4 +527,11 @@ pub fn peer_rows(cfg: &DbBenchConfig) -> Result<Vec<Row>, String> {
     let _ = std::fs::remove_file(&file);
     db.borrow_mut().drop_table(&table).map_err(err)?;
     Ok(out)
+}
+
+/// Is `program` on the `PATH`? (The bench is part of the binary, which does
+/// not compile the crates' test support.)
+fn have_program(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }

@@ -21,6 +21,8 @@
 pub mod atomic;
 pub mod boost;
 pub mod boost_storage;
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
 pub mod datastore;
 pub mod db;
 pub mod error;

@@ -1,6 +1,6 @@
 //! The file registry: a table of every file a repository holds, behind one
 //! small trait ([`DatasetRegistry`]) with two backends that pass the same
-//! [`conformance`] suite.
+//! `conformance` suite (with the `testing` feature).
 //!
 //! Every `put` and every ingest records the dataset type, the data id (as
 //! canonical JSON: keys sorted, integers as integers), the run, the path
@@ -38,6 +38,7 @@
 //! per repository; it dereferences to `dyn DatasetRegistry`, so call sites
 //! read `reg.find(...)` whatever the backend.
 
+#[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 mod postgres;
 mod sqlite;
@@ -345,7 +346,7 @@ pub fn now_ns() -> i64 {
 /// The operations of a file registry. Reads take `&self`, writes `&mut self`
 /// (the butler keeps each registry behind a mutex).
 ///
-/// Every backend passes [`conformance::run`].
+/// Every backend passes `conformance::run` (with the `testing` feature).
 pub trait DatasetRegistry: Send + std::fmt::Debug {
     /// What and where the registry is, for messages (a file path, or a URL
     /// without password and the schema).

@@ -11,7 +11,7 @@
 //! saw when the copy was last validated: unchanged means no commit since,
 //! and the copy is used without any system call.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,7 +25,12 @@ use super::{
     DatasetRecord, DatasetRegistry, Intent, IntentMode,
 };
 use crate::error::ButlerError;
-use crate::wal_watch::{Stamp, WalWatch};
+#[cfg(feature = "wal-watch")]
+use crate::wal_watch::{Stamp as WalStamp, WalWatch};
+/// Without the `wal-watch` feature nothing is watched: every cached lookup
+/// asks `PRAGMA data_version`.
+#[cfg(not(feature = "wal-watch"))]
+type WalStamp = ();
 
 /// The registry's file name inside a repository root.
 pub const REGISTRY_FILE: &str = "daf_registry.sqlite3";
@@ -49,7 +54,7 @@ struct CacheState {
     cache: Option<(i64, RowMap)>,
     /// The WAL-index header read just before the `data_version` that
     /// validated `cache`.
-    stamp: Option<Stamp>,
+    stamp: Option<WalStamp>,
 }
 
 /// The SQLite file registry of one repository.
@@ -59,10 +64,15 @@ pub struct SqliteFileRegistry {
     path: PathBuf,
     root: PathBuf,
     state: RefCell<CacheState>,
-    /// The WAL-index header watch over `conn`'s mapping, made at the first
-    /// lookup (`None` inside when there is none to watch). Used only through
-    /// `self`, so never after `conn` is closed.
-    watch: OnceCell<Option<WalWatch>>,
+    /// The WAL-index header watch over `conn`'s mapping (feature
+    /// `wal-watch`), made again after every `data_version` query (`None` when
+    /// there is none to watch). Its pointer is read only while
+    /// `state.stamp` is set, which only the lookup that just made the watch
+    /// sets and every other statement on `conn` clears ([`Self::reader`],
+    /// `write_txn`): a statement may close the connection's WAL (another
+    /// process changed the journal mode) and unmap the header.
+    #[cfg(feature = "wal-watch")]
+    watch: RefCell<Option<WalWatch>>,
 }
 
 const SCHEMA: &str = "
@@ -276,7 +286,8 @@ impl SqliteFileRegistry {
                 path: path.clone(),
                 root: root.to_path_buf(),
                 state: RefCell::default(),
-                watch: OnceCell::new(),
+                #[cfg(feature = "wal-watch")]
+                watch: RefCell::new(None),
             };
             reg.write_txn(|tx| tx.execute_batch(SCHEMA))?;
             return Ok(Some(reg));
@@ -286,7 +297,8 @@ impl SqliteFileRegistry {
             path,
             root: root.to_path_buf(),
             state: RefCell::default(),
-            watch: OnceCell::new(),
+            #[cfg(feature = "wal-watch")]
+            watch: RefCell::new(None),
         }))
     }
 
@@ -304,6 +316,47 @@ impl SqliteFileRegistry {
     /// A registry error without a driver error.
     fn msg(&self, m: impl Into<String>) -> ButlerError {
         ButlerError::registry(self.path.display().to_string(), m)
+    }
+
+    /// `PRAGMA data_version`: changes when another connection commits.
+    fn data_version(&self) -> Result<i64, ButlerError> {
+        self.conn
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut st| st.query_row([], |r| r.get(0)))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Makes the WAL-index watch again, after the statements of a lookup
+    /// that read the database at `version` (which may have closed and
+    /// reopened the WAL: a journal-mode change elsewhere), and returns the
+    /// header it shows, if that header belongs to `version`: `data_version`
+    /// is asked once more, and a commit (or journal-mode change, which
+    /// rewrites the database header) in between drops the watch.
+    #[cfg(feature = "wal-watch")]
+    fn watch_after(&self, version: i64) -> Result<Option<WalStamp>, ButlerError> {
+        // SAFETY: the watch lives in `self` beside `conn` and its pointer is
+        // read only while `state.stamp` is set, i.e. while no statement ran
+        // on `conn` since this check (see the field), so never after the
+        // mapping went away.
+        let w = unsafe { WalWatch::of(&self.conn) };
+        let stamp = w.as_ref().and_then(WalWatch::stamp);
+        let same = self.data_version()? == version;
+        *self.watch.borrow_mut() = if same { w } else { None };
+        Ok(if same { stamp } else { None })
+    }
+
+    /// Without the `wal-watch` feature nothing is watched.
+    #[cfg(not(feature = "wal-watch"))]
+    fn watch_after(&self, _version: i64) -> Result<Option<WalStamp>, ButlerError> {
+        Ok(None)
+    }
+
+    /// The connection for a statement outside [`Self::with_cache`]: the
+    /// statement may unmap the watched header, so the cache's stamp is
+    /// dropped first (the next lookup asks `data_version`).
+    fn reader(&self) -> &Connection {
+        self.state.borrow_mut().stamp = None;
+        &self.conn
     }
 
     fn write_txn<T>(
@@ -327,26 +380,18 @@ impl SqliteFileRegistry {
     /// there is no valid copy (the caller asks SQLite).
     fn with_cache<R>(&self, f: impl FnOnce(&RowMap) -> R) -> Result<Option<R>, ButlerError> {
         // No commit since the copy was validated: answer from it.
-        let stamp = self.watch.get().and_then(|w| w.as_ref()?.stamp());
+        #[cfg(feature = "wal-watch")]
         {
             let st = self.state.borrow();
-            if let (Some(now), Some(seen), Some((_, map))) = (&stamp, &st.stamp, &st.cache) {
-                if now == seen {
+            if let (Some(seen), Some((_, map))) = (&st.stamp, &st.cache) {
+                // `stamp` is set: no statement ran since the watch was made.
+                let now = self.watch.borrow().as_ref().and_then(WalWatch::stamp);
+                if now.as_ref() == Some(seen) {
                     return Ok(Some(f(map)));
                 }
             }
         }
-        let version: i64 = self
-            .conn
-            .prepare_cached("PRAGMA data_version")
-            .and_then(|mut st| st.query_row([], |r| r.get(0)))
-            .map_err(|e| self.err(e))?;
-        // The connection has read the database now, so in WAL mode its
-        // `-shm` file exists.
-        // SAFETY: the watch lives in `self` beside `conn` and is only read
-        // through `self`, so never after the connection is closed.
-        self.watch
-            .get_or_init(|| unsafe { WalWatch::of(&self.conn) });
+        let version = self.data_version()?;
         {
             let mut st = self.state.borrow_mut();
             let fresh = matches!(&st.cache, Some((v, _)) if *v == version);
@@ -372,7 +417,10 @@ impl SqliteFileRegistry {
                 st.cache = None;
             }
             st.version_seen = Some(version);
-            st.stamp = if st.cache.is_some() { stamp } else { None };
+            st.stamp = match st.cache {
+                Some(_) => self.watch_after(version)?,
+                None => None,
+            };
             if let Some((_, map)) = &st.cache {
                 return Ok(Some(f(map)));
             }
@@ -487,7 +535,7 @@ impl DatasetRegistry for SqliteFileRegistry {
 
     fn intents(&self) -> Result<Vec<Intent>, ButlerError> {
         let mut st = self
-            .conn
+            .reader()
             .prepare_cached(&format!("SELECT {INTENT_COLS} FROM intents ORDER BY id"))
             .map_err(|e| self.err(e))?;
         let rows = st.query_map([], row_to_intent).map_err(|e| self.err(e))?;
@@ -525,13 +573,13 @@ impl DatasetRegistry for SqliteFileRegistry {
         }
         let res = match run {
             Some(run) => self
-                .conn
+                .reader()
                 .prepare_cached(&format!(
                     "SELECT {COLS} FROM datasets WHERE dataset_type = ?1 AND data_id = ?2 AND run = ?3"
                 ))
                 .and_then(|mut st| st.query_row(params![dataset_type, key, run], row_to_record).optional()),
             None => self
-                .conn
+                .reader()
                 .prepare_cached(&format!(
                     "SELECT {COLS} FROM datasets WHERE dataset_type = ?1 AND data_id = ?2
                      ORDER BY time_ns DESC, id DESC LIMIT 1"
@@ -575,7 +623,7 @@ impl DatasetRegistry for SqliteFileRegistry {
             return Ok(found);
         }
         let mut st = self
-            .conn
+            .reader()
             .prepare_cached(&format!(
                 "SELECT {COLS} FROM datasets WHERE (?1 IS NULL OR dataset_type = ?1)
                  AND (?2 IS NULL OR run = ?2) ORDER BY id"
@@ -596,7 +644,7 @@ impl DatasetRegistry for SqliteFileRegistry {
 
     /// Number of rows.
     fn count(&self) -> Result<usize, ButlerError> {
-        self.conn
+        self.reader()
             .query_row("SELECT COUNT(*) FROM datasets", [], |r| r.get::<_, i64>(0))
             .map(|n| n as usize)
             .map_err(|e| self.err(e))
@@ -604,7 +652,7 @@ impl DatasetRegistry for SqliteFileRegistry {
 
     /// The row ingested from `source` (an absolute path), if any.
     fn find_by_source(&self, source: &str) -> Result<Option<DatasetRecord>, ButlerError> {
-        self.conn
+        self.reader()
             .prepare_cached(&format!(
                 "SELECT {COLS} FROM datasets WHERE source = ?1 LIMIT 1"
             ))
@@ -640,7 +688,7 @@ impl DatasetRegistry for SqliteFileRegistry {
         data_id: &DataId,
     ) -> Result<Vec<(String, DataId)>, ButlerError> {
         let mut st = self
-            .conn
+            .reader()
             .prepare_cached(
                 "SELECT input_type, input_id FROM provenance WHERE dataset_type = ?1 AND data_id = ?2
                  ORDER BY input_type, input_id",
@@ -663,7 +711,7 @@ impl DatasetRegistry for SqliteFileRegistry {
 
     fn dataset_types(&self) -> Result<Vec<String>, ButlerError> {
         let mut st = self
-            .conn
+            .reader()
             .prepare("SELECT DISTINCT dataset_type FROM datasets ORDER BY dataset_type")
             .map_err(|e| self.err(e))?;
         let rows = st
@@ -819,13 +867,81 @@ mod tests {
                 .unwrap();
             assert!(reader.find("raw", &other, None).unwrap().is_some(), "{i}");
         }
+        #[cfg(feature = "wal-watch")]
         assert!(
             reader
                 .watch
-                .get()
-                .is_some_and(|w| w.as_ref().is_some_and(|w| w.stamp().is_some())),
+                .borrow()
+                .as_ref()
+                .is_some_and(|w| w.stamp().is_some()),
             "the WAL header is watched"
         );
+    }
+
+    /// Another process takes the registry out of WAL mode (its commits then
+    /// no longer touch the wal-index) and commits: lookups still see it, and
+    /// nothing reads a header whose mapping went away.
+    #[test]
+    fn journal_mode_changes_elsewhere_are_seen() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("f"), b"abc").unwrap();
+        let reader = SqliteFileRegistry::open(d.path(), false);
+        assert!(reader.unwrap().is_none(), "no registry yet");
+        let mut writer = SqliteFileRegistry::open(d.path(), true).unwrap().unwrap();
+        let reader = SqliteFileRegistry::open(d.path(), false).unwrap().unwrap();
+        let db = d.path().join(REGISTRY_FILE);
+        for (i, mode) in ["DELETE", "TRUNCATE", "WAL", "DELETE"]
+            .into_iter()
+            .enumerate()
+        {
+            let id = data_id! {visit: i as i64};
+            writer
+                .insert(&rec("raw", id.clone(), "", "f", d.path()))
+                .unwrap();
+            for _ in 0..3 {
+                assert_eq!(reader.find("raw", &id, None).unwrap().unwrap().path, "f");
+            }
+            // Only one connection may change the mode: the writer goes.
+            drop(writer);
+            let other = Connection::open(&db).unwrap();
+            other
+                .busy_timeout(std::time::Duration::from_secs(2))
+                .unwrap();
+            // SQLite refuses to leave WAL mode while the reader has the
+            // wal-index mapped: the watched header cannot be unmapped or go
+            // stale under it that way.
+            let r = other.query_row(&format!("PRAGMA journal_mode={mode}"), [], |r| {
+                r.get::<_, String>(0)
+            });
+            match r {
+                Err(rusqlite::Error::SqliteFailure(e, _)) => {
+                    assert_eq!(e.code, rusqlite::ErrorCode::DatabaseBusy, "{mode}")
+                }
+                Ok(m) => assert_eq!(
+                    m.to_ascii_uppercase(),
+                    "WAL",
+                    "{mode} while a reader is open"
+                ),
+                Err(e) => panic!("{mode}: {e}"),
+            }
+            let moved = format!("moved{i}");
+            let n = other
+                .execute(
+                    "UPDATE datasets SET path = ?1 WHERE id = (SELECT MAX(id) FROM datasets)",
+                    [&moved],
+                )
+                .unwrap();
+            assert_eq!(n, 1);
+            drop(other);
+            for _ in 0..3 {
+                let got = reader.find("raw", &id, None).unwrap().unwrap();
+                assert_eq!(
+                    got.path, moved,
+                    "a commit after asking for {mode} went unseen"
+                );
+            }
+            writer = SqliteFileRegistry::open(d.path(), true).unwrap().unwrap();
+        }
     }
 
     #[test]

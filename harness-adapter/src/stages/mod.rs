@@ -1,10 +1,11 @@
 //! The built-in stages: [`io`] (InputStage, OutputStage), [`symlink`]
-//! (SymLinkStage), [`event`] (EventStage), and small [`testing`] stages used by tests, benchmarks and
-//! the MPI check.
+//! (SymLinkStage), [`event`] (EventStage), and, with the `testing`
+//! feature, small `testing` stages used by tests, benchmarks and the MPI check.
 
 pub mod event;
 pub mod io;
 pub mod symlink;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 use crate::stage::{NoOpParallel, NoOpSerial, StageRegistry};
@@ -71,8 +72,12 @@ pub(crate) fn register_builtin(r: &mut StageRegistry) {
         "EventStageParallel",
         "lsst.pex.harness.EventStage.EventStageParallel"
     );
+    #[cfg(any(test, feature = "testing"))]
     parallel!(testing::FailParallel, "daf.harness.FailParallel");
+    #[cfg(any(test, feature = "testing"))]
     serial!(testing::FailSerial, "daf.harness.FailSerial");
+    #[cfg(any(test, feature = "testing"))]
     parallel!(testing::ShareParallel, "daf.harness.ShareParallel");
+    #[cfg(any(test, feature = "testing"))]
     parallel!(testing::RecordParallel, "daf.harness.RecordParallel");
 }

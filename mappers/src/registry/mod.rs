@@ -8,9 +8,10 @@
 //!   paths back into data ids (filling keys from FITS headers when the
 //!   template ends in `[%(hdu)d]`).
 //!
-//! Every backend passes the same [`conformance`] suite. SQL is only ever built
-//! from identifiers that pass [`validate_identifier`]; values are bound.
+//! Every backend passes the same `conformance` suite (with the `testing`
+//! feature). SQL is only ever built from identifiers that pass [`validate_identifier`]; values are bound.
 
+#[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 mod posix;
 mod postgres;

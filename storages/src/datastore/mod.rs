@@ -14,7 +14,7 @@
 //! which reads headers and the rows of a cut-out by ranged GETs
 //! ([`crate::fits::FitsStorage::set_remote`]).
 //!
-//! Every backend passes one conformance suite ([`conformance::run_all`]);
+//! Every backend passes one conformance suite (`conformance::run_all`, with the `testing` feature);
 //! the tests run it on a temporary folder and on a real SeaweedFS server.
 //!
 //! Open a datastore from its URL with [`open_datastore`]: a path or
@@ -37,6 +37,7 @@
 //! ```
 
 #[doc(hidden)]
+#[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 mod local;
 mod s3;
