@@ -319,6 +319,40 @@ fn raw_reads_as_an_exposure_and_yaml_metadata_round_trips() {
             .starts_with("1999-01-17T04:53:06"),
         "{start:?}"
     );
+    // ... and its detector (obs_test's tests: id 0, name "0", serial
+    // "0000011"), from the camera description beside the policy, as the
+    // raw header names none
+    let det = e.detector.clone().expect("raw has a detector");
+    assert_eq!(
+        (det.id, det.name.as_str(), det.serial.as_str()),
+        (0, "0", "0000011")
+    );
+    assert_eq!(det.kind, DetectorType::Science);
+    // a put/get round trip keeps it, as DETECTOR/DETNAME/DETSER/DETTYPE cards
+    let mut calexp = exposure(4, 3);
+    calexp.detector = Some(det.clone());
+    b.put(&calexp, "calexp", &data_id! {visit: 1}).unwrap();
+    let back: ExposureF = b.get("calexp", &data_id! {visit: 1}).unwrap();
+    assert_eq!(back.detector.as_ref(), Some(&det));
+    assert!(
+        !back.metadata.exists("DETSER"),
+        "the cards became the field"
+    );
+    let md: PropertySet = b.get("calexp_md", &data_id! {visit: 1}).unwrap();
+    assert_eq!(md.get::<String>("DETSER").unwrap().trim(), "0000011");
+    assert_eq!(md.get::<String>("DETNAME").unwrap().trim(), "0");
+    assert_eq!(md.get_as_i64("DETECTOR").unwrap(), 0);
+    // a header's detector wins over the camera description's
+    let mut other = exposure(4, 3);
+    other.detector = Some(Detector::new(7, "R22_S00").with_serial("X1"));
+    b.put(&other, "calexp", &data_id! {visit: 2}).unwrap();
+    let back: ExposureF = b.get("calexp", &data_id! {visit: 2}).unwrap();
+    let d = back.detector.unwrap();
+    assert_eq!(
+        (d.id, d.name.as_str(), d.serial.as_str()),
+        (7, "R22_S00", "X1")
+    );
+
     // a raw is not an ExposureF: the error names what it is
     let err = b
         .get::<ExposureF>("raw", &data_id! {visit: 1})
@@ -476,4 +510,79 @@ fn create_with_policy_then_ingest_takes_ids_from_names() {
     let g = json(&["get", s(&fresh), "raw", "visit=2", "--json"]);
     assert_eq!(g["type"], "DecoratedImageU", "{g}");
     assert_eq!(g["data_id"]["filter"], "g", "{g}");
+}
+
+/// `daf get REPO raw visit=1 --policy …` prints raw's detector, from the
+/// camera description beside the policy (obs_test's tests expect id 0,
+/// name "0", serial "0000011"); a policy with no camera description gives
+/// no detector, and a bad description is a clear error.
+#[test]
+fn cli_get_raw_prints_its_detector() {
+    let d = tempfile::tempdir().unwrap();
+    let input = legacy_copy(d.path());
+    let p = policy();
+    let g = json(&[
+        "get",
+        s(&input),
+        "raw",
+        "visit=1",
+        "--policy",
+        s(&p),
+        "--json",
+    ]);
+    assert_eq!(
+        g["detector"],
+        serde_json::json!({"id": 0, "name": "0", "serial": "0000011", "type": "SCIENCE"}),
+        "{g}"
+    );
+    let y = ok(&["get", s(&input), "raw", "visit=3", "--policy", s(&p)]);
+    assert!(
+        y.contains("serial: '0000011'") || y.contains("serial: \"0000011\""),
+        "{y}"
+    );
+
+    // the same policy without camera.yaml beside it: no detector is invented
+    let bare = d.path().join("bare");
+    std::fs::create_dir_all(bare.join("obs_base")).unwrap();
+    std::fs::copy(&p, bare.join("testMapper.yaml")).unwrap();
+    for e in std::fs::read_dir(p.parent().unwrap().join("obs_base")).unwrap() {
+        let e = e.unwrap();
+        if e.path().is_file() {
+            std::fs::copy(e.path(), bare.join("obs_base").join(e.file_name())).unwrap();
+        }
+    }
+    let bare_policy = bare.join("testMapper.yaml");
+    let g = json(&[
+        "get",
+        s(&input),
+        "raw",
+        "visit=1",
+        "--policy",
+        s(&bare_policy),
+        "--json",
+    ]);
+    assert!(g.get("detector").is_none(), "{g}");
+    let b = Butler::builder()
+        .input(input.as_path())
+        .policy(&bare_policy)
+        .build()
+        .unwrap();
+    let e: ExposureU = b.get("raw", &data_id! {visit: 1}).unwrap();
+    assert_eq!(e.detector, None);
+
+    // a camera description that does not parse is named in the error
+    std::fs::write(
+        bare.join("camera.yaml"),
+        "name: test\ndetectors: [{id: x}]\n",
+    )
+    .unwrap();
+    let err = stderr_of(&[
+        "get",
+        s(&input),
+        "raw",
+        "visit=1",
+        "--policy",
+        s(&bare_policy),
+    ]);
+    assert!(err.contains("camera.yaml"), "{err}");
 }

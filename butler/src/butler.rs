@@ -856,6 +856,48 @@ impl Butler {
         Ok(None)
     }
 
+    /// The detector of `dataset_type` (a base type; a component or derived
+    /// type is taken to its base) for `data_id`: the first mapper defining
+    /// the type that knows it (a legacy mapper from the camera description
+    /// its policy names), else a detector key of the data id (`detector`,
+    /// `ccd`, `ccdnum`: the integer id, named by its text). A read exposure
+    /// gets it when its header names no detector.
+    pub fn detector(&self, dataset_type: &str, data_id: &DataId) -> Option<daf_base::Detector> {
+        let resolved = self.resolve_alias(dataset_type).ok()?;
+        let base = match self.derived_type(&resolved) {
+            Derived::Plain(t) => t.to_string(),
+            Derived::Component(b, _)
+            | Derived::Metadata(b)
+            | Derived::Filename(b)
+            | Derived::Sub(b) => b.to_string(),
+        };
+        let (base, _) = self.split_component(&base);
+        for m in &self.mappers {
+            if m.has_dataset_type(base) {
+                if let Some(d) = m.detector(base, data_id) {
+                    return Some(d);
+                }
+            }
+        }
+        daf_base::camera::DETECTOR_ID_KEYS.iter().find_map(|k| {
+            let id = data_id.get(k)?.as_i64()?;
+            Some(daf_base::Detector::new(id, id.to_string()))
+        })
+    }
+
+    /// Gives an exposure read without a detector in its header the one
+    /// [`Butler::detector`] knows.
+    fn fill_detector(&self, obj: &mut dyn Persistable, dataset_type: &str, data_id: &DataId) {
+        if let Some(slot) = daf_formatters::fits::exposure_detector_mut(obj) {
+            if slot.is_none() {
+                *slot = self.detector(dataset_type, data_id);
+                if let Some(d) = slot {
+                    tracing::debug!(dataset_type, %data_id, detector = %d, "detector from the mapper / data id");
+                }
+            }
+        }
+    }
+
     /// Reads a dataset as its stored type.
     ///
     /// Besides the mappers' dataset types, it reads components
@@ -902,7 +944,11 @@ impl Butler {
         }
         let run = opts.run.as_deref();
         let found = self.locate(base, data_id, run)?;
-        self.read_located(&resolved, base, component, data_id, found, &opts.params)
+        let full_id = found.location.data_id.clone();
+        let mut obj =
+            self.read_located(&resolved, base, component, data_id, found, &opts.params)?;
+        self.fill_detector(obj.as_mut(), base, &full_id);
+        Ok(obj)
     }
 
     /// Reads the dataset `found` (located as `base`, asked as `resolved`
@@ -1036,7 +1082,8 @@ impl Butler {
             // as Gen2's std_raw did.
             obj = match daf_formatters::fits::standardize_exposure(obj) {
                 Ok(made) => {
-                    let made = made?;
+                    let mut made = made?;
+                    self.fill_detector(made.as_mut(), dataset_type, data_id);
                     if made.as_any().is::<T>() {
                         made
                     } else {

@@ -663,6 +663,16 @@ impl Mapper for CameraMapper {
         }
     }
 
+    /// From the policy's camera description: the detector the data id
+    /// names, or the only one (see [`daf_base::Camera::detector_for`]).
+    fn detector(&self, _dataset_type: &str, data_id: &DataId) -> Option<daf_base::Detector> {
+        self.policy
+            .camera_description
+            .as_ref()?
+            .detector_for(data_id)
+            .cloned()
+    }
+
     fn has_bypass(&self, dataset_type: &str) -> bool {
         self.bypass_hooks.contains_key(dataset_type)
     }

@@ -775,9 +775,22 @@ pub fn get(a: GetArgs) -> Result<(), CliError> {
             summary.insert("type".into(), obj.persistable_name().to_string().into());
             if let Some(ps) = obj.downcast_ref::<PropertySet>() {
                 summary.insert("fields".into(), ps_json(ps));
-            } else if let Some((shape, header)) = describe_image(obj.as_ref()) {
+            } else if let Some((shape, _)) = describe_image(obj.as_ref()) {
                 summary.insert("shape".into(), serde_json::json!(shape));
-                if let Some(h) = header {
+                // the exposure's own detector, else (a raw image) the one
+                // the mapper's camera description or the data id gives
+                let mut obj = obj;
+                let detector = match daf_formatters::fits::exposure_detector_mut(obj.as_mut()) {
+                    Some(d) => d.clone(),
+                    None => butler.detector(&locate_type, &found.location.data_id),
+                };
+                if let Some(d) = detector {
+                    summary.insert(
+                        "detector".into(),
+                        serde_json::to_value(&d).unwrap_or_default(),
+                    );
+                }
+                if let Some(h) = describe_image(obj.as_ref()).and_then(|(_, h)| h) {
                     summary.insert("header".into(), ps_json(h));
                 }
             } else if let Some(cat) = obj.downcast_ref::<daf_formatters::SourceCatalog>() {
