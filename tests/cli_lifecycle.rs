@@ -986,3 +986,34 @@ fn concurrent_registrations_are_all_kept() {
     want.extend((0..N).map(|i| format!("t{i:02}")));
     assert_eq!(names, want, "{t}");
 }
+
+/// `daf query-runs` shows the unnamed run as it is typed (`--run ""`), and
+/// that spelling selects it.
+#[test]
+fn query_runs_shows_the_unnamed_run_as_typed() {
+    let d = tempfile::tempdir().unwrap();
+    let repo = d.path().join("repo");
+    let r = repo.to_str().unwrap();
+    ok(&["create", r, "--dataset", RAW]);
+    let f = d.path().join("incoming/e1.fits");
+    daf::butler::testing::write_raw_fits(&f, 1, "g").unwrap();
+    let fs = f.to_str().unwrap();
+    ok(&[
+        "ingest",
+        r,
+        fs,
+        "--key",
+        "visit=VISIT",
+        "--key",
+        "filter=FILTER",
+        "-q",
+    ]);
+    let out = ok(&["query-runs", r]);
+    assert!(out.contains("\n\"\"\t1\traw\t"), "{out}");
+    assert!(!out.contains("(none)"), "{out}");
+    let q = json(&["query-runs", r, "--json"]);
+    assert_eq!(q[0]["run"], "", "{q}");
+    // the label works as typed
+    let g = json(&["get", r, "raw", "visit=1", "--run", "", "--json"]);
+    assert_eq!(g["run"], "", "{g}");
+}

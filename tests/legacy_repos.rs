@@ -586,3 +586,55 @@ fn cli_get_raw_prints_its_detector() {
     ]);
     assert!(err.contains("camera.yaml"), "{err}");
 }
+
+/// `daf dump-policy` of a legacy repository prints each dataset type's
+/// template, storage options and the rest of the merged policy entry.
+#[test]
+fn dump_policy_prints_templates_and_storage_options() {
+    let d = tempfile::tempdir().unwrap();
+    let input = legacy_copy(d.path());
+    let pol = d.path().join("policy");
+    std::fs::create_dir_all(pol.join("obs_base")).unwrap();
+    for e in std::fs::read_dir(policy().parent().unwrap().join("obs_base")).unwrap() {
+        let e = e.unwrap();
+        if e.path().is_file() {
+            std::fs::copy(e.path(), pol.join("obs_base").join(e.file_name())).unwrap();
+        }
+    }
+    let text = std::fs::read_to_string(policy()).unwrap();
+    let old = "  calexp:\n    template: calexp/calexp_v%(visit)d_f%(filter)s.fits\n";
+    assert!(text.contains(old));
+    let text = text.replace(
+        old,
+        &format!("{old}    storageOptions:\n      compression: RICE_1\n      quantize_level: 16\n"),
+    );
+    let p = pol.join("testMapper.yaml");
+    std::fs::write(&p, text).unwrap();
+    let v = json(&["dump-policy", s(&input), "--policy", s(&p), "--json"]);
+    let ds = &v[0]["datasets"];
+    assert_eq!(
+        ds["raw"]["template"], "raw/raw_v%(visit)d_f%(filter)s.fits.gz",
+        "{}",
+        ds["raw"]
+    );
+    assert_eq!(ds["raw"]["storage"], "FitsStorage");
+    assert_eq!(ds["raw"]["persistable"], "DecoratedImageU");
+    assert_eq!(
+        ds["calexp"]["template"],
+        "calexp/calexp_v%(visit)d_f%(filter)s.fits"
+    );
+    assert_eq!(
+        ds["calexp"]["storageOptions"],
+        serde_json::json!({"compression": "RICE_1", "quantize_level": 16}),
+        "{}",
+        ds["calexp"]
+    );
+    assert_eq!(ds["defects"]["storage"], "FitsCatalogStorage");
+    // the YAML form too
+    let y = ok(&["dump-policy", s(&input), "--policy", s(&p)]);
+    assert!(
+        y.contains("template: raw/raw_v%(visit)d_f%(filter)s.fits.gz"),
+        "{y}"
+    );
+    assert!(y.contains("compression: RICE_1"), "{y}");
+}

@@ -663,6 +663,21 @@ impl Mapper for CameraMapper {
         }
     }
 
+    fn definition(&self, dataset_type: &str) -> Option<serde_json::Value> {
+        let d = self.dataset(dataset_type).ok()?;
+        let mut v = match serde_json::to_value(&d.raw).ok()? {
+            serde_json::Value::Object(o) => o,
+            _ => serde_json::Map::new(),
+        };
+        // the typed fields as the mapper uses them (defaults applied)
+        if let Some(t) = &d.template {
+            v.insert("template".into(), t.text().into());
+        }
+        v.insert("persistable".into(), d.persistable.clone().into());
+        v.insert("storage".into(), d.storage.clone().into());
+        Some(serde_json::Value::Object(v))
+    }
+
     /// From the policy's camera description: the detector the data id
     /// names, or the only one (see [`daf_base::Camera::detector_for`]).
     fn detector(&self, _dataset_type: &str, data_id: &DataId) -> Option<daf_base::Detector> {

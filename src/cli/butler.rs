@@ -975,8 +975,10 @@ pub fn dump_policy(a: DumpPolicyArgs) -> Result<(), CliError> {
             .cloned()
             .unwrap_or_default();
         for t in m.dataset_types() {
-            let mut e = match defs.get(&t) {
-                Some(serde_json::Value::Object(o)) => o.clone(),
+            // the repository's own definition, else the mapper's (a legacy
+            // policy's merged entry: template, storageOptions ...)
+            let mut e = match defs.get(&t).cloned().or_else(|| m.definition(&t)) {
+                Some(serde_json::Value::Object(o)) => o,
                 _ => serde_json::Map::new(),
             };
             if let Ok(keys) = m.get_keys(&t, None) {

@@ -69,9 +69,11 @@ fn open_existing_output(repo: &Path) -> Result<Butler, CliError> {
     open(repo, true)
 }
 
+/// A run as it is typed on the command line: the unnamed run is `""`
+/// (`--run ""`).
 fn run_label(run: &str) -> String {
     if run.is_empty() {
-        "(none)".into()
+        "\"\"".into()
     } else {
         run.to_string()
     }
