@@ -638,3 +638,67 @@ fn dump_policy_prints_templates_and_storage_options() {
     );
     assert!(y.contains("compression: RICE_1"), "{y}");
 }
+
+/// A policy lent to a Gen2 parent (an output made with `daf create --mapper
+/// CameraMapper --policy P --parent GEN2`) serves `daf run`'s InputStage as
+/// it serves `daf query`: the stage reads the parent's raw.
+#[test]
+fn daf_run_input_stage_reads_through_a_lent_policy() {
+    let d = tempfile::tempdir().unwrap();
+    let input = legacy_copy(d.path());
+    let out = d.path().join("out");
+    ok(&[
+        "create",
+        s(&out),
+        "--mapper",
+        "CameraMapper",
+        "--policy",
+        s(&policy()),
+        "--parent",
+        s(&input),
+    ]);
+    let q = json(&[
+        "query",
+        s(&out),
+        "--dataset-type",
+        "raw",
+        "--keys",
+        "visit",
+        "--json",
+    ]);
+    assert_eq!(
+        q,
+        serde_json::json!([{"visit": 1}, {"visit": 2}, {"visit": 3}]),
+        "{q}"
+    );
+    let pipeline = d.path().join("pipeline.yaml");
+    std::fs::write(
+        &pipeline,
+        "appStage:\n  - name: input\n    parallelClass: InputStageParallel\n    stagePolicy:\n      parameters:\n        butler:\n          mapperPolicy:\n            root: \"%(repo)\"\n        inputItems:\n          raw:\n            datasetType: raw\n            timeout: 2\n            datasetId:\n              fromJobIdentity: [visit]\n",
+    )
+    .unwrap();
+    let events = d.path().join("events.jsonl");
+    std::fs::write(&events, "{\"jobIdentity\": {\"visit\": 3}}\n").unwrap();
+    let dump = d.path().join("dump.json");
+    let o = daf(&[
+        "run",
+        s(&pipeline),
+        "--slices",
+        "1",
+        "--events",
+        s(&events),
+        &format!("--location=repo={}", out.display()),
+        "--dump",
+        s(&dump),
+    ]);
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&dump).unwrap()).unwrap();
+    let slice = &report["visits"][0]["slices"][0];
+    assert!(slice["failure"].is_null(), "{slice}");
+    assert!(slice["summary"].get("raw").is_some(), "{slice}");
+}

@@ -61,15 +61,7 @@ pub(super) fn open_with(
     };
     let fallback = match policy {
         Some(p) => Some(p.to_path_buf()),
-        None => Repository::open(repo, daf_butler::repository::Mode::Read)
-            .ok()
-            .and_then(|r| {
-                r.cfg
-                    .mapper_args
-                    .get("policy")
-                    .and_then(|v| v.as_str())
-                    .map(|p| r.root.join(p))
-            }),
+        None => Repository::lent_policy(repo),
     };
     let b = match fallback {
         Some(p) => b.policy(p),
