@@ -702,3 +702,53 @@ fn daf_run_input_stage_reads_through_a_lent_policy() {
     assert!(slice["failure"].is_null(), "{slice}");
     assert!(slice["summary"].get("raw").is_some(), "{slice}");
 }
+
+/// `-v` tells a user debugging a `daf get` what happened: the repository
+/// opened (mode, registry, datastore), the mapper and its policy, the
+/// mapper's registry, and the path the data id resolved to; without `-v`
+/// none of it is printed.
+#[test]
+fn verbose_get_says_what_was_opened_and_resolved() {
+    let d = tempfile::tempdir().unwrap();
+    let input = legacy_copy(d.path());
+    let p = policy();
+    let o = daf(&["get", s(&input), "raw", "visit=1", "--policy", s(&p), "-v"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let e = String::from_utf8_lossy(&o.stderr);
+    for want in [
+        "repository opened",
+        "mode=\"read-only\"",
+        "datastore=local folder",
+        "mapper chosen",
+        "lsst.obs.test.testMapper.TestMapper",
+        "testMapper.yaml",
+        "camera mapper opened",
+        "registry.sqlite3",
+        "camera=\"test\"",
+        "dataset located",
+        "raw/raw_v1_fg.fits.gz",
+        "by=\"mapper\"",
+    ] {
+        assert!(e.contains(want), "missing {want:?} in:\n{e}");
+    }
+    // -vv adds the registry query counts of a query
+    let o = daf(&[
+        "query",
+        s(&input),
+        "--dataset-type",
+        "raw",
+        "--keys",
+        "visit",
+        "--policy",
+        s(&p),
+        "-vv",
+    ]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("mapper registry query") && e.contains("rows=3"),
+        "{e}"
+    );
+    let o = daf(&["get", s(&input), "raw", "visit=1", "--policy", s(&p)]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!e.contains("repository opened"), "{e}");
+}

@@ -361,7 +361,17 @@ impl ButlerBuilder {
         let mut registries = Vec::new();
         let mut remotes = Vec::new();
         for (i, r) in repos.search.iter().enumerate() {
-            mappers.push(factory(r)?);
+            let m = factory(r)?;
+            tracing::info!(
+                root = %r.root.display(),
+                mapper = r.cfg.mapper.as_deref().unwrap_or("SimpleMapper"),
+                policy = %r.cfg.mapper_args.get("policy").and_then(|v| v.as_str()).map(|p| r.root.join(p).display().to_string())
+                    .or_else(|| policy.as_ref().map(|p| p.display().to_string()))
+                    .unwrap_or_else(|| "-".into()),
+                dataset_types = m.dataset_types().len(),
+                "mapper chosen"
+            );
+            mappers.push(m);
             let writable = repos.outputs.contains(&i);
             let mut reg = FileRegistry::open_cfg(&r.root, &r.cfg, writable, self.db_auth.as_ref())?;
             let remote = r.remote_datastore()?;
@@ -373,6 +383,14 @@ impl ButlerBuilder {
                     crate::recovery::recover_all_in(&mut **reg, &r.root, remote.as_deref())?;
                 }
             }
+            tracing::info!(
+                root = %r.root.display(),
+                mode = if writable { "read-write" } else { "read-only" },
+                mapper = r.cfg.mapper.as_deref().unwrap_or("SimpleMapper"),
+                registry = %reg.as_ref().map(|g| g.backend().describe()).unwrap_or_else(|| "none (legacy: the mapper's registry)".into()),
+                datastore = %remote.as_ref().map(|d| d.url()).unwrap_or_else(|| "local folder".into()),
+                "repository opened"
+            );
             registries.push(reg.map(Mutex::new));
             remotes.push(remote);
         }
@@ -667,7 +685,18 @@ impl Butler {
         let mut ambiguous = None;
         for (i, repo) in self.repos.search.iter().enumerate() {
             match self.locate_in(i, repo, dataset_type, data_id, run)? {
-                Lookup::Found(found) => return Ok(*found),
+                Lookup::Found(found) => {
+                    tracing::info!(
+                        dataset_type,
+                        data_id = %found.location.data_id,
+                        path = %found.location.locations_with_root().first().map(|p| p.display().to_string()).unwrap_or_default(),
+                        storage = %found.location.storage,
+                        persistable = %found.location.persistable,
+                        by = if found.record.is_some() { "file registry" } else { "mapper" },
+                        "dataset located"
+                    );
+                    return Ok(*found);
+                }
                 Lookup::UnknownType => unknown += 1,
                 Lookup::Ambiguous(n) => {
                     ambiguous.get_or_insert(n);
@@ -1319,6 +1348,7 @@ impl Butler {
                 format!("{run}/{file}")
             };
             let full = join_under(&repo.root, "dataset path", &rel)?;
+            tracing::info!(dataset_type, data_id = %loc.data_id, path = %full.display(), storage = %loc.storage, run = %run, "put path resolved");
             let staging_rel = staging_name(&rel);
             // the storage sees the staging file, with the location's HDU part
             locations.push(format!(
@@ -1784,7 +1814,10 @@ impl Butler {
             let mut out: Vec<Vec<DataIdValue>> = Vec::new();
             let mut mapper_err = None;
             match self.mappers[i].query_metadata(&dataset_type, &keys_owned, data_id) {
-                Ok(v) => out = v,
+                Ok(v) => {
+                    tracing::debug!(repository = i, dataset_type = %dataset_type, rows = v.len(), "mapper registry query");
+                    out = v
+                }
                 Err(MapperError::UnknownDatasetType { .. }) => continue,
                 Err(e) => mapper_err = Some(e),
             }
@@ -1799,6 +1832,7 @@ impl Butler {
                     seen.insert(o.iter().map(ValueKey::of).collect());
                 }
                 let recs = lock(reg).find_matching(Some(&dataset_type), data_id, None)?;
+                tracing::debug!(repository = i, dataset_type = %dataset_type, rows = recs.len(), "file registry query");
                 for rec in &recs {
                     let tuple: Option<Vec<&DataIdValue>> =
                         keys.iter().map(|k| rec.data_id.get(k)).collect();
@@ -1817,6 +1851,7 @@ impl Butler {
                 }
                 continue;
             }
+            tracing::info!(dataset_type = %dataset_type, keys = ?keys, rows = out.len(), "query");
             return Ok(out);
         }
         Ok(Vec::new())

@@ -135,6 +135,14 @@ impl CameraMapper {
             std_hooks: HashMap::new(),
             bypass_hooks: HashMap::new(),
         };
+        tracing::info!(
+            policy = %m.policy.source,
+            root = %m.root.display(),
+            registry = %m.registry.as_ref().map(|r| r.describe()).unwrap_or_else(|| "none".into()),
+            calib_registry = %m.calib_registry.as_ref().map(|r| r.describe()).unwrap_or_else(|| "none".into()),
+            camera = m.policy.camera_description.as_ref().map(|c| c.name.as_str()).unwrap_or("-"),
+            "camera mapper opened"
+        );
         m.load_columns();
         m.check_template_keys()?;
         Ok(m)
