@@ -162,11 +162,28 @@ fn runs_flow(repo: &Path, dir: &Path) {
             "hardlink",
             "--json",
         ]);
-        // the same sources are "already ingested" for the second run
-        let n = s["ingested"].as_array().unwrap().len() + s["skipped"].as_array().unwrap().len();
-        assert_eq!(n, 2, "{s}");
+        // the same sources go into each run (the skip rule is per run)
+        assert_eq!(s["ingested"].as_array().unwrap().len(), 2, "{run}: {s}");
     }
-    // the second run skipped the sources; put one more into night2 by copy
+    // into a run that has them: skipped as already ingested
+    let s = json(&[
+        "ingest",
+        r,
+        &files[0],
+        &files[1],
+        "--key",
+        "visit=VISIT",
+        "--key",
+        "filter=FILTER",
+        "--run",
+        "night1",
+        "--transfer",
+        "hardlink",
+        "--json",
+    ]);
+    assert_eq!(s["skipped"].as_array().unwrap().len(), 2, "{s}");
+    assert_eq!(s["ingested"].as_array().unwrap().len(), 0, "{s}");
+    // one more into night2 by copy
     let p = dir.join("in/e3.fits");
     daf::butler::testing::write_raw_fits(&p, 3, "g").unwrap();
     ok(&[
@@ -196,7 +213,7 @@ fn runs_flow(repo: &Path, dir: &Path) {
         .collect();
     assert_eq!(
         runs,
-        vec![("night1".into(), 2), ("night2".into(), 1)],
+        vec![("night1".into(), 2), ("night2".into(), 3)],
         "{q}"
     );
     let out = ok(&["query-runs", r]);
@@ -229,7 +246,7 @@ fn runs_flow(repo: &Path, dir: &Path) {
     let q = json(&["query-runs", r, "--json"]);
     assert_eq!(q.as_array().unwrap().len(), 1, "{q}");
     assert_eq!(q[0]["run"], "night2");
-    assert_eq!(verify_clean(r), 1);
+    assert_eq!(verify_clean(r), 3);
 }
 
 #[test]
@@ -413,6 +430,10 @@ fn ingest_force_restores_a_missing_or_changed_file() {
     assert_eq!(verify_clean(r), 3);
 }
 
+/// A metadata dataset type in a built-in storage (`register-dataset-type`
+/// takes only storages daf has).
+const META_YAML: &str = "meta:meta/v%(visit)04d_f%(filter)s.yaml:PropertySet:YamlStorage";
+
 #[test]
 fn dataset_types_registered_after_creation_and_listed() {
     let d = tempfile::tempdir().unwrap();
@@ -436,20 +457,20 @@ fn dataset_types_registered_after_creation_and_listed() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let out = ok(&["register-dataset-type", r, META]);
+    let out = ok(&["register-dataset-type", r, META_YAML]);
     assert!(out.starts_with("registered dataset type meta"), "{out}");
-    let out = ok(&["register-dataset-type", r, META]);
+    let out = ok(&["register-dataset-type", r, META_YAML]);
     assert!(out.starts_with("already registered"), "{out}");
     let e = err(&[
         "register-dataset-type",
         r,
-        "meta:other/%(visit)d.json:PropertySet:JsonStorage",
+        "meta:other/%(visit)d.yaml:PropertySet:YamlStorage",
     ]);
     assert!(e.contains("cannot be redefined"), "{e}");
     let e = err(&[
         "register-dataset-type",
         r,
-        "cat:c/%(visit)d.json:PropertySte:JsonStorage",
+        "cat:c/%(visit)d.yaml:PropertySte:YamlStorage",
     ]);
     assert!(
         e.contains("unknown persistable \"PropertySte\"; did you mean \"PropertySet\"?"),
@@ -461,14 +482,37 @@ fn dataset_types_registered_after_creation_and_listed() {
         "cat:c/%(visit)d.fits:ExposureF:FitStorage",
     ]);
     assert!(e.contains("did you mean \"FitsStorage\"?"), "{e}");
+    // a storage daf does not have is an error naming the ones it has
     let e = err(&[
         "register-dataset-type",
         r,
-        "cat:c/%(visit.json:PropertySet:JsonStorage",
+        "cat:c/%(visit)d.h5:PropertySet:Hdf5Storage",
+    ]);
+    assert!(e.contains("unknown storage \"Hdf5Storage\""), "{e}");
+    assert!(
+        e.contains("FitsStorage") && e.contains("YamlStorage") && e.contains("BoostStorage"),
+        "{e}"
+    );
+    assert!(!std::fs::read_to_string(repo.join("repositoryCfg.yaml"))
+        .unwrap()
+        .contains("Hdf5Storage"));
+    let e = err(&[
+        "register-dataset-type",
+        r,
+        "cat:c/%(visit.yaml:PropertySet:YamlStorage",
     ]);
     assert!(!e.is_empty());
     // the new type works: a put, then the listing counts it
-    put_three_metas(&repo);
+    let b = daf::butler::Butler::builder()
+        .output(repo.as_path())
+        .build()
+        .unwrap();
+    for (v, f) in [(1i64, "g"), (2, "r"), (3, "g")] {
+        let mut ps = daf::base::PropertySet::new();
+        ps.set("visit", v).unwrap();
+        b.put(&ps, "meta", &daf::base::data_id! {visit: v, filter: f})
+            .unwrap();
+    }
     // README: daf query-dataset-types REPO
     let t = json(&["query-dataset-types", r, "--json"]);
     let names: Vec<&str> = t
@@ -482,13 +526,13 @@ fn dataset_types_registered_after_creation_and_listed() {
     assert_eq!(t[1]["datasets"], 3, "{t}");
     assert_eq!(t[1]["keys"], serde_json::json!(["filter", "visit"]), "{t}");
     assert_eq!(
-        t[1]["template"], "meta/v%(visit)04d_f%(filter)s.json",
+        t[1]["template"], "meta/v%(visit)04d_f%(filter)s.yaml",
         "{t}"
     );
     assert_eq!(t[2]["datasets"], 0, "{t}");
     let out = ok(&["query-dataset-types", r]);
     assert!(
-        out.contains("\nmeta\tfilter,visit\tPropertySet\tJsonStorage\t3\n"),
+        out.contains("\nmeta\tfilter,visit\tPropertySet\tYamlStorage\t3\n"),
         "{out}"
     );
     // a camera-mapper repository's types come from its policy
@@ -504,7 +548,7 @@ fn dataset_types_registered_after_creation_and_listed() {
             .to_str()
             .unwrap(),
     ]);
-    let e = err(&["register-dataset-type", cam.to_str().unwrap(), META]);
+    let e = err(&["register-dataset-type", cam.to_str().unwrap(), META_YAML]);
     assert!(e.contains("come from its mapper policy"), "{e}");
 }
 
@@ -918,4 +962,75 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// Concurrent `daf register-dataset-type` processes on one repository: every
+/// registration is kept (the cfg update is serialized by a lock), and the
+/// repository stays readable.
+#[test]
+fn concurrent_registrations_are_all_kept() {
+    let d = tempfile::tempdir().unwrap();
+    let repo = d.path().join("repo");
+    let r = repo.to_str().unwrap();
+    ok(&["create", r, "--dataset", RAW]);
+    const N: usize = 12;
+    let children: Vec<_> = (0..N)
+        .map(|i| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_daf"))
+                .args([
+                    "register-dataset-type",
+                    r,
+                    &format!("t{i:02}:t{i}/%(visit)d.yaml:PropertySet:YamlStorage"),
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let t = json(&["query-dataset-types", r, "--json"]);
+    let names: Vec<&str> = t
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    let mut want = vec!["raw".to_string()];
+    want.extend((0..N).map(|i| format!("t{i:02}")));
+    assert_eq!(names, want, "{t}");
+}
+
+/// `daf query-runs` shows the unnamed run as it is typed (`--run ""`), and
+/// that spelling selects it.
+#[test]
+fn query_runs_shows_the_unnamed_run_as_typed() {
+    let d = tempfile::tempdir().unwrap();
+    let repo = d.path().join("repo");
+    let r = repo.to_str().unwrap();
+    ok(&["create", r, "--dataset", RAW]);
+    let f = d.path().join("incoming/e1.fits");
+    daf::butler::testing::write_raw_fits(&f, 1, "g").unwrap();
+    let fs = f.to_str().unwrap();
+    ok(&[
+        "ingest",
+        r,
+        fs,
+        "--key",
+        "visit=VISIT",
+        "--key",
+        "filter=FILTER",
+        "-q",
+    ]);
+    let out = ok(&["query-runs", r]);
+    assert!(out.contains("\n\"\"\t1\traw\t"), "{out}");
+    assert!(!out.contains("(none)"), "{out}");
+    let q = json(&["query-runs", r, "--json"]);
+    assert_eq!(q[0]["run"], "", "{q}");
+    // the label works as typed
+    let g = json(&["get", r, "raw", "visit=1", "--run", "", "--json"]);
+    assert_eq!(g["run"], "", "{g}");
 }

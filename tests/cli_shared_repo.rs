@@ -567,3 +567,43 @@ fn empty_or_corrupt_repository_cfg_is_a_clear_error() {
         }
     }
 }
+
+/// Released Gen2 data (a legacy folder, root's, readable by all) opened
+/// directly by a second user with `--policy`: its registry opens read-only,
+/// `query` and `get` (raw with its detector, a component) answer, and
+/// nothing is written into the folder.
+#[test]
+fn a_second_user_reads_a_released_legacy_folder_with_policy() {
+    let Some(s) = Shared::new() else { return };
+    let legacy = legacy_copy(&s, "released");
+    let policy =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/obs_test/policy/testMapper.yaml");
+    let (l, p) = (legacy.to_str().unwrap(), policy.to_str().unwrap());
+    let mut before = Vec::new();
+    walk(&legacy, &mut before);
+    let q = s.nobody_json(&[
+        "query",
+        l,
+        "--dataset-type",
+        "raw",
+        "--keys",
+        "visit,filter",
+        "--policy",
+        p,
+        "--json",
+    ]);
+    assert_eq!(
+        q,
+        serde_json::json!([{"visit": 1, "filter": "g"}, {"visit": 2, "filter": "g"}, {"visit": 3, "filter": "r"}])
+    );
+    let g = s.nobody_json(&["get", l, "raw", "visit=1", "--policy", p, "--json"]);
+    assert_eq!(g["shape"], serde_json::json!([1026, 2000]), "{g}");
+    assert_eq!(g["detector"]["serial"], "0000011", "{g}");
+    let m = s.nobody_json(&["get", l, "raw.metadata", "visit=2", "--policy", p, "--json"]);
+    assert_eq!(m["fields"]["EXPTIME"], 15.0, "{m}");
+    let mut after = Vec::new();
+    walk(&legacy, &mut after);
+    before.sort();
+    after.sort();
+    assert_eq!(before, after, "a read wrote into the released folder");
+}

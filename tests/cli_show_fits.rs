@@ -75,3 +75,50 @@ fn show_rejects_non_fits_and_broken_files() {
         "{err}"
     );
 }
+
+/// `daf show` says how a file is compressed: gzip, and per HDU the tile
+/// compression (`compressed (RICE_1, tiles …)`); a tile compression daf
+/// does not decode (PLIO_1, HCOMPRESS_1) is "unsupported", not "malformed".
+#[test]
+fn show_says_how_a_file_is_compressed() {
+    let seeds = |f: &str| format!("{}/tests/data/fits/seeds/{f}", env!("CARGO_MANIFEST_DIR"));
+    let out = daf(&["show", &seeds("rice_i16.fits.fz")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("compressed (RICE_1, tiles "), "{text}");
+    let out = daf(&["show", &seeds("rice_i16.fits.fz"), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v["hdus"][1]["compression"]
+            .as_str()
+            .unwrap()
+            .starts_with("RICE_1, tiles "),
+        "{v}"
+    );
+    assert_eq!(v["gzip"], false);
+    assert!(v["hdus"][0].get("compression").is_none(), "{v}");
+    let out = daf(&["show", &seeds("daf_rice_f32_dither2.fits.fz")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("SUBTRACTIVE_DITHER_2"), "{text}");
+    let out = daf(&["show", &data("raw/raw_v3_fr.fits.gz")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(": FITS (gzip-compressed), 1 HDU(s)"),
+        "{text}"
+    );
+    assert!(!text.contains("compressed ("), "{text}");
+    for (f, algo) in [
+        ("plio_i16.fits.fz", "PLIO_1"),
+        ("hcompress_i16.fits.fz", "HCOMPRESS_1"),
+    ] {
+        let out = daf(&["show", &seeds(f)]);
+        assert!(!out.status.success());
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert!(e.contains("unsupported") && e.contains(algo), "{e}");
+        assert!(!e.contains("malformed"), "{e}");
+    }
+}

@@ -89,6 +89,13 @@ fn bad_tile_compression_keywords_are_errors_not_signals() {
     let p =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fits/seeds/hcompress_i16.fits.fz");
     assert!(open_err(&p).contains("HCOMPRESS_1 is not supported"));
+    // ... as a typed "unsupported", not as malformed data
+    let e = FitsFile::open(&p).unwrap_err();
+    assert!(
+        matches!(&e, daf::storages::StorageError::Unsupported { what, .. } if what.ends_with("hcompress_i16.fits.fz")),
+        "{e:?}"
+    );
+    assert!(!e.to_string().contains("malformed"), "{e}");
 }
 
 #[test]

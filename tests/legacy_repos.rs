@@ -319,6 +319,40 @@ fn raw_reads_as_an_exposure_and_yaml_metadata_round_trips() {
             .starts_with("1999-01-17T04:53:06"),
         "{start:?}"
     );
+    // ... and its detector (obs_test's tests: id 0, name "0", serial
+    // "0000011"), from the camera description beside the policy, as the
+    // raw header names none
+    let det = e.detector.clone().expect("raw has a detector");
+    assert_eq!(
+        (det.id, det.name.as_str(), det.serial.as_str()),
+        (0, "0", "0000011")
+    );
+    assert_eq!(det.kind, DetectorType::Science);
+    // a put/get round trip keeps it, as DETECTOR/DETNAME/DETSER/DETTYPE cards
+    let mut calexp = exposure(4, 3);
+    calexp.detector = Some(det.clone());
+    b.put(&calexp, "calexp", &data_id! {visit: 1}).unwrap();
+    let back: ExposureF = b.get("calexp", &data_id! {visit: 1}).unwrap();
+    assert_eq!(back.detector.as_ref(), Some(&det));
+    assert!(
+        !back.metadata.exists("DETSER"),
+        "the cards became the field"
+    );
+    let md: PropertySet = b.get("calexp_md", &data_id! {visit: 1}).unwrap();
+    assert_eq!(md.get::<String>("DETSER").unwrap().trim(), "0000011");
+    assert_eq!(md.get::<String>("DETNAME").unwrap().trim(), "0");
+    assert_eq!(md.get_as_i64("DETECTOR").unwrap(), 0);
+    // a header's detector wins over the camera description's
+    let mut other = exposure(4, 3);
+    other.detector = Some(Detector::new(7, "R22_S00").with_serial("X1"));
+    b.put(&other, "calexp", &data_id! {visit: 2}).unwrap();
+    let back: ExposureF = b.get("calexp", &data_id! {visit: 2}).unwrap();
+    let d = back.detector.unwrap();
+    assert_eq!(
+        (d.id, d.name.as_str(), d.serial.as_str()),
+        (7, "R22_S00", "X1")
+    );
+
     // a raw is not an ExposureF: the error names what it is
     let err = b
         .get::<ExposureF>("raw", &data_id! {visit: 1})
@@ -476,4 +510,245 @@ fn create_with_policy_then_ingest_takes_ids_from_names() {
     let g = json(&["get", s(&fresh), "raw", "visit=2", "--json"]);
     assert_eq!(g["type"], "DecoratedImageU", "{g}");
     assert_eq!(g["data_id"]["filter"], "g", "{g}");
+}
+
+/// `daf get REPO raw visit=1 --policy …` prints raw's detector, from the
+/// camera description beside the policy (obs_test's tests expect id 0,
+/// name "0", serial "0000011"); a policy with no camera description gives
+/// no detector, and a bad description is a clear error.
+#[test]
+fn cli_get_raw_prints_its_detector() {
+    let d = tempfile::tempdir().unwrap();
+    let input = legacy_copy(d.path());
+    let p = policy();
+    let g = json(&[
+        "get",
+        s(&input),
+        "raw",
+        "visit=1",
+        "--policy",
+        s(&p),
+        "--json",
+    ]);
+    assert_eq!(
+        g["detector"],
+        serde_json::json!({"id": 0, "name": "0", "serial": "0000011", "type": "SCIENCE"}),
+        "{g}"
+    );
+    let y = ok(&["get", s(&input), "raw", "visit=3", "--policy", s(&p)]);
+    assert!(
+        y.contains("serial: '0000011'") || y.contains("serial: \"0000011\""),
+        "{y}"
+    );
+
+    // the same policy without camera.yaml beside it: no detector is invented
+    let bare = d.path().join("bare");
+    std::fs::create_dir_all(bare.join("obs_base")).unwrap();
+    std::fs::copy(&p, bare.join("testMapper.yaml")).unwrap();
+    for e in std::fs::read_dir(p.parent().unwrap().join("obs_base")).unwrap() {
+        let e = e.unwrap();
+        if e.path().is_file() {
+            std::fs::copy(e.path(), bare.join("obs_base").join(e.file_name())).unwrap();
+        }
+    }
+    let bare_policy = bare.join("testMapper.yaml");
+    let g = json(&[
+        "get",
+        s(&input),
+        "raw",
+        "visit=1",
+        "--policy",
+        s(&bare_policy),
+        "--json",
+    ]);
+    assert!(g.get("detector").is_none(), "{g}");
+    let b = Butler::builder()
+        .input(input.as_path())
+        .policy(&bare_policy)
+        .build()
+        .unwrap();
+    let e: ExposureU = b.get("raw", &data_id! {visit: 1}).unwrap();
+    assert_eq!(e.detector, None);
+
+    // a camera description that does not parse is named in the error
+    std::fs::write(
+        bare.join("camera.yaml"),
+        "name: test\ndetectors: [{id: x}]\n",
+    )
+    .unwrap();
+    let err = stderr_of(&[
+        "get",
+        s(&input),
+        "raw",
+        "visit=1",
+        "--policy",
+        s(&bare_policy),
+    ]);
+    assert!(err.contains("camera.yaml"), "{err}");
+}
+
+/// `daf dump-policy` of a legacy repository prints each dataset type's
+/// template, storage options and the rest of the merged policy entry.
+#[test]
+fn dump_policy_prints_templates_and_storage_options() {
+    let d = tempfile::tempdir().unwrap();
+    let input = legacy_copy(d.path());
+    let pol = d.path().join("policy");
+    std::fs::create_dir_all(pol.join("obs_base")).unwrap();
+    for e in std::fs::read_dir(policy().parent().unwrap().join("obs_base")).unwrap() {
+        let e = e.unwrap();
+        if e.path().is_file() {
+            std::fs::copy(e.path(), pol.join("obs_base").join(e.file_name())).unwrap();
+        }
+    }
+    let text = std::fs::read_to_string(policy()).unwrap();
+    let old = "  calexp:\n    template: calexp/calexp_v%(visit)d_f%(filter)s.fits\n";
+    assert!(text.contains(old));
+    let text = text.replace(
+        old,
+        &format!("{old}    storageOptions:\n      compression: RICE_1\n      quantize_level: 16\n"),
+    );
+    let p = pol.join("testMapper.yaml");
+    std::fs::write(&p, text).unwrap();
+    let v = json(&["dump-policy", s(&input), "--policy", s(&p), "--json"]);
+    let ds = &v[0]["datasets"];
+    assert_eq!(
+        ds["raw"]["template"], "raw/raw_v%(visit)d_f%(filter)s.fits.gz",
+        "{}",
+        ds["raw"]
+    );
+    assert_eq!(ds["raw"]["storage"], "FitsStorage");
+    assert_eq!(ds["raw"]["persistable"], "DecoratedImageU");
+    assert_eq!(
+        ds["calexp"]["template"],
+        "calexp/calexp_v%(visit)d_f%(filter)s.fits"
+    );
+    assert_eq!(
+        ds["calexp"]["storageOptions"],
+        serde_json::json!({"compression": "RICE_1", "quantize_level": 16}),
+        "{}",
+        ds["calexp"]
+    );
+    assert_eq!(ds["defects"]["storage"], "FitsCatalogStorage");
+    // the YAML form too
+    let y = ok(&["dump-policy", s(&input), "--policy", s(&p)]);
+    assert!(
+        y.contains("template: raw/raw_v%(visit)d_f%(filter)s.fits.gz"),
+        "{y}"
+    );
+    assert!(y.contains("compression: RICE_1"), "{y}");
+}
+
+/// A policy lent to a Gen2 parent (an output made with `daf create --mapper
+/// CameraMapper --policy P --parent GEN2`) serves `daf run`'s InputStage as
+/// it serves `daf query`: the stage reads the parent's raw.
+#[test]
+fn daf_run_input_stage_reads_through_a_lent_policy() {
+    let d = tempfile::tempdir().unwrap();
+    let input = legacy_copy(d.path());
+    let out = d.path().join("out");
+    ok(&[
+        "create",
+        s(&out),
+        "--mapper",
+        "CameraMapper",
+        "--policy",
+        s(&policy()),
+        "--parent",
+        s(&input),
+    ]);
+    let q = json(&[
+        "query",
+        s(&out),
+        "--dataset-type",
+        "raw",
+        "--keys",
+        "visit",
+        "--json",
+    ]);
+    assert_eq!(
+        q,
+        serde_json::json!([{"visit": 1}, {"visit": 2}, {"visit": 3}]),
+        "{q}"
+    );
+    let pipeline = d.path().join("pipeline.yaml");
+    std::fs::write(
+        &pipeline,
+        "appStage:\n  - name: input\n    parallelClass: InputStageParallel\n    stagePolicy:\n      parameters:\n        butler:\n          mapperPolicy:\n            root: \"%(repo)\"\n        inputItems:\n          raw:\n            datasetType: raw\n            timeout: 2\n            datasetId:\n              fromJobIdentity: [visit]\n",
+    )
+    .unwrap();
+    let events = d.path().join("events.jsonl");
+    std::fs::write(&events, "{\"jobIdentity\": {\"visit\": 3}}\n").unwrap();
+    let dump = d.path().join("dump.json");
+    let o = daf(&[
+        "run",
+        s(&pipeline),
+        "--slices",
+        "1",
+        "--events",
+        s(&events),
+        &format!("--location=repo={}", out.display()),
+        "--dump",
+        s(&dump),
+    ]);
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&dump).unwrap()).unwrap();
+    let slice = &report["visits"][0]["slices"][0];
+    assert!(slice["failure"].is_null(), "{slice}");
+    assert!(slice["summary"].get("raw").is_some(), "{slice}");
+}
+
+/// `-v` tells a user debugging a `daf get` what happened: the repository
+/// opened (mode, registry, datastore), the mapper and its policy, the
+/// mapper's registry, and the path the data id resolved to; without `-v`
+/// none of it is printed.
+#[test]
+fn verbose_get_says_what_was_opened_and_resolved() {
+    let d = tempfile::tempdir().unwrap();
+    let input = legacy_copy(d.path());
+    let p = policy();
+    let o = daf(&["get", s(&input), "raw", "visit=1", "--policy", s(&p), "-v"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let e = String::from_utf8_lossy(&o.stderr);
+    for want in [
+        "repository opened",
+        "mode=\"read-only\"",
+        "datastore=local folder",
+        "mapper chosen",
+        "lsst.obs.test.testMapper.TestMapper",
+        "testMapper.yaml",
+        "camera mapper opened",
+        "registry.sqlite3",
+        "camera=\"test\"",
+        "dataset located",
+        "raw/raw_v1_fg.fits.gz",
+        "by=\"mapper\"",
+    ] {
+        assert!(e.contains(want), "missing {want:?} in:\n{e}");
+    }
+    // -vv adds the registry query counts of a query
+    let o = daf(&[
+        "query",
+        s(&input),
+        "--dataset-type",
+        "raw",
+        "--keys",
+        "visit",
+        "--policy",
+        s(&p),
+        "-vv",
+    ]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("mapper registry query") && e.contains("rows=3"),
+        "{e}"
+    );
+    let o = daf(&["get", s(&input), "raw", "visit=1", "--policy", s(&p)]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!e.contains("repository opened"), "{e}");
 }

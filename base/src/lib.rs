@@ -19,6 +19,7 @@
 //! assert_eq!(ps.param_names(), vec!["a.b.c".to_string()]);
 //! ```
 
+pub mod camera;
 pub mod data_id;
 pub mod datetime;
 pub mod error;
@@ -30,6 +31,7 @@ pub mod property_set;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use camera::{Camera, Detector, DetectorType};
 pub use data_id::{DataId, DataIdValue};
 pub use datetime::{DateTime, Timescale};
 pub use error::{BoxError, PropertyError};

@@ -361,7 +361,17 @@ impl ButlerBuilder {
         let mut registries = Vec::new();
         let mut remotes = Vec::new();
         for (i, r) in repos.search.iter().enumerate() {
-            mappers.push(factory(r)?);
+            let m = factory(r)?;
+            tracing::info!(
+                root = %r.root.display(),
+                mapper = r.cfg.mapper.as_deref().unwrap_or("SimpleMapper"),
+                policy = %r.cfg.mapper_args.get("policy").and_then(|v| v.as_str()).map(|p| r.root.join(p).display().to_string())
+                    .or_else(|| policy.as_ref().map(|p| p.display().to_string()))
+                    .unwrap_or_else(|| "-".into()),
+                dataset_types = m.dataset_types().len(),
+                "mapper chosen"
+            );
+            mappers.push(m);
             let writable = repos.outputs.contains(&i);
             let mut reg = FileRegistry::open_cfg(&r.root, &r.cfg, writable, self.db_auth.as_ref())?;
             let remote = r.remote_datastore()?;
@@ -373,6 +383,14 @@ impl ButlerBuilder {
                     crate::recovery::recover_all_in(&mut **reg, &r.root, remote.as_deref())?;
                 }
             }
+            tracing::info!(
+                root = %r.root.display(),
+                mode = if writable { "read-write" } else { "read-only" },
+                mapper = r.cfg.mapper.as_deref().unwrap_or("SimpleMapper"),
+                registry = %reg.as_ref().map(|g| g.backend().describe()).unwrap_or_else(|| "none (legacy: the mapper's registry)".into()),
+                datastore = %remote.as_ref().map(|d| d.url()).unwrap_or_else(|| "local folder".into()),
+                "repository opened"
+            );
             registries.push(reg.map(Mutex::new));
             remotes.push(remote);
         }
@@ -667,7 +685,18 @@ impl Butler {
         let mut ambiguous = None;
         for (i, repo) in self.repos.search.iter().enumerate() {
             match self.locate_in(i, repo, dataset_type, data_id, run)? {
-                Lookup::Found(found) => return Ok(*found),
+                Lookup::Found(found) => {
+                    tracing::info!(
+                        dataset_type,
+                        data_id = %found.location.data_id,
+                        path = %found.location.locations_with_root().first().map(|p| p.display().to_string()).unwrap_or_default(),
+                        storage = %found.location.storage,
+                        persistable = %found.location.persistable,
+                        by = if found.record.is_some() { "file registry" } else { "mapper" },
+                        "dataset located"
+                    );
+                    return Ok(*found);
+                }
                 Lookup::UnknownType => unknown += 1,
                 Lookup::Ambiguous(n) => {
                     ambiguous.get_or_insert(n);
@@ -856,6 +885,48 @@ impl Butler {
         Ok(None)
     }
 
+    /// The detector of `dataset_type` (a base type; a component or derived
+    /// type is taken to its base) for `data_id`: the first mapper defining
+    /// the type that knows it (a legacy mapper from the camera description
+    /// its policy names), else a detector key of the data id (`detector`,
+    /// `ccd`, `ccdnum`: the integer id, named by its text). A read exposure
+    /// gets it when its header names no detector.
+    pub fn detector(&self, dataset_type: &str, data_id: &DataId) -> Option<daf_base::Detector> {
+        let resolved = self.resolve_alias(dataset_type).ok()?;
+        let base = match self.derived_type(&resolved) {
+            Derived::Plain(t) => t.to_string(),
+            Derived::Component(b, _)
+            | Derived::Metadata(b)
+            | Derived::Filename(b)
+            | Derived::Sub(b) => b.to_string(),
+        };
+        let (base, _) = self.split_component(&base);
+        for m in &self.mappers {
+            if m.has_dataset_type(base) {
+                if let Some(d) = m.detector(base, data_id) {
+                    return Some(d);
+                }
+            }
+        }
+        daf_base::camera::DETECTOR_ID_KEYS.iter().find_map(|k| {
+            let id = data_id.get(k)?.as_i64()?;
+            Some(daf_base::Detector::new(id, id.to_string()))
+        })
+    }
+
+    /// Gives an exposure read without a detector in its header the one
+    /// [`Butler::detector`] knows.
+    fn fill_detector(&self, obj: &mut dyn Persistable, dataset_type: &str, data_id: &DataId) {
+        if let Some(slot) = daf_formatters::fits::exposure_detector_mut(obj) {
+            if slot.is_none() {
+                *slot = self.detector(dataset_type, data_id);
+                if let Some(d) = slot {
+                    tracing::debug!(dataset_type, %data_id, detector = %d, "detector from the mapper / data id");
+                }
+            }
+        }
+    }
+
     /// Reads a dataset as its stored type.
     ///
     /// Besides the mappers' dataset types, it reads components
@@ -902,7 +973,11 @@ impl Butler {
         }
         let run = opts.run.as_deref();
         let found = self.locate(base, data_id, run)?;
-        self.read_located(&resolved, base, component, data_id, found, &opts.params)
+        let full_id = found.location.data_id.clone();
+        let mut obj =
+            self.read_located(&resolved, base, component, data_id, found, &opts.params)?;
+        self.fill_detector(obj.as_mut(), base, &full_id);
+        Ok(obj)
     }
 
     /// Reads the dataset `found` (located as `base`, asked as `resolved`
@@ -1036,7 +1111,8 @@ impl Butler {
             // as Gen2's std_raw did.
             obj = match daf_formatters::fits::standardize_exposure(obj) {
                 Ok(made) => {
-                    let made = made?;
+                    let mut made = made?;
+                    self.fill_detector(made.as_mut(), dataset_type, data_id);
                     if made.as_any().is::<T>() {
                         made
                     } else {
@@ -1273,6 +1349,7 @@ impl Butler {
                 format!("{run}/{file}")
             };
             let full = join_under(&repo.root, "dataset path", &rel)?;
+            tracing::info!(dataset_type, data_id = %loc.data_id, path = %full.display(), storage = %loc.storage, run = %run, "put path resolved");
             let staging_rel = staging_name(&rel);
             // the storage sees the staging file, with the location's HDU part
             locations.push(format!(
@@ -1739,7 +1816,10 @@ impl Butler {
             let mut out: Vec<Vec<DataIdValue>> = Vec::new();
             let mut mapper_err = None;
             match self.mappers[i].query_metadata(&dataset_type, &keys_owned, data_id) {
-                Ok(v) => out = v,
+                Ok(v) => {
+                    tracing::debug!(repository = i, dataset_type = %dataset_type, rows = v.len(), "mapper registry query");
+                    out = v
+                }
                 Err(MapperError::UnknownDatasetType { .. }) => {
                     unknown += 1;
                     continue;
@@ -1757,6 +1837,7 @@ impl Butler {
                     seen.insert(o.iter().map(ValueKey::of).collect());
                 }
                 let recs = lock(reg).find_matching(Some(&dataset_type), data_id, None)?;
+                tracing::debug!(repository = i, dataset_type = %dataset_type, rows = recs.len(), "file registry query");
                 for rec in &recs {
                     let tuple: Option<Vec<&DataIdValue>> =
                         keys.iter().map(|k| rec.data_id.get(k)).collect();
@@ -1775,6 +1856,7 @@ impl Butler {
                 }
                 continue;
             }
+            tracing::info!(dataset_type = %dataset_type, keys = ?keys, rows = out.len(), "query");
             return Ok(out);
         }
         if unknown > 0 && unknown == self.repos.search.len() {

@@ -3,8 +3,10 @@
 //! map data-id keys to header cards) or taken from a metadata table (no file
 //! opened).
 //!
-//! Files are processed in parallel. A file already ingested (same source
-//! path) is skipped; a file that fails is reported and the others go on.
+//! Files are processed in parallel. A file already ingested as the same
+//! dataset type into the same run (same source path) is skipped; into
+//! another run it is ingested again. A file that fails is reported and the
+//! others go on.
 //! Ingest follows the put protocol of [`crate::recovery`]: every data id is
 //! claimed with an intent before its file is placed, and the rows of one
 //! call are recorded (and the intents dropped) in one transaction at the
@@ -533,19 +535,19 @@ pub fn ingest(
     let root = repo.root.clone();
     let mapper = butler.mapper(out).clone();
     let keys = mapper.get_keys(&opts.dataset_type, None)?;
-    // Sources already ingested, and (type, id, run) already present.
+    // Sources already ingested as this type into this run (a file ingested
+    // into another run, or as another type, is ingested again), and the
+    // (type, id) already present in the run.
     let (known_sources, known_ids) = {
         let reg = butler.registry(out).expect("outputs have a registry");
         let recs = reg.find_matching(Some(&opts.dataset_type), &DataId::new(), Some(&opts.run))?;
         let mut srcs = std::collections::HashSet::new();
         let mut ids = std::collections::HashSet::new();
-        for r in reg.all()? {
+        for r in recs {
+            ids.insert(identity(&r.data_id, &keys));
             if let Some(s) = r.source {
                 srcs.insert(s);
             }
-        }
-        for r in recs {
-            ids.insert(identity(&r.data_id, &keys));
         }
         (srcs, Mutex::new(ids))
     };

@@ -199,6 +199,17 @@ fn relative_to(target: &Path, base: &Path) -> PathBuf {
 }
 
 impl Repository {
+    /// The mapper policy a repository's cfg names (`mapperArgs.policy`,
+    /// relative to its root), if it names one: the policy that also serves
+    /// its chain's legacy parents that name a camera mapper but no policy
+    /// (what `daf query`, `daf get` and `daf run`'s IO stages use when no
+    /// `--policy` is given).
+    pub fn lent_policy(root: &Path) -> Option<PathBuf> {
+        let r = Repository::open(root, Mode::Read).ok()?;
+        let p = r.cfg.mapper_args.get("policy")?.as_str()?;
+        Some(r.root.join(p))
+    }
+
     /// Does `root` hold a repository (a cfg file, or a legacy `_mapper` /
     /// `_parent` / `registry.sqlite3`)?
     pub fn exists(root: &Path) -> bool {

@@ -29,7 +29,9 @@ use daf_storages::Storage;
 use crate::catalog::{Column, Field, FieldType, SourceCatalog};
 use crate::error::FormatterError;
 use crate::formatter::{expect_object, unsupported, Formatter};
-use crate::image::{DecoratedImage, Exposure, Image, ImagePixel, Mask, MaskedImage, Pixel};
+use crate::image::{
+    DecoratedImage, Detector, DetectorType, Exposure, Image, ImagePixel, Mask, MaskedImage, Pixel,
+};
 use crate::persistable::Persistable;
 use crate::registry::FormatterRegistry;
 use crate::Result;
@@ -606,6 +608,11 @@ fn exposure_cards<T>(e: &Exposure<T>) -> (Vec<Card>, Vec<Card>) {
     for k in ["FILTER", "EXPTIME", "DATE-OBS"] {
         md.remove(k);
     }
+    if e.detector.is_some() {
+        for k in DETECTOR_CARDS {
+            md.remove(k);
+        }
+    }
     for k in md.param_names() {
         if is_plane_key(&k) {
             md.remove(&k);
@@ -624,6 +631,30 @@ fn exposure_cards<T>(e: &Exposure<T>) -> (Vec<Card>, Vec<Card>) {
             "exposure time (s)",
         ));
     }
+    if let Some(d) = &e.detector {
+        cards.push(Card::with_comment(
+            "DETECTOR",
+            Value::Int(d.id),
+            "detector id",
+        ));
+        cards.push(Card::with_comment(
+            "DETNAME",
+            Value::Str(d.name.clone()),
+            "detector name",
+        ));
+        if !d.serial.is_empty() {
+            cards.push(Card::with_comment(
+                "DETSER",
+                Value::Str(d.serial.clone()),
+                "detector serial number",
+            ));
+        }
+        cards.push(Card::with_comment(
+            "DETTYPE",
+            Value::Str(d.kind.as_str().to_string()),
+            "detector type",
+        ));
+    }
     if let Some(d) = &e.obs_date {
         // DATE-OBS is UTC unless the header says otherwise (FITS 4.0
         // sec. 9.2.1): no TIMESYS card is added.
@@ -638,6 +669,42 @@ fn exposure_cards<T>(e: &Exposure<T>) -> (Vec<Card>, Vec<Card>) {
         ));
     }
     (cards, wcs)
+}
+
+/// The header cards of an exposure's [`Detector`].
+pub const DETECTOR_CARDS: [&str; 4] = ["DETECTOR", "DETNAME", "DETSER", "DETTYPE"];
+
+/// The detector a header describes, taken out of `md`: the id from
+/// `DETECTOR` (an integer), the name from `DETNAME` (else `CCDNAME`, else
+/// a text `DETECTOR`, else the id as text), the serial from `DETSER`, the
+/// type from `DETTYPE`. A header with a name but no integer id (nor a name
+/// that is one) gives none, and its cards stay in `md`.
+pub fn detector_from_header(md: &mut PropertySet) -> Option<Detector> {
+    let text = |md: &PropertySet, k: &str| -> Option<String> {
+        md.get::<String>(k)
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    let int_id = md.get_as_i64("DETECTOR").ok();
+    let name = text(md, "DETNAME")
+        .or_else(|| text(md, "CCDNAME"))
+        .or_else(|| text(md, "DETECTOR"));
+    let id = int_id.or_else(|| name.as_deref().and_then(|n| n.parse().ok()))?;
+    let name = name.unwrap_or_else(|| id.to_string());
+    let serial = text(md, "DETSER").unwrap_or_default();
+    let kind = text(md, "DETTYPE")
+        .and_then(|t| DetectorType::parse(&t))
+        .unwrap_or_default();
+    for k in DETECTOR_CARDS {
+        md.remove(k);
+    }
+    Some(Detector {
+        id,
+        name,
+        serial,
+        kind,
+    })
 }
 
 /// Takes `FILTER`, `EXPTIME` and `DATE-OBS` (or TAI `MJD-OBS`) out of `md`.
@@ -679,19 +746,21 @@ fn exposure_fields(md: &mut PropertySet) -> (Option<String>, Option<f64>, Option
 /// An exposure made from a raw image and its header, as Gen2's `std_raw`
 /// made one (afw's `exposureFromImage`): the pixels, an empty mask, zero
 /// variance, the header as metadata, and the exposure's filter (`FILTER`),
-/// exposure time (`EXPTIME`) and start (`DATE-OBS`, else `MJD-OBS` read as
-/// TAI) taken from it.
+/// exposure time (`EXPTIME`), start (`DATE-OBS`, else `MJD-OBS` read as
+/// TAI) and detector ([`detector_from_header`]) taken from it.
 pub fn exposure_from_decorated<T: ImagePixel>(d: DecoratedImage<T>) -> Result<Exposure<T>> {
     let (w, h) = (d.image.width(), d.image.height());
     let mi = MaskedImage::from_parts(d.image, Mask::new(w, h), None)?;
     let mut md = d.metadata;
     let (filter, exposure_time, obs_date) = exposure_fields(&mut md);
+    let detector = detector_from_header(&mut md);
     Ok(Exposure {
         masked_image: mi,
         metadata: md,
         filter,
         exposure_time,
         obs_date,
+        detector,
     })
 }
 
@@ -713,6 +782,23 @@ pub fn standardize_exposure(
     }
     try_pixel!(u8, i16, u16, i32, u32, i64, f32, f64);
     Err(obj)
+}
+
+/// The detector slot of an exposure of any pixel type; `None` when `obj`
+/// is not an `Exposure*`.
+pub fn exposure_detector_mut(obj: &mut dyn Persistable) -> Option<&mut Option<Detector>> {
+    macro_rules! try_pixel {
+        ($($t:ty),*) => {$(
+            if obj.as_any().is::<Exposure<$t>>() {
+                return obj
+                    .as_any_mut()
+                    .downcast_mut::<Exposure<$t>>()
+                    .map(|e| &mut e.detector);
+            }
+        )*};
+    }
+    try_pixel!(u8, i16, u16, i32, u32, i64, f32, f64);
+    None
 }
 
 /// `Exposure<T>` ↔ primary with metadata + IMAGE, MASK, VARIANCE.
@@ -747,12 +833,14 @@ impl<T: ImagePixel> FitsLayout for ExposureFormatter<T> {
             }
         }
         let (filter, exposure_time, obs_date) = exposure_fields(&mut md);
+        let detector = detector_from_header(&mut md);
         Ok(Exposure {
             masked_image: mi,
             metadata: md,
             filter,
             exposure_time,
             obs_date,
+            detector,
         })
     }
 }

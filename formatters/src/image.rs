@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use daf_base::{DateTime, PropertySet};
+pub use daf_base::{Detector, DetectorType};
 pub use daf_storages::fits::Pixel;
 
 use crate::error::FormatterError;
@@ -397,8 +398,9 @@ crate::impl_persistable!(impl<T: ImagePixel> MaskedImage<T>, T::MASKED_IMAGE_NAM
 /// plus the filter, exposure time and observation date as typed fields.
 ///
 /// In FITS the fields are the `FILTER`, `EXPTIME` and `DATE-OBS` cards (on
-/// reading, `MJD-OBS` (TAI) is used when `DATE-OBS` is absent); they are
-/// taken out of `metadata` when read and written from the fields.
+/// reading, `MJD-OBS` (TAI) is used when `DATE-OBS` is absent) and, for the
+/// [`Detector`], `DETECTOR` (id), `DETNAME`, `DETSER` and `DETTYPE`; they
+/// are taken out of `metadata` when read and written from the fields.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exposure<T> {
     /// The pixels.
@@ -411,6 +413,10 @@ pub struct Exposure<T> {
     pub exposure_time: Option<f64>,
     /// Start of the observation.
     pub obs_date: Option<DateTime>,
+    /// The detector the pixels came from (for a raw read as an exposure:
+    /// from its header, else from the mapper's camera description or the
+    /// data id).
+    pub detector: Option<Detector>,
 }
 
 impl<T: Pixel> Exposure<T> {
@@ -422,6 +428,7 @@ impl<T: Pixel> Exposure<T> {
             filter: None,
             exposure_time: None,
             obs_date: None,
+            detector: None,
         }
     }
     /// Width.

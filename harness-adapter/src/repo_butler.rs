@@ -51,6 +51,11 @@ impl ButlerAdapter {
     /// Opens the repository at `root` for reading and writing.
     pub fn open(root: &Path, persistence: Option<Persistence>) -> Result<Self, HarnessError> {
         let mut b = Butler::builder().output(root);
+        // a policy its cfg names serves its legacy parents too (as in the CLI)
+        if let Some(policy) = daf_butler::Repository::lent_policy(root) {
+            tracing::debug!(policy = %policy.display(), "the repository's mapper policy serves its chain");
+            b = b.policy(policy);
+        }
         if let Some(p) = persistence {
             b = b.persistence(p);
         }

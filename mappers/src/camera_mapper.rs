@@ -136,6 +136,14 @@ impl CameraMapper {
             std_hooks: HashMap::new(),
             bypass_hooks: HashMap::new(),
         };
+        tracing::info!(
+            policy = %m.policy.source,
+            root = %m.root.display(),
+            registry = %m.registry.as_ref().map(|r| r.describe()).unwrap_or_else(|| "none".into()),
+            calib_registry = %m.calib_registry.as_ref().map(|r| r.describe()).unwrap_or_else(|| "none".into()),
+            camera = m.policy.camera_description.as_ref().map(|c| c.name.as_str()).unwrap_or("-"),
+            "camera mapper opened"
+        );
         m.load_columns();
         m.check_template_keys()?;
         Ok(m)
@@ -664,6 +672,31 @@ impl Mapper for CameraMapper {
         if let Some(h) = self.std_hooks.get(dataset_type) {
             h(data_id, additional_data);
         }
+    }
+
+    fn definition(&self, dataset_type: &str) -> Option<serde_json::Value> {
+        let d = self.dataset(dataset_type).ok()?;
+        let mut v = match serde_json::to_value(&d.raw).ok()? {
+            serde_json::Value::Object(o) => o,
+            _ => serde_json::Map::new(),
+        };
+        // the typed fields as the mapper uses them (defaults applied)
+        if let Some(t) = &d.template {
+            v.insert("template".into(), t.text().into());
+        }
+        v.insert("persistable".into(), d.persistable.clone().into());
+        v.insert("storage".into(), d.storage.clone().into());
+        Some(serde_json::Value::Object(v))
+    }
+
+    /// From the policy's camera description: the detector the data id
+    /// names, or the only one (see [`daf_base::Camera::detector_for`]).
+    fn detector(&self, _dataset_type: &str, data_id: &DataId) -> Option<daf_base::Detector> {
+        self.policy
+            .camera_description
+            .as_ref()?
+            .detector_for(data_id)
+            .cloned()
     }
 
     fn has_bypass(&self, dataset_type: &str) -> bool {

@@ -189,6 +189,20 @@ pub trait Mapper: Send + Sync {
     ) {
     }
 
+    /// The whole definition of `dataset_type` as the mapper holds it (for a
+    /// policy-driven mapper the merged policy entry: `template`, `python`,
+    /// `persistable`, `storage`, `storageOptions`, `tables` ...), for
+    /// listing. Default: none.
+    fn definition(&self, _dataset_type: &str) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// The detector of `dataset_type` for `data_id`, when the mapper knows
+    /// it (e.g. from its camera description). Default: none.
+    fn detector(&self, _dataset_type: &str, _data_id: &DataId) -> Option<daf_base::Detector> {
+        None
+    }
+
     /// Whether `dataset_type` is answered by [`Mapper::bypass`] instead of a
     /// storage read (LSST `bypass_<type>`). Default: no.
     fn has_bypass(&self, _dataset_type: &str) -> bool {

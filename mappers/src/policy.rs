@@ -281,6 +281,12 @@ pub struct MapperPolicy {
     pub source: String,
     /// `camera`.
     pub camera: Option<String>,
+    /// The camera description (its detectors), loaded by
+    /// [`MapperPolicy::load`] from the YAML file `camera` names (relative to
+    /// the policy file; a folder means its `camera.yaml`), else from a
+    /// `camera.yaml` beside the policy file. `None` when there is none, or
+    /// `camera` names a Gen2 description daf cannot read (`camera.py`).
+    pub camera_description: Option<daf_base::Camera>,
     /// `levels`: level → keys removed by `get_keys`.
     pub levels: BTreeMap<String, Vec<String>>,
     /// `defaultLevel`.
@@ -471,6 +477,43 @@ fn policy_error(e: daf_base::policy::PolicyError) -> MapperError {
     MapperError::Policy(e.to_string())
 }
 
+/// The camera description of the policy file `policy` (see
+/// [`MapperPolicy::camera_description`]). A YAML file that is named or
+/// found but does not parse is an error.
+fn load_camera(
+    policy: &Path,
+    named: Option<&str>,
+) -> Result<Option<daf_base::Camera>, MapperError> {
+    let dir = policy.parent().unwrap_or(Path::new("."));
+    let candidate = match named {
+        Some(n) => {
+            let p = dir.join(n);
+            if p.is_dir() {
+                p.join("camera.yaml")
+            } else {
+                p
+            }
+        }
+        None => dir.join("camera.yaml"),
+    };
+    let is_yaml = matches!(
+        candidate.extension().and_then(|e| e.to_str()),
+        Some("yaml") | Some("yml")
+    );
+    if !is_yaml || !candidate.is_file() {
+        if named.is_some() {
+            tracing::debug!(
+                camera = %candidate.display(),
+                "the policy's camera is not a daf camera description (YAML); detectors come from headers and data ids"
+            );
+        }
+        return Ok(None);
+    }
+    let cam = daf_base::Camera::load(&candidate).map_err(MapperError::Policy)?;
+    tracing::debug!(camera = %candidate.display(), detectors = cam.detectors.len(), "camera description loaded");
+    Ok(Some(cam))
+}
+
 /// Default `givenKeys`.
 pub const DEFAULT_GIVEN_KEYS: [&str; 5] =
     ["tract", "patch", "subfilter", "numSubfilters", "fgcmcycle"];
@@ -509,7 +552,9 @@ impl MapperPolicy {
             Some(d) => PolicyDefaults::load_dir(&d)?,
             None => PolicyDefaults::none(),
         };
-        Self::from_value(tree, &source, &defaults)
+        let mut policy = Self::from_value(tree, &source, &defaults)?;
+        policy.camera_description = load_camera(path, policy.camera.as_deref())?;
+        Ok(policy)
     }
 
     /// Parses YAML text (no defaults directory lookup).
@@ -652,6 +697,7 @@ impl MapperPolicy {
         Ok(MapperPolicy {
             source: source.to_string(),
             camera: cx.string(get("camera"), "camera")?,
+            camera_description: None,
             levels,
             default_level: cx.string(get("defaultLevel"), "defaultLevel")?,
             default_sub_levels,

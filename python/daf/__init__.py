@@ -36,6 +36,7 @@ from ._daf import (  # noqa: F401
     Mask,
     MaskedImage,
     Exposure,
+    Detector,
     DecoratedImage,
     SourceCatalog,
     Butler,

@@ -29,6 +29,7 @@ fn _daf(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<objects::Mask>()?;
     m.add_class::<objects::MaskedImage>()?;
     m.add_class::<objects::Exposure>()?;
+    m.add_class::<objects::Detector>()?;
     m.add_class::<objects::DecoratedImage>()?;
     m.add_class::<objects::SourceCatalog>()?;
     m.add_class::<butler::Butler>()?;

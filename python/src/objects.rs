@@ -571,9 +571,64 @@ fn wcs_cards<'py>(py: Python<'py>, md: &RsPropertySet) -> PyResult<Bound<'py, Py
     Ok(d)
 }
 
+/// A detector (`lsst.afw.cameraGeom.Detector`'s identity): `.id`, `.name`,
+/// `.serial` and `.type` (`"SCIENCE"`, `"FOCUS"`, `"GUIDER"`, `"WAVEFRONT"`).
+#[pyclass(module = "daf", frozen, eq, from_py_object)]
+#[derive(Clone, PartialEq)]
+pub struct Detector {
+    pub inner: daf_base::Detector,
+}
+
+#[pymethods]
+impl Detector {
+    #[new]
+    #[pyo3(signature = (id, name, serial = String::new(), r#type = "SCIENCE"))]
+    fn py_new(id: i64, name: String, serial: String, r#type: &str) -> PyResult<Self> {
+        let kind = daf_base::DetectorType::parse(r#type).ok_or_else(|| {
+            pyo3::exceptions::PyValueError::new_err(format!(
+                "unknown detector type {type:?} (SCIENCE, FOCUS, GUIDER or WAVEFRONT)"
+            ))
+        })?;
+        Ok(Detector {
+            inner: daf_base::Detector {
+                id,
+                name,
+                serial,
+                kind,
+            },
+        })
+    }
+    /// The integer id.
+    #[getter]
+    fn id(&self) -> i64 {
+        self.inner.id
+    }
+    /// The name.
+    #[getter]
+    fn name(&self) -> String {
+        self.inner.name.clone()
+    }
+    /// The serial number ("" when unknown).
+    #[getter]
+    fn serial(&self) -> String {
+        self.inner.serial.clone()
+    }
+    /// The type name.
+    #[getter]
+    fn r#type(&self) -> &'static str {
+        self.inner.kind.as_str()
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "<daf.Detector id={} name={:?} serial={:?} type={}>",
+            self.inner.id, self.inner.name, self.inner.serial, self.inner.kind
+        )
+    }
+}
+
 /// An exposure (`lsst.afw.image.Exposure`): a masked image plus metadata
 /// (`.metadata`, a mutable `PropertySet` of the header cards), its WCS cards
-/// (`.wcs`), `.filter`, `.exposure_time`, `.obs_date` and `.xy0`.
+/// (`.wcs`), `.filter`, `.exposure_time`, `.obs_date`, `.detector` and `.xy0`.
 #[pyclass(module = "daf")]
 pub struct Exposure {
     #[pyo3(get)]
@@ -585,6 +640,9 @@ pub struct Exposure {
     #[pyo3(get, set)]
     pub exposure_time: Option<f64>,
     pub obs_date: Option<daf_base::DateTime>,
+    /// The detector (a `Detector`) or None.
+    #[pyo3(get, set)]
+    pub detector: Option<Detector>,
 }
 
 impl Exposure {
@@ -595,6 +653,7 @@ impl Exposure {
             filter: e.filter,
             exposure_time: e.exposure_time,
             obs_date: e.obs_date,
+            detector: e.detector.map(|inner| Detector { inner }),
         })
     }
     fn to_rs<T: Px>(&self, py: Python<'_>) -> PyResult<RsExposure<T>> {
@@ -603,6 +662,7 @@ impl Exposure {
         e.filter = self.filter.clone();
         e.exposure_time = self.exposure_time;
         e.obs_date = self.obs_date;
+        e.detector = self.detector.as_ref().map(|d| d.inner.clone());
         Ok(e)
     }
 }
@@ -610,7 +670,7 @@ impl Exposure {
 #[pymethods]
 impl Exposure {
     #[new]
-    #[pyo3(signature = (masked_image, metadata = None, filter = None, exposure_time = None, obs_date = None))]
+    #[pyo3(signature = (masked_image, metadata = None, filter = None, exposure_time = None, obs_date = None, detector = None))]
     fn py_new(
         py: Python<'_>,
         masked_image: &Bound<'_, PyAny>,
@@ -618,6 +678,7 @@ impl Exposure {
         filter: Option<String>,
         exposure_time: Option<f64>,
         obs_date: Option<&Bound<'_, PyAny>>,
+        detector: Option<Detector>,
     ) -> PyResult<Self> {
         let mi = match masked_image.cast::<MaskedImage>() {
             Ok(m) => m.clone().unbind(),
@@ -635,6 +696,7 @@ impl Exposure {
             obs_date: obs_date
                 .map(|d| datetime_from_py(d).map(|d| d.inner))
                 .transpose()?,
+            detector,
         })
     }
     /// The image plane.

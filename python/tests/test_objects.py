@@ -136,6 +136,30 @@ def test_mask_masked_image_exposure_round_trips(repo):
     npt.assert_array_equal(d.image.array, ramp(h, w))
 
 
+def test_exposure_detector(repo):
+    """Exposure.detector: kept by a put/get round trip (DETNAME/DETSER cards), else from the data id."""
+    fits = pytest.importorskip("astropy.io.fits")
+    det = daf.Detector(0, "0", serial="0000011")
+    assert (det.id, det.name, det.serial, det.type) == (0, "0", "0000011", "SCIENCE")
+    with pytest.raises(ValueError, match="detector type"):
+        daf.Detector(1, "x", type="BIG")
+    exp = daf.Exposure(ramp(5, 4), filter="g", detector=det)
+    assert exp.detector == det
+    repo.put(exp, "calexp", visit=1, ccd=0)
+    back = repo.get("calexp", visit=1, ccd=0)
+    assert back.detector == det
+    hdr = fits.getheader(repo.get_uri("calexp", visit=1, ccd=0), 0)
+    assert (hdr["DETECTOR"], hdr["DETNAME"], hdr["DETSER"]) == (0, "0", "0000011")
+    # an exposure without one: the data id's ccd gives it when read back
+    plain = daf.Exposure(ramp(5, 4))
+    assert plain.detector is None
+    repo.put(plain, "calexp", visit=2, ccd=5)
+    d = repo.get("calexp", visit=2, ccd=5).detector
+    assert (d.id, d.name, d.serial) == (5, "5", "")
+    back.detector = None
+    assert back.detector is None
+
+
 def catalog_array(n=50):
     rng = np.random.default_rng(3)
     arr = np.empty(n, dtype=[("id", "i8"), ("ra", "f8"), ("dec", "f8"), ("flux", "f4"), ("nchild", "i4"),

@@ -61,15 +61,7 @@ pub(super) fn open_with(
     };
     let fallback = match policy {
         Some(p) => Some(p.to_path_buf()),
-        None => Repository::open(repo, daf_butler::repository::Mode::Read)
-            .ok()
-            .and_then(|r| {
-                r.cfg
-                    .mapper_args
-                    .get("policy")
-                    .and_then(|v| v.as_str())
-                    .map(|p| r.root.join(p))
-            }),
+        None => Repository::lent_policy(repo),
     };
     let b = match fallback {
         Some(p) => b.policy(p),
@@ -775,9 +767,22 @@ pub fn get(a: GetArgs) -> Result<(), CliError> {
             summary.insert("type".into(), obj.persistable_name().to_string().into());
             if let Some(ps) = obj.downcast_ref::<PropertySet>() {
                 summary.insert("fields".into(), ps_json(ps));
-            } else if let Some((shape, header)) = describe_image(obj.as_ref()) {
+            } else if let Some((shape, _)) = describe_image(obj.as_ref()) {
                 summary.insert("shape".into(), serde_json::json!(shape));
-                if let Some(h) = header {
+                // the exposure's own detector, else (a raw image) the one
+                // the mapper's camera description or the data id gives
+                let mut obj = obj;
+                let detector = match daf_formatters::fits::exposure_detector_mut(obj.as_mut()) {
+                    Some(d) => d.clone(),
+                    None => butler.detector(&locate_type, &found.location.data_id),
+                };
+                if let Some(d) = detector {
+                    summary.insert(
+                        "detector".into(),
+                        serde_json::to_value(&d).unwrap_or_default(),
+                    );
+                }
+                if let Some(h) = describe_image(obj.as_ref()).and_then(|(_, h)| h) {
                     summary.insert("header".into(), ps_json(h));
                 }
             } else if let Some(cat) = obj.downcast_ref::<daf_formatters::SourceCatalog>() {
@@ -962,8 +967,10 @@ pub fn dump_policy(a: DumpPolicyArgs) -> Result<(), CliError> {
             .cloned()
             .unwrap_or_default();
         for t in m.dataset_types() {
-            let mut e = match defs.get(&t) {
-                Some(serde_json::Value::Object(o)) => o.clone(),
+            // the repository's own definition, else the mapper's (a legacy
+            // policy's merged entry: template, storageOptions ...)
+            let mut e = match defs.get(&t).cloned().or_else(|| m.definition(&t)) {
+                Some(serde_json::Value::Object(o)) => o,
                 _ => serde_json::Map::new(),
             };
             if let Ok(keys) = m.get_keys(&t, None) {

@@ -69,9 +69,11 @@ fn open_existing_output(repo: &Path) -> Result<Butler, CliError> {
     open(repo, true)
 }
 
+/// A run as it is typed on the command line: the unnamed run is `""`
+/// (`--run ""`).
 fn run_label(run: &str) -> String {
     if run.is_empty() {
-        "(none)".into()
+        "\"\"".into()
     } else {
         run.to_string()
     }
@@ -460,6 +462,9 @@ pub fn query_dataset_types(a: QueryDatasetTypesArgs) -> Result<(), CliError> {
 
 // ---------------------------------------------------------------- register-dataset-type
 
+/// The lock file that serializes changes of a repository's cfg.
+pub const CFG_LOCK_FILE: &str = ".repositoryCfg.yaml.lock";
+
 /// `daf register-dataset-type`: add a dataset type to an existing
 /// SimpleMapper repository.
 #[derive(Debug, Args)]
@@ -488,32 +493,44 @@ pub fn register_dataset_type(a: RegisterDatasetTypeArgs) -> Result<(), CliError>
             "{name:?} is not a dataset type name (letters, digits, `_`, `.`, `-`)"
         )));
     }
-    // A name close to a built-in one is a typo; another unknown name may be
-    // an application's own formatter or storage: allowed, with a warning.
-    for (what, name, known) in [
-        (
-            "persistable",
-            persistable,
-            daf_formatters::FormatterRegistry::with_defaults().names(),
-        ),
-        (
-            "storage",
-            storage,
-            daf_storages::StorageRegistry::with_defaults().names(),
-        ),
-    ] {
-        if known.iter().any(|k| k == name) {
-            continue;
-        }
-        if typos::did_you_mean(name, &known).is_some() {
-            return Err(typos::unknown(what, name, &known, ""));
+    // The storage must be one daf has (no command could read or write
+    // through any other). A persistable close to a built-in one is a typo;
+    // another unknown one may be an application's own formatter: allowed,
+    // with a warning.
+    let storages = daf_storages::StorageRegistry::with_defaults().names();
+    if !storages.iter().any(|k| k == storage) {
+        return Err(typos::unknown("storage", storage, &storages, ""));
+    }
+    let persistables = daf_formatters::FormatterRegistry::with_defaults().names();
+    if !persistables.iter().any(|k| k == persistable) {
+        if typos::did_you_mean(persistable, &persistables).is_some() {
+            return Err(typos::unknown(
+                "persistable",
+                persistable,
+                &persistables,
+                "",
+            ));
         }
         tracing::warn!(
-            "{what} {name:?} is not built in; a butler reading {name:?} datasets must register it"
+            "persistable {persistable:?} is not built in; a butler reading {persistable:?} datasets must register it"
         );
     }
     let def = SimpleDataset::new(template, persistable, storage);
     SimpleMapper::new([(name, def.clone())])?; // the template parses
+    Repository::open(&a.repo, Mode::Write)?; // a writable repository
+                                             // Concurrent registrations are serialized by an exclusive lock on a
+                                             // lock file beside the cfg, held from reading the cfg to renaming the
+                                             // new one into place, so none is lost.
+    let lock_path = a.repo.join(CFG_LOCK_FILE);
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| CliError::new(format!("{}: {e}", lock_path.display())))?;
+    lock.lock()
+        .map_err(|e| CliError::new(format!("locking {}: {e}", lock_path.display())))?;
+    tracing::debug!(lock = %lock_path.display(), "repository cfg locked");
     let mut repo = Repository::open(&a.repo, Mode::Write)?;
     let mapper = repo.cfg.mapper.clone().unwrap_or_default();
     if mapper != "SimpleMapper" {
@@ -562,6 +579,7 @@ pub fn register_dataset_type(a: RegisterDatasetTypeArgs) -> Result<(), CliError>
             "registered"
         }
     };
+    drop(lock);
     if a.json {
         return print_json(&serde_json::json!({
             "name": name, "template": template, "persistable": persistable,

@@ -91,7 +91,17 @@ fn value_json(v: &Value) -> Json {
     }
 }
 
-/// Describes a FITS file as text or JSON.
+/// True when the file at `path` starts with the gzip magic bytes.
+fn is_gzip(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 2];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && magic == [0x1f, 0x8b]
+}
+
+/// Describes a FITS file as text or JSON (saying how it is compressed).
 pub fn show_fits(path: &Path, as_json: bool) -> Result<String, CliError> {
     let f = FitsFile::open(path)?;
     let mut hdus = Vec::new();
@@ -118,6 +128,9 @@ pub fn show_fits(path: &Path, as_json: bool) -> Result<String, CliError> {
             "extname": h.extname(),
             "cards": cards,
         });
+        if let Some(c) = f.compression(h.index) {
+            d["compression"] = json!(c);
+        }
         if let Some((min, max, mean)) = stats {
             d["stats"] = json!({"min": min, "max": max, "mean": mean});
         }
@@ -146,14 +159,20 @@ pub fn show_fits(path: &Path, as_json: bool) -> Result<String, CliError> {
         }
         hdus.push(d);
     }
+    let gzip = is_gzip(path);
     if as_json {
-        let doc = json!({"file": path.display().to_string(), "format": "FITS", "hdus": hdus});
+        let doc = json!({"file": path.display().to_string(), "format": "FITS", "gzip": gzip, "hdus": hdus});
         return Ok(format!(
             "{}\n",
             serde_json::to_string_pretty(&doc).expect("json")
         ));
     }
-    let mut out = format!("{}: FITS, {} HDU(s)\n", path.display(), hdus.len());
+    let mut out = format!(
+        "{}: FITS{}, {} HDU(s)\n",
+        path.display(),
+        if gzip { " (gzip-compressed)" } else { "" },
+        hdus.len()
+    );
     for (h, d) in f.hdus().iter().zip(&hdus) {
         let shape = if h.naxes.is_empty() {
             "no data".to_string()
@@ -165,12 +184,16 @@ pub fn show_fits(path: &Path, as_json: bool) -> Result<String, CliError> {
                 .join(" x ")
         };
         out.push_str(&format!(
-            "\nHDU {}  {}  BITPIX={}  shape={}  EXTNAME={}\n",
+            "\nHDU {}  {}  BITPIX={}  shape={}  EXTNAME={}{}\n",
             h.index,
             h.kind.name(),
             h.bitpix,
             shape,
-            h.extname().unwrap_or("-")
+            h.extname().unwrap_or("-"),
+            d.get("compression")
+                .and_then(Json::as_str)
+                .map(|c| format!("  compressed ({c})"))
+                .unwrap_or_default()
         ));
         if let Some(s) = d.get("stats") {
             out.push_str(&format!(

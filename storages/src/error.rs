@@ -66,6 +66,17 @@ pub enum StorageError {
         /// What was wrong.
         message: String,
     },
+    /// The data uses a feature this storage does not support (e.g. a FITS
+    /// tile compression daf does not decode).
+    #[error("{storage}: unsupported data in {what}: {message}")]
+    Unsupported {
+        /// The storage name.
+        storage: String,
+        /// Which file or object.
+        what: String,
+        /// What is not supported.
+        message: String,
+    },
     /// An error from a backend library (database driver, cfitsio ...).
     #[error("{storage}: {message}")]
     Backend {

@@ -51,8 +51,9 @@
 //!   dataset <T> with keys <ids>"`; otherwise the read is still attempted.
 //! * each output item with a `datasetId` is `put` through the butler (ids
 //!   from `set`, then the job identity, which wins), listed in
-//!   `outputDatasets`, and its provenance — the visit's `inputDatasets` — is
-//!   recorded with the butler. Items without `datasetId` use `storagePolicy`.
+//!   `outputDatasets`, and its provenance — the visit's `inputDatasets` that
+//!   do not disagree with its data id on a key both have (a CCD's output
+//!   lists that CCD's inputs) — is recorded with the butler. Items without `datasetId` use `storagePolicy`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -763,8 +764,15 @@ impl Output {
                 item.dataset_id.as_ref(),
             ) {
                 butler.put(obj, &spec.dataset_type, &ids)?;
+                // Its own inputs: those of the visit that do not disagree
+                // with the output on a key both have (the raw and bias of
+                // its CCD, not every CCD's).
                 let inputs = match cb.get(&self.common.input_datasets_key) {
-                    Some(Item::Datasets(d)) => d.clone(),
+                    Some(Item::Datasets(d)) => d
+                        .iter()
+                        .filter(|i| i.ids.iter().all(|(k, v)| ids.get(k).is_none_or(|o| o == v)))
+                        .cloned()
+                        .collect(),
                     _ => Vec::new(),
                 };
                 butler.record_provenance(&spec.dataset_type, &ids, &inputs)?;

@@ -23,11 +23,38 @@ use std::path::Path;
 
 use super::file::{format_err, FitsFile, Hdu, HduKind};
 use super::header::{format_header, is_structural, Card, Value, BLOCK_LEN};
-use crate::Result;
+use crate::{Result, StorageError};
 
 /// True for a binary table that holds a tile-compressed image.
 pub fn is_tile_compressed(hdu: &Hdu) -> bool {
     hdu.kind == HduKind::BinTable && hdu.value("ZIMAGE") == Some(&Value::Logical(true))
+}
+
+/// The compression algorithms daf decodes.
+pub const DECODED_ALGORITHMS: [&str; 4] = ["RICE_1", "GZIP_1", "GZIP_2", "NOCOMPRESS"];
+
+fn unsupported_message(cmp: &str) -> String {
+    format!(
+        "tile compression {cmp} is not supported (daf decodes {})",
+        DECODED_ALGORITHMS.join(", ")
+    )
+}
+
+/// A typed [`StorageError::Unsupported`] when `hdu` is compressed with an
+/// algorithm of the FITS standard that daf does not decode (`PLIO_1`,
+/// `HCOMPRESS_1`).
+fn check_supported(path: &Path, hdu: &Hdu) -> Result<()> {
+    if let Some(Value::Str(s)) = hdu.value("ZCMPTYPE") {
+        let cmp = s.trim();
+        if matches!(cmp, "PLIO_1" | "HCOMPRESS_1") {
+            return Err(StorageError::Unsupported {
+                storage: "FitsStorage".into(),
+                what: path.display().to_string(),
+                message: format!("HDU {}: {}", hdu.index, unsupported_message(cmp)),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn is_compression_key(key: &str) -> bool {
@@ -233,11 +260,7 @@ fn spec(hdu: &Hdu) -> std::result::Result<Spec, String> {
         "GZIP_1" => Algo::Gzip1,
         "GZIP_2" => Algo::Gzip2,
         "NOCOMPRESS" => Algo::None,
-        "PLIO_1" | "HCOMPRESS_1" => {
-            return Err(format!(
-            "ZCMPTYPE {cmp} is not supported (daf decodes RICE_1, GZIP_1, GZIP_2 and NOCOMPRESS)"
-        ))
-        }
+        "PLIO_1" | "HCOMPRESS_1" => return Err(unsupported_message(&cmp)),
         other => return Err(format!("unknown ZCMPTYPE {other:?}")),
     };
     // ZNAMEi / ZVALi: BLOCKSIZE and BYTEPIX for RICE.
@@ -872,6 +895,7 @@ pub(crate) struct Lazy {
 /// that decodes it later. Nothing is decompressed here.
 pub(crate) fn lazy_view(path: &Path, file: &FitsFile, hdu: &Hdu) -> Result<(Hdu, Lazy)> {
     let err = |m: String| format_err(path, format!("compressed image in HDU {}: {m}", hdu.index));
+    check_supported(path, hdu)?;
     let s = spec(hdu).map_err(err)?;
     layout(file, hdu).map_err(err)?; // the columns are checked now
     let ntiles = s
@@ -924,6 +948,22 @@ pub(crate) fn lazy_view(path: &Path, file: &FitsFile, hdu: &Hdu) -> Result<(Hdu,
 }
 
 impl Lazy {
+    /// How the image is stored: the algorithm, its tile size and, for
+    /// quantized floats, the quantization (`RICE_1, tiles 100x1,
+    /// SUBTRACTIVE_DITHER_1`).
+    pub(crate) fn describe(&self) -> String {
+        let text = |k: &str| match self.raw.value(k) {
+            Some(Value::Str(s)) => Some(s.trim().to_string()),
+            _ => None,
+        };
+        let mut d = text("ZCMPTYPE").unwrap_or_else(|| "?".into());
+        let tiles: Vec<String> = self.spec.tiles.iter().map(usize::to_string).collect();
+        d.push_str(&format!(", tiles {}", tiles.join("x")));
+        if let Some(q) = text("ZQUANTIZ") {
+            d.push_str(&format!(", {q}"));
+        }
+        d
+    }
     /// Every pixel (stored big-endian values), decoded on first use.
     pub(crate) fn full(
         &self,
@@ -1065,6 +1105,7 @@ pub fn decompress_to_bytes(path: &Path, file: &FitsFile) -> Result<Vec<u8>> {
         }
         let err =
             |m: String| format_err(path, format!("compressed image in HDU {}: {m}", hdu.index));
+        check_supported(path, hdu)?;
         let s = spec(hdu).map_err(err)?;
         let pixels = decode_image(file, hdu, &s).map_err(err)?;
         let cards = plain_cards(hdu, &s);

@@ -614,6 +614,13 @@ impl FitsFile {
         self.lazy.get(hdu.index).and_then(Option::as_ref)
     }
 
+    /// For a tile-compressed image HDU, how it is compressed
+    /// (`"RICE_1, tiles 100x1"`, with the quantization of floats); `None`
+    /// for any other HDU.
+    pub fn compression(&self, index: usize) -> Option<String> {
+        Some(self.lazy.get(index)?.as_ref()?.describe())
+    }
+
     /// True when HDU `index` is a tile-compressed image (read through
     /// [`FitsFile::read_image`], which decodes only the tiles a cut-out
     /// touches).
