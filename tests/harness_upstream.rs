@@ -79,16 +79,9 @@ fn cli_error_is_a_std_error() {
 /// The template binary as README shows it (`cargo test` builds examples).
 #[test]
 fn template_binary_runs_the_upstream_template_policy() {
-    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_daf"))
-        .parent()
-        .unwrap()
-        .join("examples/custom_stages");
-    if !daf::base::testing::available(
-        exe.exists(),
-        "target/debug/examples/custom_stages (cargo build --examples)",
-    ) {
+    let Some(exe) = custom_stages_exe() else {
         return;
-    }
+    };
     let o = std::process::Command::new(&exe)
         .args(["run", &format!("{UP}/template/template_policy.paf")])
         .output()
@@ -347,6 +340,65 @@ fn shutdowntest_example_stops_on_its_shutdown_topic() {
         .unwrap();
     assert_eq!(r.visits.len(), 1, "the shutdown event ends the run");
     assert_eq!(r.visits[0].id, "visitId=1");
+}
+
+/// The example binary `examples/custom_stages.rs` (`daf` plus the sample
+/// stages), built by `cargo test`.
+fn custom_stages_exe() -> Option<std::path::PathBuf> {
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_daf"))
+        .parent()
+        .unwrap()
+        .join("examples/custom_stages");
+    daf::base::testing::available(
+        exe.exists(),
+        "target/debug/examples/custom_stages (cargo build --examples)",
+    )
+    .then_some(exe)
+}
+
+#[test]
+fn inputoutput_example_reads_its_library_version_5_archive() {
+    let Some(exe) = custom_stages_exe() else {
+        return;
+    };
+    // As the README says: run in the example's directory (the location
+    // `inputImage.%(visitId).%(sliceId)` is relative), with the event
+    // triggerIpdpEventTransmit.py publishes.
+    let dir = tempfile::tempdir().unwrap();
+    let evs = dir.path().join("ev.jsonl");
+    std::fs::write(
+        &evs,
+        "{\"topics\": {\"triggerIpdpEvent\": {\"visitid\": \"fov391\"}}}\n",
+    )
+    .unwrap();
+    let dump = dir.path().join("dump.json");
+    let o = std::process::Command::new(&exe)
+        .current_dir(format!("{UP}/inputoutput"))
+        .arg("run")
+        .arg("inputoutput_policy.paf")
+        .args(["--run-id", "test_2390", "-v"])
+        .arg("--events")
+        .arg(&evs)
+        .arg("--dump")
+        .arg(&dump)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("1 visits on 1 slices"), "{stdout}");
+    // The IPDP stage's log line, as the upstream stage prints it.
+    assert!(
+        stderr.contains("inputImage property foo3 This is a Fits string"),
+        "{stderr}"
+    );
+    let d: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&dump).unwrap()).unwrap();
+    let text = d.to_string();
+    assert!(
+        text.contains(r#""ipdp":{"foo3":"This is a Fits string"}"#),
+        "{text}"
+    );
 }
 
 #[test]
