@@ -448,6 +448,15 @@ fn readme_topology_and_events_commands_run_as_written() {
     let readme = std::fs::read_to_string("README.md").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let root = std::env::current_dir().unwrap();
+    for line in readme.lines().filter(|l| l.starts_with("printf ")) {
+        // Files the commands below read (a shell line, run as written).
+        let o = std::process::Command::new("sh")
+            .args(["-c", line])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{line}");
+    }
     for line in readme
         .lines()
         .filter(|l| l.starts_with("cargo run --example custom_stages -- run "))
@@ -477,6 +486,10 @@ fn readme_topology_and_events_commands_run_as_written() {
             "{line}\n{stdout}\n{}",
             String::from_utf8_lossy(&o.stderr)
         );
+        if line.contains("--events shutdown_events.jsonl") {
+            // oneloop: visit 1 only, the shutdown (level 4) read during it.
+            assert!(stdout.contains("1 visits on 1 slices"), "{stdout}");
+        }
         if line.contains("syncslices") {
             assert!(stdout.contains("1 visits on 16 slices"), "{stdout}");
         }
@@ -497,6 +510,7 @@ fn readme_topology_and_events_commands_run_as_written() {
     }
     assert!(readme.contains("syncslices.paf --slices 16"));
     assert!(readme.contains("--publish published.jsonl"));
+    assert!(readme.contains("--events shutdown_events.jsonl"));
 }
 
 #[test]
@@ -516,10 +530,56 @@ fn run_help_documents_the_pipeline_keys_and_exit_statuses() {
         "EventStage",
         "--publish",
         "4 a slice was lost",
+        "5 stopped by a shutdown at level 1",
+        "3 at the end of the stage",
     ] {
         assert!(
             help.contains(word),
             "{word} missing from daf run --help:\n{help}"
         );
     }
+}
+
+#[test]
+fn daf_run_reports_where_a_shutdown_stopped_and_exits_5_at_level_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.paf");
+    std::fs::write(
+        &p,
+        "nSlices: 2\nshutdownTopic: \"stopIt\"\nappStage: {\n name: \"n\"\n serialClass: \"NoOpSerial\"\n parallelClass: \"NoOpParallel\"\n}\n",
+    )
+    .unwrap();
+    let run = |events: &str| {
+        let e = dir.path().join("ev.jsonl");
+        std::fs::write(&e, events).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_daf"))
+            .arg("run")
+            .arg(&p)
+            .arg("--events")
+            .arg(&e)
+            .output()
+            .unwrap()
+    };
+    // Level 4 before any visit: nothing runs, exit 0.
+    let o = run("{\"topics\": {\"stopIt\": {\"level\": 4}}}\n{\"payload\": {\"visitId\": 1}}\n");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("0 visits on 2 slices"), "{stdout}");
+    assert!(
+        stdout.contains("shutdown at level 4 (stop at the end of the visit) before any visit"),
+        "{stdout}"
+    );
+    // Level 1 after visit 1's event: visit 2 never runs, exit status 5.
+    let o = run(concat!(
+        "{\"payload\": {\"visitId\": 1}}\n",
+        "{\"topics\": {\"stopIt\": {\"level\": 1}}}\n",
+        "{\"payload\": {\"visitId\": 2}}\n"
+    ));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(5), "{stdout}");
+    assert!(
+        stdout.contains("shutdown at level 1 (stop now)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("visitId=2"), "{stdout}");
 }
