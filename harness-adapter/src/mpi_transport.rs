@@ -40,7 +40,7 @@ use crate::runner::{
     RunReport, Slice, VisitReport, VisitState,
 };
 use crate::shutdown::{
-    after_listener_stopped, Point, ShutdownLevel, ShutdownReport, ShutdownSignal,
+    after_listener_stopped, Check, ShutdownLevel, ShutdownReport, ShutdownSignal,
 };
 use crate::stage::{Services, StageRegistry};
 use crate::Result;
@@ -422,9 +422,9 @@ fn run_master<C: Communicator>(
             for i in 0..master.n_stages() {
                 let stage = format!("{} (#{})", cfg.stages[i].name, i + 1);
                 set_at(&label, stage.clone(), Vec::new());
-                check!(Point::SyncPoint, format!("before preprocess of {stage}"));
+                check!(Check::SyncPoint, format!("before preprocess of {stage}"));
                 master.pre(i, &mut st, &ev);
-                check!(Point::SyncPoint, format!("after preprocess of {stage}"));
+                check!(Check::SyncPoint, format!("after preprocess of {stage}"));
                 lock(&progress).silent = (0..n).collect();
                 broadcast_cmd(world, &Cmd::Process(i))?;
                 let mut done = vec![false; n];
@@ -438,9 +438,9 @@ fn run_master<C: Communicator>(
                         (r, _) => return Err(HarnessError::lost(r as i32, "answered out of step")),
                     }
                 }
-                check!(Point::SyncPoint, format!("after process of {stage}"));
+                check!(Check::SyncPoint, format!("after process of {stage}"));
                 master.post(i, &mut st);
-                check!(Point::EndOfStage, format!("end of {stage}"));
+                check!(Check::EndOfStage, format!("end of {stage}"));
             }
             set_at(&label, "end of visit".into(), (0..n).collect());
             broadcast_cmd(world, &Cmd::End(label.clone()))?;
@@ -468,7 +468,7 @@ fn run_master<C: Communicator>(
                 slices,
                 elapsed: tv.elapsed(),
             });
-            check!(Point::EndOfVisit, "end of visit");
+            check!(Check::EndOfVisit, "end of visit");
             if cfg.one_loop {
                 break;
             }

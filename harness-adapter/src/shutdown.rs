@@ -115,12 +115,12 @@ impl ShutdownSignal {
     }
 
     /// Whether the run stops at `point`.
-    pub(crate) fn stops_at(&self, point: Point) -> Option<ShutdownLevel> {
+    pub(crate) fn stops_at(&self, point: Check) -> Option<ShutdownLevel> {
         let l = self.level()?;
         let stops = match point {
-            Point::SyncPoint => l <= ShutdownLevel::SyncPoint,
-            Point::EndOfStage => l <= ShutdownLevel::EndOfStage,
-            Point::EndOfVisit => l <= ShutdownLevel::EndOfVisit,
+            Check::SyncPoint => l <= ShutdownLevel::SyncPoint,
+            Check::EndOfStage => l <= ShutdownLevel::EndOfStage,
+            Check::EndOfVisit => l <= ShutdownLevel::EndOfVisit,
         };
         stops.then_some(l)
     }
@@ -128,7 +128,7 @@ impl ShutdownSignal {
 
 /// The places where the master looks at the shutdown request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Point {
+pub(crate) enum Check {
     /// Before and after a stage's preprocess, and after its process.
     SyncPoint,
     /// After a stage's postprocess.

@@ -17,7 +17,7 @@ use crate::runner::{
     RunReport, Slice, VisitReport, VisitState,
 };
 use crate::shutdown::{
-    after_listener_stopped, Point, ShutdownLevel, ShutdownReport, ShutdownSignal,
+    after_listener_stopped, Check, ShutdownLevel, ShutdownReport, ShutdownSignal,
 };
 use crate::stage::{Services, StageRegistry};
 use crate::Result;
@@ -135,9 +135,9 @@ pub fn run_threads(
             for i in 0..master.n_stages() {
                 let stage = format!("{} (#{})", cfg.stages[i].name, i + 1);
                 at.1 = stage.clone();
-                check!(Point::SyncPoint, format!("before preprocess of {stage}"));
+                check!(Check::SyncPoint, format!("before preprocess of {stage}"));
                 master.pre(i, &mut st, &ev);
-                check!(Point::SyncPoint, format!("after preprocess of {stage}"));
+                check!(Check::SyncPoint, format!("after preprocess of {stage}"));
                 broadcast(&cmd_txs, || Cmd::Process(i))?;
                 let mut done = vec![false; n];
                 let what = format!("visit {label}, stage {} ({})", i + 1, cfg.stages[i].name);
@@ -157,9 +157,9 @@ pub fn run_threads(
                         }
                     }
                 }
-                check!(Point::SyncPoint, format!("after process of {stage}"));
+                check!(Check::SyncPoint, format!("after process of {stage}"));
                 master.post(i, &mut st);
-                check!(Point::EndOfStage, format!("end of {stage}"));
+                check!(Check::EndOfStage, format!("end of {stage}"));
             }
             at.1 = "end of visit".into();
             broadcast(&cmd_txs, || Cmd::End(label.clone()))?;
@@ -193,7 +193,7 @@ pub fn run_threads(
                     .collect(),
                 elapsed: tv.elapsed(),
             });
-            check!(Point::EndOfVisit, "end of visit");
+            check!(Check::EndOfVisit, "end of visit");
             if cfg.one_loop {
                 break;
             }

@@ -17,11 +17,11 @@ use daf_harness::{
 struct Mark(&'static str);
 impl SerialStage for Mark {
     fn preprocess(&mut self, _ctx: &StageContext, cb: &mut Clipboard) -> Result<()> {
-        cb.put(&format!("{}Pre", self.0), 1i64);
+        cb.put(format!("{}Pre", self.0), 1i64);
         Ok(())
     }
     fn postprocess(&mut self, _ctx: &StageContext, cb: &mut Clipboard) -> Result<()> {
-        cb.put(&format!("{}Post", self.0), 1i64);
+        cb.put(format!("{}Post", self.0), 1i64);
         Ok(())
     }
 }
