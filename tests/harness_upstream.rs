@@ -583,3 +583,34 @@ fn daf_run_reports_where_a_shutdown_stopped_and_exits_5_at_level_1() {
     );
     assert!(!stdout.contains("visitId=2"), "{stdout}");
 }
+
+#[test]
+fn symlink_example_links_the_repository_into_the_run_directory() {
+    // As upstream: run where the links go (dir.input is `.` under the run
+    // directory `%(runid)s`); the sources need not exist.
+    let dir = tempfile::tempdir().unwrap();
+    let policy = std::env::current_dir()
+        .unwrap()
+        .join(format!("{UP}/symlink/symlink_pipeline_policy.paf"));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_daf"))
+        .current_dir(dir.path())
+        .arg("run")
+        .arg(&policy)
+        .args(["--run-id", "test_2390"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stdout.contains("1 visits on 1 slices"), "{stdout}");
+    for name in ["raw", "calib", "template"] {
+        let link = dir.path().join("test_2390").join(name);
+        assert_eq!(
+            std::fs::read_link(&link).unwrap(),
+            std::path::Path::new("/lsst/images/repository").join(name)
+        );
+    }
+}
