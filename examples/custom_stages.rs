@@ -13,8 +13,8 @@
 //! upstream pipeline policies run unchanged: `SampleStage` (template,
 //! exitevent), `SampleFailingStage` and `AppFailureStage` (failurestage),
 //! `ShutdownTestStage` (shutdowntest), the association stages, and the
-//! `lsst.pexhexamples.apps.*` stages of the ring, syncslices (focal plane)
-//! and eventstage examples.
+//! `lsst.pexhexamples.apps.*` stages of the ring, syncslices (focal plane),
+//! eventstage and inputoutput examples.
 //!
 //! The registry is a value handed to `daf::cli::run_with_registry` (or, to
 //! run without the command line, `daf::harness::run_with_registry`): nothing
@@ -230,6 +230,28 @@ impl ParallelStage for ShutdownTestStage {
     }
 }
 
+/// `lsst.pexhexamples.apps.IPDPStageParallel` (inputoutput example): shows
+/// what the InputStage read, the PropertySet `theProperty`, logging each
+/// name with its value as a string and recording them as `ipdp {name:
+/// value}`.
+pub struct IpdpStage;
+impl ParallelStage for IpdpStage {
+    fn process(&mut self, ctx: &StageContext, cb: &mut Clipboard) -> Result<()> {
+        let input = cb.get_property_set("theProperty")?.clone();
+        let mut shown = PropertySet::new();
+        for name in input.param_names() {
+            let value = input
+                .values(&name)
+                .and_then(|v| v.text_at(0))
+                .unwrap_or_default();
+            tracing::info!(rank = ctx.rank, "inputImage property {name} {value}");
+            shown.set(&name, value.as_str())?;
+        }
+        cb.put("ipdp", shown);
+        Ok(())
+    }
+}
+
 /// The built-in stages plus this application's, under their class names.
 pub fn registry() -> StageRegistry {
     const P: &str = "lsst.pexhexamples.pipeline.";
@@ -285,6 +307,9 @@ pub fn registry() -> StageRegistry {
         Ok(Box::new(SyncTestStage))
     });
     r.register_serial(&format!("{A}App1StageSerial"), |_| Ok(Box::new(App1Stage)));
+    r.register_parallel(&format!("{A}IPDPStageParallel"), |_| {
+        Ok(Box::new(IpdpStage))
+    });
     r
 }
 

@@ -79,16 +79,9 @@ fn cli_error_is_a_std_error() {
 /// The template binary as README shows it (`cargo test` builds examples).
 #[test]
 fn template_binary_runs_the_upstream_template_policy() {
-    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_daf"))
-        .parent()
-        .unwrap()
-        .join("examples/custom_stages");
-    if !daf::base::testing::available(
-        exe.exists(),
-        "target/debug/examples/custom_stages (cargo build --examples)",
-    ) {
+    let Some(exe) = custom_stages_exe() else {
         return;
-    }
+    };
     let o = std::process::Command::new(&exe)
         .args(["run", &format!("{UP}/template/template_policy.paf")])
         .output()
@@ -349,6 +342,65 @@ fn shutdowntest_example_stops_on_its_shutdown_topic() {
     assert_eq!(r.visits[0].id, "visitId=1");
 }
 
+/// The example binary `examples/custom_stages.rs` (`daf` plus the sample
+/// stages), built by `cargo test`.
+fn custom_stages_exe() -> Option<std::path::PathBuf> {
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_daf"))
+        .parent()
+        .unwrap()
+        .join("examples/custom_stages");
+    daf::base::testing::available(
+        exe.exists(),
+        "target/debug/examples/custom_stages (cargo build --examples)",
+    )
+    .then_some(exe)
+}
+
+#[test]
+fn inputoutput_example_reads_its_library_version_5_archive() {
+    let Some(exe) = custom_stages_exe() else {
+        return;
+    };
+    // As the README says: run in the example's directory (the location
+    // `inputImage.%(visitId).%(sliceId)` is relative), with the event
+    // triggerIpdpEventTransmit.py publishes.
+    let dir = tempfile::tempdir().unwrap();
+    let evs = dir.path().join("ev.jsonl");
+    std::fs::write(
+        &evs,
+        "{\"topics\": {\"triggerIpdpEvent\": {\"visitid\": \"fov391\"}}}\n",
+    )
+    .unwrap();
+    let dump = dir.path().join("dump.json");
+    let o = std::process::Command::new(&exe)
+        .current_dir(format!("{UP}/inputoutput"))
+        .arg("run")
+        .arg("inputoutput_policy.paf")
+        .args(["--run-id", "test_2390", "-v"])
+        .arg("--events")
+        .arg(&evs)
+        .arg("--dump")
+        .arg(&dump)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("1 visits on 1 slices"), "{stdout}");
+    // The IPDP stage's log line, as the upstream stage prints it.
+    assert!(
+        stderr.contains("inputImage property foo3 This is a Fits string"),
+        "{stderr}"
+    );
+    let d: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&dump).unwrap()).unwrap();
+    let text = d.to_string();
+    assert!(
+        text.contains(r#""ipdp":{"foo3":"This is a Fits string"}"#),
+        "{text}"
+    );
+}
+
 #[test]
 fn association_example_gets_two_topics_per_visit() {
     let dir = tempfile::tempdir().unwrap();
@@ -396,6 +448,15 @@ fn readme_topology_and_events_commands_run_as_written() {
     let readme = std::fs::read_to_string("README.md").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let root = std::env::current_dir().unwrap();
+    for line in readme.lines().filter(|l| l.starts_with("printf ")) {
+        // Files the commands below read (a shell line, run as written).
+        let o = std::process::Command::new("sh")
+            .args(["-c", line])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{line}");
+    }
     for line in readme
         .lines()
         .filter(|l| l.starts_with("cargo run --example custom_stages -- run "))
@@ -425,6 +486,10 @@ fn readme_topology_and_events_commands_run_as_written() {
             "{line}\n{stdout}\n{}",
             String::from_utf8_lossy(&o.stderr)
         );
+        if line.contains("--events shutdown_events.jsonl") {
+            // oneloop: visit 1 only, the shutdown (level 4) read during it.
+            assert!(stdout.contains("1 visits on 1 slices"), "{stdout}");
+        }
         if line.contains("syncslices") {
             assert!(stdout.contains("1 visits on 16 slices"), "{stdout}");
         }
@@ -445,6 +510,7 @@ fn readme_topology_and_events_commands_run_as_written() {
     }
     assert!(readme.contains("syncslices.paf --slices 16"));
     assert!(readme.contains("--publish published.jsonl"));
+    assert!(readme.contains("--events shutdown_events.jsonl"));
 }
 
 #[test]
@@ -464,10 +530,87 @@ fn run_help_documents_the_pipeline_keys_and_exit_statuses() {
         "EventStage",
         "--publish",
         "4 a slice was lost",
+        "5 stopped by a shutdown at level 1",
+        "3 at the end of the stage",
     ] {
         assert!(
             help.contains(word),
             "{word} missing from daf run --help:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn daf_run_reports_where_a_shutdown_stopped_and_exits_5_at_level_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.paf");
+    std::fs::write(
+        &p,
+        "nSlices: 2\nshutdownTopic: \"stopIt\"\nappStage: {\n name: \"n\"\n serialClass: \"NoOpSerial\"\n parallelClass: \"NoOpParallel\"\n}\n",
+    )
+    .unwrap();
+    let run = |events: &str| {
+        let e = dir.path().join("ev.jsonl");
+        std::fs::write(&e, events).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_daf"))
+            .arg("run")
+            .arg(&p)
+            .arg("--events")
+            .arg(&e)
+            .output()
+            .unwrap()
+    };
+    // Level 4 before any visit: nothing runs, exit 0.
+    let o = run("{\"topics\": {\"stopIt\": {\"level\": 4}}}\n{\"payload\": {\"visitId\": 1}}\n");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("0 visits on 2 slices"), "{stdout}");
+    assert!(
+        stdout.contains("shutdown at level 4 (stop at the end of the visit) before any visit"),
+        "{stdout}"
+    );
+    // Level 1 after visit 1's event: visit 2 never runs, exit status 5.
+    let o = run(concat!(
+        "{\"payload\": {\"visitId\": 1}}\n",
+        "{\"topics\": {\"stopIt\": {\"level\": 1}}}\n",
+        "{\"payload\": {\"visitId\": 2}}\n"
+    ));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(5), "{stdout}");
+    assert!(
+        stdout.contains("shutdown at level 1 (stop now)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("visitId=2"), "{stdout}");
+}
+
+#[test]
+fn symlink_example_links_the_repository_into_the_run_directory() {
+    // As upstream: run where the links go (dir.input is `.` under the run
+    // directory `%(runid)s`); the sources need not exist.
+    let dir = tempfile::tempdir().unwrap();
+    let policy = std::env::current_dir()
+        .unwrap()
+        .join(format!("{UP}/symlink/symlink_pipeline_policy.paf"));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_daf"))
+        .current_dir(dir.path())
+        .arg("run")
+        .arg(&policy)
+        .args(["--run-id", "test_2390"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stdout.contains("1 visits on 1 slices"), "{stdout}");
+    for name in ["raw", "calib", "template"] {
+        let link = dir.path().join("test_2390").join(name);
+        assert_eq!(
+            std::fs::read_link(&link).unwrap(),
+            std::path::Path::new("/lsst/images/repository").join(name)
         );
     }
 }

@@ -26,7 +26,23 @@ const SCENARIOS: &[(&str, usize)] = &[
     ("focalplane", 17),
     ("sliceleaders", 7),
     ("events", 2),
+    ("shutdown", 3),
 ];
+
+/// The master asks for a shutdown at the end of the current stage.
+struct StopAtEndOfStage;
+impl daf::harness::SerialStage for StopAtEndOfStage {
+    fn preprocess(
+        &mut self,
+        ctx: &daf::harness::StageContext,
+        _cb: &mut daf::harness::Clipboard,
+    ) -> daf::harness::Result<()> {
+        ctx.services
+            .shutdown
+            .request(daf::harness::ShutdownLevel::EndOfStage);
+        Ok(())
+    }
+}
 
 fn check(ok: bool, what: &str) -> Result<(), String> {
     if ok {
@@ -61,6 +77,36 @@ fn scenario(name: &str) -> Result<(), String> {
         "ring" => run(&format!("{UP}/ring/ring.paf"))?,
         "focalplane" => run(&format!("{UP}/syncslices/syncslices.paf"))?,
         "sliceleaders" => run("tests/data/harness/sliceleaders.paf")?,
+        "shutdown" => {
+            let mut req = RunRequest::new("tests/data/harness/shutdown_levels.paf");
+            req.transport = TransportChoice::Mpi;
+            req.events = EventSource::Events(
+                (1..=2)
+                    .map(|v| {
+                        serde_json::from_value(serde_json::json!({"payload": {"visitId": v}}))
+                            .unwrap()
+                    })
+                    .collect(),
+            );
+            let mut reg = custom_stages::registry();
+            reg.register_serial("test.StopAtEndOfStageSerial", |_| {
+                Ok(Box::new(StopAtEndOfStage))
+            });
+            let Some(r) = run_with_registry(&req, &reg).map_err(|e| format!("shutdown: {e}"))?
+            else {
+                return Ok(());
+            };
+            check(r.visits.is_empty(), "visit 1 was cut")?;
+            let s = r.shutdown.as_ref().ok_or("no shutdown report")?;
+            check(s.level == 3, "level 3")?;
+            check(s.visit == "visitId=1", "in visit 1")?;
+            check(
+                s.at == "end of stop (#2)",
+                &format!("at the end of stage 2, not {}", s.at),
+            )?;
+            println!("ok: shutdown on {} MPI slices", r.n_slices);
+            return Ok(());
+        }
         "events" => {
             let a = run(&format!("{UP}/eventstage/eventstage_pipeline_policy.paf"))?;
             let b = run(&format!("{UP}/exitevent/exitevent_policy.paf"));

@@ -3,7 +3,9 @@
 //! table rows through `DbStorage` / `DbTsvStorage` (see [`crate::db`]).
 
 use daf_base::{Policy, PropertySet};
-use daf_storages::boost::property_set::{load_property_set, save_property_set, PropertySetLayout};
+use daf_storages::boost::property_set::{
+    load_legacy_property_set, load_property_set, save_property_set, LegacyLayout, PropertySetLayout,
+};
 use daf_storages::boost::ArchiveKind;
 use daf_storages::boost_storage::ArchiveStorage;
 use daf_storages::yaml_storage::CONFIG_NAME;
@@ -25,7 +27,10 @@ pub const ROOT_NAME: &str = "propertySet";
 /// byte what LSST's C++ wrote. The formatter policy may change it:
 /// `nitems: int` (a 4-byte count) and `persistable_tracked: false`. Reading
 /// obeys the tracking flag found in the archive, and for binary archives
-/// falls back to the other count width if the configured one does not parse.
+/// falls back to the other count width if the configured one does not parse;
+/// archives in neither are read as LSST's older layouts (a PropertySet with a
+/// `names` vector, or a DataProperty; see
+/// [`daf_storages::boost::property_set::LegacyLayout`]).
 /// `update` merges what it reads into the object (values read replace
 /// values of the same name).
 #[derive(Debug, Clone, Default)]
@@ -88,15 +93,25 @@ impl PropertySetFormatter {
         match s.read_archive(|ar| load_property_set(ar, ROOT_NAME, &layout)) {
             Ok(ps) => Ok(ps),
             Err(first @ StorageError::Format { .. }) => {
-                if s.last_read().is_some_and(|r| r.kind != ArchiveKind::Binary) {
-                    return Err(first.into());
+                if !s.last_read().is_some_and(|r| r.kind != ArchiveKind::Binary) {
+                    let other = PropertySetLayout {
+                        nitems_size_t: !layout.nitems_size_t,
+                        ..layout
+                    };
+                    if let Ok(ps) = s.read_archive(|ar| load_property_set(ar, ROOT_NAME, &other)) {
+                        return Ok(ps);
+                    }
                 }
-                let other = PropertySetLayout {
-                    nitems_size_t: !layout.nitems_size_t,
-                    ..layout
-                };
-                s.read_archive(|ar| load_property_set(ar, ROOT_NAME, &other))
-                    .map_err(|_| first.into())
+                // LSST's 2007-2009 archives: a PropertySet with a `names`
+                // vector, or a DataProperty.
+                for legacy in [LegacyLayout::Names, LegacyLayout::DataProperty] {
+                    if let Ok(ps) =
+                        s.read_archive(|ar| load_legacy_property_set(ar, ROOT_NAME, legacy))
+                    {
+                        return Ok(ps);
+                    }
+                }
+                Err(first.into())
             }
             Err(e) => Err(e.into()),
         }

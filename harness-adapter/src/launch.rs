@@ -192,16 +192,16 @@ pub fn run_loaded(
         run_id: req.run_id.clone(),
         keep_clipboards: false,
     };
-    let events = req.events.open()?;
-    // An event carrying the policy's shutdownTopic ends the run before its visit.
-    let shutdown = cfg.shutdown_topic.clone();
-    let events = events.take_while(move |e| match (e, &shutdown) {
-        (Ok(ev), Some(t)) if ev.has_topic(t) => {
-            tracing::warn!("shutdown event on {t}: the run ends");
-            false
-        }
-        _ => true,
-    });
+    // Events on the policy's shutdownTopic are shutdown requests, read
+    // ahead of the visits by a listener (see crate::shutdown).
+    let events: Box<dyn Iterator<Item = Result<crate::events::Event>>> = match &cfg.shutdown_topic {
+        Some(t) => Box::new(crate::shutdown::listen(
+            req.events.clone(),
+            t.clone(),
+            services.shutdown.clone(),
+        )?),
+        None => req.events.open()?,
+    };
     if uses_mpi(req.transport)? {
         #[cfg(feature = "mpi")]
         {

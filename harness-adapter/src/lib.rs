@@ -53,6 +53,7 @@ pub mod location;
 pub mod mpi_transport;
 pub mod repo_butler;
 pub mod runner;
+pub mod shutdown;
 pub mod stage;
 pub mod stages;
 pub mod tester;
@@ -65,6 +66,7 @@ pub use error::HarnessError;
 pub use events::{read_events, Event, Published};
 pub use launch::{run_with_registry, RunRequest};
 pub use runner::{Failure, LostSlice, ProcessOutcome, RunOptions, RunReport, VisitReport};
+pub use shutdown::{ShutdownLevel, ShutdownReport, ShutdownSignal};
 pub use stage::{
     LostHook, Outbox, ParallelStage, SerialStage, Services, StageContext, StageRegistry,
 };

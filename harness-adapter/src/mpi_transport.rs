@@ -39,6 +39,9 @@ use crate::runner::{
     exit_event, receive_shared, shared_items, LostSlice, Master, ProcessOutcome, RunOptions,
     RunReport, Slice, VisitReport, VisitState,
 };
+use crate::shutdown::{
+    after_listener_stopped, Check, ShutdownLevel, ShutdownReport, ShutdownSignal,
+};
 use crate::stage::{Services, StageRegistry};
 use crate::Result;
 
@@ -292,6 +295,7 @@ fn receive_reply<C: Communicator>(
     timeout: Duration,
     waiting: &str,
     progress: &SharedProgress,
+    shutdown: &ShutdownSignal,
 ) -> Result<(usize, Reply)> {
     let t0 = Instant::now();
     let mut nap = Duration::from_micros(20);
@@ -309,6 +313,12 @@ fn receive_reply<C: Communicator>(
         }
         if last_check.elapsed() > Duration::from_millis(100) {
             last_check = Instant::now();
+            if shutdown.level() == Some(ShutdownLevel::Now) {
+                // Level 1 while slices work: end the whole job at once, as
+                // upstream's kill -9 of the pipeline did.
+                tracing::error!("{waiting}: shutdown at level 1 (stop now): aborting the MPI job");
+                world.abort(5);
+            }
             let p = lock(progress);
             if let (ranks, true) = p.suspects() {
                 let pids: Vec<u32> = ranks.iter().filter_map(|r| p.local_pids[*r]).collect();
@@ -388,6 +398,11 @@ fn run_master<C: Communicator>(
         p.at = (visit.to_string(), stage);
         p.silent = silent;
     };
+    let signal = services.shutdown.clone();
+    // Set when a shutdown request stopped the run. Every place the master
+    // looks at it is between steps, when the slices wait for a command, so
+    // the run ends cleanly there, level 1 included.
+    let mut stopped: Option<ShutdownReport> = None;
     let outcome = (|| -> Result<()> {
         for (visit, ev) in events.into_iter().enumerate() {
             let ev = ev?;
@@ -395,17 +410,27 @@ fn run_master<C: Communicator>(
             let label = ev.label(visit);
             let mut st = VisitState::start(&ev);
             set_at(&label, "start of visit".into(), Vec::new());
+            macro_rules! check {
+                ($point:expr, $where:expr) => {
+                    if let Some(level) = signal.stops_at($point) {
+                        stopped = Some(ShutdownReport::new(level, &label, $where));
+                        return Ok(());
+                    }
+                };
+            }
             broadcast_cmd(world, &Cmd::Start(ev.clone()))?;
             for i in 0..master.n_stages() {
                 let stage = format!("{} (#{})", cfg.stages[i].name, i + 1);
-                set_at(&label, stage, Vec::new());
+                set_at(&label, stage.clone(), Vec::new());
+                check!(Check::SyncPoint, format!("before preprocess of {stage}"));
                 master.pre(i, &mut st, &ev);
+                check!(Check::SyncPoint, format!("after preprocess of {stage}"));
                 lock(&progress).silent = (0..n).collect();
                 broadcast_cmd(world, &Cmd::Process(i))?;
                 let mut done = vec![false; n];
                 let what = format!("visit {label}, stage {} ({})", i + 1, cfg.stages[i].name);
                 for _ in 0..n {
-                    match receive_reply(world, cfg.step_timeout, &what, &progress)? {
+                    match receive_reply(world, cfg.step_timeout, &what, &progress, &signal)? {
                         (r, Reply::Done(j)) if j == i && r < n && !done[r] => {
                             done[r] = true;
                             lock(&progress).silent.retain(|s| *s != r);
@@ -413,14 +438,16 @@ fn run_master<C: Communicator>(
                         (r, _) => return Err(HarnessError::lost(r as i32, "answered out of step")),
                     }
                 }
+                check!(Check::SyncPoint, format!("after process of {stage}"));
                 master.post(i, &mut st);
+                check!(Check::EndOfStage, format!("end of {stage}"));
             }
             set_at(&label, "end of visit".into(), (0..n).collect());
             broadcast_cmd(world, &Cmd::End(label.clone()))?;
             let mut outs: Vec<Option<ProcessOutcome>> = (0..n).map(|_| None).collect();
             let what = format!("end of visit {label}");
             for _ in 0..n {
-                match receive_reply(world, cfg.step_timeout, &what, &progress)? {
+                match receive_reply(world, cfg.step_timeout, &what, &progress, &signal)? {
                     (r, Reply::Visit(o)) if r < n => {
                         outs[r] = Some(o);
                         lock(&progress).silent.retain(|s| *s != r);
@@ -436,11 +463,12 @@ fn run_master<C: Communicator>(
             let published = master.outbox.drain(&label);
             lock(&progress).report.visits.push(VisitReport {
                 visit,
-                id: label,
+                id: label.clone(),
                 master: st.finish(-1, false, published),
                 slices,
                 elapsed: tv.elapsed(),
             });
+            check!(Check::EndOfVisit, "end of visit");
             if cfg.one_loop {
                 break;
             }
@@ -464,6 +492,7 @@ fn run_master<C: Communicator>(
     let _ = watcher.join();
     outcome?;
     let mut report = std::mem::take(&mut lock(&progress).report);
+    report.shutdown = stopped.or_else(|| after_listener_stopped(&signal, &report));
     report.exit_event = exit_event(cfg, &opts.run_id);
     report.elapsed = t0.elapsed();
     Ok(report)

@@ -104,6 +104,9 @@ pub struct RunReport {
     /// answering), and `visits` holds the visits that completed before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost: Option<LostSlice>,
+    /// Set when a shutdown event (or a stage) stopped the run: where.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shutdown: Option<crate::shutdown::ShutdownReport>,
 }
 
 impl RunReport {

@@ -33,6 +33,10 @@ pub struct Services {
     /// before the run ends: `daf run` prints it and writes `--dump` there.
     /// Under MPI it runs just before the master aborts the job.
     pub on_lost: Option<LostHook>,
+    /// The run's shutdown request (see [`crate::shutdown`]): the event
+    /// listener raises it for events on the `shutdownTopic`, and a stage
+    /// may raise it too; the master acts on it.
+    pub shutdown: crate::shutdown::ShutdownSignal,
 }
 
 /// What [`Services::on_lost`] is called with: the partial report.
@@ -59,6 +63,7 @@ impl Services {
             location_map: PropertySet::new(),
             butler_factory: None,
             on_lost: None,
+            shutdown: Default::default(),
         }
     }
 }

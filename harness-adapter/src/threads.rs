@@ -16,6 +16,9 @@ use crate::runner::{
     exit_event, receive_shared, shared_items, LostSlice, Master, ProcessOutcome, RunOptions,
     RunReport, Slice, VisitReport, VisitState,
 };
+use crate::shutdown::{
+    after_listener_stopped, Check, ShutdownLevel, ShutdownReport, ShutdownSignal,
+};
 use crate::stage::{Services, StageRegistry};
 use crate::Result;
 
@@ -109,6 +112,9 @@ pub fn run_threads(
     };
     // Where the run is, for a partial report: (visit label, stage).
     let mut at = (String::new(), String::new());
+    let signal = services.shutdown.clone();
+    // Set when a shutdown request stopped the run.
+    let mut stopped: Option<ShutdownReport> = None;
     let outcome = (|| -> Result<()> {
         for (visit, ev) in events.into_iter().enumerate() {
             let ev = Arc::new(ev?);
@@ -116,20 +122,44 @@ pub fn run_threads(
             let mut st = VisitState::start(&ev);
             let label = ev.label(visit);
             at = (label.clone(), "start of visit".into());
+            // Stops the run at `point` if a shutdown asks for it.
+            macro_rules! check {
+                ($point:expr, $where:expr) => {
+                    if let Some(level) = signal.stops_at($point) {
+                        stopped = Some(ShutdownReport::new(level, &label, $where));
+                        return Ok(());
+                    }
+                };
+            }
             broadcast(&cmd_txs, || Cmd::Start(ev.clone()))?;
             for i in 0..master.n_stages() {
-                at.1 = format!("{} (#{})", cfg.stages[i].name, i + 1);
+                let stage = format!("{} (#{})", cfg.stages[i].name, i + 1);
+                at.1 = stage.clone();
+                check!(Check::SyncPoint, format!("before preprocess of {stage}"));
                 master.pre(i, &mut st, &ev);
+                check!(Check::SyncPoint, format!("after preprocess of {stage}"));
                 broadcast(&cmd_txs, || Cmd::Process(i))?;
                 let mut done = vec![false; n];
                 let what = format!("visit {label}, stage {} ({})", i + 1, cfg.stages[i].name);
                 while done.iter().any(|d| !d) {
-                    match recv(&reply_rx, cfg, &what, &done)? {
-                        (r, Reply::Done(j)) if j == i => done[r] = true,
-                        (r, _) => return Err(HarnessError::lost(r as i32, "answered out of step")),
+                    match recv(&reply_rx, cfg, &what, &done, &signal)? {
+                        None => {
+                            stopped = Some(ShutdownReport::new(
+                                ShutdownLevel::Now,
+                                &label,
+                                format!("during {stage}"),
+                            ));
+                            return Ok(());
+                        }
+                        Some((r, Reply::Done(j))) if j == i => done[r] = true,
+                        Some((r, _)) => {
+                            return Err(HarnessError::lost(r as i32, "answered out of step"))
+                        }
                     }
                 }
+                check!(Check::SyncPoint, format!("after process of {stage}"));
                 master.post(i, &mut st);
+                check!(Check::EndOfStage, format!("end of {stage}"));
             }
             at.1 = "end of visit".into();
             broadcast(&cmd_txs, || Cmd::End(label.clone()))?;
@@ -137,15 +167,25 @@ pub fn run_threads(
             let what = format!("end of visit {label}");
             for _ in 0..n {
                 let answered: Vec<bool> = outs.iter().map(Option::is_some).collect();
-                match recv(&reply_rx, cfg, &what, &answered)? {
-                    (r, Reply::Visit(o)) => outs[r] = Some(*o),
-                    (r, _) => return Err(HarnessError::lost(r as i32, "answered out of step")),
+                match recv(&reply_rx, cfg, &what, &answered, &signal)? {
+                    None => {
+                        stopped = Some(ShutdownReport::new(
+                            ShutdownLevel::Now,
+                            &label,
+                            "end of visit (reports not all in)",
+                        ));
+                        return Ok(());
+                    }
+                    Some((r, Reply::Visit(o))) => outs[r] = Some(*o),
+                    Some((r, _)) => {
+                        return Err(HarnessError::lost(r as i32, "answered out of step"))
+                    }
                 }
             }
             let published = master.outbox.drain(&label);
             report.visits.push(VisitReport {
                 visit,
-                id: label,
+                id: label.clone(),
                 master: st.finish(-1, opts.keep_clipboards, published),
                 slices: outs
                     .into_iter()
@@ -153,12 +193,14 @@ pub fn run_threads(
                     .collect(),
                 elapsed: tv.elapsed(),
             });
+            check!(Check::EndOfVisit, "end of visit");
             if cfg.one_loop {
                 break;
             }
         }
         Ok(())
     })();
+    report.shutdown = stopped.or_else(|| after_listener_stopped(&signal, &report));
     // Clean shutdown: closing the command channels ends every slice loop.
     // After a lost slice the threads are not joined (one may be stuck); they
     // end when they next look at their closed channel.
@@ -188,10 +230,18 @@ pub fn run_threads(
             Err(e)
         }
         Ok(()) => {
-            for h in handles {
-                let _ = h.join();
+            // At level 1 slices may still be inside a stage: they are not
+            // waited for (they end when they next look at their channel).
+            let now = report
+                .shutdown
+                .as_ref()
+                .is_some_and(|s| s.level == ShutdownLevel::Now.as_int());
+            if !now {
+                for h in handles {
+                    let _ = h.join();
+                }
+                report.exit_event = exit_event(cfg, &opts.run_id);
             }
-            report.exit_event = exit_event(cfg, &opts.run_id);
             report.elapsed = t0.elapsed();
             Ok(report)
         }
@@ -208,12 +258,17 @@ fn broadcast(txs: &[Sender<Cmd>], mut make: impl FnMut() -> Cmd) -> Result<()> {
 
 /// Waits for the next slice answer, warning every heartbeat which slices
 /// have not answered; after the step timeout the first silent slice is lost.
+/// `None` when a level-1 shutdown (stop now) was asked meanwhile.
 fn recv(
     rx: &Receiver<(usize, Reply)>,
     cfg: &PipelineConfig,
     what: &str,
     answered: &[bool],
-) -> Result<(usize, Reply)> {
+    signal: &ShutdownSignal,
+) -> Result<Option<(usize, Reply)>> {
+    // How often a wait looks for a level-1 shutdown.
+    const POLL: std::time::Duration = std::time::Duration::from_millis(20);
+    let mut last_warning = Instant::now();
     let start = Instant::now();
     let silent = || -> Vec<usize> { (0..answered.len()).filter(|r| !answered[*r]).collect() };
     loop {
@@ -228,9 +283,16 @@ fn recv(
                 ),
             ));
         }
-        match rx.recv_timeout(left.min(cfg.heartbeat())) {
-            Ok(x) => return Ok(x),
+        if signal.level() == Some(ShutdownLevel::Now) {
+            return Ok(None);
+        }
+        match rx.recv_timeout(left.min(POLL)) {
+            Ok(x) => return Ok(Some(x)),
             Err(RecvTimeoutError::Timeout) => {
+                if last_warning.elapsed() < cfg.heartbeat() {
+                    continue;
+                }
+                last_warning = Instant::now();
                 if start.elapsed() < cfg.step_timeout {
                     tracing::warn!(
                         "{what}: still waiting for slice(s) {:?} after {:.0?} (step timeout {:?})",

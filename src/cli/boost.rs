@@ -32,7 +32,9 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 use daf_base::{DateTime, NativeType, PropertySet, PropertyType, Timescale, Values};
 use daf_storages::atomic::AtomicFile;
-use daf_storages::boost::property_set::{load_property_set, save_property_set, PropertySetLayout};
+use daf_storages::boost::property_set::{
+    load_legacy_property_set, load_property_set, save_property_set, LegacyLayout, PropertySetLayout,
+};
 use daf_storages::boost::{
     library_version_for, ArchiveKind, IArchive, OArchive, DEFAULT_VERSION, WRITE_VERSIONS,
 };
@@ -117,6 +119,21 @@ pub fn read_property_set_archive(bytes: &[u8]) -> Result<(PropertySet, ArchiveIn
             };
             if ArchiveKind::detect(bytes) == Some(ArchiveKind::Binary) {
                 if let Ok(r) = read(int) {
+                    return Ok(r);
+                }
+            }
+            for legacy in [LegacyLayout::Names, LegacyLayout::DataProperty] {
+                let r = (|| -> daf_storages::boost::Result<(PropertySet, ArchiveInfo)> {
+                    let mut ar = IArchive::new(bytes)?;
+                    let info = ArchiveInfo {
+                        kind: ar.kind(),
+                        version: ar.library_version(),
+                    };
+                    let ps = load_legacy_property_set(&mut ar, ROOT, legacy)?;
+                    ar.finish()?;
+                    Ok((ps, info))
+                })();
+                if let Ok(r) = r {
                     return Ok(r);
                 }
             }

@@ -38,7 +38,11 @@ Pipeline policy keys (PAF, .policy or YAML; optionally under `execute:`):
   dir {defaultRoot, runDirPattern, work, input, output, update, scratch}, database.url
                    the location map
   exitTopic        at the normal end, publish message=\"exiting_<runId>\" on this topic
-  shutdownTopic    an event carrying this topic ends the run before its visit
+  shutdownTopic    an event on this topic stops the run at its int `level`:
+                   1 now (running stages are not waited for), 2 at the next
+                   synchronisation point, 3 at the end of the stage, 4 (default)
+                   at the end of the visit; no visit starts after it. It acts
+                   when read: events are read one ahead of the visits
   ignored, with a warning: eventBrokerHost, logThreshold, localLogMode, barrierDelay,
   eventTimeout; unknown keys are warned about too.
 Built-in stages: InputStage, OutputStage, SymLinkStage, EventStage (keysToPublish
@@ -46,7 +50,9 @@ Built-in stages: InputStage, OutputStage, SymLinkStage, EventStage (keysToPublis
 Published events (EventStage, exitTopic) go to --publish as --events lines.
 Exit status: 0 all visits ok; 3 some visit failed in some process (report printed);
 4 a slice was lost (died, or silent past stepTimeout): the partial report of the
-visits that completed is printed (and --dump written), naming the lost slice.";
+visits that completed is printed (and --dump written), naming the lost slice;
+5 stopped by a shutdown at level 1 (under MPI the job is aborted). A shutdown at
+levels 2-4 exits 0 (or 3), the summary saying where the run stopped.";
 
 /// Arguments of `daf run`.
 #[derive(Debug, clap::Args)]
@@ -59,7 +65,8 @@ pub struct RunArgs {
     /// {"jobIdentity": {"visit": 1}, "inputDatasets": [{"type": "raw", "ids": {"visit": 1}}],
     /// "payload": {...}, "topics": {"TOPIC": {...}}, "clipboard": {"root": "tests"}}.
     /// A stage's eventTopic T gets topics.T (else payload); clipboard items are
-    /// put as plain items; topics with the policy's shutdownTopic end the run.
+    /// put as plain items; a topic with the policy's shutdownTopic stops the run at its
+    /// `level` (see below).
     #[arg(long)]
     pub events: Option<String>,
     /// Number of slices (threads); overrides the policy's `nSlices`.
@@ -175,6 +182,19 @@ pub fn print_summary(report: &RunReport, out: &mut impl Write) -> std::io::Resul
             published.len(),
             topics.join(", ")
         )?;
+    }
+    if let Some(s) = &report.shutdown {
+        let level = daf_harness::ShutdownLevel::from_int(s.level as i64)
+            .map_or_else(|| format!("level {}", s.level), |l| l.to_string());
+        if s.visit.is_empty() {
+            writeln!(out, "  shutdown at {level} before any visit")?;
+        } else {
+            writeln!(
+                out,
+                "  shutdown at {level}: stopped in visit {} at {}",
+                s.visit, s.at
+            )?;
+        }
     }
     if let Some(l) = &report.lost {
         writeln!(
@@ -378,6 +398,19 @@ pub fn run_with_registry(args: RunArgs, registry: &StageRegistry) -> Result<(), 
         Err(e) => return Err(e.into()),
     };
     write_outputs(&report, args.dump.as_deref(), args.publish.as_deref())?;
+    if let Some(s) = report
+        .shutdown
+        .as_ref()
+        .filter(|s| s.level == daf_harness::ShutdownLevel::Now.as_int())
+    {
+        return Err(CliError {
+            message: format!(
+                "stopped now by a level-1 shutdown in visit {} ({})",
+                s.visit, s.at
+            ),
+            code: 5,
+        });
+    }
     if report.failures() > 0 {
         return Err(CliError {
             message: format!("{} (visit, process) pairs failed", report.failures()),

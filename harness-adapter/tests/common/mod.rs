@@ -27,6 +27,7 @@ pub fn services(location_map: PropertySet) -> Services {
         location_map,
         butler_factory: None,
         on_lost: None,
+        shutdown: Default::default(),
     }
 }
 

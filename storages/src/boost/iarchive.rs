@@ -463,6 +463,37 @@ impl<'a> IArchive<'a> {
         Ok(())
     }
 
+    /// The binary header's library version. Boost 1.45 and later (8 on)
+    /// write a little-endian `u16`; older ones wrote one byte for 3 to 5,
+    /// one byte and a zero for 6, and for 7 one byte, maybe followed by a
+    /// zero (Boost's own reader skips a zero there, as done here).
+    fn read_binary_library_version(&mut self) -> Result<u16> {
+        let v = self.take(1, "library version")?[0] as u16;
+        let zero_follows = self.data.get(self.pos) == Some(&0);
+        match v {
+            0..=5 => {}
+            6 => {
+                self.take(1, "library version")?;
+            }
+            7 => {
+                if zero_follows {
+                    self.pos += 1;
+                }
+            }
+            _ => {
+                let hi = self.take(1, "library version")?[0] as u16;
+                return Ok(v | (hi << 8));
+            }
+        }
+        Ok(v)
+    }
+
+    /// Whether collections carry an item_version after their count: not in
+    /// library version 3 archives (Boost 1.34), in every later one.
+    pub fn has_item_version(&self) -> bool {
+        self.version > 3
+    }
+
     fn read_header(&mut self) -> Result<()> {
         match self.kind {
             ArchiveKind::Binary => {
@@ -473,7 +504,7 @@ impl<'a> IArchive<'a> {
                 if self.take(SIGNATURE.len(), "signature")? != SIGNATURE.as_bytes() {
                     return Err(self.malformed("not a Boost binary archive (bad signature)"));
                 }
-                let v = u16::from_le_bytes(self.take_arr("library version")?);
+                let v = self.read_binary_library_version()?;
                 self.check_version(v)?;
                 self.version = v;
                 let sizes: [u8; 4] = self.take_arr("native sizes")?;
@@ -676,6 +707,10 @@ impl<'a> IArchive<'a> {
     pub fn read_count(&mut self) -> Result<usize> {
         let off = self.pos;
         let n: u64 = match self.kind {
+            // Library versions 3 to 5 wrote an `unsigned int` count.
+            ArchiveKind::Binary if self.version <= 5 => {
+                u32::from_le_bytes(self.take_arr("collection count")?) as u64
+            }
             ArchiveKind::Binary => u64::from_le_bytes(self.take_arr("collection count")?),
             ArchiveKind::Text => {
                 let t = self.token("collection count")?;
@@ -709,7 +744,14 @@ impl<'a> IArchive<'a> {
         match self.kind {
             ArchiveKind::Binary => {
                 let t = self.take(1, "tracking level")?[0];
-                let v = u32::from_le_bytes(self.take_arr("class version")?);
+                // The class version's width by library version (Boost's
+                // binary reader keeps these cases): u32 from 8 on, one byte
+                // at 7, two bytes at 6, one byte at 3 to 5.
+                let v = match self.version {
+                    8.. => u32::from_le_bytes(self.take_arr("class version")?),
+                    6 => u16::from_le_bytes(self.take_arr("class version")?) as u32,
+                    _ => self.take(1, "class version")?[0] as u32,
+                };
                 if t > 1 {
                     return Err(self.malformed(format!("tracking level {t} is neither 0 nor 1")));
                 }

@@ -210,7 +210,13 @@ impl<T: BoostSerialize> BoostSerialize for Vec<T> {
     fn load(ar: &mut IArchive<'_>, _version: u32) -> Result<Self> {
         let n = ar.read_count()?;
         let is_bool = TypeId::of::<T>() == TypeId::of::<bool>();
-        if has_item_version::<T>(is_bool, ar.kind()) {
+        let lib = ar.library_version();
+        // Library version 3 wrote no item_version; the binary array
+        // optimisation of versions 4 and 5 wrote one (Boost's
+        // BOOST_SERIALIZATION_VECTOR_VERSIONED).
+        let versioned_array =
+            T::ARITHMETIC && !is_bool && ar.kind() == ArchiveKind::Binary && (4..=5).contains(&lib);
+        if ar.has_item_version() && (versioned_array || has_item_version::<T>(is_bool, ar.kind())) {
             ar.read_item_version()?;
         }
         T::load_items(n, ar)
@@ -254,7 +260,9 @@ impl<K: BoostSerialize + Ord, V: BoostSerialize> BoostSerialize for BTreeMap<K, 
     }
     fn load(ar: &mut IArchive<'_>, _version: u32) -> Result<Self> {
         let n = ar.read_count()?;
-        ar.read_item_version()?;
+        if ar.has_item_version() {
+            ar.read_item_version()?;
+        }
         ar.check_count(n, 1, "map items")?;
         let tid = TypeId::of::<MapItem<K, V>>();
         let mut m = BTreeMap::new();

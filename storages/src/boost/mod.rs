@@ -46,7 +46,7 @@
 //! is abstract ([`OArchive::poly_pointer`]) or concrete, like LSST's
 //! `Persistable` ([`OArchive::poly_pointer_concrete`]: C++ registers the
 //! declared class first, which shifts the class ids). Written library
-//! versions: 18 (Boost 1.73–1.75) and 19 (Boost 1.76–1.83); read: 8 to 19.
+//! versions: 18 (Boost 1.73–1.75) and 19 (Boost 1.76–1.83); read: 3 to 19.
 //!
 //! Floating-point NaN and ±infinity: binary archives hold them exactly.
 //! Text and XML archives write them as `nan`, `inf` and `-inf`, as C++
@@ -83,8 +83,12 @@ pub const SIGNATURE: &str = "serialization::archive";
 
 /// The newest archive library version this engine reads (Boost 1.76–1.83).
 pub const MAX_READ_VERSION: u16 = 19;
-/// The oldest archive library version this engine reads (Boost 1.45).
-pub const MIN_READ_VERSION: u16 = 8;
+/// The oldest archive library version this engine reads (3, Boost 1.34,
+/// as LSST's 2007–2009 archives were). Versions 3 to 7 differ from 8 on in
+/// a few widths and fields (see [`IArchive`]): binary class versions are one
+/// byte (3–5, 7) or two (6), binary collection counts four bytes (3–5), and
+/// version 3 writes no collection item_version.
+pub const MIN_READ_VERSION: u16 = 3;
 /// The archive library versions this engine writes.
 pub const WRITE_VERSIONS: [u16; 2] = [18, 19];
 /// The library version written when none is chosen: 18 (Boost 1.74, the

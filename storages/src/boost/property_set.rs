@@ -23,7 +23,7 @@ use std::any::TypeId;
 
 use daf_base::{DateTime, NativeType, PropertySet, Timescale, Values};
 
-use super::{ArchiveError, ClassInfo, IArchive, OArchive, Result};
+use super::{ArchiveError, BoostSerialize, ClassInfo, IArchive, OArchive, Result, SharedPtr};
 
 /// Choices the C++ program made that change the bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -284,4 +284,197 @@ pub fn load_property_set(
             Ok(ps)
         },
     )
+}
+
+// ---- legacy layouts (2007–2009) ---------------------------------------------
+
+/// The two layouts LSST's archives had before the `nitems` one that
+/// [`load_property_set`] reads; both hold only `bool`, `int`, `double` and
+/// `std::string` values (type codes `b`, `i`, `d`, `s`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegacyLayout {
+    /// A PropertySet of 2008–2009: its `Persistable` base, `names` (a
+    /// `std::vector<std::string>` of every leaf name), then for each name its
+    /// `type` code and `value` (a `std::vector` of the values).
+    Names,
+    /// A DataProperty (PropertySet's predecessor, 2007–2008): its
+    /// `Persistable` base, `name` (`std::string`), `isANode` (`bool`), then
+    /// for a node its `collection` (a `std::list` of `boost::shared_ptr` to
+    /// child DataProperties), else its `type` code and one `value`.
+    DataProperty,
+}
+
+fn legacy_values(ar: &mut IArchive<'_>, key: &str, code: u8, vector: bool) -> Result<Values> {
+    macro_rules! read {
+        ($t:ty) => {
+            if vector {
+                ar.field::<Vec<$t>>("value")?.into()
+            } else {
+                vec![ar.field::<$t>("value")?].into()
+            }
+        };
+    }
+    Ok(match code {
+        b'b' => read!(bool),
+        b'i' => read!(i32),
+        b'd' => read!(f64),
+        b's' => read!(String),
+        other => {
+            return Err(ArchiveError::Unsupported(format!(
+                "item {key:?} has type code {:?}, which is not supported in a legacy archive",
+                other as char
+            )))
+        }
+    })
+}
+
+fn add_values(ps: &mut PropertySet, key: &str, values: Values) -> Result<()> {
+    if values.is_empty() {
+        return Ok(());
+    }
+    ps.add(key, values).map_err(|e| ArchiveError::Malformed {
+        offset: 0,
+        message: format!("item {key:?}: {e}"),
+    })
+}
+
+/// One DataProperty as read: a named leaf or a node of children.
+struct DataPropertyNode {
+    name: String,
+    value: DpValue,
+}
+
+enum DpValue {
+    Leaf(Values),
+    Node(Vec<SharedPtr<DataPropertyNode>>),
+}
+
+/// `std::list<boost::shared_ptr<DataProperty>>`: a count, an item_version
+/// (not in library version 3), then the pointers.
+struct DpChildren(Vec<SharedPtr<DataPropertyNode>>);
+
+impl BoostSerialize for DpChildren {
+    fn class_info() -> ClassInfo {
+        ClassInfo::new("std::list")
+    }
+    fn save(&self, _ar: &mut OArchive<'_>) -> Result<()> {
+        Err(ArchiveError::Unsupported(
+            "DataProperty archives are read only".into(),
+        ))
+    }
+    fn load(ar: &mut IArchive<'_>, _version: u32) -> Result<Self> {
+        let n = ar.read_count()?;
+        if ar.has_item_version() {
+            ar.read_item_version()?;
+        }
+        ar.check_count(n, 1, "DataProperty children")?;
+        let mut v = Vec::with_capacity(n.min(1024));
+        for _ in 0..n {
+            v.push(ar.field("item")?);
+        }
+        Ok(DpChildren(v))
+    }
+}
+
+impl BoostSerialize for DataPropertyNode {
+    fn class_info() -> ClassInfo {
+        // Written through shared pointers, so tracked.
+        ClassInfo::new("DataProperty").tracked(true)
+    }
+    fn save(&self, _ar: &mut OArchive<'_>) -> Result<()> {
+        Err(ArchiveError::Unsupported(
+            "DataProperty archives are read only".into(),
+        ))
+    }
+    fn load(ar: &mut IArchive<'_>, _version: u32) -> Result<Self> {
+        ar.class_field(
+            "base",
+            TypeId::of::<PersistableClass>(),
+            &persistable_info(true),
+            |_, _| Ok(()),
+        )?;
+        let name: String = ar.field("name")?;
+        let value = if ar.field::<bool>("isANode")? {
+            DpValue::Node(ar.field::<DpChildren>("collection")?.0)
+        } else {
+            let code = ar.field::<i8>("type")? as u8;
+            DpValue::Leaf(legacy_values(ar, &name, code, false)?)
+        };
+        Ok(DataPropertyNode { name, value })
+    }
+}
+
+fn flatten(
+    node: &DataPropertyNode,
+    prefix: &str,
+    ps: &mut PropertySet,
+    depth: usize,
+) -> Result<()> {
+    if depth > 64 {
+        return Err(ArchiveError::Malformed {
+            offset: 0,
+            message: "DataProperty nesting too deep".into(),
+        });
+    }
+    let key = if prefix.is_empty() {
+        node.name.clone()
+    } else {
+        format!("{prefix}.{}", node.name)
+    };
+    match &node.value {
+        DpValue::Leaf(v) => add_values(ps, &key, v.clone()),
+        DpValue::Node(children) => {
+            for c in children.iter().filter_map(|c| c.get()) {
+                flatten(c, &key, ps, depth + 1)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Reads a PropertySet written as the NVP `name` in one of the
+/// [`LegacyLayout`]s. A DataProperty's root name is dropped: its children
+/// become the PropertySet's names (a nested node's children get dotted
+/// names), and children of the same name append their values in order.
+pub fn load_legacy_property_set(
+    ar: &mut IArchive<'_>,
+    name: &str,
+    layout: LegacyLayout,
+) -> Result<PropertySet> {
+    match layout {
+        LegacyLayout::DataProperty => {
+            let root: DataPropertyNode = ar.field(name)?;
+            let mut ps = PropertySet::new();
+            match &root.value {
+                DpValue::Leaf(v) => add_values(&mut ps, &root.name, v.clone())?,
+                DpValue::Node(children) => {
+                    for c in children.iter().filter_map(|c| c.get()) {
+                        flatten(c, "", &mut ps, 0)?;
+                    }
+                }
+            }
+            Ok(ps)
+        }
+        LegacyLayout::Names => ar.class_field(
+            name,
+            TypeId::of::<PropertySetClass>(),
+            &PROPERTY_SET,
+            |ar, _| {
+                ar.class_field(
+                    "base",
+                    TypeId::of::<PersistableClass>(),
+                    &persistable_info(true),
+                    |_, _| Ok(()),
+                )?;
+                let names: Vec<String> = ar.field("names")?;
+                let mut ps = PropertySet::with_capacity(names.len().min(1024));
+                for key in &names {
+                    let code = ar.field::<i8>("type")? as u8;
+                    let values = legacy_values(ar, key, code, true)?;
+                    add_values(&mut ps, key, values)?;
+                }
+                Ok(ps)
+            },
+        ),
+    }
 }
