@@ -269,7 +269,7 @@ pub fn checksum_file(path: &Path) -> std::io::Result<(String, u64)> {
 /// numerically)?
 /// The values of `keys` in `data_id`; `None` if one is missing.
 pub fn project(data_id: &DataId, keys: &[&str]) -> Option<Vec<DataIdValue>> {
-    keys.iter().map(|k| data_id.get(*k).cloned()).collect()
+    keys.iter().map(|k| data_id.get(k).cloned()).collect()
 }
 
 pub fn matches_partial(data_id: &DataId, partial: &DataId) -> bool {
