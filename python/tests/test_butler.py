@@ -221,7 +221,7 @@ def test_readme_python_quick_start(tmp_path, monkeypatch, capsys):
     block = re.findall(r"```python\n(.*?)```", readme, re.S)[1]
     exec(compile(block, "README.md", "exec"), {})
     assert capsys.readouterr().out.splitlines() == ["1 41", "True", "15.0", "(3, 8)"]
-    assert not (tmp_path / "tests" / "data" / "obs_test" / "input" / "repositoryCfg.yaml").exists()
+    assert not (tmp_path / "tests" / "data" / "obs_test" / "input" / "daf_registry.sqlite3").exists()
 
 
 def test_legacy_repository_with_policy(tmp_path, monkeypatch):
