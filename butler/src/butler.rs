@@ -1836,18 +1836,20 @@ impl Butler {
                 for o in &out {
                     seen.insert(o.iter().map(ValueKey::of).collect());
                 }
-                let recs = lock(reg).find_matching(Some(&dataset_type), data_id, None)?;
-                tracing::debug!(repository = i, dataset_type = %dataset_type, rows = recs.len(), "file registry query");
-                for rec in &recs {
-                    let tuple: Option<Vec<&DataIdValue>> =
-                        keys.iter().map(|k| rec.data_id.get(k)).collect();
-                    if let Some(t) = tuple {
-                        if seen.insert(t.iter().map(|v| ValueKey::of(v)).collect()) {
-                            kept.push(t.into_iter().cloned().collect());
-                        }
-                    }
-                }
+                let tuples = lock(reg).project_matching(&dataset_type, data_id, keys)?;
+                tracing::debug!(repository = i, dataset_type = %dataset_type, rows = tuples.len(), "file registry query");
+                seen.reserve(tuples.len());
+                let keep: Vec<bool> = tuples
+                    .iter()
+                    .map(|t| seen.insert(t.iter().map(ValueKey::of).collect()))
+                    .collect();
                 drop(seen);
+                kept.extend(
+                    tuples
+                        .into_iter()
+                        .zip(keep)
+                        .filter_map(|(t, k)| k.then_some(t)),
+                );
                 out.extend(kept);
             }
             if out.is_empty() {

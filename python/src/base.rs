@@ -316,7 +316,7 @@ pub fn values_from_py(v: &Bound<'_, PyAny>, type_name: Option<&str>) -> PyResult
 
 /// One value at `i` as a Python object (nested sets as `PropertySet`, or as
 /// dicts when `dicts`).
-fn value_at<'py>(
+pub fn value_at<'py>(
     py: Python<'py>,
     v: &Values,
     i: usize,

@@ -26,7 +26,9 @@ use crate::objects::{persistable_from_py, to_py};
 /// writable outputs (created if missing). `mapper_policies` maps a
 /// repository's mapper name (its `_mapper` file, e.g.
 /// `"lsst.obs.test.testMapper.TestMapper"`) to the mapper policy file;
-/// `policy` is the fallback policy for any camera mapper.
+/// `policy` is the mapper policy for any camera mapper without its own, as
+/// the CLI's `--policy`: `Butler("obs_test/input", policy="testMapper.yaml")`
+/// opens a legacy Gen2 repository (`_mapper`, `registry.sqlite3`) as it is.
 ///
 /// Data ids are given Gen2 style, as keywords or a dict (or both; keywords
 /// win): `butler.get("raw", visit=1, ccd=0)` or
@@ -81,6 +83,55 @@ fn finish_get(
     Ok(obj)
 }
 
+/// How a read object is handed to Python: as itself, or (Gen2's derived
+/// types) as the value the Gen2 butler returned.
+enum Shape {
+    Object,
+    /// `<type>_filename`: the list of full paths.
+    Filenames,
+    /// A mapper's bypass answer (`ccdExposureId`): the one value it holds.
+    Bypass(String),
+}
+
+fn derived_shape(b: &RsButler, dataset_type: &str) -> Shape {
+    let Ok(resolved) = b.resolve_alias(dataset_type) else {
+        return Shape::Object;
+    };
+    if let daf_butler::Derived::Filename(_) = b.derived_type(&resolved) {
+        return Shape::Filenames;
+    }
+    if (0..b.repositories().len()).any(|i| b.mapper(i).has_bypass(&resolved)) {
+        return Shape::Bypass(resolved.into_owned());
+    }
+    Shape::Object
+}
+
+/// The value `name` of the PropertySet a derived type is read as: a list
+/// (`scalar = false`) or its one value (`scalar = true`).
+fn derived_value(
+    py: Python<'_>,
+    obj: Box<dyn daf_formatters::Persistable>,
+    name: &str,
+    scalar: bool,
+) -> PyResult<Py<PyAny>> {
+    let obj = to_py(py, obj)?;
+    let Ok(ps) = obj.bind(py).cast::<crate::base::PropertySet>() else {
+        return Ok(obj);
+    };
+    let ps = ps.borrow();
+    let Some(v) = ps.inner.values(name) else {
+        return Ok(obj);
+    };
+    if scalar && v.len() == 1 {
+        return Ok(crate::base::values_to_py(py, v, false)?.unbind());
+    }
+    let l = PyList::empty(py);
+    for i in 0..v.len() {
+        l.append(crate::base::value_at(py, v, i, false)?)?;
+    }
+    Ok(l.into_any().unbind())
+}
+
 fn key_type(k: &KeyType) -> &'static str {
     match k {
         KeyType::Int => "int",
@@ -110,8 +161,13 @@ impl Butler {
     ) -> PyResult<Self> {
         let mut b = RsButler::builder().mapper_factory(daf_butler::camera_mapper_factory(
             mapper_policies.unwrap_or_default(),
-            policy,
+            policy.clone(),
         ));
+        // As the CLI's `--policy`: legacy Gen2 repositories (`_mapper`,
+        // `registry.sqlite3`) open as they are, with this mapper policy.
+        if let Some(p) = policy {
+            b = b.policy(std::path::absolute(&p).unwrap_or(p));
+        }
         if let Some(r) = root {
             b = b.output(RepositoryArgs::new(r));
         }
@@ -176,6 +232,10 @@ impl Butler {
     /// (`"calexp.wcs"` is the metadata's WCS cards; `.metadata`, `.image`,
     /// `.mask`, `.variance` read one HDU), or a cut-out
     /// (`bbox=(x0, y0, width, height)`, `origin="PARENT"` or `"LOCAL"`).
+    /// Gen2's derived types answer as Gen2's butler did: `"raw_md"` the
+    /// header (a `PropertySet`), `"raw_filename"` the list of full paths,
+    /// `"raw_sub"` a cut-out (with `bbox=`), and a mapper's computed types
+    /// (`"ccdExposureId"`, `"ccdExposureId_bits"`) their value (an `int`).
     /// Raises `NoResults` if no dataset matches.
     #[pyo3(signature = (dataset_type, data_id = None, *, bbox = None, origin = "PARENT", run = None, **keys))]
     #[allow(clippy::too_many_arguments)]
@@ -204,11 +264,16 @@ impl Butler {
             None => (dataset_type.to_string(), false),
         };
         let inner = self.inner.clone();
-        let obj = guard(py, move || {
+        let (obj, shape) = guard(py, move || {
             let b = inner.read().unwrap_or_else(|p| p.into_inner());
-            b.get_dyn(&ty, &id, &opts).map_err(butler_err)
+            let obj = b.get_dyn(&ty, &id, &opts).map_err(butler_err)?;
+            Ok((obj, derived_shape(&b, &ty)))
         })?;
-        finish_get(py, obj, wcs, dataset_type)
+        match shape {
+            Shape::Object => finish_get(py, obj, wcs, dataset_type),
+            Shape::Filenames => derived_value(py, obj, "filename", false),
+            Shape::Bypass(name) => derived_value(py, obj, &name, true),
+        }
     }
 
     /// Finds a dataset now and reads it later: returns a

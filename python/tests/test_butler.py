@@ -10,7 +10,7 @@ import numpy.testing as npt
 import pytest
 
 import daf
-from conftest import OBS_INPUT, ROOT
+from conftest import OBS_INPUT, OBS_POLICY, ROOT
 
 
 def test_obs_test_acceptance(obs_butler):
@@ -217,3 +217,44 @@ def test_readme_python_quick_start(tmp_path, monkeypatch, capsys):
     assert out[0] == "(2000, 1026) 1216.7596135477584 15.0"
     assert out[1] == "[(1, 'g'), (2, 'g')]"
     assert out[2] == "(50, 100)"
+    # the legacy-repository block
+    block = re.findall(r"```python\n(.*?)```", readme, re.S)[1]
+    exec(compile(block, "README.md", "exec"), {})
+    assert capsys.readouterr().out.splitlines() == ["1 41", "True", "15.0", "(3, 8)"]
+    assert not (tmp_path / "tests" / "data" / "obs_test" / "input" / "daf_registry.sqlite3").exists()
+
+
+def test_legacy_repository_with_policy(tmp_path, monkeypatch):
+    """`Butler(root, policy=...)` opens a Gen2 repository as it is (as the
+    CLI's `--policy`), and Gen2's derived types answer as Gen2's did
+    (obs_test's upstream expectations: ccdExposureId 1, 41 bits)."""
+    import shutil
+
+    legacy = tmp_path / "input"
+    shutil.copytree(OBS_INPUT, legacy)
+    # the policy by a relative name, as a user in the policy folder gives it
+    monkeypatch.chdir(OBS_POLICY.parent)
+    b = daf.Butler(legacy, policy="testMapper.yaml")
+    monkeypatch.chdir(tmp_path)
+    raw = b.get("raw", visit=1)
+    assert raw.image.array.shape == (2000, 1026)
+    assert raw.image.array[0, :4].tolist() == [966, 967, 964, 960]
+    assert b.get_keys("raw") == {"visit": "int", "filter": "str"}
+    assert sorted(b.query_metadata("raw", "visit")) == [1, 2, 3]
+    # Gen2 derived types
+    md = b.get("raw_md", visit=1)
+    assert isinstance(md, daf.PropertySet)
+    assert md["EXPTIME"] == 15.0 and md["FILTER"].strip() == "g"
+    assert b.get("raw_filename", visit=1) == [str(legacy / "raw" / "raw_v1_fg.fits.gz")]
+    assert b.get("raw_filename", visit=3) == [str(legacy / "raw" / "raw_v3_fr.fits.gz")]
+    assert b.get("ccdExposureId", visit=1) == 1
+    assert b.get("ccdExposureId", visit=3) == 3
+    assert b.get("ccdExposureId_bits", visit=1) == 41
+    sub = b.get("raw_sub", visit=1, bbox=(10, 20, 30, 40))
+    assert sub.image.array.shape == (40, 30)
+    npt.assert_array_equal(sub.image.array, raw.image.array[20:60, 10:40])
+    # Gen2's spelling: the box in the data id
+    gen2 = b.get("raw_sub", visit=1, llcX=10, llcY=20, width=30, height=40, imageOrigin="LOCAL")
+    npt.assert_array_equal(gen2.image.array, sub.image.array)
+    # a data ref reaches the derived types too
+    assert b.data_ref("raw", visit=1).get("ccdExposureId") == 1

@@ -204,6 +204,25 @@ pub fn run(root: &Path, open: &dyn Fn() -> FileRegistry) {
         .unwrap();
     assert_eq!(paths(&m), vec!["c.bin", "b.bin"]);
     assert!(m[0].id < m[1].id);
+    // the projection of the same rows, in the same order
+    let proj = b
+        .project_matching("calexp", &data_id! {filter: "g"}, &["filter", "visit"])
+        .unwrap();
+    let want: Vec<Vec<daf_base::DataIdValue>> = m
+        .iter()
+        .map(|r| {
+            vec![
+                r.data_id.get("filter").unwrap().clone(),
+                r.data_id.get("visit").unwrap().clone(),
+            ]
+        })
+        .collect();
+    assert_eq!(proj, want);
+    assert_eq!(proj[0][0], daf_base::DataIdValue::Str("g".into()));
+    assert!(b
+        .project_matching("calexp", &DataId::new(), &["visit", "nope"])
+        .unwrap()
+        .is_empty());
     let m = b
         .find_matching(Some("calexp"), &data_id! {visit: 1.0}, Some("r2"))
         .unwrap();

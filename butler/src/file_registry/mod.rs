@@ -319,6 +319,11 @@ pub fn checksum_file(path: &Path) -> std::io::Result<(String, u64)> {
 
 /// Does `data_id` hold every item of `partial` (integers and floats compared
 /// numerically)?
+/// The values of `keys` in `data_id`; `None` if one is missing.
+pub fn project(data_id: &DataId, keys: &[&str]) -> Option<Vec<DataIdValue>> {
+    keys.iter().map(|k| data_id.get(k).cloned()).collect()
+}
+
 pub fn matches_partial(data_id: &DataId, partial: &DataId) -> bool {
     partial.iter().all(|(k, v)| match data_id.get(k) {
         Some(have) => value_eq(have, v),
@@ -395,6 +400,23 @@ pub trait DatasetRegistry: Send + std::fmt::Debug {
         partial: &DataId,
         run: Option<&str>,
     ) -> Result<Vec<DatasetRecord>, ButlerError>;
+
+    /// The values of `keys` in the data id of every row of `dataset_type`
+    /// matching `partial` (rows lacking one of the keys are left out), in
+    /// insertion order: [`FileRegistry::find_matching`] without copying
+    /// whole rows, for queries.
+    fn project_matching(
+        &self,
+        dataset_type: &str,
+        partial: &DataId,
+        keys: &[&str],
+    ) -> Result<Vec<Vec<DataIdValue>>, ButlerError> {
+        Ok(self
+            .find_matching(Some(dataset_type), partial, None)?
+            .iter()
+            .filter_map(|r| project(&r.data_id, keys))
+            .collect())
+    }
 
     /// Every row, in insertion order.
     fn all(&self) -> Result<Vec<DatasetRecord>, ButlerError> {

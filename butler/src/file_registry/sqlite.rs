@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use daf_base::DataId;
+use daf_base::{DataId, DataIdValue};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use super::{
@@ -640,6 +640,37 @@ impl DatasetRegistry for SqliteFileRegistry {
             }
         }
         Ok(out)
+    }
+
+    fn project_matching(
+        &self,
+        dataset_type: &str,
+        partial: &DataId,
+        keys: &[&str],
+    ) -> Result<Vec<Vec<DataIdValue>>, ButlerError> {
+        // From the in-memory copy: only the asked values are copied out.
+        let from_cache = self.with_cache(|map| {
+            let mut hits: Vec<(i64, Vec<DataIdValue>)> = Vec::new();
+            for recs in map.get(dataset_type).into_iter().flat_map(|m| m.values()) {
+                for r in recs {
+                    if matches_partial(&r.data_id, partial) {
+                        if let Some(v) = super::project(&r.data_id, keys) {
+                            hits.push((r.id, v));
+                        }
+                    }
+                }
+            }
+            hits.sort_unstable_by_key(|h| h.0);
+            hits.into_iter().map(|h| h.1).collect::<Vec<_>>()
+        })?;
+        match from_cache {
+            Some(v) => Ok(v),
+            None => Ok(self
+                .find_matching(Some(dataset_type), partial, None)?
+                .iter()
+                .filter_map(|r| super::project(&r.data_id, keys))
+                .collect()),
+        }
     }
 
     /// Number of rows.
