@@ -132,6 +132,15 @@ fn fits_peers_run_cfitsio_and_astropy() {
         assert!(names.contains(&want), "{want} not in {names:?}");
     }
     rows.iter().for_each(check_shape);
+    // The peers do not fsync: the target is on daf's write with the fsync
+    // cost taken out, and the fsync cost is its own line.
+    let by_name = |n: &str| rows.iter().find(|r| r["name"] == n).unwrap();
+    assert!(by_name("FITS f32 256x256 write (durable: fsync)")["target"].is_null());
+    assert_eq!(
+        by_name("FITS f32 256x256 write, fsync cost taken out")["target"],
+        ">=1"
+    );
+    assert_eq!(by_name("fsync of the 0.3 MiB file")["unit"], "ms");
 }
 
 #[test]

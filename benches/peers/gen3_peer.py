@@ -11,6 +11,7 @@ default file datastore with an SQLite registry.
   put I              put one dataset with detector I
   putmany I K        put datasets I..I+K-1 (Gen3 has no batch put: a loop)
   get I              get the dataset with detector I
+  getloop I K        K gets of the dataset with detector I, each timed: the median
   query              query_datasets of every dataset of the type
 """
 import sys
@@ -70,6 +71,14 @@ def get(i):
     return s
 
 
+def getloop(i, k):
+    times = []
+    for _ in range(k):
+        times.append(get(i))
+    times.sort()
+    return times[len(times) // 2]
+
+
 def query():
     t = time.perf_counter()
     refs = butler.query_datasets("meta", collections="bench", limit=None)
@@ -91,6 +100,8 @@ for line in sys.stdin:
             out = "%.9f" % putmany(int(cmd[1]), int(cmd[2]))
         elif cmd[0] == "get":
             out = "%.9f" % get(int(cmd[1]))
+        elif cmd[0] == "getloop":
+            out = "%.9f" % getloop(int(cmd[1]), int(cmd[2]))
         elif cmd[0] == "query":
             s, n = query()
             out = "%.9f %d" % (s, n)

@@ -10,6 +10,13 @@
 //! read through the connection's own shared-memory mapping) with the one it
 //! saw when the copy was last validated: unchanged means no commit since,
 //! and the copy is used without any system call.
+//!
+//! This connection's own commits do not change `data_version`, so a write
+//! keeps the copy: the rows it upserts are applied to the copy (when the
+//! copy was current at the start of the write transaction), and a query by
+//! a partial data id is answered from an index by (key, value) built on
+//! first use, so neither a put nor a query costs time growing with the
+//! number of rows.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -42,6 +49,100 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
 /// `&str` allocates no key).
 type RowMap = HashMap<String, HashMap<String, Vec<Arc<DatasetRecord>>>>;
 
+/// One data-id value as an index key: numbers by their `f64` value (so an
+/// integer and an equal float meet, as [`super::value_eq`] has it), strings
+/// as they are.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum ValueKey {
+    Num(u64),
+    Str(String),
+}
+
+impl ValueKey {
+    fn of(v: &DataIdValue) -> ValueKey {
+        match v {
+            DataIdValue::Str(s) => ValueKey::Str(s.clone()),
+            other => {
+                let x = other.as_f64().unwrap_or(f64::NAN);
+                // 0.0 == -0.0: one key for both.
+                ValueKey::Num(if x == 0.0 { 0 } else { x.to_bits() })
+            }
+        }
+    }
+}
+
+/// Rows by dataset type, then data-id key, then value: the candidates of a
+/// query by a partial data id (a superset; each is still checked with
+/// [`matches_partial`]).
+type PartialIndex = HashMap<String, HashMap<String, HashMap<ValueKey, Vec<Arc<DatasetRecord>>>>>;
+
+fn index_add(index: &mut PartialIndex, rec: &Arc<DatasetRecord>) {
+    let by_key = index.entry(rec.dataset_type.clone()).or_default();
+    for (k, v) in rec.data_id.iter() {
+        let list = by_key
+            .entry(k.to_string())
+            .or_default()
+            .entry(ValueKey::of(v))
+            .or_default();
+        match list.iter_mut().find(|r| r.id == rec.id) {
+            Some(slot) => *slot = rec.clone(),
+            None => list.push(rec.clone()),
+        }
+    }
+}
+
+/// The in-memory copy of the rows, and its partial-data-id index (built at
+/// the first query that needs it).
+#[derive(Debug, Default)]
+struct Cache {
+    rows: RowMap,
+    index: OnceCell<PartialIndex>,
+}
+
+impl Cache {
+    fn index(&self) -> &PartialIndex {
+        self.index.get_or_init(|| {
+            let mut index = PartialIndex::new();
+            for by_id in self.rows.values() {
+                for recs in by_id.values() {
+                    for r in recs {
+                        index_add(&mut index, r);
+                    }
+                }
+            }
+            index
+        })
+    }
+
+    /// Applies rows this connection has just upserted (`recs`, given the
+    /// ids the database returned).
+    fn upsert(&mut self, recs: &[DatasetRecord], ids: &[i64]) {
+        for (rec, &id) in recs.iter().zip(ids) {
+            let key = canonical_data_id(&rec.data_id);
+            // As a reload would read it back.
+            let data_id = parse_data_id(&key).unwrap_or_default();
+            let new = Arc::new(DatasetRecord {
+                id,
+                data_id,
+                ..rec.clone()
+            });
+            let list = self
+                .rows
+                .entry(rec.dataset_type.clone())
+                .or_default()
+                .entry(key)
+                .or_default();
+            match list.iter_mut().find(|r| r.run == rec.run) {
+                Some(slot) => *slot = new.clone(),
+                None => list.push(new.clone()),
+            }
+            if let Some(index) = self.index.get_mut() {
+                index_add(index, &new);
+            }
+        }
+    }
+}
+
 /// An in-memory copy of the rows, valid while SQLite's `data_version`
 /// (which changes when another connection commits) stays the same.
 #[derive(Debug, Default)]
@@ -51,7 +152,7 @@ struct CacheState {
     /// Rows by (dataset type, canonical data id), built when two lookups in
     /// a row saw the same version (so constant concurrent writes do not
     /// cause a reload per lookup).
-    cache: Option<(i64, RowMap)>,
+    cache: Option<(i64, Cache)>,
     /// The WAL-index header read just before the `data_version` that
     /// validated `cache`.
     stamp: Option<WalStamp>,
@@ -359,18 +460,55 @@ impl SqliteFileRegistry {
         &self.conn
     }
 
+    /// A write transaction that may change any row: the in-memory copy is
+    /// dropped.
     fn write_txn<T>(
         &mut self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
     ) -> Result<T, ButlerError> {
-        *self.state.borrow_mut() = CacheState::default();
+        self.write_txn_keeping(f, |_, _| false)
+    }
+
+    /// A write transaction after which `keep` brings the in-memory copy up
+    /// to date with what `f` did (returning false drops it instead). The
+    /// copy is kept only if it was current when the transaction began (its
+    /// `data_version`, read inside the transaction, unchanged): then it
+    /// plus this transaction's changes is the database as committed, and
+    /// since a connection's own commits leave `data_version` as it was, the
+    /// next lookup finds it valid. A failed transaction drops it.
+    fn write_txn_keeping<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+        keep: impl FnOnce(&T, &mut Cache) -> bool,
+    ) -> Result<T, ButlerError> {
+        let prior = std::mem::take(&mut *self.state.borrow_mut()).cache;
         let path = self.path.display().to_string();
+        let e = |e: rusqlite::Error| sqlite_err(&path, e);
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| sqlite_err(&path, e))?;
-        let out = f(&tx).map_err(|e| sqlite_err(&path, e))?;
-        tx.commit().map_err(|e| sqlite_err(&path, e))?;
+            .map_err(e)?;
+        let current = match &prior {
+            Some((version, _)) => {
+                tx.prepare_cached("PRAGMA data_version")
+                    .and_then(|mut st| st.query_row([], |r| r.get::<_, i64>(0)))
+                    .map_err(e)?
+                    == *version
+            }
+            None => false,
+        };
+        let out = f(&tx).map_err(e)?;
+        tx.commit().map_err(e)?;
+        if let (true, Some((version, mut cache))) = (current, prior) {
+            if keep(&out, &mut cache) {
+                let mut st = self.state.borrow_mut();
+                st.cache = Some((version, cache));
+                st.version_seen = Some(version);
+                // The WAL-index header changed with this commit; the next
+                // lookup checks `data_version` and takes a new stamp.
+                st.stamp = None;
+            }
+        }
         Ok(out)
     }
 
@@ -378,7 +516,7 @@ impl SqliteFileRegistry {
     /// since it was validated, or `data_version` unchanged), building the
     /// copy when two lookups in a row saw the same version; `None` when
     /// there is no valid copy (the caller asks SQLite).
-    fn with_cache<R>(&self, f: impl FnOnce(&RowMap) -> R) -> Result<Option<R>, ButlerError> {
+    fn with_cache<R>(&self, f: impl FnOnce(&Cache) -> R) -> Result<Option<R>, ButlerError> {
         // No commit since the copy was validated: answer from it.
         #[cfg(feature = "wal-watch")]
         {
@@ -412,7 +550,13 @@ impl SqliteFileRegistry {
                         .or_default()
                         .push(Arc::new(rec));
                 }
-                st.cache = Some((version, map));
+                st.cache = Some((
+                    version,
+                    Cache {
+                        rows: map,
+                        index: OnceCell::new(),
+                    },
+                ));
             } else if !fresh {
                 st.cache = None;
             }
@@ -443,11 +587,18 @@ impl DatasetRegistry for SqliteFileRegistry {
     }
 
     fn insert_many(&mut self, recs: &[DatasetRecord]) -> Result<Vec<i64>, ButlerError> {
-        self.write_txn(|tx| upsert_rows(tx, recs))
+        self.write_txn_keeping(
+            |tx| upsert_rows(tx, recs),
+            |ids, cache| {
+                cache.upsert(recs, ids);
+                true
+            },
+        )
     }
 
     fn claim(&mut self, intents: &[Intent]) -> Result<Vec<Claim>, ButlerError> {
-        self.write_txn(|tx| {
+        // Intents only: the rows (and so the in-memory copy) are unchanged.
+        self.write_txn_keeping(|tx| {
             let mut ins = tx.prepare_cached(
                 "INSERT INTO intents (dataset_type, data_id, run, mode, files, checksum, size, owner, time_ns)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
@@ -492,45 +643,58 @@ impl DatasetRegistry for SqliteFileRegistry {
                 });
             }
             Ok(out)
-        })
+        }, |_, _| true)
     }
 
     fn settle(&mut self, recs: &[DatasetRecord], done: &[i64]) -> Result<Vec<i64>, ButlerError> {
-        self.write_txn(|tx| {
-            let ids = upsert_rows(tx, recs)?;
-            delete_intents(tx, done)?;
-            Ok(ids)
-        })
+        self.write_txn_keeping(
+            |tx| {
+                let ids = upsert_rows(tx, recs)?;
+                delete_intents(tx, done)?;
+                Ok(ids)
+            },
+            |ids, cache| {
+                cache.upsert(recs, ids);
+                true
+            },
+        )
     }
 
     fn discard(&mut self, rows: &[i64], done: &[i64]) -> Result<(), ButlerError> {
         if rows.is_empty() && done.is_empty() {
             return Ok(());
         }
-        self.write_txn(|tx| {
-            let mut st = tx.prepare_cached("DELETE FROM datasets WHERE id = ?1")?;
-            for id in rows {
-                st.execute([id])?;
-            }
-            delete_intents(tx, done)
-        })
+        let rows_unchanged = rows.is_empty();
+        self.write_txn_keeping(
+            |tx| {
+                let mut st = tx.prepare_cached("DELETE FROM datasets WHERE id = ?1")?;
+                for id in rows {
+                    st.execute([id])?;
+                }
+                delete_intents(tx, done)
+            },
+            |_, _| rows_unchanged,
+        )
     }
 
     fn release(&mut self, ids: &[i64]) -> Result<(), ButlerError> {
         if ids.is_empty() {
             return Ok(());
         }
-        self.write_txn(|tx| delete_intents(tx, ids))
+        self.write_txn_keeping(|tx| delete_intents(tx, ids), |_, _| true)
     }
 
     fn take_over(&mut self, id: i64, from: &str, to: &str) -> Result<bool, ButlerError> {
-        self.write_txn(|tx| {
-            tx.execute(
-                "UPDATE intents SET owner = ?3 WHERE id = ?1 AND owner = ?2",
-                params![id, from, to],
-            )
-            .map(|n| n == 1)
-        })
+        self.write_txn_keeping(
+            |tx| {
+                tx.execute(
+                    "UPDATE intents SET owner = ?3 WHERE id = ?1 AND owner = ?2",
+                    params![id, from, to],
+                )
+                .map(|n| n == 1)
+            },
+            |_, _| true,
+        )
     }
 
     fn intents(&self) -> Result<Vec<Intent>, ButlerError> {
@@ -560,8 +724,8 @@ impl DatasetRegistry for SqliteFileRegistry {
         run: Option<&str>,
     ) -> Result<Option<Arc<DatasetRecord>>, ButlerError> {
         let key = canonical_data_id(data_id);
-        let pick = |map: &RowMap| {
-            let hits = map.get(dataset_type).and_then(|m| m.get(&key));
+        let pick = |cache: &Cache| {
+            let hits = cache.rows.get(dataset_type).and_then(|m| m.get(&key));
             hits.and_then(|v| match run {
                 Some(run) => v.iter().find(|r| r.run == run),
                 None => v.iter().max_by_key(|r| (r.time_ns, r.id)),
@@ -599,21 +763,41 @@ impl DatasetRegistry for SqliteFileRegistry {
     ) -> Result<Vec<DatasetRecord>, ButlerError> {
         // From the in-memory copy when it is valid: no SQL, no data-id
         // parsing, only the matching rows copied out.
-        let from_cache = self.with_cache(|map| {
+        let from_cache = self.with_cache(|cache| {
             let mut hits: Vec<&Arc<DatasetRecord>> = Vec::new();
-            let types: Vec<&HashMap<String, Vec<Arc<DatasetRecord>>>> = match dataset_type {
-                Some(t) => map.get(t).into_iter().collect(),
-                None => map.values().collect(),
+            let keep = |r: &Arc<DatasetRecord>| {
+                run.is_none_or(|run| r.run == run) && matches_partial(&r.data_id, partial)
             };
-            for m in types {
-                for recs in m.values() {
-                    for r in recs {
-                        if run.is_none_or(|run| r.run == run)
-                            && matches_partial(&r.data_id, partial)
-                        {
-                            hits.push(r);
+            if partial.is_empty() {
+                let types: Vec<&HashMap<String, Vec<Arc<DatasetRecord>>>> = match dataset_type {
+                    Some(t) => cache.rows.get(t).into_iter().collect(),
+                    None => cache.rows.values().collect(),
+                };
+                for m in types {
+                    hits.extend(m.values().flatten().filter(|r| keep(r)));
+                }
+            } else {
+                // The shortest candidate list among the partial id's items.
+                let index = cache.index();
+                let types: Vec<_> = match dataset_type {
+                    Some(t) => index.get(t).into_iter().collect(),
+                    None => index.values().collect(),
+                };
+                for by_key in types {
+                    let mut best: Option<&Vec<Arc<DatasetRecord>>> = None;
+                    for (k, v) in partial.iter() {
+                        match by_key.get(k).and_then(|m| m.get(&ValueKey::of(v))) {
+                            Some(list) if best.is_none_or(|b| list.len() < b.len()) => {
+                                best = Some(list)
+                            }
+                            Some(_) => {}
+                            None => {
+                                best = None;
+                                break;
+                            }
                         }
                     }
+                    hits.extend(best.into_iter().flatten().filter(|r| keep(r)));
                 }
             }
             hits.sort_unstable_by_key(|r| r.id);
@@ -862,7 +1046,7 @@ mod tests {
         b.insert(&moved).unwrap();
         assert_eq!(a.find("raw", &id1, None).unwrap().unwrap().path, "g");
         assert_eq!(a.find("raw", &id1, None).unwrap().unwrap().path, "g");
-        // own writes invalidate too
+        // own writes are applied to the copy
         a.insert(&rec("raw", id1.clone(), "", "f", d.path()))
             .unwrap();
         assert_eq!(a.find("raw", &id1, None).unwrap().unwrap().path, "f");
@@ -973,6 +1157,104 @@ mod tests {
             }
             writer = SqliteFileRegistry::open(d.path(), true).unwrap().unwrap();
         }
+    }
+
+    /// Whether `reg` holds a valid in-memory copy now.
+    fn has_copy(reg: &SqliteFileRegistry) -> bool {
+        reg.state.borrow().cache.is_some()
+    }
+
+    #[test]
+    fn own_writes_keep_the_copy_and_queries_use_the_index() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        std::fs::write(root.join("f"), b"abc").unwrap();
+        std::fs::write(root.join("g"), b"abcd").unwrap();
+        let mut a = SqliteFileRegistry::open(root, true).unwrap().unwrap();
+        let mut b = SqliteFileRegistry::open(root, true).unwrap().unwrap();
+        let recs: Vec<DatasetRecord> = (0..6)
+            .map(|i| rec("raw", data_id! {visit: i / 2, ccd: i % 2}, "", "f", root))
+            .collect();
+        a.insert_many(&recs).unwrap();
+        // two lookups build the copy
+        a.find("raw", &data_id! {visit: 0, ccd: 0}, None).unwrap();
+        a.find("raw", &data_id! {visit: 0, ccd: 0}, None).unwrap();
+        assert!(has_copy(&a));
+        let visits = |reg: &SqliteFileRegistry, p: DataId| -> Vec<String> {
+            reg.find_matching(Some("raw"), &p, None)
+                .unwrap()
+                .into_iter()
+                .map(|r| format!("{}:{}", canonical_data_id(&r.data_id), r.path))
+                .collect()
+        };
+        assert_eq!(
+            visits(&a, data_id! {visit: 1}),
+            [r#"{"ccd":0,"visit":1}:f"#, r#"{"ccd":1,"visit":1}:f"#]
+        );
+        // a float finds the integer, a string does not, an unknown key or
+        // value finds nothing
+        assert_eq!(visits(&a, data_id! {visit: 2.0, ccd: 1}).len(), 1);
+        assert!(visits(&a, data_id! {visit: "2"}).is_empty());
+        assert!(visits(&a, data_id! {visit: 9}).is_empty());
+        assert!(visits(&a, data_id! {filter: "g"}).is_empty());
+        assert_eq!(visits(&a, DataId::new()).len(), 6);
+        // an own insert and an own update are applied to the copy
+        let mut moved = rec("raw", data_id! {visit: 1, ccd: 1}, "", "g", root);
+        moved.size = 3;
+        a.insert_many(&[
+            moved,
+            rec("raw", data_id! {visit: 1, ccd: 2}, "", "f", root),
+        ])
+        .unwrap();
+        assert!(has_copy(&a), "own writes keep the copy");
+        assert_eq!(
+            visits(&a, data_id! {visit: 1}),
+            [
+                r#"{"ccd":0,"visit":1}:f"#,
+                r#"{"ccd":1,"visit":1}:g"#,
+                r#"{"ccd":2,"visit":1}:f"#
+            ]
+        );
+        let hit = a
+            .find("raw", &data_id! {visit: 1, ccd: 1}, None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(hit.path, "g");
+        // the copy's rows equal a fresh read of the database
+        let fresh = SqliteFileRegistry::open(root, false).unwrap().unwrap();
+        let all = |reg: &SqliteFileRegistry| {
+            let mut v = reg.find_matching(None, &DataId::new(), None).unwrap();
+            v.sort_by_key(|r| r.id);
+            v
+        };
+        assert_eq!(all(&a), all(&fresh));
+        // intents leave the copy; another connection's commit is seen
+        b.insert(&rec("raw", data_id! {visit: 1, ccd: 3}, "", "f", root))
+            .unwrap();
+        assert_eq!(visits(&a, data_id! {visit: 1}).len(), 4);
+        // a write after another connection's commit (copy not current when
+        // it began) drops the copy instead of patching a stale one
+        a.find("raw", &data_id! {visit: 0, ccd: 0}, None).unwrap();
+        a.find("raw", &data_id! {visit: 0, ccd: 0}, None).unwrap();
+        assert!(has_copy(&a));
+        b.insert(&rec("raw", data_id! {visit: 7, ccd: 0}, "", "f", root))
+            .unwrap();
+        a.insert(&rec("raw", data_id! {visit: 8, ccd: 0}, "", "f", root))
+            .unwrap();
+        assert!(!has_copy(&a));
+        assert_eq!(visits(&a, data_id! {ccd: 0}).len(), 5);
+        // deleting rows drops the copy
+        a.find("raw", &data_id! {visit: 0, ccd: 0}, None).unwrap();
+        a.find("raw", &data_id! {visit: 0, ccd: 0}, None).unwrap();
+        assert!(has_copy(&a));
+        let gone = a
+            .find("raw", &data_id! {visit: 8, ccd: 0}, None)
+            .unwrap()
+            .unwrap();
+        a.discard(&[gone.id], &[]).unwrap();
+        assert!(!has_copy(&a));
+        assert_eq!(visits(&a, data_id! {ccd: 0}).len(), 4);
+        assert_eq!(all(&a), all(&fresh));
     }
 
     #[test]
