@@ -1173,7 +1173,9 @@ impl Butler {
         }
         let mut written = Vec::new();
         for &i in &self.repos.outputs {
-            let staged = self.stage_one(i, obj, &dataset_type, data_id, opts, false)?;
+            // remote output: the staging file is not the durable copy
+            let no_sync = self.remotes[i].is_some();
+            let staged = self.stage_one(i, obj, &dataset_type, data_id, opts, no_sync)?;
             let mut res = self.commit_staged(i, vec![staged], opts, false)?;
             written.push(res.remove(0)?);
         }
@@ -1207,9 +1209,13 @@ impl Butler {
         let mut first_err = None;
         for &i in &self.repos.outputs {
             let group = items.len() > 1 && self.remotes[i].is_none();
+            // a remote output's staging files are only read back for the
+            // upload (the object store holds the durable copy; recovery
+            // never uses them), so they are written without fsync
+            let no_sync = group || self.remotes[i].is_some();
             let results: Vec<Result<Staged, ButlerError>> = items
                 .par_iter()
-                .map(|(obj, id)| self.stage_one(i, *obj, &dataset_type, id, opts, group))
+                .map(|(obj, id)| self.stage_one(i, *obj, &dataset_type, id, opts, no_sync))
                 .collect();
             let mut ok = Vec::new();
             for r in results {

@@ -522,6 +522,16 @@ impl FitsFile {
         }
     }
 
+    /// The whole in-memory buffer of a file opened by
+    /// [`FitsFile::open_headers`], for a caller that fetches data straight
+    /// into it (`None` for a memory-mapped file).
+    pub fn buffer_mut(&mut self) -> Option<&mut [u8]> {
+        match &mut self.bytes {
+            Bytes::Owned(v) => Some(v.as_mut_slice()),
+            Bytes::Map(_) => None,
+        }
+    }
+
     /// Scans FITS bytes already in memory; `name` is used in messages.
     pub fn from_bytes(name: impl Into<PathBuf>, bytes: Vec<u8>) -> Result<FitsFile> {
         Self::from_parts(name.into(), Bytes::Owned(bytes))

@@ -119,6 +119,11 @@ pub fn xy0_cards(xy0: (i32, i32)) -> Vec<Card> {
     ]
 }
 
+/// Bytes of a remote FITS object fetched by the first request that opens it
+/// (4 header blocks: the whole primary header of most files, and the object
+/// itself if it is that small).
+const REMOTE_PREFIX: u64 = 4 * 2880;
+
 /// The FITS storage: a path and an HDU for formatters, an atomic writer of
 /// HDUs, and a lazily opened, memory-mapped reader.
 #[derive(Debug, Default)]
@@ -213,41 +218,53 @@ impl FitsStorage {
 
     /// Opens the remote object: headers only (and the tile descriptors of
     /// compressed images), or the whole download when it is gzipped.
+    ///
+    /// One ranged GET of the first [`REMOTE_PREFIX`] bytes brings the
+    /// object's size (from `Content-Range`), its magic and, usually, the
+    /// whole primary header; further header blocks are fetched only when
+    /// the headers go beyond it. An object no longer than the prefix is
+    /// complete after that one request.
     fn open_remote(&mut self) -> Result<()> {
         let r = self.remote.as_ref().expect("remote set");
         let (ds, key) = (r.ds.clone(), r.key.clone());
         let name = PathBuf::from(format!("{}/{}", ds.url(), key));
-        let size = ds
-            .head(&key)
-            .map_err(|e| self.remote_err(e))?
-            .ok_or_else(|| StorageError::NotFound {
+        let (prefix, size) = ds.get_prefix(&key, REMOTE_PREFIX).map_err(|e| match e {
+            crate::datastore::DatastoreError::NotFound { .. } => StorageError::NotFound {
                 what: name.display().to_string(),
-            })?
-            .size;
-        let magic = if size >= 2 {
-            ds.get_range(&key, 0..2).map_err(|e| self.remote_err(e))?
-        } else {
-            Vec::new()
-        };
-        let whole = magic == [0x1f, 0x8b] || {
+            },
+            e => self.remote_err(e),
+        })?;
+        let whole = prefix.starts_with(&[0x1f, 0x8b]) || {
             let mut fetch = |r: std::ops::Range<u64>| {
+                if r.end <= prefix.len() as u64 {
+                    return Ok(prefix[r.start as usize..r.end as usize].to_vec());
+                }
                 ds.get_range(&key, r).map_err(|e| StorageError::Backend {
                     storage: NAME.into(),
                     message: e.to_string(),
                 })
             };
             let mut f = FitsFile::open_headers(&name, size, &mut fetch)?;
-            // Tile-compressed images: fetch their tile descriptors now, the
-            // tiles a read needs later.
-            let rows = f.compressed_rows();
-            if !rows.is_empty() {
-                let ranges: Vec<_> = rows.iter().map(|r| r.start as u64..r.end as u64).collect();
-                let parts = ds
-                    .get_ranges(&key, &ranges)
-                    .map_err(|e| self.remote_err(e))?;
-                for (rg, bytes) in rows.iter().zip(parts) {
-                    f.fill(rg.start, &bytes);
+            if prefix.len() as u64 == size {
+                // the whole object came with the first request
+                f.fill(0, &prefix);
+                self.remote.as_mut().expect("remote set").complete = true;
+            } else {
+                // Tile-compressed images: fetch their tile descriptors now,
+                // the tiles a read needs later.
+                let rows = f.compressed_rows();
+                if !rows.is_empty() {
+                    let ranges: Vec<_> =
+                        rows.iter().map(|r| r.start as u64..r.end as u64).collect();
+                    let parts = ds
+                        .get_ranges(&key, &ranges)
+                        .map_err(|e| self.remote_err(e))?;
+                    for (rg, bytes) in rows.iter().zip(parts) {
+                        f.fill(rg.start, &bytes);
+                    }
                 }
+            }
+            if !f.compressed_rows().is_empty() {
                 f.view_compressed_as_images()?;
             }
             self.file = Some(f);
@@ -273,17 +290,51 @@ impl FitsStorage {
         Ok(())
     }
 
-    /// Fetches `ranges` (byte offsets in the object) into the open remote file.
-    fn fetch_into(&mut self, ranges: Vec<std::ops::Range<u64>>) -> Result<()> {
-        let r = self.remote.as_ref().expect("remote set");
-        let parts =
-            r.ds.get_ranges(&r.key, &ranges)
-                .map_err(|e| self.remote_err(e))?;
-        let f = self.file.as_mut().expect("opened");
-        for (rg, bytes) in ranges.iter().zip(parts) {
-            f.fill(rg.start as usize, &bytes);
+    /// Fetches `ranges` (byte offsets in the object) into the open remote
+    /// file: straight into its buffer, each range as its own request (up to
+    /// the datastore's limit in flight; rows are never merged, so a cut-out
+    /// moves only its bytes).
+    fn fetch_into(&mut self, mut ranges: Vec<std::ops::Range<u64>>) -> Result<()> {
+        ranges.retain(|r| r.end > r.start);
+        ranges.sort_by_key(|r| r.start);
+        // overlapping ranges (never made by the callers) are merged
+        let mut merged: Vec<std::ops::Range<u64>> = Vec::with_capacity(ranges.len());
+        for r in ranges {
+            match merged.last_mut() {
+                Some(last) if r.start < last.end => last.end = last.end.max(r.end),
+                _ => merged.push(r),
+            }
         }
-        Ok(())
+        let r = self.remote.as_ref().expect("remote set");
+        let f = self.file.as_mut().expect("opened");
+        let Some(buf) = f.buffer_mut() else {
+            return Ok(()); // a download: every byte is there
+        };
+        if merged.last().is_some_and(|l| l.end > buf.len() as u64) {
+            return Err(StorageError::Backend {
+                storage: NAME.into(),
+                message: format!(
+                    "{}/{}: a read past the object's {} bytes",
+                    r.ds.url(),
+                    r.key,
+                    buf.len()
+                ),
+            });
+        }
+        let mut parts: Vec<(u64, &mut [u8])> = Vec::with_capacity(merged.len());
+        let mut rest: &mut [u8] = buf;
+        let mut base = 0u64;
+        for rg in &merged {
+            let tail = std::mem::take(&mut rest)
+                .split_at_mut((rg.start - base) as usize)
+                .1;
+            let (mid, tail) = tail.split_at_mut((rg.end - rg.start) as usize);
+            parts.push((rg.start, mid));
+            rest = tail;
+            base = rg.end;
+        }
+        let res = r.ds.get_ranges_into(&r.key, &mut parts);
+        res.map_err(|e| self.remote_err(e))
     }
 
     /// The file's headers (every HDU located and parsed); for a remote
