@@ -656,3 +656,39 @@ fn s3_cut_outs_of_compressed_images_fetch_only_their_tiles() {
     compressed_cut_out_fetches_only_its_tiles(ds.clone(), "img.fits", &src, total);
     ds.delete("img.fits").unwrap();
 }
+
+/// A whole read of an uncompressed image through a datastore (the remote
+/// path: pixels fetched straight into the output and byte-swapped in
+/// place) gives the same pixels as a local read, for every pixel type
+/// (unsigned ones through BZERO); a cut-out after it still reads its rows.
+#[test]
+fn remote_whole_reads_of_plain_images_match_local_reads() {
+    use daf::storages::datastore::LocalDatastore;
+    use daf::storages::fits::FitsStorage;
+    let dir = tempfile::tempdir().unwrap();
+    let ds = std::sync::Arc::new(LocalDatastore::new(dir.path()));
+    let p = persistence("{}");
+    let (w, h) = (200, 100);
+    let wave = |i: usize| (i % 251) as f64 * 3.0 - 200.0 * ((i / w) % 2) as f64;
+    macro_rules! case {
+        ($t:ty, $name:expr, $f:expr) => {{
+            let src = image::<$t>(w, h, $f);
+            put(&p, &src, &dir.path().join($name)).unwrap();
+            let mut s = FitsStorage::remote($name, ds.clone(), $name.into());
+            let (gw, gh, px) = s.read_image::<$t>(0, None).unwrap();
+            assert_eq!((gw, gh), (w, h), "{}", $name);
+            assert_eq!(px, src.pixels(), "{}", $name);
+            let (_, _, cut) = s.read_image::<$t>(0, Some((3, 5, 4, 2))).unwrap();
+            assert_eq!(cut[0], src.get(3, 5), "{}", $name);
+            assert_eq!(cut[7], src.get(6, 6), "{}", $name);
+        }};
+    }
+    case!(u8, "u8.fits", |i| (i % 256) as f64);
+    case!(i16, "i16.fits", wave);
+    case!(u16, "u16.fits", |i| (i * 7 % 65_536) as f64);
+    case!(i32, "i32.fits", |i| wave(i) * 1e5);
+    case!(u32, "u32.fits", |i| (i as f64) * 200_000.0);
+    case!(i64, "i64.fits", |i| wave(i) * 1e12);
+    case!(f32, "f32.fits", |i| wave(i) * 0.25);
+    case!(f64, "f64.fits", |i| wave(i) * 1e-3);
+}

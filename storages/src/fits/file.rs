@@ -868,7 +868,7 @@ impl FitsFile {
 /// with transparent huge pages (as NumPy does for its large arrays): the
 /// pages are faulted in and zeroed 2 MiB at a time instead of 4 KiB, which
 /// is most of the cost of a fresh 64 MiB buffer.
-fn pixel_buffer<T: Pixel>(n: usize) -> Vec<T> {
+pub(crate) fn pixel_buffer<T: Pixel>(n: usize) -> Vec<T> {
     let mut v = vec![T::default(); n];
     #[cfg(target_os = "linux")]
     {

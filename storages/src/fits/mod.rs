@@ -364,6 +364,12 @@ impl FitsStorage {
         if self.remote.is_some() {
             self.headers()?;
             let r = self.remote.as_ref().expect("remote set");
+            if bbox.is_none() && !r.complete && !r.hdus_fetched.contains(&index) {
+                if let Some(out) = self.read_remote_whole::<T>(index)? {
+                    return Ok(out);
+                }
+            }
+            let r = self.remote.as_ref().expect("remote set");
             if !r.complete && !r.hdus_fetched.contains(&index) {
                 let f = self.file.as_ref().expect("opened");
                 if let Some(tiles) = f.tile_ranges(index, bbox) {
@@ -420,6 +426,81 @@ impl FitsStorage {
             return self.file.as_ref().expect("opened").read_image(index, bbox);
         }
         self.file()?.read_image(index, bbox)
+    }
+
+    /// A whole read of an uncompressed remote image stored in `T`'s own
+    /// type (BITPIX, BSCALE 1, `T`'s BZERO): the pixel bytes are fetched
+    /// straight into the output buffer (concurrent ranged GETs) and
+    /// byte-swapped in place, so the object's data never passes through
+    /// the file buffer. `None`: any other case (read the usual way).
+    fn read_remote_whole<T: Pixel>(
+        &mut self,
+        index: usize,
+    ) -> Result<Option<(usize, usize, Vec<T>)>> {
+        use std::any::TypeId;
+        // plain integers and floats only: no padding, every bit pattern valid
+        let plain = [
+            TypeId::of::<u8>(),
+            TypeId::of::<i16>(),
+            TypeId::of::<u16>(),
+            TypeId::of::<i32>(),
+            TypeId::of::<u32>(),
+            TypeId::of::<i64>(),
+            TypeId::of::<u64>(),
+            TypeId::of::<f32>(),
+            TypeId::of::<f64>(),
+        ];
+        if !plain.contains(&TypeId::of::<T>()) || std::mem::size_of::<T>() != T::SIZE {
+            return Ok(None);
+        }
+        let Some(f) = self.file.as_mut() else {
+            return Ok(None);
+        };
+        if f.tile_ranges(index, None).is_some() {
+            return Ok(None); // tile-compressed
+        }
+        let object_len = f.buffer_mut().map_or(0, |b| b.len());
+        let hdu = f.hdu(index)?;
+        let native = hdu.bitpix == T::BITPIX && hdu.bscale == 1.0 && hdu.bzero == T::BZERO;
+        let Some((w, h)) = hdu.image_dims() else {
+            return Ok(None);
+        };
+        let Some(len) = w.checked_mul(h).and_then(|n| n.checked_mul(T::SIZE)) else {
+            return Ok(None);
+        };
+        let offset = hdu.data_offset;
+        if !native
+            || !hdu.is_image_with_data()
+            || len == 0
+            || len > hdu.data_len
+            || offset.saturating_add(len) > object_len
+        {
+            return Ok(None); // read_image handles (or reports) these
+        }
+        let n = len / T::SIZE;
+        let mut out = file::pixel_buffer::<T>(n);
+        let r = self.remote.as_ref().expect("remote set");
+        {
+            // SAFETY: `T` is one of the plain number types checked above
+            // (size_of::<T>() == T::SIZE, no padding, every bit pattern a
+            // valid value), and `out` holds exactly `n` of them; `out` is
+            // not touched while this byte view lives.
+            let bytes =
+                unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), len) };
+            r.ds.get_ranges_into(&r.key, &mut [(offset as u64, bytes)])
+                .map_err(|e| self.remote_err(e))?;
+        }
+        // big-endian to native in place, through a cache-sized scratch
+        let mut tmp = vec![0u8; 64 << 10];
+        let per = tmp.len() / T::SIZE;
+        for chunk in out.chunks_mut(per) {
+            let nb = chunk.len() * T::SIZE;
+            // SAFETY: as above; the view ends before `chunk` is written.
+            let src = unsafe { std::slice::from_raw_parts(chunk.as_ptr().cast::<u8>(), nb) };
+            tmp[..nb].copy_from_slice(src);
+            T::decode_be(&tmp[..nb], chunk);
+        }
+        Ok(Some((w, h, out)))
     }
 
     /// The file being read (opened on first use; a remote object is
