@@ -168,6 +168,7 @@ fn a_cut_out_reads_only_its_rows() {
     drop(img);
     let ds = b.remote_datastore(0).unwrap().clone();
     let before = ds.stats().bytes_read();
+    let requests = ds.stats().gets();
     let cut: ImageF = b
         .get_with(
             "big",
@@ -176,6 +177,8 @@ fn a_cut_out_reads_only_its_rows() {
         )
         .unwrap();
     let moved = ds.stats().bytes_read() - before;
+    // one request opens the object (first blocks and size), one per row
+    assert_eq!(ds.stats().gets() - requests, 1 + 100);
     assert_eq!((cut.width(), cut.height()), (100, 100));
     for (x, y) in [(0, 0), (99, 99), (17, 42)] {
         let i = (2000 + y) * n + 1000 + x;

@@ -209,6 +209,73 @@ fn ingest_get_verify_export_import_on_s3() {
     assert_eq!(o.status.code(), Some(3));
 }
 
+#[test]
+fn prune_and_remove_run_purge_delete_objects_on_s3() {
+    let Some(url) = s3_prefix("prune") else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let repo = d.path().join("repo");
+    let repo_s = repo.to_str().unwrap();
+    ok(&["create", repo_s, "--dataset", RAW, "--datastore", &url]);
+    let ds = open_datastore(&url).unwrap();
+    let files = raw_files(d.path(), &[(1, "g"), (2, "r"), (3, "g"), (4, "r")]);
+    let s = json(&ingest_args(repo_s, &files, &[]));
+    assert_eq!(s["ingested"].as_array().unwrap().len(), 4, "{s}");
+    let key2 = "raw/raw_v2_fr.fits";
+    assert!(ds.head(key2).unwrap().is_some());
+
+    // a dry run names the object by its URL and deletes nothing
+    let p = json(&[
+        "prune",
+        repo_s,
+        "raw",
+        "visit=2",
+        "--purge",
+        "--dry-run",
+        "--json",
+    ]);
+    let removed = p["removed"].as_array().unwrap();
+    assert_eq!(removed.len(), 1, "{p}");
+    assert_eq!(removed[0]["file_action"], "delete", "{p}");
+    assert_eq!(removed[0]["file"], format!("{url}/{key2}"), "{p}");
+    assert!(ds.head(key2).unwrap().is_some());
+
+    // --purge: the row and the object go
+    let p = json(&["prune", repo_s, "raw", "visit=2", "--purge", "--json"]);
+    assert_eq!(p["removed"][0]["file_action"], "delete", "{p}");
+    assert!(ds.head(key2).unwrap().is_none(), "object deleted");
+    let q = json(&["query", repo_s, "--dataset-type", "raw", "--json"]);
+    assert_eq!(q.as_array().unwrap().len(), 3, "{q}");
+
+    // without --purge the object stays, unregistered
+    let p = json(&["prune", repo_s, "raw", "visit=1", "--json"]);
+    assert_eq!(p["removed"][0]["file_action"], "keep", "{p}");
+    assert_eq!(ds.head("raw/raw_v1_fg.fits").unwrap().unwrap().size, 2880);
+
+    // an object already gone: the row goes, reported as missing
+    ds.delete("raw/raw_v3_fg.fits").unwrap();
+    let p = json(&["prune", repo_s, "raw", "visit=3", "--purge", "--json"]);
+    assert_eq!(p["removed"][0]["file_action"], "missing", "{p}");
+
+    // remove-run --purge: every dataset of the run, objects too
+    let out = ok(&["remove-run", repo_s, "", "--purge"]);
+    assert!(
+        out.contains("1 dataset(s) removed, 1 file(s) deleted"),
+        "{out}"
+    );
+    assert!(ds.head("raw/raw_v4_fr.fits").unwrap().is_none());
+    let v = json(&["verify", repo_s, "--json"]);
+    assert_eq!(v["checked"], 0, "{v}");
+    // what is left is the unregistered object prune kept
+    assert_eq!(
+        v["unregistered_files"],
+        serde_json::json!([format!("{url}/raw/raw_v1_fg.fits")]),
+        "{v}"
+    );
+    ds.delete("raw/raw_v1_fg.fits").unwrap();
+}
+
 /// An intent owned by a process that is gone (this host, a pid that does
 /// not exist).
 fn dead_owner() -> String {

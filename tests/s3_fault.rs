@@ -288,7 +288,9 @@ fn killing_weed_mid_batch_loses_no_acknowledged_put() {
             "the child made no progress"
         );
         if let Some(s) = child.try_wait().unwrap() {
-            panic!("the child ended early: {s}");
+            let log = std::fs::read_to_string(&acks).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            panic!("the child ended early: {s}; its last lines: {tail:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -1250,7 +1250,9 @@ impl Butler {
         }
         let mut written = Vec::new();
         for &i in &self.repos.outputs {
-            let staged = self.stage_one(i, obj, &dataset_type, data_id, opts, false)?;
+            // remote output: the staging file is not the durable copy
+            let no_sync = self.remotes[i].is_some();
+            let staged = self.stage_one(i, obj, &dataset_type, data_id, opts, no_sync)?;
             let mut res = self.commit_staged(i, vec![staged], opts, false)?;
             written.push(res.remove(0)?);
         }
@@ -1284,9 +1286,13 @@ impl Butler {
         let mut first_err = None;
         for &i in &self.repos.outputs {
             let group = items.len() > 1 && self.remotes[i].is_none();
+            // a remote output's staging files are only read back for the
+            // upload (the object store holds the durable copy; recovery
+            // never uses them), so they are written without fsync
+            let no_sync = group || self.remotes[i].is_some();
             let results: Vec<Result<Staged, ButlerError>> = items
                 .par_iter()
-                .map(|(obj, id)| self.stage_one(i, *obj, &dataset_type, id, opts, group))
+                .map(|(obj, id)| self.stage_one(i, *obj, &dataset_type, id, opts, no_sync))
                 .collect();
             let mut ok = Vec::new();
             for r in results {
@@ -1341,7 +1347,16 @@ impl Butler {
         }
         let mut files = Vec::with_capacity(loc.locations.len());
         let mut locations = Vec::with_capacity(loc.locations.len());
-        for l in &loc.locations {
+        // A remote output stages in a private folder in memory (tmpfs where
+        // there is one), not in the repository folder: the upload reads the
+        // file back and the bucket holds the durable copy, so its intent
+        // names no staging file (recovery decides by the object alone).
+        let stage_dir = match self.remotes[i] {
+            Some(_) => Some(memory_staging_dir()?),
+            None => None,
+        };
+        let mut local_files = Vec::with_capacity(loc.locations.len());
+        for (k, l) in loc.locations.iter().enumerate() {
             let file = strip_hdu(l);
             let rel = if run.is_empty() {
                 file.to_string()
@@ -1350,18 +1365,26 @@ impl Butler {
             };
             let full = join_under(&repo.root, "dataset path", &rel)?;
             tracing::info!(dataset_type, data_id = %loc.data_id, path = %full.display(), storage = %loc.storage, run = %run, "put path resolved");
-            let staging_rel = staging_name(&rel);
+            let (staging_rel, local) = match &stage_dir {
+                Some(d) => {
+                    // the name keeps its extension (cfitsio compresses by it)
+                    let name = rel.rsplit('/').next().unwrap_or("object");
+                    (String::new(), d.path().join(format!("{k}.{name}")))
+                }
+                None => {
+                    let st = staging_name(&rel);
+                    let p = repo.root.join(&st);
+                    (st, p)
+                }
+            };
             // the storage sees the staging file, with the location's HDU part
-            locations.push(format!(
-                "{}{}",
-                repo.root.join(&staging_rel).display(),
-                &l[file.len()..]
-            ));
+            locations.push(format!("{}{}", local.display(), &l[file.len()..]));
+            local_files.push(local);
             files.push((rel, staging_rel, full));
         }
-        let remove_staging = |files: &[(String, String, PathBuf)]| {
-            for (_, s, _) in files {
-                let _ = std::fs::remove_file(repo.root.join(s));
+        let remove_staging = |_: &[(String, String, PathBuf)]| {
+            for p in &local_files {
+                let _ = std::fs::remove_file(p);
             }
         };
         let mut storages = Vec::with_capacity(locations.len());
@@ -1400,7 +1423,7 @@ impl Butler {
             remove_staging(&files);
             return Err(e.into());
         }
-        let first = repo.root.join(&files[0].1);
+        let first = local_files[0].clone();
         let (checksum, size) = match checksum_file(&first) {
             Ok(x) => x,
             Err(e) => {
@@ -1431,6 +1454,8 @@ impl Butler {
                 time_ns: now_ns(),
             },
             full: files.into_iter().map(|(_, _, f)| f).collect(),
+            local: local_files,
+            _stage_dir: stage_dir,
         })
     }
 
@@ -1458,8 +1483,8 @@ impl Butler {
         let mut results: Vec<Option<Result<PathBuf, ButlerError>>> =
             (0..staged.len()).map(|_| None).collect();
         let drop_staging = |s: &Staged| {
-            for (_, st) in &s.intent.files {
-                let _ = std::fs::remove_file(root.join(st));
+            for p in &s.local {
+                let _ = std::fs::remove_file(p);
             }
         };
         // 2. claim, waiting for other writers of the same data ids
@@ -1656,7 +1681,8 @@ impl Butler {
                     s.intent
                         .files
                         .iter()
-                        .map(move |(rel, st)| (rel.clone(), root.join(st), mode))
+                        .zip(&s.local)
+                        .map(move |((rel, _), p)| (rel.clone(), p.clone(), mode))
                 })
                 .collect();
             let mut outcomes = ds.put_files(&batch).into_iter();
@@ -1790,10 +1816,9 @@ impl Butler {
             let ids: Vec<i64> = claimed.iter().map(|c| c.1).collect();
             let _ = lock(reg).release(&ids);
         }
-        let root = &self.repos.search[i].root;
         for (k, _, _) in claimed {
-            for (_, st) in &staged[*k].intent.files {
-                let _ = std::fs::remove_file(root.join(st));
+            for p in &staged[*k].local {
+                let _ = std::fs::remove_file(p);
             }
         }
     }
@@ -2078,6 +2103,25 @@ const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 struct Staged {
     intent: Intent,
     full: Vec<PathBuf>,
+    /// The staging files as written (under the root, or in the memory
+    /// folder of a remote output).
+    local: Vec<PathBuf>,
+    /// A remote output's staging folder (removed with it).
+    _stage_dir: Option<tempfile::TempDir>,
+}
+
+/// A private folder for a remote output's staging files: in memory
+/// (`/dev/shm`) where there is one, else in the temporary folder.
+fn memory_staging_dir() -> Result<tempfile::TempDir, ButlerError> {
+    let shm = Path::new("/dev/shm");
+    let b = || tempfile::Builder::new().prefix("daf-stage.").clone();
+    if shm.is_dir() {
+        if let Ok(d) = b().tempdir_in(shm) {
+            return Ok(d);
+        }
+    }
+    b().tempdir()
+        .map_err(|e| ButlerError::io(std::env::temp_dir(), e))
 }
 
 /// `dir/.daf-tmp.OWNER.N.NAME` for `dir/NAME`: the staging file of a put,

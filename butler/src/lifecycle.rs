@@ -31,7 +31,8 @@ use crate::file_registry::{
     checksum_file, now_ns, Claim, DatasetRecord, DatasetRegistry, Intent, IntentMode,
 };
 use crate::ingest::{transfer_file, Transfer};
-use crate::recovery::{recover_intent, Resolution};
+use crate::recovery::{recover_intent_in, Resolution};
+use daf_storages::datastore::Datastore;
 
 /// What a removal does with a dataset's file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -91,6 +92,18 @@ pub fn plan_removal(
     recs: &[DatasetRecord],
     purge: bool,
 ) -> Result<Vec<Removal>, ButlerError> {
+    plan_removal_in(reg, recs, purge, None)
+}
+
+/// [`plan_removal`] for a repository whose files are objects of `remote`
+/// (`None`: files under the registry's root). A remote file is the object
+/// whose key is the row's path; [`Removal::file`] is then its URL.
+pub fn plan_removal_in(
+    reg: &dyn DatasetRegistry,
+    recs: &[DatasetRecord],
+    purge: bool,
+    remote: Option<&dyn Datastore>,
+) -> Result<Vec<Removal>, ButlerError> {
     let going: HashSet<i64> = recs.iter().map(|r| r.id).collect();
     let shared: HashSet<String> = if purge {
         reg.all()?
@@ -101,30 +114,45 @@ pub fn plan_removal(
     } else {
         HashSet::new()
     };
-    Ok(recs
-        .iter()
+    recs.iter()
         .map(|r| {
-            let file = reg.full_path(r);
+            let outside = Path::new(&r.path).is_absolute()
+                || daf_base::path_safety::join_under(reg.root(), "dataset path", &r.path).is_err();
+            let (file, present) = match remote {
+                Some(ds) if !outside => {
+                    let file = PathBuf::from(format!("{}/{}", ds.url(), r.path));
+                    // the object is asked for only when it would be deleted
+                    let present = if purge && !shared.contains(&r.path) {
+                        ds.head(&r.path)?.is_some()
+                    } else {
+                        true
+                    };
+                    (file, present)
+                }
+                _ => {
+                    let file = reg.full_path(r);
+                    let present = file.symlink_metadata().is_ok();
+                    (file, present)
+                }
+            };
             let file_action = if !purge {
                 FileAction::Keep
-            } else if Path::new(&r.path).is_absolute()
-                || daf_base::path_safety::join_under(reg.root(), "dataset path", &r.path).is_err()
-            {
+            } else if outside {
                 FileAction::KeepOutside
             } else if shared.contains(&r.path) {
                 FileAction::KeepShared
-            } else if file.symlink_metadata().is_err() {
+            } else if !present {
                 FileAction::Missing
             } else {
                 FileAction::Delete
             };
-            Removal {
+            Ok(Removal {
                 record: r.clone(),
                 file,
                 file_action,
-            }
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Removes the datasets `recs` (rows of `reg`, the registry of the
@@ -138,8 +166,23 @@ pub fn remove_datasets(
     recs: &[DatasetRecord],
     purge: bool,
 ) -> Result<RemoveReport, ButlerError> {
+    remove_datasets_in(reg, root, recs, purge, None)
+}
+
+/// [`remove_datasets`] for a repository whose files are objects of
+/// `remote` (`None`: files under `root`): the same claims, the same rules
+/// for which files go (only objects whose key is the row's path and that
+/// no other row names), the rows dropped before any object is deleted, so
+/// a removal cut short is resolved as on disk.
+pub fn remove_datasets_in(
+    reg: &mut dyn DatasetRegistry,
+    root: &Path,
+    recs: &[DatasetRecord],
+    purge: bool,
+    remote: Option<&dyn Datastore>,
+) -> Result<RemoveReport, ButlerError> {
     let mut report = RemoveReport::default();
-    let plan = plan_removal(reg, recs, purge)?;
+    let plan = plan_removal_in(reg, recs, purge, remote)?;
     let owner = daf_storages::owner::token().to_string();
     let intent_of = |p: &Removal| Intent {
         id: 0,
@@ -185,7 +228,7 @@ pub fn remove_datasets(
                     reg.release(&[intent])?;
                 }
                 Claim::Busy(holder) => {
-                    let r = recover_intent(reg, root, &holder)?;
+                    let r = recover_intent_in(reg, root, remote, &holder)?;
                     if r != Resolution::Skipped && attempt == 0 {
                         again.push(p);
                     } else {
@@ -214,6 +257,20 @@ pub fn remove_datasets(
     let mut dirs: HashSet<PathBuf> = HashSet::new();
     for (p, intent) in deleting {
         done.push(intent);
+        if let Some(ds) = remote {
+            // deleting a missing object is no error
+            match ds.delete(&p.record.path) {
+                Ok(()) => report.removed.push(p),
+                Err(e) => {
+                    let why = format!(
+                        "its row is gone but {} could not be deleted (it stays, unregistered): {e}",
+                        p.file.display()
+                    );
+                    report.failed.push((p, why));
+                }
+            }
+            continue;
+        }
         match std::fs::remove_file(&p.file) {
             Ok(()) => {
                 if let Some(d) = p.file.parent() {

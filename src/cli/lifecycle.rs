@@ -215,25 +215,17 @@ fn remove(
     dry_run: bool,
     json: bool,
 ) -> Result<(), CliError> {
-    if purge && !dry_run {
-        if let Some(ds) = butler.remote_datastore(0) {
-            return Err(CliError::new(format!(
-                "--purge of datasets in the datastore {} is not supported yet \
-                 (without --purge the rows go and the objects stay)",
-                ds.url()
-            )));
-        }
-    }
+    let remote = butler.remote_datastore(0).map(|d| &**d);
     let root = butler.repositories()[0].root.clone();
     let report = {
         let mut reg = registry(butler, repo)?;
         if dry_run {
             RemoveReport {
-                removed: lifecycle::plan_removal(&**reg, recs, purge)?,
+                removed: lifecycle::plan_removal_in(&**reg, recs, purge, remote)?,
                 failed: Vec::new(),
             }
         } else {
-            lifecycle::remove_datasets(&mut **reg, &root, recs, purge)?
+            lifecycle::remove_datasets_in(&mut **reg, &root, recs, purge, remote)?
         }
     };
     let deleted = report

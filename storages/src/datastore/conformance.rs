@@ -18,6 +18,7 @@ pub fn run_all(ds: &dyn Datastore, base: &str, scratch: &std::path::Path) {
     large_put(ds, &format!("{base}/large"), scratch);
     failed_put_leaves_nothing(ds, &format!("{base}/failed"), scratch);
     checksum(ds, &format!("{base}/sum"));
+    prefix_and_reads_into(ds, &format!("{base}/into"));
 }
 
 fn data(n: usize, seed: u8) -> Vec<u8> {
@@ -220,4 +221,56 @@ pub fn checksum(ds: &dyn Datastore, base: &str) {
         ds.checksum(&key).unwrap(),
         (blake3::hash(b"hello").to_hex().to_string(), 5)
     );
+}
+
+/// `get_prefix` returns the first bytes and the whole size in one call
+/// (short and empty objects too); `get_ranges_into` fills the caller's
+/// buffers, a large one split across several requests, and refuses a
+/// range past the end.
+pub fn prefix_and_reads_into(ds: &dyn Datastore, base: &str) {
+    let key = format!("{base}/big");
+    let bytes = data(20 << 20, 9);
+    ds.put_bytes(&key, &bytes, PutMode::Overwrite).unwrap();
+    let (head, size) = ds.get_prefix(&key, 11_520).unwrap();
+    assert_eq!(size, 20 << 20);
+    assert_eq!(head, &bytes[..11_520]);
+    let short = format!("{base}/short");
+    ds.put_bytes(&short, b"0123456789", PutMode::Overwrite)
+        .unwrap();
+    assert_eq!(
+        ds.get_prefix(&short, 11_520).unwrap(),
+        (b"0123456789".to_vec(), 10)
+    );
+    let empty = format!("{base}/empty");
+    ds.put_bytes(&empty, b"", PutMode::Overwrite).unwrap();
+    assert_eq!(ds.get_prefix(&empty, 100).unwrap(), (Vec::new(), 0));
+    let e = ds.get_prefix(&format!("{base}/none"), 10).unwrap_err();
+    assert!(matches!(e, DatastoreError::NotFound { .. }), "got {e:?}");
+
+    let mut whole = vec![0u8; bytes.len() - 100];
+    let mut row = vec![0u8; 400];
+    let mut none: Vec<u8> = Vec::new();
+    let before = ds.stats().gets();
+    {
+        let mut parts: Vec<(u64, &mut [u8])> = vec![
+            (100, whole.as_mut_slice()),
+            (5_000_000, row.as_mut_slice()),
+            (7, none.as_mut_slice()),
+        ];
+        ds.get_ranges_into(&key, &mut parts).unwrap();
+    }
+    assert_eq!(whole, &bytes[100..]);
+    assert_eq!(row, &bytes[5_000_000..5_000_400]);
+    assert!(ds.stats().gets() > before, "reads are counted");
+    let mut past = vec![0u8; 10];
+    let e = ds
+        .get_ranges_into(&key, &mut [((20 << 20) - 5, past.as_mut_slice())])
+        .unwrap_err();
+    assert!(
+        !matches!(e, DatastoreError::NotFound { .. }),
+        "a range past the end is its own error: {e:?}"
+    );
+    for k in [&key, &short, &empty] {
+        ds.delete(k).unwrap();
+    }
 }

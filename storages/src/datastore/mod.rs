@@ -262,6 +262,35 @@ pub trait Datastore: Send + Sync + std::fmt::Debug {
             .collect()
     }
 
+    /// The first `len` bytes of `key` (fewer if the object is shorter) and
+    /// the object's whole size, in one request where the backend can (S3: a
+    /// ranged GET whose `Content-Range` tells the size), so a reader can
+    /// open a file without a separate HEAD.
+    fn get_prefix(&self, key: &str, len: u64) -> Result<(Vec<u8>, u64)> {
+        let meta = self.head(key)?.ok_or_else(|| DatastoreError::NotFound {
+            url: self.url(),
+            key: key.into(),
+        })?;
+        let n = len.min(meta.size);
+        if n == 0 {
+            return Ok((Vec::new(), meta.size));
+        }
+        Ok((self.get_range(key, 0..n)?, meta.size))
+    }
+
+    /// Fills each `(offset, buffer)` with the bytes of `key` from `offset`
+    /// (a range past the end is an error), as
+    /// [`get_ranges`](Datastore::get_ranges) but straight into the caller's
+    /// buffers: the S3 backend streams every response into its slice, with
+    /// no intermediate copy, large buffers as several concurrent GETs.
+    fn get_ranges_into(&self, key: &str, parts: &mut [(u64, &mut [u8])]) -> Result<()> {
+        let ranges: Vec<Range<u64>> = parts.iter().map(|(o, b)| *o..*o + b.len() as u64).collect();
+        for ((_, dst), got) in parts.iter_mut().zip(self.get_ranges(key, &ranges)?) {
+            dst.copy_from_slice(&got);
+        }
+        Ok(())
+    }
+
     /// The bytes of one range of `key`.
     fn get_range(&self, key: &str, range: Range<u64>) -> Result<Vec<u8>> {
         Ok(self

@@ -21,9 +21,9 @@ const SINGLE_PUT_MAX: u64 = 16 << 20;
 const PART_SIZE: usize = 8 << 20;
 /// Uploads in flight at once in [`Datastore::put_files`](super::Datastore::put_files).
 const CONCURRENT_PUTS: usize = 32;
-/// Ranged reads in flight at once per call (the rows of a 100-row cut-out
-/// go out in one wave; connections stay in the client's pool).
-const CONCURRENT_RANGES: usize = 128;
+/// Ranged reads in flight at once per call (connections stay in the
+/// client's pool).
+const CONCURRENT_RANGES: usize = 32;
 /// Reads longer than this are split into concurrent GETs of this size.
 const READ_CHUNK: u64 = 8 << 20;
 
@@ -579,6 +579,108 @@ impl super::Datastore for S3Datastore {
             out.push(v);
         }
         Ok(out)
+    }
+
+    fn get_prefix(&self, key: &str, len: u64) -> Result<(Vec<u8>, u64)> {
+        let path = self.obj(key)?;
+        if len == 0 {
+            let meta = self.head(key)?.ok_or_else(|| DatastoreError::NotFound {
+                url: self.url_string(),
+                key: key.into(),
+            })?;
+            return Ok((Vec::new(), meta.size));
+        }
+        // One ranged GET: S3 answers with the bytes there are and the
+        // object's size in Content-Range.
+        let got = self.rt.block_on(async {
+            let opts = object_store::GetOptions {
+                range: Some(object_store::GetRange::Bounded(0..len)),
+                ..Default::default()
+            };
+            let res = self.store.get_opts(&path, opts).await?;
+            let size = res.meta.size;
+            Ok::<_, object_store::Error>((res.bytes().await?, size))
+        });
+        match got {
+            Ok((b, size)) => {
+                self.stats.read(1, b.len() as u64);
+                Ok((Vec::from(b), size))
+            }
+            Err(object_store::Error::NotFound { .. }) => Err(DatastoreError::NotFound {
+                url: self.url_string(),
+                key: key.into(),
+            }),
+            // an empty object has no byte 0 to range over (HTTP 416)
+            Err(e) => match self.head(key)? {
+                Some(m) if m.size == 0 => Ok((Vec::new(), 0)),
+                _ => Err(self.err(key, e)),
+            },
+        }
+    }
+
+    fn get_ranges_into(&self, key: &str, parts: &mut [(u64, &mut [u8])]) -> Result<()> {
+        let path = self.obj(key)?;
+        // Large buffers are split into READ_CHUNK pieces fetched
+        // concurrently; every response is streamed into its slice.
+        let mut pieces: Vec<(u64, &mut [u8])> = Vec::new();
+        for (off, buf) in parts.iter_mut() {
+            let mut at = *off;
+            let mut rest: &mut [u8] = buf;
+            while !rest.is_empty() {
+                let n = if rest.len() as u64 <= READ_CHUNK + READ_CHUNK / 2 {
+                    rest.len()
+                } else {
+                    READ_CHUNK as usize
+                };
+                let (a, b) = std::mem::take(&mut rest).split_at_mut(n);
+                pieces.push((at, a));
+                at += n as u64;
+                rest = b;
+            }
+        }
+        let requests = pieces.len() as u64;
+        let (path, store) = (&path, &self.store);
+        let total = self.rt.block_on(async {
+            futures::stream::iter(pieces)
+                .map(|(off, dst)| async move {
+                    let want = off..off + dst.len() as u64;
+                    let short = |got: u64| DatastoreError::BadKey {
+                        key: key.into(),
+                        message: format!("range {want:?}: got {got} bytes"),
+                    };
+                    let opts = object_store::GetOptions {
+                        range: Some(object_store::GetRange::Bounded(want.clone())),
+                        ..Default::default()
+                    };
+                    let res = store
+                        .get_opts(path, opts)
+                        .await
+                        .map_err(|e| self.err(key, e))?;
+                    if res.range != want {
+                        return Err(short(res.range.end - res.range.start));
+                    }
+                    let mut stream = res.into_stream();
+                    let mut at = 0usize;
+                    while let Some(chunk) = stream.next().await {
+                        let chunk = chunk.map_err(|e| self.err(key, e))?;
+                        let end = at + chunk.len();
+                        let Some(d) = dst.get_mut(at..end) else {
+                            return Err(short(end as u64));
+                        };
+                        d.copy_from_slice(&chunk);
+                        at = end;
+                    }
+                    if at != dst.len() {
+                        return Err(short(at as u64));
+                    }
+                    Ok(at as u64)
+                })
+                .buffer_unordered(CONCURRENT_RANGES)
+                .try_fold(0u64, |acc, n| std::future::ready(Ok(acc + n)))
+                .await
+        })?;
+        self.stats.read(requests, total);
+        Ok(())
     }
 
     fn get_to_file(&self, key: &str, dest: &Path) -> Result<u64> {

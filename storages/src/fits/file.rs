@@ -522,6 +522,16 @@ impl FitsFile {
         }
     }
 
+    /// The whole in-memory buffer of a file opened by
+    /// [`FitsFile::open_headers`], for a caller that fetches data straight
+    /// into it (`None` for a memory-mapped file).
+    pub fn buffer_mut(&mut self) -> Option<&mut [u8]> {
+        match &mut self.bytes {
+            Bytes::Owned(v) => Some(v.as_mut_slice()),
+            Bytes::Map(_) => None,
+        }
+    }
+
     /// Scans FITS bytes already in memory; `name` is used in messages.
     pub fn from_bytes(name: impl Into<PathBuf>, bytes: Vec<u8>) -> Result<FitsFile> {
         Self::from_parts(name.into(), Bytes::Owned(bytes))
@@ -865,7 +875,7 @@ impl FitsFile {
 /// with transparent huge pages (as NumPy does for its large arrays): the
 /// pages are faulted in and zeroed 2 MiB at a time instead of 4 KiB, which
 /// is most of the cost of a fresh 64 MiB buffer.
-fn pixel_buffer<T: Pixel>(n: usize) -> Vec<T> {
+pub(crate) fn pixel_buffer<T: Pixel>(n: usize) -> Vec<T> {
     let mut v = vec![T::default(); n];
     #[cfg(target_os = "linux")]
     {

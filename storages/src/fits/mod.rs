@@ -119,6 +119,11 @@ pub fn xy0_cards(xy0: (i32, i32)) -> Vec<Card> {
     ]
 }
 
+/// Bytes of a remote FITS object fetched by the first request that opens it
+/// (4 header blocks: the whole primary header of most files, and the object
+/// itself if it is that small).
+const REMOTE_PREFIX: u64 = 4 * 2880;
+
 /// The FITS storage: a path and an HDU for formatters, an atomic writer of
 /// HDUs, and a lazily opened, memory-mapped reader.
 #[derive(Debug, Default)]
@@ -214,24 +219,27 @@ impl FitsStorage {
 
     /// Opens the remote object: headers only (and the tile descriptors of
     /// compressed images), or the whole download when it is gzipped.
+    ///
+    /// One ranged GET of the first [`REMOTE_PREFIX`] bytes brings the
+    /// object's size (from `Content-Range`), its magic and, usually, the
+    /// whole primary header; further header blocks are fetched only when
+    /// the headers go beyond it. An object no longer than the prefix is
+    /// complete after that one request.
     fn open_remote(&mut self) -> Result<()> {
         let r = self.remote.as_ref().expect("remote set");
         let (ds, key) = (r.ds.clone(), r.key.clone());
         let name = PathBuf::from(format!("{}/{}", ds.url(), key));
-        let size = ds
-            .head(&key)
-            .map_err(|e| self.remote_err(e))?
-            .ok_or_else(|| StorageError::NotFound {
+        let (prefix, size) = ds.get_prefix(&key, REMOTE_PREFIX).map_err(|e| match e {
+            crate::datastore::DatastoreError::NotFound { .. } => StorageError::NotFound {
                 what: name.display().to_string(),
-            })?
-            .size;
-        let magic = if size >= 2 {
-            ds.get_range(&key, 0..2).map_err(|e| self.remote_err(e))?
-        } else {
-            Vec::new()
-        };
-        let whole = magic == [0x1f, 0x8b] || {
+            },
+            e => self.remote_err(e),
+        })?;
+        let whole = prefix.starts_with(&[0x1f, 0x8b]) || {
             let mut fetch = |r: std::ops::Range<u64>| {
+                if r.end <= prefix.len() as u64 {
+                    return Ok(prefix[r.start as usize..r.end as usize].to_vec());
+                }
                 ds.get_range(&key, r).map_err(|e| StorageError::Backend {
                     storage: NAME.into(),
                     message: e.to_string(),
@@ -239,17 +247,26 @@ impl FitsStorage {
                 })
             };
             let mut f = FitsFile::open_headers(&name, size, &mut fetch)?;
-            // Tile-compressed images: fetch their tile descriptors now, the
-            // tiles a read needs later.
-            let rows = f.compressed_rows();
-            if !rows.is_empty() {
-                let ranges: Vec<_> = rows.iter().map(|r| r.start as u64..r.end as u64).collect();
-                let parts = ds
-                    .get_ranges(&key, &ranges)
-                    .map_err(|e| self.remote_err(e))?;
-                for (rg, bytes) in rows.iter().zip(parts) {
-                    f.fill(rg.start, &bytes);
+            if prefix.len() as u64 == size {
+                // the whole object came with the first request
+                f.fill(0, &prefix);
+                self.remote.as_mut().expect("remote set").complete = true;
+            } else {
+                // Tile-compressed images: fetch their tile descriptors now,
+                // the tiles a read needs later.
+                let rows = f.compressed_rows();
+                if !rows.is_empty() {
+                    let ranges: Vec<_> =
+                        rows.iter().map(|r| r.start as u64..r.end as u64).collect();
+                    let parts = ds
+                        .get_ranges(&key, &ranges)
+                        .map_err(|e| self.remote_err(e))?;
+                    for (rg, bytes) in rows.iter().zip(parts) {
+                        f.fill(rg.start, &bytes);
+                    }
                 }
+            }
+            if !f.compressed_rows().is_empty() {
                 f.view_compressed_as_images()?;
             }
             self.file = Some(f);
@@ -275,17 +292,51 @@ impl FitsStorage {
         Ok(())
     }
 
-    /// Fetches `ranges` (byte offsets in the object) into the open remote file.
-    fn fetch_into(&mut self, ranges: Vec<std::ops::Range<u64>>) -> Result<()> {
-        let r = self.remote.as_ref().expect("remote set");
-        let parts =
-            r.ds.get_ranges(&r.key, &ranges)
-                .map_err(|e| self.remote_err(e))?;
-        let f = self.file.as_mut().expect("opened");
-        for (rg, bytes) in ranges.iter().zip(parts) {
-            f.fill(rg.start as usize, &bytes);
+    /// Fetches `ranges` (byte offsets in the object) into the open remote
+    /// file: straight into its buffer, each range as its own request (up to
+    /// the datastore's limit in flight; rows are never merged, so a cut-out
+    /// moves only its bytes).
+    fn fetch_into(&mut self, mut ranges: Vec<std::ops::Range<u64>>) -> Result<()> {
+        ranges.retain(|r| r.end > r.start);
+        ranges.sort_by_key(|r| r.start);
+        // overlapping ranges (never made by the callers) are merged
+        let mut merged: Vec<std::ops::Range<u64>> = Vec::with_capacity(ranges.len());
+        for r in ranges {
+            match merged.last_mut() {
+                Some(last) if r.start < last.end => last.end = last.end.max(r.end),
+                _ => merged.push(r),
+            }
         }
-        Ok(())
+        let r = self.remote.as_ref().expect("remote set");
+        let f = self.file.as_mut().expect("opened");
+        let Some(buf) = f.buffer_mut() else {
+            return Ok(()); // a download: every byte is there
+        };
+        if merged.last().is_some_and(|l| l.end > buf.len() as u64) {
+            return Err(StorageError::Backend {
+                storage: NAME.into(),
+                message: format!(
+                    "{}/{}: a read past the object's {} bytes",
+                    r.ds.url(),
+                    r.key,
+                    buf.len()
+                ),
+            });
+        }
+        let mut parts: Vec<(u64, &mut [u8])> = Vec::with_capacity(merged.len());
+        let mut rest: &mut [u8] = buf;
+        let mut base = 0u64;
+        for rg in &merged {
+            let tail = std::mem::take(&mut rest)
+                .split_at_mut((rg.start - base) as usize)
+                .1;
+            let (mid, tail) = tail.split_at_mut((rg.end - rg.start) as usize);
+            parts.push((rg.start, mid));
+            rest = tail;
+            base = rg.end;
+        }
+        let res = r.ds.get_ranges_into(&r.key, &mut parts);
+        res.map_err(|e| self.remote_err(e))
     }
 
     /// The file's headers (every HDU located and parsed); for a remote
@@ -314,6 +365,12 @@ impl FitsStorage {
     ) -> Result<(usize, usize, Vec<T>)> {
         if self.remote.is_some() {
             self.headers()?;
+            let r = self.remote.as_ref().expect("remote set");
+            if bbox.is_none() && !r.complete && !r.hdus_fetched.contains(&index) {
+                if let Some(out) = self.read_remote_whole::<T>(index)? {
+                    return Ok(out);
+                }
+            }
             let r = self.remote.as_ref().expect("remote set");
             if !r.complete && !r.hdus_fetched.contains(&index) {
                 let f = self.file.as_ref().expect("opened");
@@ -371,6 +428,81 @@ impl FitsStorage {
             return self.file.as_ref().expect("opened").read_image(index, bbox);
         }
         self.file()?.read_image(index, bbox)
+    }
+
+    /// A whole read of an uncompressed remote image stored in `T`'s own
+    /// type (BITPIX, BSCALE 1, `T`'s BZERO): the pixel bytes are fetched
+    /// straight into the output buffer (concurrent ranged GETs) and
+    /// byte-swapped in place, so the object's data never passes through
+    /// the file buffer. `None`: any other case (read the usual way).
+    fn read_remote_whole<T: Pixel>(
+        &mut self,
+        index: usize,
+    ) -> Result<Option<(usize, usize, Vec<T>)>> {
+        use std::any::TypeId;
+        // plain integers and floats only: no padding, every bit pattern valid
+        let plain = [
+            TypeId::of::<u8>(),
+            TypeId::of::<i16>(),
+            TypeId::of::<u16>(),
+            TypeId::of::<i32>(),
+            TypeId::of::<u32>(),
+            TypeId::of::<i64>(),
+            TypeId::of::<u64>(),
+            TypeId::of::<f32>(),
+            TypeId::of::<f64>(),
+        ];
+        if !plain.contains(&TypeId::of::<T>()) || std::mem::size_of::<T>() != T::SIZE {
+            return Ok(None);
+        }
+        let Some(f) = self.file.as_mut() else {
+            return Ok(None);
+        };
+        if f.tile_ranges(index, None).is_some() {
+            return Ok(None); // tile-compressed
+        }
+        let object_len = f.buffer_mut().map_or(0, |b| b.len());
+        let hdu = f.hdu(index)?;
+        let native = hdu.bitpix == T::BITPIX && hdu.bscale == 1.0 && hdu.bzero == T::BZERO;
+        let Some((w, h)) = hdu.image_dims() else {
+            return Ok(None);
+        };
+        let Some(len) = w.checked_mul(h).and_then(|n| n.checked_mul(T::SIZE)) else {
+            return Ok(None);
+        };
+        let offset = hdu.data_offset;
+        if !native
+            || !hdu.is_image_with_data()
+            || len == 0
+            || len > hdu.data_len
+            || offset.saturating_add(len) > object_len
+        {
+            return Ok(None); // read_image handles (or reports) these
+        }
+        let n = len / T::SIZE;
+        let mut out = file::pixel_buffer::<T>(n);
+        let r = self.remote.as_ref().expect("remote set");
+        {
+            // SAFETY: `T` is one of the plain number types checked above
+            // (size_of::<T>() == T::SIZE, no padding, every bit pattern a
+            // valid value), and `out` holds exactly `n` of them; `out` is
+            // not touched while this byte view lives.
+            let bytes =
+                unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), len) };
+            r.ds.get_ranges_into(&r.key, &mut [(offset as u64, bytes)])
+                .map_err(|e| self.remote_err(e))?;
+        }
+        // big-endian to native in place, through a cache-sized scratch
+        let mut tmp = vec![0u8; 64 << 10];
+        let per = tmp.len() / T::SIZE;
+        for chunk in out.chunks_mut(per) {
+            let nb = chunk.len() * T::SIZE;
+            // SAFETY: as above; the view ends before `chunk` is written.
+            let src = unsafe { std::slice::from_raw_parts(chunk.as_ptr().cast::<u8>(), nb) };
+            tmp[..nb].copy_from_slice(src);
+            T::decode_be(&tmp[..nb], chunk);
+        }
+        Ok(Some((w, h, out)))
     }
 
     /// The file being read (opened on first use; a remote object is
