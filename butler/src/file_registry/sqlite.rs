@@ -18,7 +18,7 @@
 //! first use, so neither a put nor a query costs time growing with the
 //! number of rows.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -835,7 +835,12 @@ impl DatasetRegistry for SqliteFileRegistry {
         // From the in-memory copy: only the asked values are copied out.
         let from_cache = self.with_cache(|map| {
             let mut hits: Vec<(i64, Vec<DataIdValue>)> = Vec::new();
-            for recs in map.get(dataset_type).into_iter().flat_map(|m| m.values()) {
+            for recs in map
+                .rows
+                .get(dataset_type)
+                .into_iter()
+                .flat_map(|m| m.values())
+            {
                 for r in recs {
                     if matches_partial(&r.data_id, partial) {
                         if let Some(v) = super::project(&r.data_id, keys) {

@@ -321,6 +321,7 @@ impl FitsStorage {
                     r.key,
                     buf.len()
                 ),
+                source: None,
             });
         }
         let mut parts: Vec<(u64, &mut [u8])> = Vec::with_capacity(merged.len());
