@@ -406,7 +406,7 @@ pub trait DatasetRegistry: Send + std::fmt::Debug {
 
     /// The values of `keys` in the data id of every row of `dataset_type`
     /// matching `partial` (rows lacking one of the keys are left out), in
-    /// insertion order: [`FileRegistry::find_matching`] without copying
+    /// insertion order: [`find_matching`](Self::find_matching) without copying
     /// whole rows, for queries.
     fn project_matching(
         &self,
