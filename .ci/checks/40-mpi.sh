@@ -9,7 +9,9 @@ cd "$(dirname "$0")/../.."
 command -v mpirun >/dev/null || { echo "mpirun not installed (apt-get install openmpi-bin libopenmpi-dev)"; exit 1; }
 
 cargo clippy --workspace --all-targets --features mpi -q -- -D warnings
-cargo build --release --features mpi --bin daf -q
+# `testing`: the small stages the pipelines under tests/data/harness use
+# (daf.harness.ShareParallel, FailParallel, ...); a user's build leaves them out.
+cargo build --release --features mpi,testing --bin daf -q
 daf=target/release/daf
 mpirun=(mpirun --oversubscribe)
 [ "$(id -u)" -eq 0 ] && mpirun+=(--allow-run-as-root)
