@@ -325,7 +325,7 @@ fn corrupt_data_id_row_is_a_typed_error_postgres() {
         // Corrupt the row through a plain connection of the shared layer.
         let link = daf_storages::db::PgLink::new(&loc.url, &DbAuth::new()).unwrap();
         let mut conn = link.connect().unwrap();
-        let sql = format!("UPDATE \"{schema}\".datasets SET data_id = '[1,2' WHERE id = $1");
+        let sql = format!("UPDATE \"{schema}\".datasets SET data_id = '[1,2]' WHERE id = $1");
         link.block_on(
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(id)
@@ -338,7 +338,7 @@ fn corrupt_data_id_row_is_a_typed_error_postgres() {
             panic!("{e:?}")
         };
         assert_eq!(row, &format!("datasets id {id} (meta run \"r1\")"));
-        assert!(message.contains("[1,2"), "{message}");
+        assert!(message.contains("[1,2]"), "{message}");
     }));
     reg.drop_schema().unwrap();
     if let Err(p) = result {

@@ -150,7 +150,12 @@ struct Sql {
     upsert: Arc<str>,
     find_run: Arc<str>,
     find_newest: Arc<str>,
-    matching: Arc<str>,
+    /// Every row of a type and run (both optional).
+    matching_all: Arc<str>,
+    /// The same, narrowed by JSON containment of a partial data id: an
+    /// unconditional `@>` so the GIN index on `data_id::jsonb` serves it
+    /// (an `$3 IS NULL OR …` form would keep generic plans off the index).
+    matching_contains: Arc<str>,
     count: Arc<str>,
     by_source: Arc<str>,
     types: Arc<str>,
@@ -184,10 +189,14 @@ impl Sql {
                 "SELECT {COLS} FROM {table} WHERE dataset_type = $1 AND data_id = $2
                  ORDER BY time_ns DESC, id DESC LIMIT 1"
             )),
-            matching: a(format!(
+            matching_all: a(format!(
+                "SELECT {COLS} FROM {table} WHERE ($1::text IS NULL OR dataset_type = $1)
+                 AND ($2::text IS NULL OR run = $2) ORDER BY id"
+            )),
+            matching_contains: a(format!(
                 "SELECT {COLS} FROM {table} WHERE ($1::text IS NULL OR dataset_type = $1)
                  AND ($2::text IS NULL OR run = $2)
-                 AND ($3::text IS NULL OR data_id::jsonb @> $3::jsonb) ORDER BY id"
+                 AND data_id::jsonb @> $3::jsonb ORDER BY id"
             )),
             count: a(format!("SELECT COUNT(*) FROM {table}")),
             by_source: a(format!(
@@ -537,6 +546,8 @@ impl PgFileRegistry {
              );
              CREATE INDEX IF NOT EXISTS \"ix_datasets_source\" ON \"{s}\".\"datasets\" (source);
              CREATE INDEX IF NOT EXISTS \"ix_datasets_path\" ON \"{s}\".\"datasets\" (path);
+             CREATE INDEX IF NOT EXISTS \"ix_datasets_data_id\" ON \"{s}\".\"datasets\"
+                 USING GIN ((data_id::jsonb) jsonb_path_ops);
              {intents}
              CREATE TABLE IF NOT EXISTS \"{s}\".\"provenance\" (
                  dataset_type TEXT NOT NULL,
@@ -935,13 +946,22 @@ impl DatasetRegistry for PgFileRegistry {
         // applied here.
         let contains = (!partial.is_empty()).then(|| canonical_data_id(partial));
         let rows = self
-            .run(async |c| {
-                sqlx::query(AssertSqlSafe(self.sql.matching.clone()))
-                    .bind(dataset_type)
-                    .bind(run)
-                    .bind(contains.as_deref())
-                    .fetch_all(&mut *c)
-                    .await
+            .run(async |c| match contains.as_deref() {
+                Some(json) => {
+                    sqlx::query(AssertSqlSafe(self.sql.matching_contains.clone()))
+                        .bind(dataset_type)
+                        .bind(run)
+                        .bind(json)
+                        .fetch_all(&mut *c)
+                        .await
+                }
+                None => {
+                    sqlx::query(AssertSqlSafe(self.sql.matching_all.clone()))
+                        .bind(dataset_type)
+                        .bind(run)
+                        .fetch_all(&mut *c)
+                        .await
+                }
             })
             .map_err(|e| self.err(e))?;
         let mut out = Vec::with_capacity(rows.len());
