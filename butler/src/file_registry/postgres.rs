@@ -547,7 +547,7 @@ impl PgFileRegistry {
              CREATE INDEX IF NOT EXISTS \"ix_datasets_source\" ON \"{s}\".\"datasets\" (source);
              CREATE INDEX IF NOT EXISTS \"ix_datasets_path\" ON \"{s}\".\"datasets\" (path);
              CREATE INDEX IF NOT EXISTS \"ix_datasets_data_id\" ON \"{s}\".\"datasets\"
-                 USING GIN ((data_id::jsonb) jsonb_path_ops);
+                 USING GIN ((data_id::jsonb) jsonb_path_ops) WITH (fastupdate = off);
              {intents}
              CREATE TABLE IF NOT EXISTS \"{s}\".\"provenance\" (
                  dataset_type TEXT NOT NULL,
@@ -946,9 +946,13 @@ impl DatasetRegistry for PgFileRegistry {
         // applied here.
         let contains = (!partial.is_empty()).then(|| canonical_data_id(partial));
         let rows = self
+            // Not cached prepared statements: the server plans each with
+            // the values bound and the table's size now (a generic plan
+            // made while the table was small would stay a scan).
             .run(async |c| match contains.as_deref() {
                 Some(json) => {
                     sqlx::query(AssertSqlSafe(self.sql.matching_contains.clone()))
+                        .persistent(false)
                         .bind(dataset_type)
                         .bind(run)
                         .bind(json)
@@ -957,6 +961,7 @@ impl DatasetRegistry for PgFileRegistry {
                 }
                 None => {
                     sqlx::query(AssertSqlSafe(self.sql.matching_all.clone()))
+                        .persistent(false)
                         .bind(dataset_type)
                         .bind(run)
                         .fetch_all(&mut *c)
