@@ -112,3 +112,27 @@ def test_stage_tester_rejects_what_is_not_a_clipboard():
         t.add_stage(Record)
     with pytest.raises(TypeError, match="already names"):
         harness.StageTester(RecordStage(), Record)
+
+
+def test_area_stage_in_a_pipeline(tmp_path, monkeypatch):
+    """The same classes named in a PAF pipeline policy whose stagePolicy is
+    the upstream file, run by the harness on two thread slices; the width
+    and height come with the event."""
+    monkeypatch.syspath_prepend(str(EXAMPLE.parent))
+    p = tmp_path / "area_pipeline.paf"
+    p.write_text(
+        "nSlices: 2\n"
+        "appStage: {\n"
+        '    name: "AreaStage"\n'
+        '    serialClass: "area_stage.AreaStageSerial"\n'
+        '    parallelClass: "area_stage.AreaStageParallel"\n'
+        f"    stagePolicy: @{UPSTREAM / 'AreaStagePolicy.paf'}\n"
+        "}\n"
+    )
+    report = harness.run(p, [{"clipboard": {"width": 1.0, "height": 2.0}}])
+    assert harness.failures(report) == []
+    v = report["visits"][0]
+    assert v["master"]["summary"]["area"] == pytest.approx(0.02)
+    assert v["master"]["summary"]["areaUnit"] == "1e-4 m^2"
+    assert [s["summary"]["computedBy"] for s in v["slices"]] == [0, 1]
+    assert all(s["summary"]["area"] == pytest.approx(0.02) for s in v["slices"])
