@@ -448,6 +448,9 @@ fn readme_topology_and_events_commands_run_as_written() {
     let readme = std::fs::read_to_string("README.md").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let root = std::env::current_dir().unwrap();
+    // The inputoutputfits command's input, as README says it must be there.
+    std::fs::create_dir_all(dir.path().join("sample")).unwrap();
+    write_legacy_masked_image(&dir.path().join("sample/871034p_1_MI"));
     for line in readme.lines().filter(|l| l.starts_with("printf ")) {
         // Files the commands below read (a shell line, run as written).
         let o = std::process::Command::new("sh")
@@ -490,6 +493,10 @@ fn readme_topology_and_events_commands_run_as_written() {
             // oneloop: visit 1 only, the shutdown (level 4) read during it.
             assert!(stdout.contains("1 visits on 1 slices"), "{stdout}");
         }
+        if line.contains("inputoutputfits") {
+            assert!(stdout.contains("1 visits on 1 slices"), "{stdout}");
+            check_imageproc_output(&dir.path().join("sample/image871034"));
+        }
         if line.contains("syncslices") {
             assert!(stdout.contains("1 visits on 16 slices"), "{stdout}");
         }
@@ -511,6 +518,7 @@ fn readme_topology_and_events_commands_run_as_written() {
     assert!(readme.contains("syncslices.paf --slices 16"));
     assert!(readme.contains("--publish published.jsonl"));
     assert!(readme.contains("--events shutdown_events.jsonl"));
+    assert!(readme.contains("--events imageproc_events.jsonl"));
 }
 
 #[test]
@@ -618,8 +626,8 @@ fn symlink_example_links_the_repository_into_the_run_directory() {
 /// Writes DC3-era afw's three-file `MaskedImageF` at `base` (64×48):
 /// `BASE_img.fits` (f32, `x + 100 y`), `BASE_msk.fits` (u16, `(x + y) % 4`,
 /// planes `MP_BAD = 0`, `MP_SAT = 1`) and `BASE_var.fits` (f32, `0.5 + x`),
-/// each a primary-HDU image; `planes` picks which of the three to write.
-fn write_legacy_masked_image(base: &std::path::Path, planes: [bool; 3]) {
+/// each a primary-HDU image.
+fn write_legacy_masked_image(base: &std::path::Path) {
     use daf::storages::fits::{Card, FitsStorage, Value};
     use daf::storages::{LogicalLocation, Storage};
     const W: usize = 64;
@@ -634,13 +642,13 @@ fn write_legacy_masked_image(base: &std::path::Path, planes: [bool; 3]) {
         f(&mut s);
         s.end_transaction().unwrap();
     };
-    if planes[0] {
+    {
         let px: Vec<f32> = xy().map(|(x, y)| (x + 100 * y) as f32).collect();
         write("_img.fits", &|s| {
             s.write_image(&[], W, H, (0, 0), &px).unwrap()
         });
     }
-    if planes[1] {
+    {
         let px: Vec<u16> = xy().map(|(x, y)| ((x + y) % 4) as u16).collect();
         let cards = [
             Card::new("MP_BAD", Value::Int(0)),
@@ -650,7 +658,7 @@ fn write_legacy_masked_image(base: &std::path::Path, planes: [bool; 3]) {
             s.write_image(&cards, W, H, (0, 0), &px).unwrap()
         });
     }
-    if planes[2] {
+    {
         let px: Vec<f32> = xy().map(|(x, _)| 0.5 + x as f32).collect();
         write("_var.fits", &|s| {
             s.write_image(&[], W, H, (0, 0), &px).unwrap()
@@ -701,7 +709,7 @@ fn inputoutputfits_example_reads_a_legacy_three_file_masked_image() {
     let dir = tempfile::tempdir().unwrap();
     let (input, output) = (dir.path().join("in"), dir.path().join("out"));
     std::fs::create_dir_all(&input).unwrap();
-    write_legacy_masked_image(&input.join("871034p_1_MI"), [true; 3]);
+    write_legacy_masked_image(&input.join("871034p_1_MI"));
     let evs = dir.path().join("ev.jsonl");
     std::fs::write(&evs, IMAGEPROC_EVENT).unwrap();
     // The upstream files as they are: read in place, with their DC3 keys.
@@ -761,7 +769,7 @@ fn inputoutputfits_example_runs_from_the_template_binary() {
     // `.` under the run directory `sample` (runDirPattern).
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("sample")).unwrap();
-    write_legacy_masked_image(&dir.path().join("sample/871034p_1_MI"), [true; 3]);
+    write_legacy_masked_image(&dir.path().join("sample/871034p_1_MI"));
     std::fs::write(dir.path().join("ev.jsonl"), IMAGEPROC_EVENT).unwrap();
     let policy = std::env::current_dir()
         .unwrap()
