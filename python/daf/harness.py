@@ -27,7 +27,6 @@ a test.
 import importlib
 import json
 import os
-from collections.abc import Mapping
 
 from . import _daf
 from ._daf import Policy, PropertySet
@@ -219,27 +218,6 @@ class _TesterStage:
         return self._parallel.get(rank)
 
 
-class Stage:
-    """A stage as a pair of classes (LSST's ``harnessStage.Stage``): set
-    ``serial_class`` and/or ``parallel_class`` on a subclass and hand an
-    instance, with its policy, to :class:`StageTester`::
-
-        class AreaStage(Stage):
-            serial_class = AreaStageSerial
-            parallel_class = AreaStageParallel
-
-        out = StageTester(AreaStage(policy)).run_worker({"width": 1.0})
-
-    A pipeline policy names the two classes themselves.
-    """
-
-    serial_class = None
-    parallel_class = None
-
-    def __init__(self, policy=None):
-        self.policy = policy
-
-
 class StageTester:
     """Runs stages on one clipboard, as the master or as a slice (LSST's
     SimpleStageTester)::
@@ -247,102 +225,120 @@ class StageTester:
         t = StageTester(MyStageSerial, MyStageParallel, policy={"gain": 2.0})
         out = t.run({"x": 1})          # preprocess, process, postprocess
         assert out["y"] == 2
-        t.run({"x": 1}, slice_id=-1)   # the master: preprocess, postprocess
-        t.run({"x": 1}, slice_id=3)    # slice 3: process, with rank 3
 
-    The first argument may also be a :class:`Stage` instance. Classes may
-    be classes or dotted paths. :meth:`add_stage` appends further stages;
-    stage ids count from 1 in the order added, and each stage gets the
-    clipboard the previous one left. A clipboard is given as a
-    :class:`Clipboard`, a dict (or other mapping) or ``None``; anything else
-    is a ``TypeError``. A stage's exception propagates as is.
+        t = StageTester(AreaStage(policy))      # a Stage object
+        t.add_stage(OtherStage(), name="other")  # chained after it
+        master = t.run({"width": 1.0}, -1)      # slice id < 0: the master
+        worker = t.run({"width": 1.0}, 0)       # slice id >= 0: that slice
+
+    The first argument is a :class:`Stage` (object or class), or the serial
+    class with ``parallel`` the parallel one; classes may be dotted paths.
+    :meth:`add_stage` (alias ``addStage``) appends stages: they run in order
+    on the same clipboard, with 1-based stage ids (``self.stage_id``) and
+    names (default: the stage id as a string, as SimpleStageTester). The
+    master path (``run_master``/``runMaster``) runs each stage's
+    ``preprocess`` then its ``postprocess``, stage after stage; the worker
+    path (``run_worker``/``runWorker``) each stage's ``process`` with
+    ``self.rank`` the slice id. A clipboard is a :class:`Clipboard` or a
+    dict (copied into a new one); anything else is a ``TypeError``. An
+    exception in a stage propagates as is. ``run_id``, ``universe_size``
+    and ``location_map`` are what the stages see.
     """
 
-    def __init__(self, serial=None, parallel=None, policy=None, *, name=None, run_id="test",
-                 universe_size=2):
+    def __init__(self, serial=None, parallel=None, policy=None, *, name=None, run_id="test", universe_size=2,
+                 location_map=None):
         self.run_id = run_id
         self.universe_size = universe_size
+        self.location_map = location_map if location_map is not None else PropertySet()
         self.stages = []
         if serial is not None or parallel is not None:
-            self.add_stage(serial, parallel, policy, name=name)
+            if _is_stage(serial):
+                if parallel is not None:
+                    raise TypeError("StageTester: a Stage object already names its parallel class")
+                self.add_stage(serial, name=name)
+            else:
+                self._append(serial, parallel, policy, name)
 
-    def add_stage(self, serial=None, parallel=None, policy=None, *, name=None):
-        """Appends a stage (classes, dotted paths or a :class:`Stage`
-        instance as ``serial``); returns the tester, for chaining."""
-        if isinstance(serial, Stage):
-            if parallel is not None:
-                raise TypeError("a Stage instance carries its own parallel class")
-            stage = serial
-            serial, parallel = stage.serial_class, stage.parallel_class
-            policy = stage.policy if policy is None else policy
-            name = name or type(stage).__name__
-        stage_id = len(self.stages) + 1
+    def _append(self, serial, parallel, policy, name):
+        n = len(self.stages) + 1
+        self.stages.append(_TesterStage(serial, parallel, policy, name or str(n), n, self))
 
-        def build(c, rank):
-            if c is None:
-                return None
-            cls = _import(c) if isinstance(c, str) else c
-            return cls(policy, name=name, stage_id=stage_id, rank=rank, run_id=self.run_id,
-                       universe_size=self.universe_size)
-
-        self.stages.append((build(serial, -1), build(parallel, 0)))
+    def add_stage(self, stage, name=None):
+        """Appends a :class:`Stage` (object, or class built with no policy);
+        returns the tester, so calls chain."""
+        if not _is_stage(stage):
+            raise TypeError(f"add_stage: expected a harness.Stage, got {type(stage).__name__}")
+        if isinstance(stage, type):
+            stage = stage()
+        self._append(stage.serialClass, stage.parallelClass, stage.policy, name or stage.name)
         return self
+
+    addStage = add_stage
 
     @property
     def serial(self):
-        """The first stage's serial part (or ``None``)."""
-        return self.stages[0][0] if self.stages else None
+        """The first stage's serial object (None without one)."""
+        return self.stages[0].serial() if self.stages else None
 
     @property
     def parallel(self):
-        """The first stage's parallel part (or ``None``)."""
-        return self.stages[0][1] if self.stages else None
+        """The first stage's parallel object for slice 0 (None without one)."""
+        return self.stages[0].parallel(0) if self.stages else None
 
     @staticmethod
     def _clipboard(items):
         if isinstance(items, Clipboard):
             return items
         if items is None:
-            return Clipboard({})
-        if isinstance(items, Mapping):
+            return Clipboard()
+        if isinstance(items, dict):
             return Clipboard(dict(items))
-        raise TypeError(f"a clipboard is a Clipboard or a dict, not {type(items).__name__}")
+        raise TypeError(f"a clipboard must be a Clipboard or a dict, not {type(items).__name__}")
 
     def run_master(self, items=None):
-        """Each stage's preprocess then postprocess, stage by stage, on a
-        clipboard (dict or Clipboard)."""
+        """Each stage's preprocess then postprocess on a clipboard (dict or
+        Clipboard); returns the clipboard."""
         cb = self._clipboard(items)
-        for serial, _ in self.stages:
-            if serial is not None:
-                serial.preprocess(cb)
-                serial.postprocess(cb)
+        for st in self.stages:
+            s = st.serial()
+            if s is not None:
+                s.preprocess(cb)
+                s.postprocess(cb)
         return cb
 
-    def run_worker(self, items=None, slice_id=None):
-        """Each stage's process on a clipboard (dict or Clipboard); with
-        ``slice_id``, the parallel stages run with that rank."""
+    def run_worker(self, items=None, slice_id=0):
+        """Each stage's process, as slice ``slice_id``, on a clipboard (dict
+        or Clipboard); returns the clipboard."""
         cb = self._clipboard(items)
-        for _, parallel in self.stages:
-            if parallel is not None:
-                if slice_id is not None:
-                    parallel.rank = slice_id
-                parallel.process(cb)
+        for st in self.stages:
+            p = st.parallel(slice_id)
+            if p is not None:
+                p.process(cb)
         return cb
+
+    runMaster = run_master
+    runWorker = run_worker
 
     def run(self, items=None, slice_id=None):
-        """Without ``slice_id``: preprocess, process, postprocess of each
-        stage on one clipboard. ``slice_id < 0``: :meth:`run_master`;
-        otherwise :meth:`run_worker` as that slice."""
+        """With ``slice_id``: the master path when it is negative, else the
+        worker path as that slice (SimpleStageTester's ``run``). Without:
+        each stage's preprocess, process (slice 0) and postprocess in turn on
+        one clipboard."""
         if slice_id is not None:
             if slice_id < 0:
                 return self.run_master(items)
             return self.run_worker(items, slice_id)
         cb = self._clipboard(items)
-        for serial, parallel in self.stages:
-            if serial is not None:
-                serial.preprocess(cb)
-            if parallel is not None:
-                parallel.process(cb)
-            if serial is not None:
-                serial.postprocess(cb)
+        for st in self.stages:
+            s, p = st.serial(), st.parallel(0)
+            if s is not None:
+                s.preprocess(cb)
+            if p is not None:
+                p.process(cb)
+            if s is not None:
+                s.postprocess(cb)
         return cb
+
+
+def _is_stage(x):
+    return isinstance(x, Stage) or (isinstance(x, type) and issubclass(x, Stage))

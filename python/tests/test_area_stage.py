@@ -136,3 +136,35 @@ def test_area_stage_in_a_pipeline(tmp_path, monkeypatch):
     assert v["master"]["summary"]["areaUnit"] == "1e-4 m^2"
     assert [s["summary"]["computedBy"] for s in v["slices"]] == [0, 1]
     assert all(s["summary"]["area"] == pytest.approx(0.02) for s in v["slices"])
+
+
+def test_daf_run_runs_area_stage_from_a_paf_pipeline(tmp_path):
+    """`daf run` (the binary) hands the pipeline naming Python classes to
+    Python: the same areas as under the tester."""
+    import json
+    import os
+
+    from test_harness import daf_binary
+
+    p = tmp_path / "area_pipeline.paf"
+    p.write_text(
+        "nSlices: 2\nappStage: {\n"
+        '    name: "AreaStage"\n'
+        '    serialClass: "area_stage.AreaStageSerial"\n'
+        '    parallelClass: "area_stage.AreaStageParallel"\n'
+        f"    stagePolicy: @{UPSTREAM / 'AreaStagePolicy.paf'}\n"
+        "}\n"
+    )
+    ev = tmp_path / "ev.jsonl"
+    ev.write_text(json.dumps({"clipboard": {"width": 10.0, "height": 20.0}}) + "\n")
+    dump = tmp_path / "dump.json"
+    env = dict(os.environ, DAF_PYTHON=sys.executable,
+               PYTHONPATH=os.pathsep.join([str(EXAMPLE.parent), os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run([str(daf_binary()), "run", str(p), "--events", str(ev), "--dump", str(dump)],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1 visits on 2 slices" in r.stdout
+    d = json.loads(dump.read_text())
+    # 10 mm x 20 mm = 2 cm^2
+    assert [s["summary"]["area"] for s in d["visits"][0]["slices"]] == [pytest.approx(2.0)] * 2
+    assert d["visits"][0]["master"]["summary"]["areaUnit"] == "1e-4 m^2"
