@@ -20,8 +20,11 @@ say where the stage runs; ``setup()`` runs once after construction. An
 exception raised by a stage fails that visit in that process only (LSST's
 failure semantics): the failure stage, if any, sees ``failedInStage``,
 ``failureType`` (the exception class) and ``failureMessage`` (its message and
-the Python traceback). :class:`StageTester` runs a stage on one clipboard in
-a test.
+the Python traceback). :class:`StageTester` (LSST's SimpleStageTester)
+runs stages — a :class:`Stage` naming its serial and parallel classes, or
+the classes themselves — on one clipboard in a test, as the master or as a
+slice; ``examples/python/area_stage.py`` is pex_harness's simpleStageTest
+written this way.
 """
 
 import importlib
