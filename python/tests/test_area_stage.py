@@ -148,9 +148,6 @@ def test_area_stage_in_a_pipeline(tmp_path, monkeypatch):
 def test_daf_run_runs_area_stage_from_a_paf_pipeline(tmp_path):
     """`daf run` (the binary) hands the pipeline naming Python classes to
     Python: the same areas as under the tester."""
-    import json
-    import os
-
     from test_harness import daf_binary
 
     p = tmp_path / "area_pipeline.paf"
@@ -176,23 +173,3 @@ def test_daf_run_runs_area_stage_from_a_paf_pipeline(tmp_path):
     assert [s["summary"]["area"] for s in d["visits"][0]["slices"]] == [pytest.approx(2.0)] * 2
     assert d["visits"][0]["master"]["summary"]["areaUnit"] == "1e-4 m^2"
 
-
-def test_area_stage_through_daf_run(tmp_path):
-    """`daf run` hands the pipeline to Python (the example's folder on
-    PYTHONPATH) and prints the summary; --dump has the areas."""
-    binary = next((ROOT / "target" / p / "daf" for p in ("debug", "release") if (ROOT / "target" / p / "daf").exists()),
-                  None)
-    if binary is None:
-        pytest.skip("the daf binary is not built (cargo build --bin daf)")
-    ev = tmp_path / "events.jsonl"
-    ev.write_text('{"clipboard": {"width": 3.0, "height": 4.0}}\n')
-    dump = tmp_path / "dump.json"
-    path = os.pathsep.join(filter(None, [str(EXAMPLE.parent), os.environ.get("PYTHONPATH")]))
-    env = dict(os.environ, DAF_PYTHON=sys.executable, PYTHONPATH=path)
-    r = subprocess.run([str(binary), "run", str(_area_pipeline(tmp_path)), "--events", str(ev), "--dump", str(dump)],
-                       capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "1 visits on 2 slices" in r.stdout
-    v = json.loads(dump.read_text())["visits"][0]
-    assert v["master"]["summary"]["area"] == pytest.approx(0.12)
-    assert [s["summary"]["area"] for s in v["slices"]] == [pytest.approx(0.12)] * 2
