@@ -14,7 +14,7 @@
 //! exitevent), `SampleFailingStage` and `AppFailureStage` (failurestage),
 //! `ShutdownTestStage` (shutdowntest), the association stages, and the
 //! `lsst.pexhexamples.apps.*` stages of the ring, syncslices (focal plane),
-//! eventstage and inputoutput examples.
+//! eventstage, inputoutput and inputoutputfits examples.
 //!
 //! The registry is a value handed to `daf::cli::run_with_registry` (or, to
 //! run without the command line, `daf::harness::run_with_registry`): nothing
@@ -252,6 +252,32 @@ impl ParallelStage for IpdpStage {
     }
 }
 
+/// `lsst.pexhexamples.apps.ImageprocStageParallel` (inputoutputfits
+/// example): takes the `MaskedImageF` the InputStage read as `inputImage`,
+/// adds 1 to every image pixel (mask and variance unchanged), and puts the
+/// result as `outputImage` for the OutputStage; it also records
+/// `imageproc {width, height, sum}` (the sum of the output image pixels).
+pub struct ImageprocStage;
+impl ParallelStage for ImageprocStage {
+    fn process(&mut self, ctx: &StageContext, cb: &mut Clipboard) -> Result<()> {
+        let mut mi = cb
+            .get_object::<daf::formatters::image::MaskedImage<f32>>("inputImage")?
+            .clone();
+        for p in mi.image.pixels_mut() {
+            *p += 1.0;
+        }
+        let sum: f64 = mi.image.pixels().iter().map(|&p| f64::from(p)).sum();
+        let mut shown = PropertySet::new();
+        shown.set("width", mi.width() as i64)?;
+        shown.set("height", mi.height() as i64)?;
+        shown.set("sum", sum)?;
+        tracing::info!(rank = ctx.rank, "ImageprocStage: {:?}", shown);
+        cb.put("imageproc", shown);
+        cb.put("outputImage", daf::harness::Item::object(mi));
+        Ok(())
+    }
+}
+
 /// The built-in stages plus this application's, under their class names.
 pub fn registry() -> StageRegistry {
     const P: &str = "lsst.pexhexamples.pipeline.";
@@ -309,6 +335,9 @@ pub fn registry() -> StageRegistry {
     r.register_serial(&format!("{A}App1StageSerial"), |_| Ok(Box::new(App1Stage)));
     r.register_parallel(&format!("{A}IPDPStageParallel"), |_| {
         Ok(Box::new(IpdpStage))
+    });
+    r.register_parallel(&format!("{A}ImageprocStageParallel"), |_| {
+        Ok(Box::new(ImageprocStage))
     });
     r
 }

@@ -1085,3 +1085,105 @@ fn we_read_what_astropy_writes() {
     assert_eq!(cut.get(0, 0), (base(2, 3) * 7.0 - 40.0) as i32);
     assert_eq!(cut.xy0(), (2, 3));
 }
+
+/// The first failure under a retrieval's rollback.
+fn root(e: daf::formatters::FormatterError) -> daf::formatters::FormatterError {
+    match e {
+        daf::formatters::FormatterError::RolledBack { source, .. } => root(*source),
+        e => e,
+    }
+}
+
+/// DC3-era afw's three-file masked image at a location `BASE`
+/// (`BASE_img.fits`, `BASE_msk.fits`, `BASE_var.fits`): read when `BASE`
+/// itself does not exist; a partial set is a typed error; writing still
+/// produces daf's one multi-extension file.
+#[test]
+fn legacy_three_file_masked_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("871034p_1_MI");
+    let at = |suffix: &str| PathBuf::from(format!("{}{suffix}", base.display()));
+    let (w, h) = (7, 5);
+    let mut img = DecoratedImageF::new(
+        ImageF::from_vec(w, h, (0..w * h).map(|i| i as f32 * 0.5).collect()).unwrap(),
+    );
+    img.metadata.set("FILTER", "r").unwrap();
+    img.metadata.set("EXPTIME", 15.0).unwrap();
+    img.metadata.set("OBSERVER", "cfht").unwrap();
+    put(&img, &at("_img.fits"));
+    let mut mask = Mask::new(w, h);
+    let sat = mask.add_plane("SAT").unwrap();
+    mask.set(3, 2, 1 << sat);
+    put(&mask, &at("_msk.fits"));
+    let var = ImageF::from_vec(w, h, vec![2.25; w * h]).unwrap();
+    put(&var, &at("_var.fits"));
+
+    let none = PropertySet::new();
+    let loc = base.to_str().unwrap();
+    let mi: MaskedImageF = get(loc, &none);
+    assert_eq!((mi.width(), mi.height()), (w, h));
+    assert_eq!(mi.image.get(6, 4), 34.0 * 0.5);
+    assert_eq!(mi.mask.get(3, 2), 1 << sat);
+    assert_eq!(mi.mask.get(0, 0), 0);
+    assert_eq!(mi.mask.plane_bit("SAT"), Some(sat));
+    assert_eq!(mi.variance.get(1, 1), 2.25);
+    // As an exposure: its metadata is BASE_img.fits's header.
+    let e: ExposureF = get(loc, &none);
+    assert_eq!(e.masked_image, mi);
+    assert_eq!(e.filter.as_deref(), Some("r"));
+    assert_eq!(e.exposure_time, Some(15.0));
+    assert_eq!(e.metadata.get::<String>("OBSERVER").unwrap(), "cfht");
+    // A plain image read of BASE reads BASE_img.fits.
+    let im: ImageF = get(loc, &none);
+    assert_eq!(im, mi.image);
+
+    // Written back: one multi-extension file at the location as given.
+    let out = dir.path().join("image871034");
+    put(&mi, &out);
+    assert!(!at("_img.fits")
+        .with_file_name("image871034_img.fits")
+        .exists());
+    let back: MaskedImageF = get(out.to_str().unwrap(), &none);
+    assert_eq!(back, mi);
+    assert_eq!(FitsFile::open(&out).unwrap().hdus().len(), 4);
+
+    // No variance file: an error naming it, unless needAllHdus = false
+    // (then the variance is zero, as for a one-file image without one).
+    std::fs::remove_file(at("_var.fits")).unwrap();
+    let err = root(try_get::<MaskedImageF>(loc, &none).unwrap_err());
+    assert!(
+        matches!(err, daf::formatters::FormatterError::Invalid { .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("871034p_1_MI_var.fits is missing"),
+        "{err}"
+    );
+    let mut lax = PropertySet::new();
+    lax.set("needAllHdus", false).unwrap();
+    let mi2: MaskedImageF = get(loc, &lax);
+    assert_eq!(mi2.image, mi.image);
+    assert_eq!(mi2.mask, mi.mask);
+    assert_eq!(mi2.variance.get(1, 1), 0.0);
+
+    // Planes of different sizes: an error.
+    put(&ImageF::new(3, 3), &at("_var.fits"));
+    let err = try_get::<MaskedImageF>(loc, &none).unwrap_err();
+    assert!(err.to_string().contains("legacy three-file"), "{err}");
+
+    // A mask file but no image file: the storage's NotFound, naming both.
+    std::fs::remove_file(at("_img.fits")).unwrap();
+    let err = root(try_get::<MaskedImageF>(loc, &none).unwrap_err());
+    let msg = err.to_string();
+    assert!(
+        msg.contains("871034p_1_MI_msk.fits") && msg.contains("no ") && msg.contains("_img.fits"),
+        "{msg}"
+    );
+    assert!(
+        matches!(
+            err,
+            daf::formatters::FormatterError::Storage(daf::storages::StorageError::NotFound { .. })
+        ),
+        "{err:?}"
+    );
+}

@@ -448,6 +448,9 @@ fn readme_topology_and_events_commands_run_as_written() {
     let readme = std::fs::read_to_string("README.md").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let root = std::env::current_dir().unwrap();
+    // The inputoutputfits command's input, as README says it must be there.
+    std::fs::create_dir_all(dir.path().join("sample")).unwrap();
+    write_legacy_masked_image(&dir.path().join("sample/871034p_1_MI"));
     for line in readme.lines().filter(|l| l.starts_with("printf ")) {
         // Files the commands below read (a shell line, run as written).
         let o = std::process::Command::new("sh")
@@ -490,6 +493,10 @@ fn readme_topology_and_events_commands_run_as_written() {
             // oneloop: visit 1 only, the shutdown (level 4) read during it.
             assert!(stdout.contains("1 visits on 1 slices"), "{stdout}");
         }
+        if line.contains("inputoutputfits") {
+            assert!(stdout.contains("1 visits on 1 slices"), "{stdout}");
+            check_imageproc_output(&dir.path().join("sample/image871034"));
+        }
         if line.contains("syncslices") {
             assert!(stdout.contains("1 visits on 16 slices"), "{stdout}");
         }
@@ -511,6 +518,7 @@ fn readme_topology_and_events_commands_run_as_written() {
     assert!(readme.contains("syncslices.paf --slices 16"));
     assert!(readme.contains("--publish published.jsonl"));
     assert!(readme.contains("--events shutdown_events.jsonl"));
+    assert!(readme.contains("--events imageproc_events.jsonl"));
 }
 
 #[test]
@@ -613,4 +621,185 @@ fn symlink_example_links_the_repository_into_the_run_directory() {
             std::path::Path::new("/lsst/images/repository").join(name)
         );
     }
+}
+
+/// Writes DC3-era afw's three-file `MaskedImageF` at `base` (64×48):
+/// `BASE_img.fits` (f32, `x + 100 y`), `BASE_msk.fits` (u16, `(x + y) % 4`,
+/// planes `MP_BAD = 0`, `MP_SAT = 1`) and `BASE_var.fits` (f32, `0.5 + x`),
+/// each a primary-HDU image.
+fn write_legacy_masked_image(base: &std::path::Path) {
+    use daf::storages::fits::{Card, FitsStorage, Value};
+    use daf::storages::{LogicalLocation, Storage};
+    const W: usize = 64;
+    const H: usize = 48;
+    let xy = || (0..H).flat_map(|y| (0..W).map(move |x| (x, y)));
+    let write = |suffix: &str, f: &dyn Fn(&mut FitsStorage)| {
+        let mut s = FitsStorage::new();
+        let p = format!("{}{suffix}", base.display());
+        s.set_persist_location(&LogicalLocation::literal(p))
+            .unwrap();
+        s.start_transaction().unwrap();
+        f(&mut s);
+        s.end_transaction().unwrap();
+    };
+    {
+        let px: Vec<f32> = xy().map(|(x, y)| (x + 100 * y) as f32).collect();
+        write("_img.fits", &|s| {
+            s.write_image(&[], W, H, (0, 0), &px).unwrap()
+        });
+    }
+    {
+        let px: Vec<u16> = xy().map(|(x, y)| ((x + y) % 4) as u16).collect();
+        let cards = [
+            Card::new("MP_BAD", Value::Int(0)),
+            Card::new("MP_SAT", Value::Int(1)),
+        ];
+        write("_msk.fits", &|s| {
+            s.write_image(&cards, W, H, (0, 0), &px).unwrap()
+        });
+    }
+    {
+        let px: Vec<f32> = xy().map(|(x, _)| 0.5 + x as f32).collect();
+        write("_var.fits", &|s| {
+            s.write_image(&[], W, H, (0, 0), &px).unwrap()
+        });
+    }
+}
+
+fn read_masked_image(path: &std::path::Path) -> daf::formatters::image::MaskedImage<f32> {
+    use daf::formatters::{FormatterRegistry, Persistence};
+    use daf::storages::{LogicalLocation, StorageRegistry};
+    let p = Persistence::new(
+        daf::base::Policy::new(),
+        FormatterRegistry::with_defaults(),
+        StorageRegistry::with_defaults(),
+    );
+    let loc = LogicalLocation::literal(path.to_str().unwrap());
+    let mut st = vec![p.retrieve_storage("FitsStorage", &loc).unwrap()];
+    p.retrieve_as(&mut st, &daf::base::PropertySet::new())
+        .unwrap()
+}
+
+/// The event the upstream example's trigger script publishes (a CFHT
+/// exposure id), then what the pipeline wrote checked pixel by pixel.
+const IMAGEPROC_EVENT: &str =
+    "{\"topics\": {\"triggerImageprocEvent\": {\"exposureid\": 871034}}}\n";
+
+fn check_imageproc_output(out: &std::path::Path) {
+    let mi = read_masked_image(out);
+    assert_eq!((mi.width(), mi.height()), (64, 48));
+    for (x, y) in [(0, 0), (63, 0), (5, 7), (63, 47)] {
+        assert_eq!(mi.image.get(x, y), (x + 100 * y) as f32 + 1.0, "({x}, {y})");
+        assert_eq!(mi.mask.get(x, y), ((x + y) % 4) as i32, "({x}, {y})");
+        assert_eq!(mi.variance.get(x, y), 0.5 + x as f32, "({x}, {y})");
+    }
+    assert_eq!(mi.mask.plane_bit("SAT"), Some(1));
+    assert_eq!(mi.mask.plane_bit("BAD"), Some(0));
+    // The output is daf's one-file layout at the location as given.
+    let f = daf::storages::fits::FitsFile::open(out).unwrap();
+    let names: Vec<_> = f.hdus()[1..]
+        .iter()
+        .map(|h| h.extname().unwrap_or_default().trim().to_string())
+        .collect();
+    assert_eq!(names, ["IMAGE", "MASK", "VARIANCE"]);
+}
+
+#[test]
+fn inputoutputfits_example_reads_a_legacy_three_file_masked_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (dir.path().join("in"), dir.path().join("out"));
+    std::fs::create_dir_all(&input).unwrap();
+    write_legacy_masked_image(&input.join("871034p_1_MI"));
+    let evs = dir.path().join("ev.jsonl");
+    std::fs::write(&evs, IMAGEPROC_EVENT).unwrap();
+    // The upstream files as they are: read in place, with their DC3 keys.
+    let policy =
+        std::fs::read_to_string(format!("{UP}/inputoutputfits/policy/input_policy.paf")).unwrap();
+    assert!(policy.contains("location: \"%(input)/%(exposureId)p_1_MI\""));
+    assert!(policy.contains("pythonType: \"lsst.afw.image.imageLib.MaskedImageF\""));
+    let r = run("inputoutputfits/inputoutputfits_policy.paf", |r| {
+        r.events = EventSource::File(evs.clone());
+        r.locations = vec![
+            ("input".into(), input.display().to_string()),
+            ("output".into(), output.display().to_string()),
+        ];
+    });
+    assert!(r.visits[0].ok(), "{:?}", r.visits[0]);
+    let s = &r.visits[0].slices[0].summary["imageproc"];
+    assert_eq!(s["width"], 64);
+    assert_eq!(s["height"], 48);
+    // sum over x + 100 y + 1 of 64×48 pixels
+    let want: f64 = (0..48)
+        .flat_map(|y| (0..64).map(move |x| (x + 100 * y + 1) as f64))
+        .sum();
+    assert_eq!(s["sum"], want);
+    check_imageproc_output(&output.join("image871034"));
+    assert!(!output.join("image871034_img.fits").exists());
+
+    // A partial legacy set fails the visit with the formatter's typed
+    // error, naming the missing file.
+    std::fs::remove_file(input.join("871034p_1_MI_var.fits")).unwrap();
+    let r = run("inputoutputfits/inputoutputfits_policy.paf", |r| {
+        r.events = EventSource::File(evs.clone());
+        r.locations = vec![
+            ("input".into(), input.display().to_string()),
+            (
+                "output".into(),
+                dir.path().join("out2").display().to_string(),
+            ),
+        ];
+    });
+    let f = r.visits[0].slices[0].failure.as_ref().expect("fails");
+    assert_eq!(f.stage, "InputStage");
+    assert!(
+        f.message.contains("its variance file")
+            && f.message.contains("871034p_1_MI_var.fits is missing"),
+        "{}",
+        f.message
+    );
+    assert!(!dir.path().join("out2").exists());
+}
+
+#[test]
+fn inputoutputfits_example_runs_from_the_template_binary() {
+    let Some(exe) = custom_stages_exe() else {
+        return;
+    };
+    // As upstream: run in a work directory; dir.input and dir.output are
+    // `.` under the run directory `sample` (runDirPattern).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("sample")).unwrap();
+    write_legacy_masked_image(&dir.path().join("sample/871034p_1_MI"));
+    std::fs::write(dir.path().join("ev.jsonl"), IMAGEPROC_EVENT).unwrap();
+    let policy = std::env::current_dir()
+        .unwrap()
+        .join(format!("{UP}/inputoutputfits/inputoutputfits_policy.paf"));
+    let o = std::process::Command::new(&exe)
+        .current_dir(dir.path())
+        .arg("run")
+        .arg(&policy)
+        .args(["--events", "ev.jsonl"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stdout.contains("1 visits on 1 slices"), "{stdout}");
+    check_imageproc_output(&dir.path().join("sample/image871034"));
+    // A corrupt mask file: the visit fails (exit 3) with a message naming it.
+    std::fs::write(dir.path().join("sample/871034p_1_MI_msk.fits"), b"not FITS").unwrap();
+    let o = std::process::Command::new(&exe)
+        .current_dir(dir.path())
+        .arg("run")
+        .arg(&policy)
+        .args(["--events", "ev.jsonl"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(3), "{stdout}");
+    assert!(stdout.contains("in InputStage"), "{stdout}");
+    assert!(stdout.contains("871034p_1_MI_msk.fits"), "{stdout}");
 }

@@ -8,6 +8,18 @@
 //! * `MaskedImage*`, `Exposure*`: an empty primary (holding an exposure's
 //!   metadata, `FILTER`, `EXPTIME`, `DATE-OBS`) and three image extensions
 //!   with `EXTNAME` `IMAGE`, `MASK`, `VARIANCE`.
+//!
+//!   Reading also accepts DC3-era afw's three files: when the location
+//!   `BASE` does not exist but `BASE_img.fits` does, the planes come from
+//!   `BASE_img.fits`, `BASE_msk.fits` and `BASE_var.fits` (each a primary
+//!   image; an exposure's metadata is `BASE_img.fits`'s header). The mask
+//!   and variance files are required unless the additional data say
+//!   `needAllHdus = false`; a missing one is [`FormatterError::Invalid`], a
+//!   set with no `BASE_img.fits` is a storage `NotFound` naming the files
+//!   there. Writes always produce the one multi-extension file at the
+//!   location as given (extension or not): the three-file layout is read so
+//!   that old data can come in, never written, as modern afw reads only the
+//!   one-file layout.
 //! * `SourceCatalog`: an empty primary with the metadata, then a `BINTABLE`.
 //!
 //! `xy0` is stored as `LTV1/LTV2 = -xy0`.
@@ -23,8 +35,8 @@
 
 use daf_base::{DateTime, PropertySet, Timescale};
 use daf_storages::fits::header::{cards_to_property_set, is_wcs_key, property_set_to_cards};
-use daf_storages::fits::{Card, ColumnData, FitsStorage, HduKind, TableColumn, Value};
-use daf_storages::Storage;
+use daf_storages::fits::{Card, ColumnData, FitsStorage, HduKind, LegacySet, TableColumn, Value};
+use daf_storages::{LogicalLocation, Storage};
 
 use crate::catalog::{Column, Field, FieldType, SourceCatalog};
 use crate::error::FormatterError;
@@ -547,6 +559,9 @@ fn read_planes<T: Pixel>(
     ad: &PropertySet,
     name: &str,
 ) -> Result<(MaskedImage<T>, usize)> {
+    if let Some(set) = s.legacy_set().cloned() {
+        return read_legacy_planes(s, &set, ad, name);
+    }
     let cut = cut_out(ad, name)?;
     let planes = plane_hdus(s, name)?;
     let need_all = if ad.exists("needAllHdus") {
@@ -581,6 +596,77 @@ fn read_planes<T: Pixel>(
     let mut mi = MaskedImage::from_parts(image, mask, variance)?;
     mi.set_xy0(x0, y0);
     Ok((mi, img_hdu))
+}
+
+/// Reads a DC3-era three-file masked image (`BASE_img.fits`,
+/// `BASE_msk.fits`, `BASE_var.fits`; the storage reads the first). The mask
+/// and variance files are required, as afw required them, unless the
+/// additional data say `needAllHdus = false`, when a missing one is zero;
+/// planes whose sizes differ are an error. Returns HDU 0 as the image plane.
+fn read_legacy_planes<T: Pixel>(
+    s: &mut FitsStorage,
+    set: &LegacySet,
+    ad: &PropertySet,
+    name: &str,
+) -> Result<(MaskedImage<T>, usize)> {
+    let cut = cut_out(ad, name)?;
+    let need_all = if ad.exists("needAllHdus") {
+        ad.get::<bool>("needAllHdus")?
+    } else {
+        true
+    };
+    let exists = |p: &std::path::Path| std::fs::metadata(p).is_ok_and(|m| m.is_file());
+    if need_all {
+        for (plane, p) in [("mask", &set.mask), ("variance", &set.variance)] {
+            if !exists(p) {
+                return Err(invalid(
+                    name,
+                    format!(
+                        "legacy three-file masked image {}: its {plane} file {} is missing ({} exists); pass needAllHdus = false to read the image with a zero {plane}",
+                        set.base.display(),
+                        p.display(),
+                        set.image.display()
+                    ),
+                ));
+            }
+        }
+    }
+    let hdu = s.resolve_hdu()?;
+    let image = read_plane::<T>(s, hdu, cut, name)?;
+    let (w, h) = (image.width(), image.height());
+    let open = |p: &std::path::Path| -> Result<Option<FitsStorage>> {
+        if !exists(p) {
+            return Ok(None);
+        }
+        let mut o = FitsStorage::new();
+        o.set_retrieve_location(&LogicalLocation::literal(p.to_string_lossy()))?;
+        Ok(Some(o))
+    };
+    let mask = match open(&set.mask)? {
+        Some(mut o) => {
+            let hdu = o.resolve_hdu()?;
+            let img = read_plane::<i32>(&mut o, hdu, cut, name)?;
+            let cards = o.file()?.hdu(hdu)?.cards.clone();
+            mask_from(img, &cards)?
+        }
+        None => Mask::new(w, h),
+    };
+    let variance = match open(&set.variance)? {
+        Some(mut o) => {
+            let hdu = o.resolve_hdu()?;
+            Some(read_plane::<f32>(&mut o, hdu, cut, name)?)
+        }
+        None => None,
+    };
+    let (x0, y0) = image.xy0();
+    let mut mi = MaskedImage::from_parts(image, mask, variance).map_err(|e| {
+        invalid(
+            name,
+            format!("legacy three-file masked image {}: {e}", set.base.display()),
+        )
+    })?;
+    mi.set_xy0(x0, y0);
+    Ok((mi, hdu))
 }
 
 /// `MaskedImage<T>` ↔ empty primary + IMAGE, MASK, VARIANCE.

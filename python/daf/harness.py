@@ -20,8 +20,11 @@ say where the stage runs; ``setup()`` runs once after construction. An
 exception raised by a stage fails that visit in that process only (LSST's
 failure semantics): the failure stage, if any, sees ``failedInStage``,
 ``failureType`` (the exception class) and ``failureMessage`` (its message and
-the Python traceback). :class:`StageTester` runs a stage on one clipboard in
-a test.
+the Python traceback). :class:`StageTester` (LSST's SimpleStageTester)
+runs stages — a :class:`Stage` naming its serial and parallel classes, or
+the classes themselves — on one clipboard in a test, as the master or as a
+slice; ``examples/python/area_stage.py`` is pex_harness's simpleStageTest
+written this way.
 """
 
 import importlib
@@ -39,6 +42,7 @@ __all__ = [
     "StageProcessing",
     "SerialProcessing",
     "ParallelProcessing",
+    "Stage",
     "StageTester",
     "run",
     "HAS_MPI",
@@ -163,55 +167,181 @@ def failures(report):
     return out
 
 
+class Stage:
+    """A stage as one object, LSST's ``harnessStage.Stage``: a subclass names
+    its parts in the class attributes ``serialClass`` and/or
+    ``parallelClass`` (the other is a no-op), and an instance carries the
+    stage policy. The harness itself only needs the two classes (the
+    pipeline policy's ``serialClass``/``parallelClass``); this class is what
+    :class:`StageTester` takes::
+
+        class AreaStage(harness.Stage):
+            serialClass = AreaStageSerial
+            parallelClass = AreaStageParallel
+
+        tester = harness.StageTester(AreaStage(policy))
+    """
+
+    serialClass = None
+    parallelClass = None
+
+    def __init__(self, policy=None, name=None):
+        self.policy = policy
+        self.name = name
+
+
+class _TesterStage:
+    """One stage of a :class:`StageTester`: its classes, policy, name and
+    1-based stage id, and its processing objects (serial once, parallel per
+    slice id), built when first needed."""
+
+    def __init__(self, serial, parallel, policy, name, stage_id, tester):
+        self.serial_cls = _import(serial) if isinstance(serial, str) else serial
+        self.parallel_cls = _import(parallel) if isinstance(parallel, str) else parallel
+        self.policy = policy
+        self.name = name
+        self.stage_id = stage_id
+        self.tester = tester
+        self._serial = None
+        self._parallel = {}
+
+    def _build(self, cls, rank):
+        t = self.tester
+        return cls(self.policy, name=self.name, stage_id=self.stage_id, rank=rank, run_id=t.run_id,
+                   universe_size=t.universe_size, location_map=t.location_map)
+
+    def serial(self):
+        if self._serial is None and self.serial_cls is not None:
+            self._serial = self._build(self.serial_cls, -1)
+        return self._serial
+
+    def parallel(self, rank=0):
+        if rank not in self._parallel and self.parallel_cls is not None:
+            self._parallel[rank] = self._build(self.parallel_cls, rank)
+        return self._parallel.get(rank)
+
+
 class StageTester:
-    """Runs one stage on one clipboard, as the master or as a slice (LSST's
+    """Runs stages on one clipboard, as the master or as a slice (LSST's
     SimpleStageTester)::
 
         t = StageTester(MyStageSerial, MyStageParallel, policy={"gain": 2.0})
         out = t.run({"x": 1})          # preprocess, process, postprocess
         assert out["y"] == 2
 
-    Classes may be classes or dotted paths; an exception propagates as is.
+        t = StageTester(AreaStage(policy))      # a Stage object
+        t.add_stage(OtherStage(), name="other")  # chained after it
+        master = t.run({"width": 1.0}, -1)      # slice id < 0: the master
+        worker = t.run({"width": 1.0}, 0)       # slice id >= 0: that slice
+
+    The first argument is a :class:`Stage` (object or class), or the serial
+    class with ``parallel`` the parallel one; classes may be dotted paths.
+    :meth:`add_stage` (alias ``addStage``) appends stages: they run in order
+    on the same clipboard, with 1-based stage ids (``self.stage_id``) and
+    names (default: the stage id as a string, as SimpleStageTester). The
+    master path (``run_master``/``runMaster``) runs each stage's
+    ``preprocess`` then its ``postprocess``, stage after stage; the worker
+    path (``run_worker``/``runWorker``) each stage's ``process`` with
+    ``self.rank`` the slice id. A clipboard is a :class:`Clipboard` or a
+    dict (copied into a new one); anything else is a ``TypeError``. An
+    exception in a stage propagates as is. ``run_id``, ``universe_size``
+    and ``location_map`` are what the stages see.
     """
 
-    def __init__(self, serial=None, parallel=None, policy=None, *, run_id="test", universe_size=2):
-        def build(c, rank):
-            if c is None:
-                return None
-            cls = _import(c) if isinstance(c, str) else c
-            return cls(policy, rank=rank, run_id=run_id, universe_size=universe_size)
+    def __init__(self, serial=None, parallel=None, policy=None, *, name=None, run_id="test", universe_size=2,
+                 location_map=None):
+        self.run_id = run_id
+        self.universe_size = universe_size
+        self.location_map = location_map if location_map is not None else PropertySet()
+        self.stages = []
+        if serial is not None or parallel is not None:
+            if _is_stage(serial):
+                if parallel is not None:
+                    raise TypeError("StageTester: a Stage object already names its parallel class")
+                self.add_stage(serial, name=name)
+            else:
+                self._append(serial, parallel, policy, name)
 
-        self.serial = build(serial, -1)
-        self.parallel = build(parallel, 0)
+    def _append(self, serial, parallel, policy, name):
+        n = len(self.stages) + 1
+        self.stages.append(_TesterStage(serial, parallel, policy, name or str(n), n, self))
+
+    def add_stage(self, stage, name=None):
+        """Appends a :class:`Stage` (object, or class built with no policy);
+        returns the tester, so calls chain."""
+        if not _is_stage(stage):
+            raise TypeError(f"add_stage: expected a harness.Stage, got {type(stage).__name__}")
+        if isinstance(stage, type):
+            stage = stage()
+        self._append(stage.serialClass, stage.parallelClass, stage.policy, name or stage.name)
+        return self
+
+    addStage = add_stage
+
+    @property
+    def serial(self):
+        """The first stage's serial object (None without one)."""
+        return self.stages[0].serial() if self.stages else None
+
+    @property
+    def parallel(self):
+        """The first stage's parallel object for slice 0 (None without one)."""
+        return self.stages[0].parallel(0) if self.stages else None
 
     @staticmethod
     def _clipboard(items):
         if isinstance(items, Clipboard):
             return items
-        return Clipboard(dict(items or {}))
+        if items is None:
+            return Clipboard()
+        if isinstance(items, dict):
+            return Clipboard(dict(items))
+        raise TypeError(f"a clipboard must be a Clipboard or a dict, not {type(items).__name__}")
 
     def run_master(self, items=None):
-        """preprocess then postprocess on a clipboard (dict or Clipboard)."""
+        """Each stage's preprocess then postprocess on a clipboard (dict or
+        Clipboard); returns the clipboard."""
         cb = self._clipboard(items)
-        if self.serial is not None:
-            self.serial.preprocess(cb)
-            self.serial.postprocess(cb)
+        for st in self.stages:
+            s = st.serial()
+            if s is not None:
+                s.preprocess(cb)
+                s.postprocess(cb)
         return cb
 
-    def run_worker(self, items=None):
-        """process on a clipboard (dict or Clipboard)."""
+    def run_worker(self, items=None, slice_id=0):
+        """Each stage's process, as slice ``slice_id``, on a clipboard (dict
+        or Clipboard); returns the clipboard."""
         cb = self._clipboard(items)
-        if self.parallel is not None:
-            self.parallel.process(cb)
+        for st in self.stages:
+            p = st.parallel(slice_id)
+            if p is not None:
+                p.process(cb)
         return cb
 
-    def run(self, items=None):
-        """preprocess, process, postprocess on one clipboard."""
+    runMaster = run_master
+    runWorker = run_worker
+
+    def run(self, items=None, slice_id=None):
+        """With ``slice_id``: the master path when it is negative, else the
+        worker path as that slice (SimpleStageTester's ``run``). Without:
+        each stage's preprocess, process (slice 0) and postprocess in turn on
+        one clipboard."""
+        if slice_id is not None:
+            if slice_id < 0:
+                return self.run_master(items)
+            return self.run_worker(items, slice_id)
         cb = self._clipboard(items)
-        if self.serial is not None:
-            self.serial.preprocess(cb)
-        if self.parallel is not None:
-            self.parallel.process(cb)
-        if self.serial is not None:
-            self.serial.postprocess(cb)
+        for st in self.stages:
+            s, p = st.serial(), st.parallel(0)
+            if s is not None:
+                s.preprocess(cb)
+            if p is not None:
+                p.process(cb)
+            if s is not None:
+                s.postprocess(cb)
         return cb
+
+
+def _is_stage(x):
+    return isinstance(x, Stage) or (isinstance(x, type) and issubclass(x, Stage))

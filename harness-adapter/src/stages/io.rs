@@ -24,7 +24,10 @@
 //! additional data; one match gives an object, otherwise a list, possibly
 //! empty). File locations are waited for (0.5 s, ×1.2 back-off) up to the
 //! item's `timeout` (default 60 s); then `"Timed out waiting for file <path>"`,
-//! or the item is skipped when `required: false`.
+//! or the item is skipped when `required: false`. A `FitsStorage` location
+//! `BASE` is also there when `BASE_img.fits` is (DC3-era afw's three-file
+//! masked image, `BASE_img.fits`, `BASE_msk.fits`, `BASE_var.fits`, which
+//! the masked-image formatters read; see `daf_formatters::fits`).
 //!
 //! Output items: `required` (default false: an absent item is skipped;
 //! true: `"Missing output item: <item>"`), `datasetId { datasetType, set {...},
@@ -256,13 +259,16 @@ fn is_file_location(loc: &str) -> bool {
 }
 
 /// Waits for `path` to exist: 0.5 s sleeps growing ×1.2 until their total
-/// reaches `timeout`.
-fn wait_for_file(path: &str, timeout: Duration) -> bool {
+/// reaches `timeout`. For a `FitsStorage` location, `path_img.fits` (the
+/// image of a DC3-era three-file masked image, see
+/// [`daf_storages::fits::LegacySet`]) also counts.
+fn wait_for_file(path: &str, storage: &str, timeout: Duration) -> bool {
     let p = std::path::Path::new(path);
+    let legacy = (storage == "FitsStorage").then(|| daf_storages::fits::LegacySet::at(p).image);
     let mut slept = Duration::ZERO;
     let mut step = Duration::from_millis(500);
     loop {
-        if p.exists() {
+        if p.exists() || legacy.as_ref().is_some_and(|l| l.is_file()) {
             return true;
         }
         if slept >= timeout {
@@ -391,7 +397,7 @@ impl Input {
         let mut storages: Vec<Box<dyn Storage>> = Vec::new();
         for (storage, template) in pairs {
             let loc = fill(template, &ctx.services.location_map, ad)?;
-            if is_file_location(&loc) && !wait_for_file(&loc, item.timeout) {
+            if is_file_location(&loc) && !wait_for_file(&loc, storage, item.timeout) {
                 if item.required {
                     return Err(HarnessError::FileTimeout { path: loc });
                 }

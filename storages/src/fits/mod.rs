@@ -8,6 +8,16 @@
 //! target folder, which is fsynced at `prepare_commit` and renamed into place
 //! at `end_transaction`; an abort leaves nothing behind.
 //!
+//! **Legacy three-file masked images.** In DC3-era afw a `MaskedImage` (or
+//! `Exposure`) at a FitsStorage location `BASE` was three files,
+//! `BASE_img.fits`, `BASE_msk.fits` and `BASE_var.fits`, each a primary-HDU
+//! image. When a retrieve location `BASE` does not exist but
+//! `BASE_img.fits` does, the storage reads `BASE_img.fits` and remembers the
+//! set ([`FitsStorage::legacy_set`]); the masked-image formatters then read
+//! the mask and variance from their files. A set with a mask or variance
+//! file but no `BASE_img.fits` is [`StorageError::NotFound`] naming what is
+//! missing. Writing never produces the three files.
+//!
 //! ```
 //! use daf_storages::{fits::FitsStorage, LogicalLocation, Storage};
 //! let dir = tempfile::tempdir().unwrap();
@@ -140,6 +150,39 @@ pub struct FitsStorage {
     compression: Option<tile_write::Compression>,
     /// The caller syncs ([`Storage::defer_sync`]).
     defer_sync: bool,
+    /// The retrieve location was the base of a legacy three-file set.
+    legacy: Option<LegacySet>,
+}
+
+/// The files of a DC3-era three-file masked image at a location `BASE`
+/// (see the [module docs](self)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacySet {
+    /// The location as given (`BASE`, which does not exist).
+    pub base: PathBuf,
+    /// `BASE_img.fits` (exists).
+    pub image: PathBuf,
+    /// `BASE_msk.fits` (may be missing).
+    pub mask: PathBuf,
+    /// `BASE_var.fits` (may be missing).
+    pub variance: PathBuf,
+}
+
+impl LegacySet {
+    /// The three file names of the set at `base`.
+    pub fn at(base: &Path) -> LegacySet {
+        let with = |suffix: &str| {
+            let mut s = base.as_os_str().to_os_string();
+            s.push(suffix);
+            PathBuf::from(s)
+        };
+        LegacySet {
+            base: base.to_path_buf(),
+            image: with("_img.fits"),
+            mask: with("_msk.fits"),
+            variance: with("_var.fits"),
+        }
+    }
 }
 
 /// A FITS object in a remote datastore, read by ranges.
@@ -173,6 +216,13 @@ impl FitsStorage {
         self.hdu
     }
 
+    /// The legacy three-file set being read, when the retrieve location
+    /// `BASE` did not exist but `BASE_img.fits` did ([`FitsStorage::path`]
+    /// is then `BASE_img.fits`).
+    pub fn legacy_set(&self) -> Option<&LegacySet> {
+        self.legacy.as_ref()
+    }
+
     /// Reads from `key` of the datastore `ds` instead of the local path
     /// (the location's `[N]` suffix still names the HDU). Headers are read
     /// by ranged GETs; [`FitsStorage::read_image`] then fetches only the
@@ -182,6 +232,7 @@ impl FitsStorage {
     /// touches.
     pub fn set_remote(&mut self, ds: std::sync::Arc<dyn crate::datastore::Datastore>, key: String) {
         self.file = None;
+        self.legacy = None;
         self.mode = Some(Mode::Retrieve);
         self.remote = Some(Remote {
             ds,
@@ -778,17 +829,44 @@ impl Storage for FitsStorage {
         self.mode = Some(Mode::Persist);
         self.path = Some(PathBuf::from(p));
         self.hdu = None;
+        self.legacy = None;
         Ok(())
     }
 
     fn set_retrieve_location(&mut self, location: &LogicalLocation) -> Result<()> {
         let (p, hdu) = split_hdu_suffix(location.loc_str());
-        let path = PathBuf::from(p);
+        let mut path = PathBuf::from(p);
+        let is_file = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_file());
+        self.legacy = None;
         match std::fs::metadata(&path) {
             Ok(m) if m.is_file() => {}
             // Permission denied (on the file's folder) says so.
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(StorageError::io(&path, e))
+            }
+            Err(_) if is_file(&LegacySet::at(&path).image) => {
+                let set = LegacySet::at(&path);
+                path = set.image.clone();
+                self.legacy = Some(set);
+            }
+            Err(_) => {
+                let set = LegacySet::at(&path);
+                let part: Vec<String> = [&set.mask, &set.variance]
+                    .into_iter()
+                    .filter(|p| is_file(p))
+                    .map(|p| p.display().to_string())
+                    .collect();
+                let what = if part.is_empty() {
+                    format!("Unable to access file: {}", path.display())
+                } else {
+                    format!(
+                        "Unable to access file: {} (a legacy three-file masked image there has {} but no {})",
+                        path.display(),
+                        part.join(" and "),
+                        set.image.display()
+                    )
+                };
+                return Err(StorageError::NotFound { what });
             }
             _ => {
                 return Err(StorageError::NotFound {
