@@ -90,18 +90,15 @@ fn example_programs_run_as_the_readme_says() {
         .unwrap()
         .join("examples");
     for (name, args, want) in [
-        ("gen2_get", &[][..], "raw visit=1: 1026×2000 pixels, mean "),
+        (
+            "gen2_get",
+            &[] as &[&str],
+            "raw visit=1: 1026×2000 pixels, mean ",
+        ),
         ("fits_cutout", &[], "cut-out 100×50, pixel (0, 0) = 1134"),
         ("put_rerun", &[], "put calexp visit=1 into "),
         ("db_storage", &[], "source 2: flux 2.5\nsource 3: flux 4\n"),
-        (
-            "custom_stages",
-            &[
-                "run",
-                "tests/data/harness/upstream/template/template_policy.paf",
-            ][..],
-            "",
-        ),
+        // daf-cli's custom_stages: cli/tests/harness_upstream.rs runs it
     ] {
         let bin = dir.join(name);
         // `cargo test --workspace` (the README's test command) builds the

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `cargo package` dry runs of every published crate, in dependency order
 # (daf-base → daf-storages → daf-formatters → daf-mappers → daf-butler →
-# daf-harness → daf; daf-python is `publish = false`). The crates depend on
+# daf-harness → daf → daf-cli; daf-python is `publish = false`). The crates depend on
 # each other by path and version, and none is on crates.io yet: packaging
 # them one by one (`-p CRATE`) fails on the first dependent, because its
 # dependency is looked up in the crates.io index. `cargo package --workspace`
@@ -11,7 +11,7 @@
 # src/lib.rs, and its manifest carries the inherited metadata.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-order=(daf-base daf-storages daf-formatters daf-mappers daf-butler daf-harness daf)
+order=(daf-base daf-storages daf-formatters daf-mappers daf-butler daf-harness daf daf-cli)
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 args=(--no-verify --allow-dirty --workspace --exclude daf-python)
 cargo package "${args[@]}" --offline 2>&1 | grep -E '^ *(Packaging|Packaged|error|warning)' \

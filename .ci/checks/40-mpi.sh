@@ -2,14 +2,16 @@
 # The harness under real mpirun: the same pipeline with 3 and 4 ranks gives
 # the same outputs (run report and files) as the thread transport with 2 and 3
 # slices; a slice that dies or hangs ends the run with an error and a partial
-# report, not a deadlock; pex_harness's topologies and events (tests/mpi_pex.rs);
+# report, not a deadlock; pex_harness's topologies and events (cli/tests/mpi_pex.rs);
 # and the per-stage overhead bench over MPI.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v mpirun >/dev/null || { echo "mpirun not installed (apt-get install openmpi-bin libopenmpi-dev)"; exit 1; }
 
+# `--features` names the feature of each selected package: daf (the facade),
+# daf-cli (the binary, its mpi_pex test and benches) and daf-python all have `mpi`.
 cargo clippy --workspace --all-targets --features mpi -q -- -D warnings
-cargo build --release --features mpi --bin daf -q
+cargo build --release -p daf-cli --features mpi --bin daf -q
 daf=target/release/daf
 mpirun=(mpirun --oversubscribe)
 [ "$(id -u)" -eq 0 ] && mpirun+=(--allow-run-as-root)
@@ -67,7 +69,7 @@ done
 # slice that is killed, aborts, exits or hangs (partial report, non-zero
 # exit, no hang). The test binary launches
 # `mpirun --allow-run-as-root --oversubscribe -n N` on itself per scenario.
-cargo test --features mpi --test mpi_pex
+cargo test -p daf-cli --features mpi --test mpi_pex
 
 # Per-stage harness overhead over MPI (4 slices = 5 ranks), as a bench row.
 "${mpirun[@]}" -n 5 "$daf" bench harness --mpi-only

@@ -25,11 +25,11 @@ PATH="$venv/bin:$PATH" MATURIN_PEP517_ARGS="--profile dev --features mpi" "$venv
 "$py" -c "import daf.harness as h; assert h.HAS_MPI, 'built without MPI'"
 # The daf binary only hands the run to Python: use the one this CI run built
 # (40-mpi.sh's release build, else ./test.sh's), building it only if absent
-# (`cargo build --bin daf` alone unifies dependency features differently
+# (`cargo build -p daf-cli --bin daf` alone unifies dependency features differently
 # from the workspace build and recompiles much of the stack).
 daf=target/release/daf
 [ -x "$daf" ] || daf=target/debug/daf
-[ -x "$daf" ] || { cargo build --bin daf -q; daf=target/debug/daf; }
+[ -x "$daf" ] || { cargo build -p daf-cli --bin daf -q; daf=target/debug/daf; }
 echo "built in $(( $(date +%s) - start ))s"
 mpirun=(mpirun --oversubscribe)
 [ "$(id -u)" -eq 0 ] && mpirun+=(--allow-run-as-root)
@@ -100,6 +100,6 @@ echo "45-python: $(( $(date +%s) - start ))s"
 if [ "${DAF_BENCH_PYTHON:-0}" = 1 ]; then
   PATH="$venv/bin:$PATH" "$venv/bin/pip" install -q --disable-pip-version-check --no-build-isolation --no-deps \
     --force-reinstall ./python
-  cargo build --release --bin daf -q
+  cargo build --release -p daf-cli --bin daf -q
   target/release/daf bench python
 fi

@@ -8,4 +8,4 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 : "${DAF_TEST_POSTGRES_URL:?set by .ci/run}"
 : "${DAF_TEST_MYSQL_URL:?set by .ci/run}"
-cargo run --release -q -- bench db --quick
+cargo run --release -q -p daf-cli --bin daf -- bench db --quick

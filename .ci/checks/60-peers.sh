@@ -14,14 +14,14 @@
 # (each area run by hand as below): foundation 1 s, policy 0 s, registry
 # 4 s, harness 1 s, db 29 s, fits 32 s, boost 16 s, butler 2.5-3 min, scale
 # 12 s: about 4.5 minutes in all.
-# The release build is the one 50-db-bench.sh made (`cargo run --release`).
+# The release build is the one 50-db-bench.sh made (`cargo run --release -p daf-cli`).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 : "${DAF_TEST_POSTGRES_URL:?set by .ci/run}"
 export DAF_PYTHON="${DAF_PYTHON:-$HOME/.cache/daf/venv/bin/python}"
 AREA_LIMIT="${AREA_LIMIT:-600}"
 CHECK_LIMIT="${CHECK_LIMIT:-1500}"
-cargo build --release -q --bin daf
+cargo build --release -q -p daf-cli --bin daf
 daf=target/release/daf
 out=target/ci-bench
 mkdir -p "$out"

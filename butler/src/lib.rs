@@ -8,7 +8,7 @@
 //! Start reading at [`Butler`] (the API), then [`repository`] (where data
 //! lives and in which order it is searched), [`file_registry`] (what was
 //! written, with checksums), [`ingest`] and [`export`]. The `daf` command
-//! line over all of it is in the root crate (`src/cli/butler.rs`).
+//! line over all of it is in the `daf-cli` crate (`cli/src/cli/butler.rs`).
 //!
 //! ## The file registry: SQLite or PostgreSQL
 //! Each repository records its files in a registry behind one trait,

@@ -22,7 +22,7 @@
 //! register factories under class names in a [`StageRegistry`] (a value —
 //! no global state), and run a pipeline policy with
 //! [`run_with_registry`] (what `daf run` does, see [`launch`]). The
-//! `daf` crate's `examples/custom_stages.rs` is a template binary.
+//! `daf-cli` crate's `examples/custom_stages.rs` is a template binary.
 //!
 //! ```
 //! use std::sync::Arc;

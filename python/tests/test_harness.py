@@ -130,7 +130,7 @@ def daf_binary():
         b = ROOT / "target" / profile / "daf"
         if b.exists():
             return b
-    pytest.skip("the daf binary is not built (cargo build --bin daf)")
+    pytest.skip("the daf binary is not built (cargo build -p daf-cli --bin daf)")
 
 
 def test_daf_run_hands_python_stages_to_python(pipeline, tmp_path):

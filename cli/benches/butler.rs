@@ -1,4 +1,4 @@
-//! Criterion benches of the butler (see `daf::bench::butler`): get and put
+//! Criterion benches of the butler (see `daf_cli::bench::butler`): get and put
 //! of a small dataset with their plain-file references, get through a
 //! PostgreSQL file registry against SQLite, get_many and ingest.
 
@@ -7,7 +7,7 @@
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use daf::bench::butler as b;
+use daf_cli::bench::butler as b;
 
 fn get_put(c: &mut Criterion) {
     let env = b::setup();

@@ -175,7 +175,7 @@ pub fn interleaved<const N: usize>(
 pub fn peers_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
     let dir = target.join("peers");
     if std::fs::create_dir_all(&dir).is_ok() {
         dir

@@ -3,8 +3,8 @@
 //! every measurement runs and yields a rate and a reference — not the ratios,
 //! which only mean something at full size (`daf bench db`).
 
-use daf::bench::db::{bench_auth, make_catalog, run, DbBenchConfig};
 use daf::formatters::catalog::Cell;
+use daf_cli::bench::db::{bench_auth, make_catalog, run, DbBenchConfig};
 
 #[test]
 fn catalog_is_deterministic() {

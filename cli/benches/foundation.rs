@@ -8,7 +8,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use daf::bench::foundation::Fixture;
+use daf_cli::bench::foundation::Fixture;
 
 fn location(c: &mut Criterion) {
     let fx = Fixture::new();

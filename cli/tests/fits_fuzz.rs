@@ -314,7 +314,7 @@ fn try_get<T: Persistable>(p: &Persistence, loc: &str, ad: &PropertySet) {
 fn read_everything(p: &Persistence, path: &Path) {
     // `daf show` as typed (text). `--json` renders every card as a JSON
     // tree (~6x the header's bytes), so it is not held to the 4x bound.
-    let _ = daf::cli::show::show_fits(path, false);
+    let _ = daf_cli::cli::show::show_fits(path, false);
     if let Ok(f) = FitsFile::open(path) {
         for h in f.hdus() {
             // a cut-out first: on a compressed image it decodes only its tiles

@@ -16,7 +16,7 @@
 //! `lsst.pexhexamples.apps.*` stages of the ring, syncslices (focal plane),
 //! eventstage and inputoutput examples.
 //!
-//! The registry is a value handed to `daf::cli::run_with_registry` (or, to
+//! The registry is a value handed to `daf_cli::cli::run_with_registry` (or, to
 //! run without the command line, `daf::harness::run_with_registry`): nothing
 //! is registered globally.
 
@@ -315,8 +315,8 @@ pub fn registry() -> StageRegistry {
 
 #[allow(dead_code)] // also compiled into tests/harness_upstream.rs, which has its own main
 fn main() {
-    let cli = daf::cli::Cli::parse();
-    if let Err(e) = daf::cli::run_with_registry(cli, &registry()) {
+    let cli = daf_cli::cli::Cli::parse();
+    if let Err(e) = daf_cli::cli::run_with_registry(cli, &registry()) {
         eprintln!("custom_stages: {e}");
         std::process::exit(e.code);
     }

@@ -8,10 +8,10 @@ use std::path::Path;
 use std::process::Command;
 
 use clap::Parser;
-use daf::cli::Cli;
+use daf_cli::cli::Cli;
 
 fn readme() -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap()
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap()
 }
 
 /// Shell-like words: whitespace separated, single and double quotes group.

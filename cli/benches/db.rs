@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use daf::bench::db::{bench_auth, create_table, make_catalog, rusqlite_reference, write_through};
+use daf_cli::bench::db::{
+    bench_auth, create_table, make_catalog, rusqlite_reference, write_through,
+};
 use daf_storages::db::{DbStorage, DbTsvStorage};
 
 fn rows() -> usize {

@@ -16,7 +16,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use daf::bench::objectstore::Fixture;
+use daf_cli::bench::objectstore::Fixture;
 
 fn objectstore(c: &mut Criterion) {
     let Ok(bucket) = std::env::var("DAF_TEST_S3_BUCKET") else {

@@ -9,7 +9,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use daf::bench::policy::{self, Fixture};
+use daf_cli::bench::policy::{self, Fixture};
 
 fn policy_loading(c: &mut Criterion) {
     let fx = Fixture::new().expect("temporary files");

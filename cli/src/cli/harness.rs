@@ -544,7 +544,7 @@ fn parse_data_id(items: &[String]) -> Result<daf_base::DataId, CliError> {
 /// Runs `daf provenance`: lists the input datasets recorded for a dataset.
 pub fn provenance(args: ProvenanceArgs) -> Result<(), CliError> {
     let id = parse_data_id(&args.data_id)?;
-    let inputs = crate::harness_butler::provenance(&args.repo, &args.dataset_type, &id)?;
+    let inputs = daf::harness_butler::provenance(&args.repo, &args.dataset_type, &id)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(

@@ -7,8 +7,10 @@
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use daf::bench::fits::{persistence, read_image, reference_write, test_image, write_image, Config};
-use daf::bench::format_table;
+use daf_cli::bench::fits::{
+    persistence, read_image, reference_write, test_image, write_image, Config,
+};
+use daf_cli::bench::format_table;
 
 const SIDE: usize = 4096;
 
@@ -59,7 +61,7 @@ fn fits(c: &mut Criterion) {
     cfg.runs = 3;
     println!(
         "{}",
-        format_table("daf bench fits", &daf::bench::fits::run(&cfg))
+        format_table("daf bench fits", &daf_cli::bench::fits::run(&cfg))
     );
 }
 

@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use daf::bench::harness::{io_throughput, stage_overhead_threads};
+use daf_cli::bench::harness::{io_throughput, stage_overhead_threads};
 
 fn overhead(c: &mut Criterion) {
     let mut g = c.benchmark_group("harness_stage_overhead");

@@ -236,7 +236,7 @@ pub fn run(cfg: &DemoConfig) -> Result<DemoSummary, HarnessError> {
     services
         .location_map
         .set("repo", repo.display().to_string())?;
-    services.butler_factory = Some(crate::harness_butler::butler_factory(None));
+    services.butler_factory = Some(daf::harness_butler::butler_factory(None));
     let mut registry = StageRegistry::with_defaults();
     registry.register_parallel("daf.demo.BiasSubtractParallel", |_| {
         Ok(Box::new(BiasSubtract))

@@ -6,8 +6,8 @@
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use daf::bench::registry as rb;
 use daf_base::DataId;
+use daf_cli::bench::registry as rb;
 use daf_mappers::Mapper;
 
 fn completion(c: &mut Criterion) {

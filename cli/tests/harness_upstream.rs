@@ -69,7 +69,7 @@ fn a_registry_is_a_value_two_runs_two_registries() {
 #[test]
 fn cli_error_is_a_std_error() {
     fn takes(_: &dyn std::error::Error) {}
-    let e = daf::cli::CliError::new("boom");
+    let e = daf_cli::cli::CliError::new("boom");
     takes(&e);
     assert_eq!(e.to_string(), "boom");
     let boxed: Box<dyn std::error::Error> = Box::new(e);
@@ -445,7 +445,7 @@ fn readme_topology_and_events_commands_run_as_written() {
     ) {
         return;
     }
-    let readme = std::fs::read_to_string("README.md").unwrap();
+    let readme = std::fs::read_to_string("../README.md").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let root = std::env::current_dir().unwrap();
     for line in readme.lines().filter(|l| l.starts_with("printf ")) {

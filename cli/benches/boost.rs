@@ -10,8 +10,8 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use daf::bench::boost::{make_doubles, make_records, read_file, write_file, Record};
 use daf::storages::boost::ArchiveKind;
+use daf_cli::bench::boost::{make_doubles, make_records, read_file, write_file, Record};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)

@@ -11,7 +11,7 @@ use super::CliError;
 /// (optimal string alignment).
 ///
 /// ```
-/// use daf::cli::typos::distance;
+/// use daf_cli::cli::typos::distance;
 /// assert_eq!(distance("calexp", "calxep"), 1);
 /// assert_eq!(distance("visit", "visits"), 1);
 /// assert_eq!(distance("raw", "rwa"), 1);
@@ -48,7 +48,7 @@ pub fn distance(a: &str, b: &str) -> usize {
 /// apart; case differences count as half an edit).
 ///
 /// ```
-/// use daf::cli::typos::did_you_mean;
+/// use daf_cli::cli::typos::did_you_mean;
 /// let valid = ["calexp".to_string(), "raw".to_string()];
 /// assert_eq!(did_you_mean("calxp", &valid), Some("calexp"));
 /// assert_eq!(did_you_mean("RAW", &valid), Some("raw"));

@@ -21,8 +21,8 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = daf::cli::Cli::parse();
-    if let Err(e) = daf::cli::run(cli) {
+    let cli = daf_cli::cli::Cli::parse();
+    if let Err(e) = daf_cli::cli::run(cli) {
         eprintln!("daf: {}", e.message);
         std::process::exit(e.code);
     }

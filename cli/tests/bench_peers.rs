@@ -153,7 +153,7 @@ fn butler_peers_run_gen3() {
     }
     // The library entry point: the CLI's own rows (1,000 datasets and FITS
     // files) are slow in a debug build; the CLI path is the same call.
-    let rows: Vec<Value> = daf::bench::butler::peer_rows(true, 20)
+    let rows: Vec<Value> = daf_cli::bench::butler::peer_rows(true, 20)
         .unwrap()
         .iter()
         .map(|r| r.to_json("butler"))
