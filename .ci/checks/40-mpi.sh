@@ -11,7 +11,9 @@ command -v mpirun >/dev/null || { echo "mpirun not installed (apt-get install op
 # `--features` names the feature of each selected package: daf (the facade),
 # daf-cli (the binary, its mpi_pex test and benches) and daf-python all have `mpi`.
 cargo clippy --workspace --all-targets --features mpi -q -- -D warnings
-cargo build --release -p daf-cli --features mpi --bin daf -q
+# `testing`: the small stages the pipelines under tests/data/harness use
+# (daf.harness.ShareParallel, FailParallel, ...); a user's build leaves them out.
+cargo build --release -p daf-cli --features mpi,testing --bin daf -q
 daf=target/release/daf
 mpirun=(mpirun --oversubscribe)
 [ "$(id -u)" -eq 0 ] && mpirun+=(--allow-run-as-root)

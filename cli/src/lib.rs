@@ -9,7 +9,7 @@
 //!   butler, lifecycle, registry, policy, harness, show, boost, bench) and the
 //!   dispatch ([`cli::run`], or [`cli::run_with_registry`] for a binary that
 //!   adds its own harness stages, as `examples/custom_stages.rs` does);
-//! * [`bench`] — the measurements behind `daf bench AREA` and the criterion
+//! * [`mod@bench`] — the measurements behind `daf bench AREA` and the criterion
 //!   benches (`benches/`), each a ratio against a reference measured in the
 //!   same run;
 //! * [`demo`] — `daf demo`, the main job on embedded defaults.
