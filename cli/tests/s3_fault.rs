@@ -127,7 +127,7 @@ struct Weed {
 impl Weed {
     /// Starts one through the set-up script, in `dir`.
     fn start(dir: &Path) -> Weed {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/setup/20-seaweedfs.sh");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/setup/20-seaweedfs.sh");
         let o = Command::new("bash")
             .arg("-c")
             .arg(format!(
