@@ -151,7 +151,7 @@ fn lsst_shapes_exe() -> Option<PathBuf> {
     ) {
         return None;
     }
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/cpp/boost_lsst_shapes.cpp");
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/cpp/boost_lsst_shapes.cpp");
     let exe = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("boost_lsst_shapes");
     let fresh = match (std::fs::metadata(&exe), std::fs::metadata(&src)) {
         (Ok(e), Ok(s)) => e.modified().unwrap() >= s.modified().unwrap(),
